@@ -1,0 +1,276 @@
+/**
+ * The shared language of the Shardwise middlewares: the decoded record, the batch that the
+ * middlewares pass along on the event, the errors, and Lambda's checkpoint rule.
+ *
+ * Data flows one way. `kinesisDecode` builds the batch and attaches it to the event; parsers
+ * replace `data` and mark the records they cannot read; `eachRecord` runs the user's handler and
+ * marks outcomes; `partialFailures` turns the marks into the answer Lambda reads.
+ */
+
+import { validateOptions as middyValidateOptions, type OptionSchema } from '@middy/util'
+import type {
+  KinesisStreamBatchResponse,
+  KinesisStreamEvent,
+  KinesisStreamRecord,
+} from 'aws-lambda'
+
+export type {
+  Context,
+  KinesisStreamBatchResponse,
+  KinesisStreamEvent,
+  KinesisStreamRecord,
+} from 'aws-lambda'
+
+/** One user record of a Kinesis batch, after decoding; `data` is the payload in its current form. */
+export interface KinesisRecord<T = Uint8Array> {
+  /** The payload: bytes after `kinesisDecode`, the parsed value after a parser. */
+  data: T
+  partitionKey: string
+  /** Set only for KPL sub-records that carried an explicit hash key. */
+  explicitHashKey: string | undefined
+  /** Decimal string of up to 129 digits: compare with `compareSequenceNumbers`, never as numbers. */
+  sequenceNumber: string
+  /** Position inside a KPL aggregate; `undefined` for a record that was not aggregated. */
+  subSequenceNumber: number | undefined
+  /** Epoch seconds with a fraction, as Lambda sends it. */
+  approximateArrivalTimestamp: number
+  shardId: string
+  eventSourceARN: string
+  /** The record exactly as Lambda delivered it (for a KPL sub-record: its carrier). */
+  lambdaRecord: KinesisStreamRecord
+}
+
+/** Where a record stands in this invocation. */
+export const RecordStatus = {
+  /** Not handled (yet): decoded and waiting, or never started because an earlier record failed. */
+  Pending: 0,
+  /** The record handler finished without error. */
+  Succeeded: 1,
+  /** A step failed it: decoding, parsing, validation or the record handler. */
+  Failed: 2,
+  /** It failed, and a poison sink acknowledged it, so the shard may move past it. */
+  Diverted: 3,
+} as const
+export type RecordStatus = (typeof RecordStatus)[keyof typeof RecordStatus]
+
+/**
+ * The decoded batch, carried on the event under `BATCH`. `records` are in batch order with KPL
+ * sub-records expanded in place; `status[i]` and `errors.get(i)` describe `records[i]`.
+ */
+export interface RecordBatch<T = unknown> {
+  readonly records: KinesisRecord<T>[]
+  readonly status: Uint8Array
+  readonly errors: Map<number, RecordError>
+}
+
+/** `Symbol.for` so that two copies of this package in one bundle still find each other's batch. */
+export const BATCH: unique symbol = Symbol.for('@shardwise/batch') as never
+
+/** A Kinesis event that went through `kinesisDecode`. */
+export interface DecodedEvent<T = Uint8Array> extends KinesisStreamEvent {
+  [BATCH]: RecordBatch<T>
+}
+
+/** Returns the decoded batch of an event, or `undefined` when `kinesisDecode` did not run. */
+export function getBatch<T = unknown>(event: unknown): RecordBatch<T> | undefined {
+  if (typeof event !== 'object' || event === null) return undefined
+  return (event as Partial<DecodedEvent<T>>)[BATCH]
+}
+
+/** Records a failure of `records[index]`; the first failure of a record is the one kept. */
+export function failRecord(batch: RecordBatch, index: number, error: RecordError): void {
+  if (batch.status[index] === RecordStatus.Failed) return
+  batch.status[index] = RecordStatus.Failed
+  batch.errors.set(index, error)
+}
+
+/** Position of the first record that did not succeed and was not diverted, or -1. */
+export function firstUnfinished(batch: RecordBatch): number {
+  const { status } = batch
+  for (let i = 0; i < status.length; i++) {
+    const s = status[i]
+    if (s !== RecordStatus.Succeeded && s !== RecordStatus.Diverted) return i
+  }
+  return -1
+}
+
+/** Position of the first failed record, or -1. Records after it must not be started. */
+export function firstFailed(batch: RecordBatch): number {
+  return batch.status.indexOf(RecordStatus.Failed)
+}
+
+/**
+ * Lambda's checkpoint rule: it retries from the lowest reported sequence number, so the answer
+ * names exactly the first record that did not finish. A KPL sub-record reports its carrier.
+ */
+export function batchResponse(batch: RecordBatch): KinesisStreamBatchResponse {
+  const first = firstUnfinished(batch)
+  if (first === -1) return { batchItemFailures: [] }
+  return {
+    batchItemFailures: [{ itemIdentifier: (batch.records[first] as KinesisRecord).sequenceNumber }],
+  }
+}
+
+/** Orders Kinesis sequence numbers (decimal strings of up to 129 digits) without losing digits. */
+export function compareSequenceNumbers(a: string, b: string): number {
+  if (a.length !== b.length) return a.length < b.length ? -1 : 1
+  return a < b ? -1 : a > b ? 1 : 0
+}
+
+/** Where a record sits in its stream: what a person needs to find it again. */
+export interface RecordCoordinates {
+  shardId: string
+  sequenceNumber: string
+  subSequenceNumber: number | undefined
+  partitionKey: string
+}
+
+export function coordinatesOf(record: RecordCoordinates): RecordCoordinates {
+  return {
+    shardId: record.shardId,
+    sequenceNumber: record.sequenceNumber,
+    subSequenceNumber: record.subSequenceNumber,
+    partitionKey: record.partitionKey,
+  }
+}
+
+function describe(at: RecordCoordinates): string {
+  const sub = at.subSequenceNumber === undefined ? '' : ` sub-record ${at.subSequenceNumber}`
+  return `record ${at.sequenceNumber}${sub} of ${at.shardId} (partition key ${JSON.stringify(at.partitionKey)})`
+}
+
+/** Base of every error that belongs to one record; carries the record's coordinates. */
+export class RecordError extends Error {
+  override name = 'RecordError'
+  readonly shardId: string
+  readonly sequenceNumber: string
+  readonly subSequenceNumber: number | undefined
+  readonly partitionKey: string
+  /** True when retrying the record cannot help: bad bytes, bad JSON, a schema mismatch. */
+  readonly retryable: boolean
+
+  constructor(
+    at: RecordCoordinates,
+    message: string,
+    options?: { cause?: unknown; retryable?: boolean },
+  ) {
+    super(`${describe(at)}: ${message}`, { cause: options?.cause })
+    this.shardId = at.shardId
+    this.sequenceNumber = at.sequenceNumber
+    this.subSequenceNumber = at.subSequenceNumber
+    this.partitionKey = at.partitionKey
+    this.retryable = options?.retryable ?? true
+  }
+}
+
+/** The record's bytes could not be decoded (base64, decompression, KPL framing). */
+export class DecodeError extends RecordError {
+  override name = 'DecodeError'
+  constructor(at: RecordCoordinates, message: string, options?: { cause?: unknown }) {
+    super(at, message, { cause: options?.cause, retryable: false })
+  }
+}
+
+/** The record's bytes are not a valid payload of the expected format (JSON, Avro). */
+export class ParseError extends RecordError {
+  override name = 'ParseError'
+  constructor(at: RecordCoordinates, message: string, options?: { cause?: unknown }) {
+    super(at, message, { cause: options?.cause, retryable: false })
+  }
+}
+
+/** One problem a schema found, with the path to the offending value. */
+export interface ValidationIssue {
+  readonly message: string
+  readonly path: ReadonlyArray<PropertyKey>
+}
+
+/** The payload parsed but does not match the schema. */
+export class ValidationError extends RecordError {
+  override name = 'ValidationError'
+  readonly issues: ReadonlyArray<ValidationIssue>
+  constructor(at: RecordCoordinates, issues: ReadonlyArray<ValidationIssue>) {
+    const list = issues
+      .map(
+        (issue) =>
+          `${issue.path.length ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`,
+      )
+      .join('; ')
+    super(at, `does not match the schema: ${list}`, { retryable: false })
+    this.issues = issues
+  }
+}
+
+/**
+ * Throw this (or an error with `retryable: false`) from a record handler when retrying the
+ * record cannot succeed, so a poison sink may take it instead of blocking the shard.
+ */
+export class NonRetryableError extends Error {
+  override name = 'NonRetryableError'
+  readonly retryable = false
+}
+
+/** The user's record handler threw or rejected; the thrown value is the `cause`. */
+export class RecordHandlerError extends RecordError {
+  override name = 'RecordHandlerError'
+  constructor(at: RecordCoordinates, cause: unknown) {
+    super(at, `the record handler failed: ${messageOf(cause)}`, {
+      cause,
+      retryable: !isNonRetryable(cause),
+    })
+  }
+}
+
+function isNonRetryable(cause: unknown): boolean {
+  return (
+    typeof cause === 'object' &&
+    cause !== null &&
+    (cause as { retryable?: unknown }).retryable === false
+  )
+}
+
+/** A readable one-line message for any thrown value, `Error` or not. */
+export function messageOf(thrown: unknown): string {
+  if (thrown instanceof Error) return thrown.message || thrown.name
+  if (typeof thrown === 'string') return thrown
+  try {
+    return `non-Error value thrown: ${JSON.stringify(thrown)}`
+  } catch {
+    return `non-Error value thrown: ${String(thrown)}`
+  }
+}
+
+/** The event is not a Kinesis event, or an option is wrong: a mistake in the wiring, not in a record. */
+export class ConfigurationError extends Error {
+  override name = 'ConfigurationError'
+}
+
+/**
+ * Checks a middleware's options once, when it is built, with the rules of `@middy/util`'s
+ * `validateOptions`; a mistake throws a `ConfigurationError` whose message names the package.
+ */
+export type { OptionSchema } from '@middy/util'
+
+export function checkOptions<T extends object>(
+  packageName: string,
+  schema: OptionSchema,
+  options: T | undefined,
+): T {
+  try {
+    middyValidateOptions(packageName, schema, (options ?? {}) as Record<string, unknown>)
+    return options ?? ({} as T)
+  } catch (error) {
+    throw new ConfigurationError(`${packageName}: ${messageOf(error)}`, { cause: error })
+  }
+}
+
+/** What `eventSource` an event claims, for an error message that says what arrived instead. */
+export function eventSourceOf(event: unknown): string {
+  if (typeof event !== 'object' || event === null)
+    return `a ${event === null ? 'null' : typeof event} event`
+  const records = (event as { Records?: unknown }).Records
+  if (!Array.isArray(records)) return 'an event without Records'
+  const first = records[0] as { eventSource?: unknown; EventSource?: unknown } | undefined
+  const source = first?.eventSource ?? first?.EventSource
+  return typeof source === 'string' ? source : 'records without eventSource'
+}

@@ -1,0 +1,214 @@
+/**
+ * `partialFailures()`: shapes the answer Lambda reads, `{ batchItemFailures }`, so that it
+ * checkpoints exactly at the first record that did not succeed, and logs what failed.
+ *
+ * It reads three sources, takes the lowest sequence number of all, and never names a record
+ * that is not in the batch:
+ * - the decoded batch (records failed by decoding or parsing, and by `eachRecord`);
+ * - a handler's own `{ batchItemFailures }`;
+ * - the middy convention: an array of `Promise.allSettled` results in `event.Records` order.
+ */
+import type { MiddlewareObj } from '@middy/core'
+import {
+  ConfigurationError,
+  checkOptions,
+  compareSequenceNumbers,
+  coordinatesOf,
+  getBatch,
+  type KinesisRecord,
+  type KinesisStreamBatchResponse,
+  type KinesisStreamEvent,
+  type OptionSchema,
+  type RecordBatch,
+  RecordStatus,
+} from '@shardwise/core'
+
+const pkg = '@shardwise/partial-failures'
+
+/** What the middleware logs with: a Powertools `Logger`, `console`, pino, or anything alike. */
+export interface Logger {
+  error(message: string, ...details: unknown[]): void
+  warn(message: string, ...details: unknown[]): void
+  info(message: string, ...details: unknown[]): void
+  debug(message: string, ...details: unknown[]): void
+}
+
+export interface PartialFailuresOptions {
+  /** Where failures and the batch summary go. Default `console`; `false` logs nothing. */
+  logger?: Logger | false
+}
+
+const optionSchema: OptionSchema = {
+  type: 'object',
+  properties: { logger: { oneOf: [{ const: false }, { type: 'object' }] } },
+  additionalProperties: false,
+}
+
+const levels = ['error', 'warn', 'info', 'debug'] as const
+
+/**
+ * @example
+ * export const handler = middy(eachRecord(async (record) => save(record.data)))
+ *   .use(kinesisDecode())
+ *   .use(partialFailures({ logger: new Logger() }))
+ */
+export function partialFailures(
+  options?: PartialFailuresOptions,
+): MiddlewareObj<KinesisStreamEvent, KinesisStreamBatchResponse> {
+  const { logger = console } = checkOptions(pkg, optionSchema, options)
+  if (logger !== false && !levels.every((level) => typeof logger[level] === 'function')) {
+    throw new ConfigurationError(`${pkg}: logger needs ${levels.join(', ')} methods, or false`)
+  }
+  const log = logger === false ? undefined : logger
+
+  return {
+    after(request) {
+      request.response = answer(request.event, request.response, log)
+    },
+    // A thrown batch handler is rethrown, untouched: Lambda then retries the whole batch, and
+    // with BisectBatchOnFunctionError splits it to corner the record that throws. Reporting
+    // the first record instead would retry the same way but hide the error from Lambda's
+    // error metrics and switch bisection off.
+    onError(request) {
+      log?.error('the batch handler threw; Lambda will retry the whole batch', request.error)
+    },
+  }
+}
+
+interface Failure {
+  sequenceNumber: string
+  /** Coordinates and error, for the log. */
+  details: Record<string, unknown>
+}
+
+function answer(
+  event: KinesisStreamEvent,
+  response: unknown,
+  log: Logger | undefined,
+): KinesisStreamBatchResponse {
+  const lambdaRecords: KinesisStreamEvent['Records'] = Array.isArray(event?.Records)
+    ? event.Records
+    : []
+  const batch = getBatch(event)
+  const failures: Failure[] = []
+
+  if (batch !== undefined) collectBatchFailures(batch, failures)
+  if (Array.isArray(response)) {
+    collectSettledFailures(response, lambdaRecords, failures)
+  } else {
+    collectReportedFailures(response, lambdaRecords, failures, log)
+  }
+
+  let checkpoint: string | undefined
+  for (const failure of failures) {
+    if (
+      checkpoint === undefined ||
+      compareSequenceNumbers(failure.sequenceNumber, checkpoint) < 0
+    ) {
+      checkpoint = failure.sequenceNumber
+    }
+  }
+
+  if (log !== undefined) {
+    for (const failure of failures) log.error('record failed', failure.details)
+    const summary = summarize(batch, lambdaRecords.length, failures.length, checkpoint)
+    if (checkpoint === undefined) log.debug('batch done', summary)
+    else log.warn('batch done with failures', summary)
+  }
+
+  return { batchItemFailures: checkpoint === undefined ? [] : [{ itemIdentifier: checkpoint }] }
+}
+
+/** Every record that a step of the chain failed. */
+function collectBatchFailures(batch: RecordBatch, failures: Failure[]) {
+  for (const [index, error] of batch.errors) {
+    if (batch.status[index] !== RecordStatus.Failed) continue
+    failures.push({
+      sequenceNumber: error.sequenceNumber,
+      details: { ...coordinatesOf(error), error },
+    })
+  }
+}
+
+function collectSettledFailures(
+  results: unknown[],
+  lambdaRecords: KinesisStreamEvent['Records'],
+  failures: Failure[],
+) {
+  for (let i = 0; i < results.length; i++) {
+    const result = results[i] as PromiseSettledResult<unknown> | undefined
+    if (result?.status !== 'rejected') continue
+    const lambdaRecord = lambdaRecords[i]
+    // A result without a record cannot be placed; retrying from the start loses nothing.
+    const at = lambdaRecord ?? lambdaRecords[0]
+    if (at === undefined) continue
+    const record = {
+      shardId: at.eventID.split(':')[0] ?? at.eventID,
+      sequenceNumber: at.kinesis.sequenceNumber,
+      subSequenceNumber: undefined,
+      partitionKey: at.kinesis.partitionKey,
+    }
+    failures.push({
+      sequenceNumber: record.sequenceNumber,
+      details: { ...record, error: result.reason },
+    })
+  }
+}
+
+function collectReportedFailures(
+  response: unknown,
+  lambdaRecords: KinesisStreamEvent['Records'],
+  failures: Failure[],
+  log: Logger | undefined,
+) {
+  const reported = (response as Partial<KinesisStreamBatchResponse> | null | undefined)
+    ?.batchItemFailures
+  if (!Array.isArray(reported) || reported.length === 0) return
+  const known = new Set(lambdaRecords.map((record) => record.kinesis.sequenceNumber))
+  for (const item of reported) {
+    const id = (item as { itemIdentifier?: unknown } | null)?.itemIdentifier
+    if (typeof id === 'string' && known.has(id)) {
+      if (failures.some((failure) => failure.sequenceNumber === id)) continue
+      failures.push({ sequenceNumber: id, details: { sequenceNumber: id, reportedBy: 'handler' } })
+      continue
+    }
+    // Lambda fails the whole batch on an empty or unknown identifier; say so explicitly, with a
+    // record that exists, rather than send something whose effect is undocumented.
+    const first = lambdaRecords[0]
+    if (first === undefined) continue
+    log?.error('the handler reported an identifier that is not in the batch; retrying all', {
+      itemIdentifier: id,
+    })
+    failures.push({
+      sequenceNumber: first.kinesis.sequenceNumber,
+      details: {
+        sequenceNumber: first.kinesis.sequenceNumber,
+        reportedBy: 'handler',
+        itemIdentifier: id,
+      },
+    })
+  }
+}
+
+function summarize(
+  batch: RecordBatch | undefined,
+  lambdaRecords: number,
+  failed: number,
+  checkpoint: string | undefined,
+) {
+  const summary: Record<string, unknown> = { lambdaRecords, failed, checkpoint: checkpoint ?? null }
+  if (batch !== undefined) {
+    let succeeded = 0
+    let pending = 0
+    for (const s of batch.status) {
+      if (s === RecordStatus.Succeeded) succeeded++
+      else if (s === RecordStatus.Pending) pending++
+    }
+    summary.records = batch.records.length
+    summary.succeeded = succeeded
+    summary.notHandled = pending
+  }
+  return summary
+}
+
+export type { KinesisRecord }
