@@ -1,0 +1,7 @@
+import { confluentOfBase64 } from '../avro.js'
+import { powertoolsBatch } from '../peers/powertools.js'
+import type { Sink } from '../types.js'
+
+export const label = 'Powertools batch, handler decodes with avsc'
+export const make = (sink: Sink) =>
+  powertoolsBatch((kinesis) => confluentOfBase64(kinesis.data), sink)

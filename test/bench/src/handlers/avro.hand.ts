@@ -1,0 +1,6 @@
+import { avroOfBase64 } from '../avro.js'
+import { handLoop } from '../peers/hand.js'
+import type { Sink } from '../types.js'
+
+export const label = 'raw avsc loop (Type.fromBuffer)'
+export const make = (sink: Sink) => handLoop((kinesis) => avroOfBase64(kinesis.data), sink)

@@ -1,0 +1,362 @@
+/**
+ * `pnpm bench [--quick] [--only json-10k,kpl] [--skip speed,memory,cold] [--write | --no-write]`
+ *
+ * Every comparison runs in a fresh child process on the same event file. Speed: a first run
+ * checks the output against the hand-written loop of its format, then warm-up runs, then timed
+ * runs (median and quartiles). Memory: peak RSS over a few invocations in a fresh process. Cold
+ * start: each handler bundled with esbuild, then imported and invoked once per fresh process.
+ */
+import { execFileSync, fork } from 'node:child_process'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { KinesisStreamEvent } from 'aws-lambda'
+import { type Bundle, bundle, handlerEntry } from './bundle.js'
+import type { ColdStart } from './cold-start.js'
+import { avroPayloads, eventOf, gzipPayloads, jsonPayloads, kplPayloads } from './events.js'
+import { type HandlerFile, handlerFiles, loadHandler, REFERENCE } from './handlers.js'
+import type { MemoryResult, MemoryTask, SpeedResult, SpeedTask } from './measure.js'
+import { type Spread, spreadOf } from './output.js'
+import { type Workload, workloads } from './workloads.js'
+
+const args = process.argv.slice(2)
+const flag = (name: string) => args.includes(`--${name}`)
+const listOf = (name: string) => {
+  const at = args.indexOf(`--${name}`)
+  return at === -1 ? [] : (args[at + 1] ?? '').split(',').filter(Boolean)
+}
+const quick = flag('quick')
+const only = listOf('only')
+const skip = new Set(listOf('skip'))
+const write = flag('write') || (!quick && only.length === 0 && skip.size === 0 && !flag('no-write'))
+
+const settings = quick
+  ? { seconds: 1.5, minRuns: 3, runsScale: 0.25, warmup: 3, coldSamples: 3, memoryInvocations: 2 }
+  : { seconds: 6, minRuns: 5, runsScale: 1, warmup: 10, coldSamples: 9, memoryInvocations: 3 }
+
+const dist = new URL('./', import.meta.url)
+const measureJs = fileURLToPath(new URL('measure.js', dist))
+const coldStartJs = fileURLToPath(new URL('cold-start.js', dist))
+const repoRoot = fileURLToPath(new URL('../../../', dist))
+const tmp = mkdtempSync(join(tmpdir(), 'shardwise-bench-'))
+
+const selected = (id: string) => only.length === 0 || only.some((o) => id.includes(o))
+
+function writeEvent(name: string, event: KinesisStreamEvent): string {
+  const file = join(tmp, `${name}.json`)
+  writeFileSync(file, JSON.stringify(event))
+  return file
+}
+
+function child<T>(task: SpeedTask | MemoryTask): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const process_ = fork(measureJs, [JSON.stringify(task)], {
+      execArgv: ['--expose-gc'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    let result: T | undefined
+    process_.on('message', (message) => {
+      result = message as T
+    })
+    process_.on('error', reject)
+    process_.on('exit', (code) => {
+      if (code === 0 && result !== undefined) resolve(result)
+      else reject(new Error(`${task.handler?.id ?? 'baseline'}: child exited with ${code}`))
+    })
+  })
+}
+
+const ns = (ms: number, records: number) => (ms * 1e6) / records
+const int = (n: number) => Math.round(n).toLocaleString('en-US')
+const fixed = (n: number, digits = 2) => n.toFixed(digits)
+const kb = (bytes: number) => `${(bytes / 1000).toFixed(1)} KB`
+const mb = (kilobytes: number) => `${(kilobytes / 1024).toFixed(0)} MB`
+
+/** A Markdown table with padded columns, as the repository's formatter (biome) writes them. */
+function table(header: string[], rows: string[][]): string {
+  const widths = header.map((cell, c) =>
+    Math.max(3, cell.length, ...rows.map((row) => (row[c] ?? '').length)),
+  )
+  const line = (cells: string[]) =>
+    `| ${widths.map((width, c) => (cells[c] ?? '').padEnd(width)).join(' | ')} |`
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n')
+}
+
+const labels = new Map<string, string>()
+async function labelOf(file: HandlerFile): Promise<string> {
+  let label = labels.get(file.id)
+  if (label === undefined) {
+    label = (await loadHandler(file)).label
+    labels.set(file.id, label)
+  }
+  return label
+}
+
+// ---------------------------------------------------------------------------------------------
+// Speed
+
+interface SpeedRow {
+  file: HandlerFile
+  result: SpeedResult | undefined
+  error: string | undefined
+  spread: Spread | undefined
+}
+
+async function speedOf(workload: Workload, eventFile: string): Promise<string> {
+  const rows: SpeedRow[] = []
+  for (const file of handlerFiles(workload.format)) {
+    const task: SpeedTask = {
+      mode: 'speed',
+      handler: { id: file.id, href: file.href },
+      eventFile,
+      warmup: Math.max(3, Math.round(settings.warmup * (workload.records <= 100 ? 20 : 1))),
+      runs: Math.max(settings.minRuns, Math.round(workload.runs * settings.runsScale)),
+      seconds: settings.seconds,
+      minRuns: settings.minRuns,
+      // A full GC costs milliseconds: before a run of a small batch it would dwarf the run.
+      gcEachRun: workload.records > 1000,
+    }
+    try {
+      const result = await child<SpeedResult>(task)
+      rows.push({ file, result, error: undefined, spread: spreadOf(result.samples) })
+    } catch (error) {
+      rows.push({ file, result: undefined, error: String(error), spread: undefined })
+    }
+    const last = rows.at(-1) as SpeedRow
+    process.stderr.write(
+      `  ${workload.id} ${file.id}: ${last.spread ? `${int(ns(last.spread.median, workload.records))} ns/record` : last.error}\n`,
+    )
+  }
+  const reference = rows.find((row) => row.file.path === REFERENCE)
+  const out: string[][] = []
+  for (const row of rows) {
+    const label = await labelOf(row.file)
+    const { result, spread } = row
+    if (result === undefined || spread === undefined) {
+      out.push([label, `failed: ${row.error}`, '', '', ''])
+      continue
+    }
+    if (reference?.result !== undefined && result.digest !== reference.result.digest) {
+      out.push([
+        label,
+        `output differs from the reference (${result.digest} instead of ${reference.result.digest}): not compared`,
+        '',
+        '',
+        '',
+      ])
+      continue
+    }
+    const ratio = reference?.spread ? fixed(spread.median / reference.spread.median) : ''
+    out.push([
+      label,
+      int(ns(spread.median, workload.records)),
+      `${int(ns(spread.p25, workload.records))}–${int(ns(spread.p75, workload.records))}`,
+      ratio,
+      String(result.samples.length),
+    ])
+  }
+  return `### ${workload.id}: ${workload.title}\n\n${table(
+    ['path', 'ns/record (median)', 'p25–p75', 'vs reference', 'runs'],
+    out,
+  )}\n\nSame output (${reference?.result?.digest ?? 'no reference'}) from every row that has numbers.`
+}
+
+// ---------------------------------------------------------------------------------------------
+// Memory
+
+async function memoryOf(workload: Workload, eventFile: string): Promise<string[][]> {
+  const rows: string[][] = []
+  const task = (file: HandlerFile | undefined): MemoryTask => ({
+    mode: 'memory',
+    handler: file && { id: file.id, href: file.href },
+    eventFile,
+    invocations: settings.memoryInvocations,
+  })
+  const baseline = await child<MemoryResult>(task(undefined))
+  rows.push([workload.id, 'event only (handler does nothing)', mb(baseline.peakKB), '0 MB'])
+  for (const file of handlerFiles(workload.format)) {
+    const result = await child<MemoryResult>(task(file))
+    rows.push([
+      workload.id,
+      await labelOf(file),
+      mb(result.peakKB),
+      mb(result.peakKB - baseline.peakKB),
+    ])
+  }
+  return rows
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cold start and size
+
+const coldEvents: Record<string, () => KinesisStreamEvent> = {
+  json: () => eventOf(jsonPayloads(100)),
+  zod: () => eventOf(jsonPayloads(100)),
+  valibot: () => eventOf(jsonPayloads(100)),
+  kpl: () => eventOf(kplPayloads(1, 100)),
+  gzip: () => eventOf(gzipPayloads(100, 10)),
+  avro: () => eventOf(avroPayloads(100, 'raw')),
+  'avro-confluent': () => eventOf(avroPayloads(100, 'confluent')),
+}
+
+/** The core chain's modules; a package not installed yet is left out and named in the report. */
+const coreChain: Array<[pkg: string, names: string[]]> = [
+  ['@shardwise/kinesis-decode', ['kinesisDecode']],
+  ['@shardwise/json-parse', ['jsonParse']],
+  ['@shardwise/partial-failures', ['eachRecord', 'partialFailures']],
+]
+
+function resolvable(pkg: string): boolean {
+  try {
+    import.meta.resolve(pkg)
+    return true
+  } catch {
+    return false
+  }
+}
+
+async function sizesAndColdStarts(): Promise<string> {
+  const bundles = join(tmp, 'bundles')
+  mkdirSync(bundles)
+  const formats = new Set(workloads.filter((w) => selected(w.id)).map((w) => w.format))
+  const files = handlerFiles().filter((file) => formats.has(file.format))
+  const built: Array<{ file: HandlerFile; bundle: Bundle; eventFile: string }> = []
+  for (const file of files) {
+    const make = coldEvents[file.format]
+    if (make === undefined) continue
+    const b = await bundle(handlerEntry(fileURLToPath(file.href)), join(bundles, `${file.id}.mjs`))
+    built.push({ file, bundle: b, eventFile: writeEvent(`cold-${file.format}`, make()) })
+  }
+
+  // Round-robin, so that drift in the machine's speed spreads over every handler alike.
+  const samples = new Map<string, ColdStart[]>()
+  for (let s = 0; s < settings.coldSamples; s++) {
+    for (const { file, bundle: b, eventFile } of built) {
+      const out = execFileSync(process.execPath, [coldStartJs, b.outfile, eventFile], {
+        encoding: 'utf8',
+      })
+      const list = samples.get(file.id) ?? []
+      list.push(JSON.parse(out) as ColdStart)
+      samples.set(file.id, list)
+    }
+  }
+  const rows: string[][] = []
+  for (const { file, bundle: b } of built) {
+    const list = samples.get(file.id) ?? []
+    const total = spreadOf(list.map((c) => c.total))
+    const init = spreadOf(list.map((c) => c.init))
+    const invoke = spreadOf(list.map((c) => c.invoke))
+    rows.push([
+      file.format,
+      await labelOf(file),
+      kb(b.bytes),
+      kb(b.gzipBytes),
+      `${fixed(total.median, 1)} (${fixed(total.p25, 1)}–${fixed(total.p75, 1)})`,
+      fixed(init.median, 1),
+      fixed(invoke.median, 1),
+    ])
+  }
+
+  const present = coreChain.filter(([pkg]) => resolvable(pkg))
+  const missing = coreChain.filter(([pkg]) => !resolvable(pkg)).map(([pkg]) => pkg)
+  const core = await bundle(
+    present.map(([pkg, names]) => `export { ${names.join(', ')} } from '${pkg}'`).join('\n'),
+    join(bundles, 'core-chain.mjs'),
+    ['@middy/core'],
+  )
+  const coreRows = [...core.byModule].map(([name, bytes]) => [name, kb(bytes)])
+  coreRows.push(['**whole bundle**', `**${kb(core.bytes)}** (gzip ${kb(core.gzipBytes)})`])
+
+  return [
+    `Each handler bundled with esbuild (minified, ESM, platform node, target node22, \`@aws-sdk/*\` external). Cold start: a fresh \`node\` process imports the bundle and invokes it once with a 100-record event of its format; ${settings.coldSamples} processes per handler, interleaved. Times in ms; "first invocation done" counts from the start of the process.`,
+    table(
+      [
+        'format',
+        'handler',
+        'bundle',
+        'gzip',
+        'first invocation done (p25–p75)',
+        'import',
+        'invoke',
+      ],
+      rows,
+    ),
+    `### Core chain bundle\n\n${present
+      .map(([pkg, names]) => `\`${names.join('`, `')}\` from \`${pkg}\``)
+      .join(
+        '; ',
+      )}, \`@middy/core\` external, no schema library. Target: at most 10 KB minified.${missing.length ? ` Not installed yet, so not counted: ${missing.map((m) => `\`${m}\``).join(', ')}.` : ''}`,
+    table(['module', 'minified bytes in the bundle'], coreRows),
+  ].join('\n\n')
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function cpuModel(): string {
+  return `${cpus()[0]?.model.trim() ?? 'unknown CPU'} × ${cpus().length}`
+}
+
+const started = Date.now()
+const sections: string[] = []
+const command = `pnpm bench${args.length ? ` ${args.join(' ')}` : ''}`
+sections.push(
+  `Made by \`${command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, Node ${process.version}, ${cpuModel()}.`,
+)
+
+try {
+  const chosen = workloads.filter((w) => selected(w.id))
+  const eventFiles = new Map<string, string>()
+  for (const workload of chosen)
+    eventFiles.set(workload.id, writeEvent(workload.id, workload.event()))
+
+  if (!skip.has('speed')) {
+    const speed: string[] = []
+    for (const workload of chosen) {
+      process.stderr.write(`speed: ${workload.id}\n`)
+      speed.push(await speedOf(workload, eventFiles.get(workload.id) as string))
+      console.log(`\n${speed.at(-1)}\n`)
+    }
+    sections.push(
+      `## Speed\n\nOne child process per row; a first run checks that the row's output (the values its record handler receives and the checkpoint it answers) equals the reference's, then warm-up runs, then timed runs (at most ${settings.seconds} s per row, at least ${settings.minRuns} runs). Each run gets a freshly parsed event and starts after a full GC.\n\n${speed.join('\n\n')}`,
+    )
+  }
+
+  if (!skip.has('memory')) {
+    const rows: string[][] = []
+    for (const workload of chosen.filter((w) => w.memory)) {
+      process.stderr.write(`memory: ${workload.id}\n`)
+      rows.push(...(await memoryOf(workload, eventFiles.get(workload.id) as string)))
+    }
+    if (rows.length > 0) {
+      const memory = `## Memory\n\nPeak RSS (\`process.resourceUsage().maxRSS\`) of a fresh process that reads the event and runs ${settings.memoryInvocations} invocations, each on a freshly parsed event; "over event only" subtracts the peak of a handler that does nothing.\n\n${table(['workload', 'path', 'peak RSS', 'over event only'], rows)}`
+      console.log(`\n${memory}\n`)
+      sections.push(memory)
+    }
+  }
+
+  if (!skip.has('cold')) {
+    process.stderr.write('bundles and cold starts\n')
+    const cold = `## Bundle size and cold start\n\n${await sizesAndColdStarts()}`
+    console.log(`\n${cold}\n`)
+    sections.push(cold)
+  }
+} finally {
+  rmSync(tmp, { recursive: true, force: true })
+}
+
+sections.push(`Whole run: ${Math.round((Date.now() - started) / 1000)} s.`)
+const report = sections.join('\n\n')
+
+if (write) {
+  const file = join(repoRoot, 'BENCHMARKS.md')
+  const text = readFileSync(file, 'utf8')
+  const begin = '<!-- bench:begin -->'
+  const end = '<!-- bench:end -->'
+  const from = text.indexOf(begin)
+  const to = text.indexOf(end)
+  if (from === -1 || to === -1) throw new Error(`${file} lacks the ${begin} and ${end} markers`)
+  writeFileSync(file, `${text.slice(0, from + begin.length)}\n${report}\n${text.slice(to)}`)
+  console.log(`\nwrote ${file}`)
+}
+console.log(`\nWhole run: ${Math.round((Date.now() - started) / 1000)} s.`)

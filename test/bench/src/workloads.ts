@@ -1,0 +1,116 @@
+/**
+ * The workloads: one event per workload, the same bytes for every compared path. `format`
+ * picks the handlers (`src/handlers/<format>.<path>.ts`) that run it.
+ */
+import type { KinesisStreamEvent } from 'aws-lambda'
+import {
+  avroPayloads,
+  eventOf,
+  gzipPayloads,
+  jsonPayloads,
+  kplPayloads,
+  largeJsonPayloads,
+} from './events.js'
+
+export interface Workload {
+  id: string
+  title: string
+  format: string
+  /** User records in `event()`: what "per record" means in the tables. */
+  records: number
+  event(): KinesisStreamEvent
+  /** A few records of the same kind, for the smoke test that every path gives the same output. */
+  small(): KinesisStreamEvent
+  /** Timed runs at most in a full run (each path also stops after `seconds`). */
+  runs: number
+  /** Measure peak RSS too. */
+  memory?: boolean
+}
+
+const MiB = 1024 * 1024
+
+export const workloads: Workload[] = [
+  {
+    id: 'json-10k',
+    title: '10,000 records of ~150-byte JSON, no schema',
+    format: 'json',
+    records: 10_000,
+    event: () => eventOf(jsonPayloads(10_000)),
+    small: () => eventOf(jsonPayloads(20)),
+    runs: 40,
+    memory: true,
+  },
+  {
+    id: 'json-100',
+    title: '100 records of ~150-byte JSON, no schema',
+    format: 'json',
+    records: 100,
+    event: () => eventOf(jsonPayloads(100)),
+    small: () => eventOf(jsonPayloads(20)),
+    runs: 2000,
+  },
+  {
+    id: 'json-6mb',
+    title: '6 MB batch: 4 records of 1 MiB JSON (arrays of orders)',
+    format: 'json',
+    records: 4,
+    event: () => eventOf(largeJsonPayloads(4, MiB)),
+    small: () => eventOf(largeJsonPayloads(2, 16 * 1024)),
+    runs: 40,
+    memory: true,
+  },
+  {
+    id: 'zod-10k',
+    title: '10,000 records of ~150-byte JSON, zod schema',
+    format: 'zod',
+    records: 10_000,
+    event: () => eventOf(jsonPayloads(10_000)),
+    small: () => eventOf(jsonPayloads(20)),
+    runs: 30,
+  },
+  {
+    id: 'valibot-10k',
+    title: '10,000 records of ~150-byte JSON, valibot schema',
+    format: 'valibot',
+    records: 10_000,
+    event: () => eventOf(jsonPayloads(10_000)),
+    small: () => eventOf(jsonPayloads(20)),
+    runs: 30,
+  },
+  {
+    id: 'kpl-100x100',
+    title: '100 KPL aggregates of 100 JSON records (10,000 user records)',
+    format: 'kpl',
+    records: 10_000,
+    event: () => eventOf(kplPayloads(100, 100)),
+    small: () => eventOf(kplPayloads(3, 5)),
+    runs: 30,
+  },
+  {
+    id: 'gzip-1k',
+    title: '1,000 gzip records: CloudWatch Logs subscription payloads of 10 log events',
+    format: 'gzip',
+    records: 1_000,
+    event: () => eventOf(gzipPayloads(1_000, 10)),
+    small: () => eventOf(gzipPayloads(5, 3)),
+    runs: 40,
+  },
+  {
+    id: 'avro-10k',
+    title: '10,000 Avro records (raw datum, known schema)',
+    format: 'avro',
+    records: 10_000,
+    event: () => eventOf(avroPayloads(10_000, 'raw')),
+    small: () => eventOf(avroPayloads(20, 'raw')),
+    runs: 30,
+  },
+  {
+    id: 'avro-confluent-10k',
+    title: '10,000 Avro records, Confluent-framed (schema id 42, cached)',
+    format: 'avro-confluent',
+    records: 10_000,
+    event: () => eventOf(avroPayloads(10_000, 'confluent')),
+    small: () => eventOf(avroPayloads(20, 'confluent')),
+    runs: 30,
+  },
+]
