@@ -12,13 +12,24 @@ export interface SpeedTask {
   mode: 'speed'
   handler: HandlerRef
   eventFile: string
-  warmup: number
-  runs: number
-  /** Stop taking samples after this long (but take at least `minRuns`). */
-  seconds: number
-  minRuns: number
   /** Start each run after a full GC, so that one run's garbage is not collected in the next. */
   gcEachRun: boolean
+}
+
+/** Parent to a speed child: run `runs` times and answer with the samples; `runs: 0` ends it. */
+export interface SpeedRequest {
+  runs: number
+}
+
+/** A speed child's first message: what the path outputs, and how long the check run took. */
+export interface SpeedReady {
+  digest: string
+  firstRunMs: number
+}
+
+/** A speed child's answer to a request: milliseconds per run. */
+export interface SpeedSamples {
+  samples: number[]
 }
 
 export interface MemoryTask {
@@ -29,13 +40,6 @@ export interface MemoryTask {
   invocations: number
 }
 
-export interface SpeedResult {
-  digest: string
-  /** Milliseconds per invocation. */
-  samples: number[]
-  warmup: number
-}
-
 export interface MemoryResult {
   /** Kilobytes of peak RSS before the first invocation (event text read, handler loaded). */
   beforeKB: number
@@ -44,14 +48,22 @@ export interface MemoryResult {
 
 const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined)
 
-async function speed(task: SpeedTask): Promise<SpeedResult> {
+/**
+ * Checks the output, then waits for requests: the parent asks every path of a workload in
+ * turn for a few runs, so that a burst of load on the machine hits them all alike.
+ */
+async function speed(task: SpeedTask): Promise<void> {
   const text = readFileSync(task.eventFile, 'utf8')
   const module = await loadHandler(task.handler)
   const context = lambdaContext()
 
   const { sink: collect, values } = collector()
+  const firstStart = performance.now()
   const response = await module.make(collect)(JSON.parse(text), context)
+  const firstRunMs = performance.now() - firstStart
   const digest = digestOf({ values, checkpoint: checkpointOf(response) })
+  const expected = values.length
+  values.length = 0
 
   let count = 0
   const handler: BenchHandler = module.make(() => {
@@ -65,29 +77,27 @@ async function speed(task: SpeedTask): Promise<SpeedResult> {
     const start = performance.now()
     await handler(event, context)
     const elapsed = performance.now() - start
-    if (count !== values.length) {
-      throw new Error(`${task.handler.id}: ${count} records handled, expected ${values.length}`)
+    if (count !== expected) {
+      throw new Error(`${task.handler.id}: ${count} records handled, expected ${expected}`)
     }
     return elapsed
   }
 
-  const deadline = performance.now() + task.seconds * 1000
-  let warmup = 0
-  while (
-    warmup < task.warmup &&
-    (warmup < 2 || performance.now() < deadline - task.seconds * 500)
-  ) {
-    await run()
-    warmup++
-  }
-  const samples: number[] = []
-  while (
-    samples.length < task.runs &&
-    (samples.length < task.minRuns || performance.now() < deadline)
-  ) {
-    samples.push(await run())
-  }
-  return { digest, samples, warmup }
+  process.on('message', (request: SpeedRequest) => {
+    if (request.runs === 0) {
+      process.disconnect()
+      return
+    }
+    void (async () => {
+      const samples: number[] = []
+      for (let i = 0; i < request.runs; i++) samples.push(await run())
+      process.send?.({ samples } satisfies SpeedSamples)
+    })().catch((error: unknown) => {
+      console.error(error)
+      process.exit(1)
+    })
+  })
+  process.send?.({ digest, firstRunMs } satisfies SpeedReady)
 }
 
 async function memory(task: MemoryTask): Promise<MemoryResult> {
@@ -103,5 +113,5 @@ async function memory(task: MemoryTask): Promise<MemoryResult> {
 }
 
 const task = JSON.parse(process.argv[2] as string) as SpeedTask | MemoryTask
-const result = task.mode === 'speed' ? await speed(task) : await memory(task)
-process.send?.(result)
+if (task.mode === 'speed') await speed(task)
+else process.send?.(await memory(task))

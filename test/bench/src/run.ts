@@ -8,7 +8,7 @@
  */
 import { execFileSync, fork } from 'node:child_process'
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { cpus, tmpdir } from 'node:os'
+import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { KinesisStreamEvent } from 'aws-lambda'
@@ -16,7 +16,14 @@ import { type Bundle, bundle, handlerEntry } from './bundle.js'
 import type { ColdStart } from './cold-start.js'
 import { avroPayloads, eventOf, gzipPayloads, jsonPayloads, kplPayloads } from './events.js'
 import { type HandlerFile, handlerFiles, loadHandler, REFERENCE } from './handlers.js'
-import type { MemoryResult, MemoryTask, SpeedResult, SpeedTask } from './measure.js'
+import type {
+  MemoryResult,
+  MemoryTask,
+  SpeedReady,
+  SpeedRequest,
+  SpeedSamples,
+  SpeedTask,
+} from './measure.js'
 import { type Spread, spreadOf } from './output.js'
 import { type Workload, workloads } from './workloads.js'
 
@@ -49,7 +56,7 @@ function writeEvent(name: string, event: KinesisStreamEvent): string {
   return file
 }
 
-function child<T>(task: SpeedTask | MemoryTask): Promise<T> {
+function child<T>(task: MemoryTask): Promise<T> {
   return new Promise((resolve, reject) => {
     const process_ = fork(measureJs, [JSON.stringify(task)], {
       execArgv: ['--expose-gc'],
@@ -65,6 +72,49 @@ function child<T>(task: SpeedTask | MemoryTask): Promise<T> {
       else reject(new Error(`${task.handler?.id ?? 'baseline'}: child exited with ${code}`))
     })
   })
+}
+
+/** A speed child: answers its first message (`SpeedReady`), then one `SpeedSamples` per request. */
+class SpeedChild {
+  readonly ready: Promise<SpeedReady>
+  private readonly process_
+  private waiting: { resolve: (value: never) => void; reject: (error: Error) => void } | undefined
+  private failure: Error | undefined
+
+  constructor(task: SpeedTask) {
+    this.process_ = fork(measureJs, [JSON.stringify(task)], {
+      execArgv: ['--expose-gc'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    })
+    this.process_.on('message', (message) => {
+      const waiting = this.waiting
+      this.waiting = undefined
+      waiting?.resolve(message as never)
+    })
+    this.process_.on('exit', (code) => {
+      this.failure = new Error(`${task.handler.id}: child exited with ${code}`)
+      this.waiting?.reject(this.failure)
+      this.waiting = undefined
+    })
+    this.ready = this.next<SpeedReady>()
+  }
+
+  private next<T>(): Promise<T> {
+    if (this.failure) return Promise.reject(this.failure)
+    return new Promise<T>((resolve, reject) => {
+      this.waiting = { resolve: resolve as (value: never) => void, reject }
+    })
+  }
+
+  async runs(runs: number): Promise<number[]> {
+    const answer = this.next<SpeedSamples>()
+    this.process_.send({ runs } satisfies SpeedRequest)
+    return (await answer).samples
+  }
+
+  close() {
+    if (this.process_.connected) this.process_.send({ runs: 0 } satisfies SpeedRequest)
+  }
 }
 
 const ns = (ms: number, records: number) => (ms * 1e6) / records
@@ -98,49 +148,96 @@ async function labelOf(file: HandlerFile): Promise<string> {
 
 interface SpeedRow {
   file: HandlerFile
-  result: SpeedResult | undefined
+  digest: string | undefined
+  samples: number[]
   error: string | undefined
   spread: Spread | undefined
 }
 
+/**
+ * Every path of the workload gets its own process; after the output check and warm-up, the
+ * paths take turns, a few runs each (about 0.2 s), until each has its runs or its time.
+ */
 async function speedOf(workload: Workload, eventFile: string): Promise<string> {
-  const rows: SpeedRow[] = []
-  for (const file of handlerFiles(workload.format)) {
-    const task: SpeedTask = {
+  const files = handlerFiles(workload.format)
+  const maxRuns = Math.max(settings.minRuns, Math.round(workload.runs * settings.runsScale))
+  const warmup = Math.max(2, Math.round(settings.warmup * (workload.records <= 100 ? 20 : 1)))
+  const states = files.map((file) => ({
+    file,
+    child: new SpeedChild({
       mode: 'speed',
       handler: { id: file.id, href: file.href },
       eventFile,
-      warmup: Math.max(3, Math.round(settings.warmup * (workload.records <= 100 ? 20 : 1))),
-      runs: Math.max(settings.minRuns, Math.round(workload.runs * settings.runsScale)),
-      seconds: settings.seconds,
-      minRuns: settings.minRuns,
       // A full GC costs milliseconds: before a run of a small batch it would dwarf the run.
       gcEachRun: workload.records > 1000,
-    }
+    }),
+    digest: undefined as string | undefined,
+    estimate: 0,
+    spent: 0,
+    samples: [] as number[],
+    error: undefined as string | undefined,
+  }))
+  const fail = (state: (typeof states)[number], error: unknown) => {
+    state.error = String(error)
+    state.child.close()
+  }
+  for (const state of states) {
     try {
-      const result = await child<SpeedResult>(task)
-      rows.push({ file, result, error: undefined, spread: spreadOf(result.samples) })
+      const ready = await state.child.ready
+      state.digest = ready.digest
+      state.estimate = ready.firstRunMs
+      // Warm-up: the given number of runs, or a quarter of the time budget if that is less.
+      const runs = Math.max(
+        2,
+        Math.min(warmup, Math.floor((settings.seconds * 250) / ready.firstRunMs)),
+      )
+      const samples = await state.child.runs(runs)
+      state.estimate = spreadOf(samples).median
     } catch (error) {
-      rows.push({ file, result: undefined, error: String(error), spread: undefined })
+      fail(state, error)
     }
-    const last = rows.at(-1) as SpeedRow
+  }
+  const wants = (state: (typeof states)[number]) =>
+    state.error === undefined &&
+    state.samples.length < maxRuns &&
+    (state.samples.length < settings.minRuns || state.spent < settings.seconds * 1000)
+  while (states.some(wants)) {
+    for (const state of states.filter(wants)) {
+      const runs = Math.max(
+        1,
+        Math.min(maxRuns - state.samples.length, Math.floor(200 / Math.max(state.estimate, 0.001))),
+      )
+      try {
+        const samples = await state.child.runs(runs)
+        state.samples.push(...samples)
+        for (const sample of samples) state.spent += sample
+      } catch (error) {
+        fail(state, error)
+      }
+    }
+  }
+  const rows: SpeedRow[] = []
+  for (const state of states) {
+    state.child.close()
+    const spread = state.samples.length > 0 ? spreadOf(state.samples) : undefined
+    rows.push({ ...state, spread })
     process.stderr.write(
-      `  ${workload.id} ${file.id}: ${last.spread ? `${int(ns(last.spread.median, workload.records))} ns/record` : last.error}\n`,
+      `  ${workload.id} ${state.file.id}: ${spread ? `${int(ns(spread.median, workload.records))} ns/record` : state.error}\n`,
     )
   }
   const reference = rows.find((row) => row.file.path === REFERENCE)
   const out: string[][] = []
   for (const row of rows) {
     const label = await labelOf(row.file)
-    const { result, spread } = row
-    if (result === undefined || spread === undefined) {
+    const { digest, spread } = row
+    if (digest === undefined || spread === undefined) {
       out.push([label, `failed: ${row.error}`, '', '', ''])
       continue
     }
-    if (reference?.result !== undefined && result.digest !== reference.result.digest) {
+    if (reference?.digest !== undefined && digest !== reference.digest) {
       out.push([
         label,
-        `output differs from the reference (${result.digest} instead of ${reference.result.digest}): not compared`,
+        `output differs from the reference (${digest} instead of ${reference.digest}): not compared`,
         '',
         '',
         '',
@@ -153,13 +250,13 @@ async function speedOf(workload: Workload, eventFile: string): Promise<string> {
       int(ns(spread.median, workload.records)),
       `${int(ns(spread.p25, workload.records))}–${int(ns(spread.p75, workload.records))}`,
       ratio,
-      String(result.samples.length),
+      String(row.samples.length),
     ])
   }
   return `### ${workload.id}: ${workload.title}\n\n${table(
     ['path', 'ns/record (median)', 'p25–p75', 'vs reference', 'runs'],
     out,
-  )}\n\nSame output (${reference?.result?.digest ?? 'no reference'}) from every row that has numbers.`
+  )}\n\nSame output (${reference?.digest ?? 'no reference'}) from every row that has numbers.`
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -298,6 +395,7 @@ function cpuModel(): string {
 }
 
 const started = Date.now()
+const startLoad = loadavg()
 const sections: string[] = []
 const command = `pnpm bench${args.length ? ` ${args.join(' ')}` : ''}`
 sections.push(
@@ -318,7 +416,7 @@ try {
       console.log(`\n${speed.at(-1)}\n`)
     }
     sections.push(
-      `## Speed\n\nOne child process per row; a first run checks that the row's output (the values its record handler receives and the checkpoint it answers) equals the reference's, then warm-up runs, then timed runs (at most ${settings.seconds} s per row, at least ${settings.minRuns} runs). Each run gets a freshly parsed event and starts after a full GC.\n\n${speed.join('\n\n')}`,
+      `## Speed\n\nOne child process per row. Each first runs its path once and sends a digest of its output (the values its record handler receives and the checkpoint it answers): a row gets numbers only if that equals the reference's. Then warm-up runs, then the rows of a workload take turns, about 0.2 s of runs each, so that drift and bursts of load on the machine hit every row alike, until each row has ${quick ? 'its (quick) share of' : ''} runs or has spent ${settings.seconds} s (at least ${settings.minRuns} runs). Each run gets a freshly parsed event, as Lambda gives each invocation (not timed); runs of batches over 1,000 records start after a full GC.\n\n${speed.join('\n\n')}`,
     )
   }
 
@@ -345,7 +443,13 @@ try {
   rmSync(tmp, { recursive: true, force: true })
 }
 
-sections.push(`Whole run: ${Math.round((Date.now() - started) / 1000)} s.`)
+const loadAtStart = startLoad.map((l) => l.toFixed(1)).join(', ')
+const loadAtEnd = loadavg()
+  .map((l) => l.toFixed(1))
+  .join(', ')
+sections.push(
+  `Whole run: ${Math.round((Date.now() - started) / 1000)} s. Load average (1, 5, 15 min) at the start: ${loadAtStart}; at the end: ${loadAtEnd}. On ${cpus().length} cores, a load above about 1 means other processes competed with the measured one.`,
+)
 const report = sections.join('\n\n')
 
 if (write) {

@@ -37,7 +37,7 @@ export const workloads: Workload[] = [
     records: 10_000,
     event: () => eventOf(jsonPayloads(10_000)),
     small: () => eventOf(jsonPayloads(20)),
-    runs: 40,
+    runs: 150,
     memory: true,
   },
   {
@@ -47,7 +47,7 @@ export const workloads: Workload[] = [
     records: 100,
     event: () => eventOf(jsonPayloads(100)),
     small: () => eventOf(jsonPayloads(20)),
-    runs: 2000,
+    runs: 3000,
   },
   {
     id: 'json-6mb',
@@ -56,7 +56,7 @@ export const workloads: Workload[] = [
     records: 4,
     event: () => eventOf(largeJsonPayloads(4, MiB)),
     small: () => eventOf(largeJsonPayloads(2, 16 * 1024)),
-    runs: 40,
+    runs: 100,
     memory: true,
   },
   {
@@ -66,7 +66,7 @@ export const workloads: Workload[] = [
     records: 10_000,
     event: () => eventOf(jsonPayloads(10_000)),
     small: () => eventOf(jsonPayloads(20)),
-    runs: 30,
+    runs: 100,
   },
   {
     id: 'valibot-10k',
@@ -75,7 +75,7 @@ export const workloads: Workload[] = [
     records: 10_000,
     event: () => eventOf(jsonPayloads(10_000)),
     small: () => eventOf(jsonPayloads(20)),
-    runs: 30,
+    runs: 100,
   },
   {
     id: 'kpl-100x100',
@@ -84,7 +84,7 @@ export const workloads: Workload[] = [
     records: 10_000,
     event: () => eventOf(kplPayloads(100, 100)),
     small: () => eventOf(kplPayloads(3, 5)),
-    runs: 30,
+    runs: 100,
   },
   {
     id: 'gzip-1k',
@@ -93,7 +93,7 @@ export const workloads: Workload[] = [
     records: 1_000,
     event: () => eventOf(gzipPayloads(1_000, 10)),
     small: () => eventOf(gzipPayloads(5, 3)),
-    runs: 40,
+    runs: 150,
   },
   {
     id: 'avro-10k',
@@ -102,7 +102,7 @@ export const workloads: Workload[] = [
     records: 10_000,
     event: () => eventOf(avroPayloads(10_000, 'raw')),
     small: () => eventOf(avroPayloads(20, 'raw')),
-    runs: 30,
+    runs: 150,
   },
   {
     id: 'avro-confluent-10k',
@@ -111,6 +111,6 @@ export const workloads: Workload[] = [
     records: 10_000,
     event: () => eventOf(avroPayloads(10_000, 'confluent')),
     small: () => eventOf(avroPayloads(20, 'confluent')),
-    runs: 30,
+    runs: 150,
   },
 ]
