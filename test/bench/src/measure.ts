@@ -1,5 +1,5 @@
 /**
- * One comparison in its own process: `node --expose-gc measure.js <json task>`. It reads the
+ * One comparison in its own process: `node measure.js <json task>`. It reads the
  * event the parent wrote, checks what the path outputs, then times it (or measures its memory),
  * and sends the result to the parent.
  */
@@ -12,8 +12,6 @@ export interface SpeedTask {
   mode: 'speed'
   handler: HandlerRef
   eventFile: string
-  /** Start each run after a full GC, so that one run's garbage is not collected in the next. */
-  gcEachRun: boolean
 }
 
 /** Parent to a speed child: run `runs` times and answer with the samples; `runs: 0` ends it. */
@@ -46,8 +44,6 @@ export interface MemoryResult {
   peakKB: number
 }
 
-const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined)
-
 /**
  * Checks the output, then waits for requests: the parent asks every path of a workload in
  * turn for a few runs, so that a burst of load on the machine hits them all alike.
@@ -71,8 +67,8 @@ async function speed(task: SpeedTask): Promise<void> {
   })
   const run = async () => {
     // Lambda hands each invocation a freshly parsed event; parsing it is not the path's work.
+    // No forced GC: the collections a path's garbage causes fall in its own runs, as in Lambda.
     const event = JSON.parse(text)
-    if (task.gcEachRun) gc()
     count = 0
     const start = performance.now()
     await handler(event, context)

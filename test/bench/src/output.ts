@@ -71,9 +71,17 @@ export interface Spread {
   median: number
   p25: number
   p75: number
+  mean: number
 }
 
 export function spreadOf(samples: number[]): Spread {
   const sorted = [...samples].sort((a, b) => a - b)
-  return { median: quantile(sorted, 0.5), p25: quantile(sorted, 0.25), p75: quantile(sorted, 0.75) }
+  let sum = 0
+  for (const sample of sorted) sum += sample
+  return {
+    median: quantile(sorted, 0.5),
+    p25: quantile(sorted, 0.25),
+    p75: quantile(sorted, 0.75),
+    mean: sum / sorted.length,
+  }
 }

@@ -59,7 +59,6 @@ function writeEvent(name: string, event: KinesisStreamEvent): string {
 function child<T>(task: MemoryTask): Promise<T> {
   return new Promise((resolve, reject) => {
     const process_ = fork(measureJs, [JSON.stringify(task)], {
-      execArgv: ['--expose-gc'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
     let result: T | undefined
@@ -83,7 +82,6 @@ class SpeedChild {
 
   constructor(task: SpeedTask) {
     this.process_ = fork(measureJs, [JSON.stringify(task)], {
-      execArgv: ['--expose-gc'],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     })
     this.process_.on('message', (message) => {
@@ -168,8 +166,6 @@ async function speedOf(workload: Workload, eventFile: string): Promise<string> {
       mode: 'speed',
       handler: { id: file.id, href: file.href },
       eventFile,
-      // A full GC costs milliseconds: before a run of a small batch it would dwarf the run.
-      gcEachRun: workload.records > 1000,
     }),
     digest: undefined as string | undefined,
     estimate: 0,
@@ -231,13 +227,14 @@ async function speedOf(workload: Workload, eventFile: string): Promise<string> {
     const label = await labelOf(row.file)
     const { digest, spread } = row
     if (digest === undefined || spread === undefined) {
-      out.push([label, `failed: ${row.error}`, '', '', ''])
+      out.push([label, `failed: ${row.error}`, '', '', '', ''])
       continue
     }
     if (reference?.digest !== undefined && digest !== reference.digest) {
       out.push([
         label,
         `output differs from the reference (${digest} instead of ${reference.digest}): not compared`,
+        '',
         '',
         '',
         '',
@@ -249,12 +246,13 @@ async function speedOf(workload: Workload, eventFile: string): Promise<string> {
       label,
       int(ns(spread.median, workload.records)),
       `${int(ns(spread.p25, workload.records))}–${int(ns(spread.p75, workload.records))}`,
+      int(ns(spread.mean, workload.records)),
       ratio,
       String(row.samples.length),
     ])
   }
   return `### ${workload.id}: ${workload.title}\n\n${table(
-    ['path', 'ns/record (median)', 'p25–p75', 'vs reference', 'runs'],
+    ['path', 'ns/record (median)', 'p25–p75', 'mean', 'vs reference (medians)', 'runs'],
     out,
   )}\n\nSame output (${reference?.digest ?? 'no reference'}) from every row that has numbers.`
 }
@@ -416,7 +414,7 @@ try {
       console.log(`\n${speed.at(-1)}\n`)
     }
     sections.push(
-      `## Speed\n\nOne child process per row. Each first runs its path once and sends a digest of its output (the values its record handler receives and the checkpoint it answers): a row gets numbers only if that equals the reference's. Then warm-up runs, then the rows of a workload take turns, about 0.2 s of runs each, so that drift and bursts of load on the machine hit every row alike, until each row has ${quick ? 'its (quick) share of' : ''} runs or has spent ${settings.seconds} s (at least ${settings.minRuns} runs). Each run gets a freshly parsed event, as Lambda gives each invocation (not timed); runs of batches over 1,000 records start after a full GC.\n\n${speed.join('\n\n')}`,
+      `## Speed\n\nOne child process per row. Each first runs its path once and sends a digest of its output (the values its record handler receives and the checkpoint it answers): a row gets numbers only if that equals the reference's. Then warm-up runs, then the rows of a workload take turns, about 0.2 s of runs each, so that drift and bursts of load on the machine hit every row alike, until each row has its runs (the \`runs\` column) or has spent ${settings.seconds} s (at least ${settings.minRuns} runs). Each run gets a freshly parsed event, as Lambda gives each invocation (not timed). No GC is forced between runs: the collections that a path's allocations cause fall inside its own runs, as they do in Lambda, so the mean is shown beside the median.\n\n${speed.join('\n\n')}`,
     )
   }
 
