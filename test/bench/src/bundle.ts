@@ -30,13 +30,15 @@ const options = {
   logLevel: 'silent',
 } as const
 
+/** `external`: more packages to leave out; `esmOnly`: no CommonJS inside, so no `require` banner. */
 export async function bundle(
   entry: string,
   outfile: string,
-  external: string[] = [],
+  { external = [] as string[], esmOnly = false } = {},
 ): Promise<Bundle> {
   const result = await build({
     ...options,
+    ...(esmOnly ? { banner: {} } : {}),
     external: [...options.external, ...external],
     stdin: { contents: entry, resolveDir: benchRoot, sourcefile: 'entry.js', loader: 'js' },
     outfile,
@@ -66,7 +68,7 @@ function packageOf(path: string): string {
   }
   const workspace = /(?:^|\/)packages\/([^/]+)\//.exec(path)
   if (workspace !== null) return `@shardwise/${workspace[1]}`
-  return path
+  return path === '<stdin>' || path.endsWith('entry.js') ? '(entry)' : path
 }
 
 function byModule(metafile: Metafile): Map<string, number> {
