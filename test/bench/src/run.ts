@@ -462,6 +462,11 @@ if (write) {
   const to = text.indexOf(end)
   if (from === -1 || to === -1) throw new Error(`${file} lacks the ${begin} and ${end} markers`)
   writeFileSync(file, `${text.slice(0, from + begin.length)}\n${report}\n${text.slice(to)}`)
+  // Written as the repository's formatter writes Markdown, so that \`pnpm test\` (biome) passes.
+  execFileSync(join(repoRoot, 'node_modules/.bin/biome'), ['format', '--write', file], {
+    cwd: repoRoot,
+    stdio: 'ignore',
+  })
   console.log(`\nwrote ${file}`)
 }
 console.log(`\nWhole run: ${Math.round((Date.now() - started) / 1000)} s.`)
