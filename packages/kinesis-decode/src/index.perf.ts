@@ -5,26 +5,10 @@
  * One Lambda batch: 100 KPL aggregates of 100 user records each, ~150-byte JSON payloads.
  */
 
-import { createRequire } from 'node:module'
-import type { KinesisStreamEvent, KinesisStreamRecord } from '@shardwise/core'
+import type { KinesisStreamEvent } from '@shardwise/core'
 import { decodeEvent } from '@shardwise/kinesis-decode'
 import { Bench } from 'tinybench'
-
-interface PeerUserRecord {
-  data: string
-}
-interface Peer {
-  RecordAggregator: new () => {
-    addUserRecord(record: { partitionKey: string; data: Buffer }): void
-    build(): { data: Buffer }
-  }
-  deaggregateSync(
-    record: KinesisStreamRecord['kinesis'],
-    computeChecksums: boolean,
-    done: (error: Error | null | undefined, records?: PeerUserRecord[]) => void,
-  ): void
-}
-const peer = createRequire(import.meta.url)('aws-kinesis-agg') as Peer
+import { kinesisEvent, lambdaRecord, peer, peerAggregates } from './kpl.fixture.ts'
 
 const CARRIERS = 100
 const PER_CARRIER = 100
@@ -43,34 +27,16 @@ function payload(i: number): Buffer {
   )
 }
 
-const records: KinesisStreamRecord[] = []
+const aggregates: Buffer[] = []
 for (let c = 0; c < CARRIERS; c++) {
-  const aggregator = new peer.RecordAggregator()
-  for (let u = 0; u < PER_CARRIER; u++) {
+  const userRecords = Array.from({ length: PER_CARRIER }, (_, u) => {
     const i = c * PER_CARRIER + u
-    aggregator.addUserRecord({ partitionKey: `customer-${i % 997}`, data: payload(i) })
-  }
-  const sequenceNumber = String(
-    49590338271490256608559692538361571095921575989136588898n + BigInt(c),
-  )
-  records.push({
-    kinesis: {
-      kinesisSchemaVersion: '1.0',
-      partitionKey: 'carrier',
-      sequenceNumber,
-      data: aggregator.build().data.toString('base64'),
-      approximateArrivalTimestamp: 1545084650.987,
-    },
-    eventSource: 'aws:kinesis',
-    eventVersion: '1.0',
-    eventID: `shardId-000000000006:${sequenceNumber}`,
-    eventName: 'aws:kinesis:record',
-    invokeIdentityArn: 'arn:aws:iam::123456789012:role/lambda-role',
-    awsRegion: 'us-east-2',
-    eventSourceARN: 'arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream',
+    return { partitionKey: `customer-${i % 997}`, data: payload(i) }
   })
+  aggregates.push(...peerAggregates(userRecords))
 }
-const event: KinesisStreamEvent = { Records: records }
+const event: KinesisStreamEvent = kinesisEvent(...aggregates.map((a) => lambdaRecord(a)))
+const records = event.Records
 
 let sink = 0
 
