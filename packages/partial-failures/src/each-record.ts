@@ -89,58 +89,59 @@ export function eachRecord<T = Uint8Array>(
         `${pkg}: the event has no decoded records; add .use(kinesisDecode()) to the middy chain`,
       )
     }
-    const handlerOptions: RecordHandlerOptions = { signal: middyOptions?.signal }
-    await run(batch, (index) => handle(batch, index, handler, context, handlerOptions), concurrency)
+    const failedAt = firstFailed(batch)
+    const state: Run<T> = {
+      batch,
+      handler,
+      context,
+      options: { signal: middyOptions?.signal },
+      limit: failedAt === -1 ? batch.records.length : failedAt,
+    }
+    await run(state as Run<unknown>, concurrency)
     return batchResponse(batch)
   }
 }
 
-/** Runs one record; resolves `true` when it succeeded. Never rejects. */
-async function handle<T>(
-  batch: RecordBatch<T>,
-  index: number,
-  handler: RecordHandler<T>,
-  context: Context,
-  options: RecordHandlerOptions,
-): Promise<boolean> {
-  const record = batch.records[index] as KinesisRecord<T>
+/** One invocation's run over its batch. */
+interface Run<T> {
+  readonly batch: RecordBatch<T>
+  readonly handler: RecordHandler<T>
+  readonly context: Context
+  readonly options: RecordHandlerOptions
+  /** No record at or after this position may start: the first failure, which only moves down. */
+  limit: number
+}
+
+/**
+ * Runs one record; resolves `true` when it succeeded, never rejects. A failure lowers the
+ * limit in the same step that observes it, so no other worker can start a later record first.
+ */
+async function handle(run: Run<unknown>, index: number): Promise<boolean> {
+  const record = run.batch.records[index] as KinesisRecord<unknown>
   try {
-    await handler(record, context, options)
-    batch.status[index] = RecordStatus.Succeeded
+    await run.handler(record, run.context, run.options)
+    run.batch.status[index] = RecordStatus.Succeeded
     return true
   } catch (thrown) {
-    failRecord(batch, index, new RecordHandlerError(record, thrown))
+    failRecord(run.batch, index, new RecordHandlerError(record, thrown))
+    if (index < run.limit) run.limit = index
     return false
   }
 }
 
-type Handle = (index: number) => Promise<boolean>
-
-async function runInOrder(batch: RecordBatch, handle: Handle): Promise<void> {
-  const { status } = batch
-  for (let i = 0; i < status.length; i++) {
-    if (status[i] !== RecordStatus.Pending) return
-    if (!(await handle(i))) return
+async function runInOrder(run: Run<unknown>): Promise<void> {
+  for (let i = 0; i < run.limit; i++) {
+    if (!(await handle(run, i))) return
   }
 }
 
-/**
- * Workers take the next record in batch order until the limit: the position of the first
- * failure, which only moves down. Records before it all start, so all of them finish.
- */
-async function runUnordered(batch: RecordBatch, handle: Handle, concurrency: number) {
-  const failedAt = firstFailed(batch)
-  let limit = failedAt === -1 ? batch.records.length : failedAt
+/** Workers take the next record in batch order; every record before the limit starts. */
+async function runUnordered(run: Run<unknown>, concurrency: number): Promise<void> {
   let next = 0
   const worker = async () => {
-    while (next < limit) {
-      const index = next++
-      if (!(await handle(index)) && index < limit) limit = index
-    }
+    while (next < run.limit) await handle(run, next++)
   }
-  const workers: Promise<void>[] = []
-  for (let w = 0; w < Math.min(concurrency, limit); w++) workers.push(worker())
-  await Promise.all(workers)
+  await startWorkers(worker, Math.min(concurrency, run.limit))
 }
 
 /**
@@ -148,16 +149,15 @@ async function runUnordered(batch: RecordBatch, handle: Handle, concurrency: num
  * flight. Workers take the ready key whose next record comes first in the batch (a min-heap of
  * positions), so the batch advances in order as far as the keys allow.
  */
-async function runByKey(batch: RecordBatch, handle: Handle, concurrency: number) {
-  const { records } = batch
-  const failedAt = firstFailed(batch)
-  let limit = failedAt === -1 ? records.length : failedAt
+async function runByKey(run: Run<unknown>, concurrency: number): Promise<void> {
+  const { records } = run.batch
+  const size = run.limit
 
   // nextOfKey[i]: the next position with the same partition key as i, or -1.
-  const nextOfKey = new Int32Array(limit).fill(-1)
+  const nextOfKey = new Int32Array(size).fill(-1)
   const lastOfKey = new Map<string, number>()
-  const ready = new MinHeap(limit)
-  for (let i = 0; i < limit; i++) {
+  const ready = new MinHeap(size)
+  for (let i = 0; i < size; i++) {
     const key = (records[i] as KinesisRecord<unknown>).partitionKey
     const last = lastOfKey.get(key)
     if (last === undefined) ready.push(i)
@@ -165,36 +165,29 @@ async function runByKey(batch: RecordBatch, handle: Handle, concurrency: number)
     lastOfKey.set(key, i)
   }
 
+  // A worker with nothing ready waits until a record in flight finishes and frees its key.
   let running = 0
-  let wake: (() => void) | undefined
-  let idle: Promise<void> | undefined
+  let progress: Promise<void> | undefined
+  let signalProgress: (() => void) | undefined
   const waitForProgress = () => {
-    idle ??= new Promise<void>((resolve) => {
-      wake = resolve
+    progress ??= new Promise<void>((resolve) => {
+      signalProgress = resolve
     })
-    return idle
-  }
-  const progress = () => {
-    const resolve = wake
-    wake = undefined
-    idle = undefined
-    resolve?.()
+    return progress
   }
 
   const worker = async () => {
     for (;;) {
-      if (ready.size > 0 && ready.peek() < limit) {
+      if (ready.size > 0 && ready.peek() < run.limit) {
         const index = ready.pop()
         running++
-        const succeeded = await handle(index)
+        const succeeded = await handle(run, index)
         running--
-        if (!succeeded) {
-          if (index < limit) limit = index
-        } else {
-          const after = nextOfKey[index] as number
-          if (after !== -1) ready.push(after)
-        }
-        progress()
+        const after = nextOfKey[index] as number
+        if (succeeded && after !== -1) ready.push(after)
+        const wake = signalProgress
+        progress = signalProgress = undefined
+        wake?.()
       } else if (running > 0) {
         await waitForProgress()
       } else {
@@ -202,8 +195,12 @@ async function runByKey(batch: RecordBatch, handle: Handle, concurrency: number)
       }
     }
   }
+  await startWorkers(worker, Math.min(concurrency, size))
+}
+
+async function startWorkers(worker: () => Promise<void>, count: number): Promise<void> {
   const workers: Promise<void>[] = []
-  for (let w = 0; w < Math.min(concurrency, limit); w++) workers.push(worker())
+  for (let w = 0; w < count; w++) workers.push(worker())
   await Promise.all(workers)
 }
 
