@@ -52,8 +52,12 @@ describe.each([
     const records: unknown[] = []
     const handler = engine(
       eachRecord(async (record) => {
-        const { data, lambdaRecord, ...coordinates } = record
-        records.push({ ...coordinates, data: Buffer.from(data).toString(), hasRaw: !!lambdaRecord })
+        const { data, rawData, lambdaRecord, ...coordinates } = record
+        records.push({
+          ...coordinates,
+          data: Buffer.from(data).toString(),
+          hasRaw: rawData === data,
+        })
       }),
     ).use(kinesisDecode())
     await handler(awsSample(), lambdaContext())

@@ -31,6 +31,7 @@ function batchOf(sequenceNumbers: string[]): RecordBatch<Uint8Array> {
       sequenceNumber,
       subSequenceNumber: undefined,
       data: new Uint8Array(),
+      rawData: new Uint8Array(),
       explicitHashKey: undefined,
       approximateArrivalTimestamp: 1545084650.987,
       eventSourceARN: 'arn',

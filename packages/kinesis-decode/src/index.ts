@@ -65,6 +65,7 @@ export function decodeEvent(event: KinesisStreamEvent): RecordBatch<Uint8Array> 
       failed.push([records.length, new DecodeError(record, 'data is not valid base64')])
     } else {
       record.data = bytes
+      record.rawData = bytes
     }
     records.push(record)
   }
@@ -98,6 +99,7 @@ function toRecord(lambdaRecord: KinesisStreamRecord): KinesisRecord<Uint8Array> 
   const colon = eventID.indexOf(':')
   return {
     data: EMPTY,
+    rawData: EMPTY,
     partitionKey: kinesis.partitionKey,
     explicitHashKey: undefined,
     sequenceNumber: kinesis.sequenceNumber,

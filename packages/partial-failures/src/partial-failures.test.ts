@@ -87,6 +87,7 @@ describe('partialFailures', () => {
       lambdaRecords: 3,
       records: 3,
       succeeded: 1,
+      diverted: 0,
       failed: 1,
       notHandled: 1,
       checkpoint: sequenceNumber(1),
