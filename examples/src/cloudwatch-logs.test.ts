@@ -1,32 +1,14 @@
 import { gzipSync } from 'node:zlib'
-import type { CloudWatchLogsDecodedData, KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda'
+import { kinesisEvent, lambdaContext } from '@shardwise/testing'
+import type { CloudWatchLogsDecodedData } from 'aws-lambda'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { forwarded, handler } from './cloudwatch-logs.js'
-import { lambdaContext } from './lambda-context.js'
 
-let sequence = 49590338271490256608559692538361571095921575989136588898n
-
-/** A Kinesis record as a CloudWatch Logs subscription writes it: the gzipped JSON payload. */
-function subscriptionRecord(payload: CloudWatchLogsDecodedData | Uint8Array): KinesisStreamRecord {
-  const sequenceNumber = String(sequence++)
-  const bytes = payload instanceof Uint8Array ? payload : gzipSync(JSON.stringify(payload))
-  return {
-    kinesis: {
-      kinesisSchemaVersion: '1.0',
-      partitionKey: 'a3b1c2d4e5f60718293a4b5c6d7e8f90',
-      sequenceNumber,
-      data: Buffer.from(bytes).toString('base64'),
-      approximateArrivalTimestamp: 1764072000.123,
-    },
-    eventSource: 'aws:kinesis',
-    eventVersion: '1.0',
-    eventID: `shardId-000000000000:${sequenceNumber}`,
-    eventName: 'aws:kinesis:record',
-    invokeIdentityArn: 'arn:aws:iam::123456789012:role/lambda-role',
-    awsRegion: 'eu-west-1',
-    eventSourceARN: 'arn:aws:kinesis:eu-west-1:123456789012:stream/log-stream',
-  }
-}
+/** What a CloudWatch Logs subscription writes to the stream: the gzipped JSON payload. */
+const subscription = (payload: CloudWatchLogsDecodedData | Uint8Array) => ({
+  data: payload instanceof Uint8Array ? payload : gzipSync(JSON.stringify(payload)),
+  partitionKey: 'a3b1c2d4e5f60718293a4b5c6d7e8f90',
+})
 
 const control: CloudWatchLogsDecodedData = {
   messageType: 'CONTROL_MESSAGE',
@@ -64,14 +46,12 @@ describe('the CloudWatch Logs handler', () => {
   })
 
   it('gunzips the subscription payloads, skips the control message and forwards error lines', async () => {
-    const event: KinesisStreamEvent = {
-      Records: [
-        subscriptionRecord(control),
-        subscriptionRecord(logs('stream-1', 'START RequestId: 1', 'ERROR order 7 lost', 'END')),
-        subscriptionRecord(logs('stream-2', 'ERROR timeout', 'INFO retried')),
-      ],
-    }
-    const response = await handler(event, lambdaContext('cloudwatch-logs'))
+    const event = kinesisEvent([
+      subscription(control),
+      subscription(logs('stream-1', 'START RequestId: 1', 'ERROR order 7 lost', 'END')),
+      subscription(logs('stream-2', 'ERROR timeout', 'INFO retried')),
+    ])
+    const response = await handler(event, lambdaContext(60_000, 'cloudwatch-logs'))
     expect(response).toEqual({ batchItemFailures: [] })
     expect(forwarded).toEqual([
       {
@@ -93,17 +73,15 @@ describe('the CloudWatch Logs handler', () => {
 
   it('reports a payload whose gzip is corrupt, after handling the records before it', async () => {
     const corrupt = gzipSync(JSON.stringify(logs('stream-3', 'ERROR never seen'))).subarray(0, 20)
-    const bad = subscriptionRecord(corrupt)
-    const event: KinesisStreamEvent = {
-      Records: [
-        subscriptionRecord(logs('stream-1', 'ERROR first')),
-        bad,
-        subscriptionRecord(logs('stream-2', 'ERROR after the bad one')),
-      ],
-    }
-    const response = await handler(event, lambdaContext('cloudwatch-logs'))
+    const event = kinesisEvent([
+      subscription(logs('stream-1', 'ERROR first')),
+      subscription(corrupt),
+      subscription(logs('stream-2', 'ERROR after the bad one')),
+    ])
+    const bad = event.Records[1]?.kinesis.sequenceNumber
+    const response = await handler(event, lambdaContext(60_000, 'cloudwatch-logs'))
     expect(response).toEqual({
-      batchItemFailures: [{ itemIdentifier: bad.kinesis.sequenceNumber }],
+      batchItemFailures: [{ itemIdentifier: bad }],
     })
     expect(forwarded.map((line) => line.message)).toEqual(['ERROR first'])
   })

@@ -354,6 +354,8 @@ describe('decompression', () => {
       json,
     ])
     expect(batch.errors.size).toBe(0)
+    expect(Buffer.from(batch.records[0]?.rawData as Uint8Array).equals(gzip)).toBe(true)
+    expect(Buffer.from(batch.records[1]?.rawData as Uint8Array).equals(zstd)).toBe(true)
   })
 
   it('inflates zlib only when asked, and then fails what is not zlib', () => {
@@ -430,9 +432,10 @@ describe('decompression', () => {
     expect(batch.errors.get(0)?.message).toContain('maxDecompressedBytes')
   })
 
-  it('decompresses the user records of an aggregate one by one', () => {
+  it('decompresses the user records of an aggregate one by one, keeping their raw bytes', () => {
+    const gzipInside = zlib.gzipSync('gzip inside')
     const [aggregate] = peerAggregates([
-      { partitionKey: 'a', data: zlib.gzipSync('gzip inside') },
+      { partitionKey: 'a', data: gzipInside },
       { partitionKey: 'b', data: zlib.zstdCompressSync('zstd inside') },
       { partitionKey: 'c', data: Buffer.from('plain inside') },
     ])
@@ -442,6 +445,8 @@ describe('decompression', () => {
       'zstd inside',
       'plain inside',
     ])
+    expect(Buffer.from(batch.records[0]?.rawData as Uint8Array).equals(gzipInside)).toBe(true)
+    expect(text(batch.records[2]?.rawData as Uint8Array)).toBe('plain inside')
   })
 
   it('inflates zlib user records of an aggregate when asked', () => {

@@ -149,6 +149,8 @@ function decodeRecords(
       continue
     }
 
+    carrier.rawData = bytes
+
     // The KPL compresses user records one by one, before aggregating them; some producers
     // compress the aggregate instead, so an aggregate is looked for again after decompressing.
     let userRecords = deaggregate ? readAggregate(bytes) : undefined
@@ -206,6 +208,7 @@ function toRecord(lambdaRecord: KinesisStreamRecord): KinesisRecord<Uint8Array> 
   const colon = eventID.indexOf(':')
   return {
     data: EMPTY,
+    rawData: EMPTY,
     partitionKey: kinesis.partitionKey,
     explicitHashKey: undefined,
     sequenceNumber: kinesis.sequenceNumber,
@@ -225,6 +228,7 @@ function subRecord(
 ): KinesisRecord<Uint8Array> {
   return {
     data: userRecord.data,
+    rawData: userRecord.data,
     partitionKey: userRecord.partitionKey,
     explicitHashKey: userRecord.explicitHashKey,
     sequenceNumber: carrier.sequenceNumber,

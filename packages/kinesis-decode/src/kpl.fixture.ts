@@ -7,6 +7,7 @@
 import { hash } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type { KinesisStreamEvent, KinesisStreamRecord } from '@shardwise/core'
+import { kinesisRecord } from '@shardwise/testing'
 
 export interface InputRecord {
   partitionKey: string
@@ -170,35 +171,19 @@ export const pb = {
   },
 }
 
-let nextSequence = 49590338271490256608559692538361571095921575989136588898n
+let position = 0
 
 /** A Lambda Kinesis record carrying `data` (a string is UTF-8 text), with a fresh sequence number. */
 export function lambdaRecord(
   data: Uint8Array | string,
   partitionKey = 'carrier-key',
 ): KinesisStreamRecord {
-  return base64Record(Buffer.from(data).toString('base64'), partitionKey)
+  return kinesisRecord({ data, partitionKey }, position++)
 }
 
 /** A Lambda Kinesis record whose `kinesis.data` is `base64`, exactly as given. */
 export function base64Record(base64: string, partitionKey = 'carrier-key'): KinesisStreamRecord {
-  const sequenceNumber = String(nextSequence++)
-  return {
-    kinesis: {
-      kinesisSchemaVersion: '1.0',
-      partitionKey,
-      sequenceNumber,
-      data: base64,
-      approximateArrivalTimestamp: 1545084650.987,
-    },
-    eventSource: 'aws:kinesis',
-    eventVersion: '1.0',
-    eventID: `shardId-000000000006:${sequenceNumber}`,
-    eventName: 'aws:kinesis:record',
-    invokeIdentityArn: 'arn:aws:iam::123456789012:role/lambda-role',
-    awsRegion: 'us-east-2',
-    eventSourceARN: 'arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream',
-  }
+  return kinesisRecord({ data: { base64 }, partitionKey }, position++)
 }
 
 export function kinesisEvent(...records: KinesisStreamRecord[]): KinesisStreamEvent {
