@@ -9,8 +9,13 @@ import {
   type KinesisStreamEvent,
   RecordStatus,
 } from '@shardwise/core'
-import { describe, expect, it } from 'vitest'
-import { DEFAULT_MAX_DECOMPRESSED_BYTES, decodeEvent, kinesisDecode } from './index.js'
+import { describe, expect, expectTypeOf, it } from 'vitest'
+import {
+  DEFAULT_MAX_DECOMPRESSED_BYTES,
+  decodeEvent,
+  type KinesisDecodeOptions,
+  kinesisDecode,
+} from './index.js'
 import {
   base64Record,
   kinesisEvent,
@@ -113,6 +118,17 @@ describe('kinesisDecode options', () => {
     expect(() => kinesisDecode(options as never)).toThrow(ConfigurationError)
     expect(() => kinesisDecode(options as never)).toThrow(message)
     expect(() => kinesisDecode(options as never)).toThrow('@shardwise/kinesis-decode')
+  })
+
+  it('types the options so that a wrong value does not compile', () => {
+    expectTypeOf(kinesisDecode).parameter(0).toEqualTypeOf<KinesisDecodeOptions | undefined>()
+    expectTypeOf<KinesisDecodeOptions['decompress']>().toEqualTypeOf<
+      'auto' | 'gzip' | 'zstd' | 'zlib' | false | undefined
+    >()
+    // @ts-expect-error: brotli is not a format Kinesis producers use
+    expect(() => kinesisDecode({ decompress: 'brotli' })).toThrow(ConfigurationError)
+    // @ts-expect-error: the limit is a number of bytes
+    expect(() => kinesisDecode({ maxDecompressedBytes: '1MB' })).toThrow(ConfigurationError)
   })
 
   it('accepts every documented value', () => {

@@ -237,6 +237,19 @@ describe('bytes after the KPL magic that no producer wrote', () => {
     )
   }, 30_000)
 
+  it('take time in proportion to their size, even 1 MiB of nested groups or varint bytes', () => {
+    const mib = 1024 * 1024
+    const nestedGroups = new Uint8Array(mib).fill((9 << 3) | 3)
+    const endlessVarint = new Uint8Array(mib).fill(0xff)
+    const tinyFields = new Uint8Array(mib)
+    for (let i = 0; i < mib; i += 2) tinyFields.set([(9 << 3) | 0, 1], i)
+    for (const body of [nestedGroups, endlessVarint, tinyFields, new Uint8Array(mib).fill(0x80)]) {
+      const started = performance.now()
+      expectContained(withFraming(body))
+      expect(performance.now() - started).toBeLessThan(2000)
+    }
+  })
+
   it('stay inside their record when a real aggregate is corrupted and its MD5 recomputed', () => {
     const mutation = fc.oneof(
       fc.record({ kind: fc.constant('set' as const), at: fc.nat(), value: fc.nat(255) }),
