@@ -15,10 +15,10 @@
  *   batches doesn't consume the retry quota". A batch of one record cannot be split: its failure
  *   is a retry.
  * - With `ReportBatchItemFailures` and bisect both on, "the batch is bisected at the returned
- *   sequence number and Lambda retries only the remaining records". Here, when the reported
- *   record is the first of the batch, nothing was gained, so the remaining records are halved
- *   like a failed batch: that is what isolates a poison record instead of discarding its
- *   innocent neighbours with it.
+ *   sequence number and Lambda retries only the remaining records"; being a split, that
+ *   consumes no retry. When the reported record is the first of the batch there is nothing to
+ *   split off, so the batch is halved like a failed one: that is what corners a poison record
+ *   instead of discarding its innocent neighbours with it.
  * - A tumbling window's records never share a batch with the next window's; when the window
  *   ends, a final invocation carries `isFinalInvokeForWindow` and no records, and is retried
  *   until it succeeds. State over 1 MB terminates the window early.
@@ -196,7 +196,15 @@ export class Lane {
       this.advance(k)
       this.keepState(verdict.state, verdict.stateBytes)
       const left = n - k
-      if (bisect && k === 0 && left > 1) {
+      if (bisect && k > 0) {
+        // Split at the returned sequence number: a split, so it consumes no retry. A bisected
+        // batch's own segment already holds just the remaining records.
+        if (this.segments[0] === undefined) {
+          this.segments.unshift({ count: left, retries: batch.retries })
+        }
+        return { succeeded: k, retry: true, bisected: true, discarded: undefined }
+      }
+      if (bisect && left > 1) {
         this.bisect(left, batch.retries)
         return { succeeded: 0, retry: true, bisected: true, discarded: undefined }
       }
@@ -206,19 +214,18 @@ export class Lane {
         reason: `the function reported record ${batch.records[k]?.sequenceNumber} as failed`,
         functionError: 'Unhandled',
       } as const
-      return this.retryOrDiscard(left, retries, bisect, k, failure, batch)
+      return this.retryOrDiscard(left, retries, k, failure, batch)
     }
     if (bisect && n > 1) {
       this.bisect(n, batch.retries)
       return { succeeded: 0, retry: true, bisected: true, discarded: undefined }
     }
-    return this.retryOrDiscard(n, batch.retries + 1, false, 0, verdict, batch)
+    return this.retryOrDiscard(n, batch.retries + 1, 0, verdict, batch)
   }
 
   private retryOrDiscard(
     count: number,
     retries: number,
-    fixed: boolean,
     succeeded: number,
     failure: Extract<Verdict, { kind: 'failure' }>,
     batch: Batch,
@@ -236,17 +243,10 @@ export class Lane {
       return { succeeded, retry: false, bisected: false, discarded }
     }
     const segment = this.segments[0]
-    if (fixed || segment !== undefined) {
-      // A bisected half (or the records left after a reported failure, with bisect on) is
-      // retried as it is, so a poison record's neighbours are not gathered back in.
-      if (segment !== undefined && segment.count === count) segment.retries = retries
-      else if (segment !== undefined) {
-        segment.count -= count
-        this.segments.unshift({ count, retries })
-      } else this.segments.unshift({ count, retries })
-    } else {
-      this.headRetries = retries
-    }
+    // A bisected part is retried as it is, so a poison record's neighbours are not gathered
+    // back in; a gathered batch is gathered again from the checkpoint, as Lambda re-reads.
+    if (segment !== undefined) segment.retries = retries
+    else this.headRetries = retries
     return { succeeded, retry: true, bisected: false, discarded: undefined }
   }
 
