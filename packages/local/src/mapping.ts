@@ -424,9 +424,11 @@ class MappingRun {
       nowMs: Date.now(),
     })
     const info = record.KinesisBatchInfo
-    this.options.logger?.warn(
-      `${source.shardId}: ${discard.condition}: discarded ${info.batchSize} record(s) ${info.startSequenceNumber}..${info.endSequenceNumber}`,
-    )
+    const which =
+      info.batchSize === 1
+        ? `1 record, ${info.startSequenceNumber}`
+        : `${info.batchSize} records, ${info.startSequenceNumber} to ${info.endSequenceNumber}`
+    this.options.logger?.warn(`${source.shardId}: ${discard.condition}: discarded ${which}`)
     if (this.destination !== undefined) {
       await this.destination.send(record)
       this.stats.destinationMessages++
