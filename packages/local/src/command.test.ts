@@ -1,5 +1,11 @@
+import { readFileSync } from 'node:fs'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import { main } from './command.js'
+import { startLocalKinesis } from './kinesalite.js'
+import { produce } from './produce.js'
 
 function capture() {
   let out = ''
@@ -24,9 +30,7 @@ describe('shardwise', () => {
     const io = capture()
     expect(await main(['--help'])).toBe(0)
     const help = io.out()
-    const source = await import('node:fs').then((fs) =>
-      fs.readFileSync(new URL('./command.ts', import.meta.url), 'utf8'),
-    )
+    const source = readFileSync(new URL('./command.ts', import.meta.url), 'utf8')
     const block = source.slice(source.indexOf('const options = {'), source.indexOf('} satisfies'))
     const flags = [...block.matchAll(/^\s+'?([a-z-]+)'?: \{/gm)].map((m) => m[1])
     expect(flags.length).toBeGreaterThan(15)
@@ -65,5 +69,65 @@ describe('shardwise', () => {
     const io = capture()
     expect(await main(['run', '--stream', 's'])).toBe(2)
     expect(io.err()).toContain('--handler is required')
+  })
+})
+
+describe('shardwise run', () => {
+  it('runs a handler module on a stream and prints the summary', async () => {
+    const kinesis = await startLocalKinesis()
+    try {
+      await kinesis.createStream('cli', 2)
+      const data = (text: string) => new TextEncoder().encode(text)
+      await produce({ client: kinesis.client, stream: 'cli' }, [
+        { partitionKey: 'a', data: data('ok') },
+        { partitionKey: 'b', data: data('poison') },
+        { partitionKey: 'c', data: data('ok') },
+      ])
+      const dir = await mkdtemp(join(tmpdir(), 'shardwise-cli-'))
+      const module = join(dir, 'handler.mjs')
+      await writeFile(
+        module,
+        `export const consume = async (event) => ({
+          batchItemFailures: event.Records
+            .filter((r) => Buffer.from(r.kinesis.data, 'base64').toString() === 'poison')
+            .map((r) => ({ itemIdentifier: r.kinesis.sequenceNumber })),
+        })\n`,
+      )
+      const onFailure = join(dir, 'failed.jsonl')
+      const io = capture()
+      const code = await main([
+        'run',
+        '--handler',
+        `${module}:consume`,
+        '--stream',
+        'cli',
+        '--endpoint',
+        kinesis.endpoint,
+        '--function-response-types',
+        'ReportBatchItemFailures',
+        '--maximum-retry-attempts',
+        '1',
+        '--on-failure',
+        onFailure,
+        '--exit-when-idle',
+        '0.5',
+        '--poll-interval-ms',
+        '50',
+        '--progress-interval',
+        '0',
+      ])
+      expect(io.err()).toContain('RetryAttemptsExhausted: discarded 1 record')
+      expect(code).toBe(0)
+      const out = io.out()
+      expect(out).toMatch(/records read\s+3\n/)
+      expect(out).toMatch(/records succeeded\s+2\n/)
+      expect(out).toMatch(/retries\s+1\n/)
+      expect(out).toMatch(/records to on-failure destination\s+1 \(1 batch\(es\)\)/)
+      expect(out).toMatch(/records per second\s+\d+/)
+      expect((await readFile(onFailure, 'utf8')).trim().split('\n')).toHaveLength(1)
+    } finally {
+      vi.restoreAllMocks()
+      await kinesis.close()
+    }
   })
 })

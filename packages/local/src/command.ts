@@ -2,6 +2,7 @@
  * `shardwise`: run a Lambda Kinesis handler against a stream with the event source mapping's
  * rules (`shardwise run`), or watch it on a generated workload (`shardwise demo`).
  */
+import { existsSync } from 'node:fs'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { messageOf } from '@shardwise/core'
 import { runDemo } from './demo.js'
@@ -78,6 +79,8 @@ const options = {
   help: { type: 'boolean', short: 'h' },
 } satisfies ParseArgsConfig['options']
 
+const DEMO_HANDLER = 'examples/dist/demo-handler.js'
+
 class UsageError extends Error {
   override name = 'UsageError'
 }
@@ -116,8 +119,15 @@ export async function main(argv: string[]): Promise<number> {
   process.once('SIGINT', interrupt)
   try {
     if (command === 'demo') {
+      const handler = values.handler ?? DEMO_HANDLER
+      if (values.handler === undefined && !existsSync(DEMO_HANDLER)) {
+        return usage(
+          `${DEMO_HANDLER} is missing: run the demo from the repository root after a build ` +
+            '(pnpm demo), or pass --handler <module>',
+        )
+      }
       await runDemo({
-        handler: values.handler ?? 'examples/dist/demo-handler.js',
+        handler,
         out: process.stdout,
         signal: controller.signal,
       })

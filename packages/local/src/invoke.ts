@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
-import { ConfigurationError, type Context } from '@shardwise/core'
+import { ConfigurationError, type Context, messageOf } from '@shardwise/core'
 import type { MappingEvent } from './event.js'
 import type { Answer } from './verdict.js'
 
@@ -85,10 +85,19 @@ export async function invoke(
     }, identity.timeoutMs)
   })
   const run = (async (): Promise<Answer> => {
+    let returned: unknown
     try {
-      return { returned: await handler(event, context) }
+      returned = await handler(event, context)
     } catch (thrown) {
       return { thrown }
+    }
+    // Lambda reads the answer as JSON: what does not survive serialization never reaches it,
+    // and an answer that cannot be serialized fails the invocation.
+    try {
+      const json = JSON.stringify(returned)
+      return { returned: json === undefined ? null : JSON.parse(json) }
+    } catch (error) {
+      return { thrown: new Error(`the answer is not JSON: ${messageOf(error)}`) }
     }
   })()
   try {

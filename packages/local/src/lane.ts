@@ -61,7 +61,7 @@ export type DiscardCondition = 'RetryAttemptsExhausted' | 'RecordAgeExceeded'
 export interface Discard {
   readonly records: ReadonlyArray<PendingRecord>
   readonly condition: DiscardCondition
-  /** Invocations of these records, for `approximateInvokeCount`; 0 when never invoked. */
+  /** Failed invocations of these records, for `approximateInvokeCount`; 0 when never invoked. */
   readonly invokeCount: number
   /** The last failure, when there was an invocation. */
   readonly failure: Extract<Verdict, { kind: 'failure' }> | undefined
@@ -124,8 +124,10 @@ export class Lane {
     while (end < this.queue.length && (this.queue[end] as PendingRecord).arrivalMs < oldest) end++
     if (end === this.head) return undefined
     const records = this.queue.slice(this.head, end)
+    // The failed invocations so far of the batch at the head, when it was being retried.
+    const invokeCount = this.segments[0]?.retries ?? this.headRetries
     this.advance(records.length)
-    return { records, condition: 'RecordAgeExceeded', invokeCount: 0, failure: undefined }
+    return { records, condition: 'RecordAgeExceeded', invokeCount, failure: undefined }
   }
 
   /** The next batch to invoke, or `undefined` while one is in flight or none is ready yet. */

@@ -393,7 +393,7 @@ class MappingRun {
       const settlement = lane.settle(batch, verdict)
       this.stats.recordsSucceeded += settlement.succeeded
       if (settlement.bisected) this.stats.bisects++
-      if (settlement.retry) this.stats.retries++
+      if (settlement.retry && !settlement.bisected) this.stats.retries++
       if (verdict.kind === 'failure') {
         this.options.logger?.info(
           `${source.shardId}: invocation ${requestId} of ${describeBatch(batch)} failed: ${verdict.reason}`,
