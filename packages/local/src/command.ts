@@ -151,7 +151,7 @@ export async function main(argv: string[]): Promise<number> {
       signal: controller.signal,
       onProgress:
         progressSeconds > 0 ? (s) => process.stderr.write(`${progressLine(s)}\n`) : undefined,
-      progressIntervalMs: progressSeconds * 1000,
+      progressIntervalMs: progressSeconds > 0 ? progressSeconds * 1000 : undefined,
       logger: {
         info: (message) => {
           if (verbose) process.stderr.write(`${message}\n`)

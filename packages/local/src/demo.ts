@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
-import { summary } from './command.js'
+import { progressLine, summary } from './command.js'
 import { startLocalKinesis } from './kinesalite.js'
 import { runMapping } from './mapping.js'
 import { aggregate, type ProducedRecord, produce } from './produce.js'
@@ -106,6 +106,8 @@ export async function runDemo(options: DemoOptions): Promise<void> {
       functionName: 'shardwise-demo',
       signal: options.signal,
       logger: { info: () => {}, warn: (message) => out.write(`  ${message}\n`) },
+      onProgress: (stats) => out.write(`${progressLine(stats)}\n`),
+      progressIntervalMs: 1000,
     })
     out.write(summary(stats))
 

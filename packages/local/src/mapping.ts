@@ -96,6 +96,12 @@ export async function runMapping(options: RunOptions): Promise<MappingStats> {
   if (!Number.isFinite(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 900) {
     throw new ConfigurationError(`timeoutSeconds must be 1 to 900, got ${timeoutSeconds}`)
   }
+  for (const name of ['exitWhenIdleSeconds', 'pollIntervalMs', 'progressIntervalMs'] as const) {
+    const value = options[name]
+    if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
+      throw new ConfigurationError(`${name} must be a number above 0, got ${value}`)
+    }
+  }
   if (typeof options.stream !== 'string' || options.stream === '') {
     throw new ConfigurationError('the stream name is missing')
   }
@@ -216,7 +222,9 @@ class MappingRun {
           Promise.all(parents).then(() => this.readShard(shard)),
         )
       }
-      await Promise.all(done.values())
+      // Every shard winds down before the first error is thrown, so none is left reading.
+      const results = await Promise.allSettled(done.values())
+      for (const result of results) if (result.status === 'rejected') throw result.reason
       return this.snapshot()
     } finally {
       for (const timer of timers) clearInterval(timer)
@@ -238,8 +246,8 @@ class MappingRun {
 
   private snapshot(): MappingStats {
     const now = Date.now()
-    // Idle time at the end (waiting for --exit-when-idle) is not throughput.
-    const busyMs = (this.stopping ? this.lastActivityMs : now) - this.startedMs
+    // Idle time (waiting for records, or for --exit-when-idle) is not throughput.
+    const busyMs = this.lastActivityMs - this.startedMs
     return {
       ...this.stats,
       elapsedMs: now - this.startedMs,
