@@ -115,9 +115,12 @@ export async function runDemo(options: DemoOptions): Promise<void> {
     out.write(`\nOn-failure destination ${onFailure} (${lines.length} document(s)):\n`)
     for (const line of lines) {
       const { KinesisBatchInfo: info, requestContext } = JSON.parse(line)
+      const range =
+        info.batchSize === 1
+          ? info.startSequenceNumber
+          : `${info.startSequenceNumber} to ${info.endSequenceNumber} (${info.batchSize} records)`
       out.write(
-        `  ${info.shardId} ${info.startSequenceNumber}..${info.endSequenceNumber} ` +
-          `(${info.batchSize} record(s), ${requestContext.condition}, ${requestContext.approximateInvokeCount} invocations)\n`,
+        `  ${info.shardId} ${range}: ${requestContext.condition} after ${requestContext.approximateInvokeCount} invocations\n`,
       )
     }
     await describeHandler(options.handler, out)

@@ -146,6 +146,7 @@ describe('runMapping against kinesalite', () => {
   it('runs tumbling windows with state and a final invocation', async () => {
     const name = await stream(['w-1', 'w-2', 'w-3'])
     const calls: Array<{ records: number; state: unknown; final: boolean | undefined }> = []
+    const windows: string[] = []
     await runMapping({
       ...quick,
       exitWhenIdleSeconds: 2.5,
@@ -153,6 +154,7 @@ describe('runMapping against kinesalite', () => {
       client: kinesis.client,
       mapping: { tumblingWindowInSeconds: 1, batchSize: 2 },
       handler: async (event: MappingEvent) => {
+        windows.push(event.window?.start ?? '')
         calls.push({
           records: event.Records.length,
           state: event.state,
@@ -162,6 +164,7 @@ describe('runMapping against kinesalite', () => {
         return { state: { count } }
       },
     })
+    expect(windows[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/)
     const final = calls.filter((c) => c.final)
     expect(final.length).toBeGreaterThanOrEqual(1)
     expect(calls.reduce((n, c) => n + c.records, 0)).toBe(3)

@@ -447,9 +447,10 @@ class MappingRun {
 function windowProperties(batch: Batch, source: RecordSource) {
   const window = batch.window ?? { startMs: 0, endMs: 0 }
   return {
+    // Whole seconds, written as AWS' sample writes them: 2020-12-09T07:04:00Z.
     window: {
-      start: new Date(window.startMs).toISOString(),
-      end: new Date(window.endMs).toISOString(),
+      start: new Date(window.startMs).toISOString().replace('.000Z', 'Z'),
+      end: new Date(window.endMs).toISOString().replace('.000Z', 'Z'),
     },
     state: batch.state,
     shardId: source.shardId,
