@@ -291,4 +291,37 @@ describe('Lane: properties', () => {
       { numRuns: 2000 },
     )
   })
+
+  it('whatever the answers, every record is checkpointed or discarded exactly once, in order', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.boolean(),
+        fc.integer({ min: 0, max: 3 }),
+        fc.infiniteStream(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.nat())),
+        (count, batchSize, bisectBatchOnFunctionError, maximumRetryAttempts, answers) => {
+          const list = records(count)
+          const l = lane({ batchSize, bisectBatchOnFunctionError, maximumRetryAttempts }, list)
+          const settled: string[] = []
+          const iterator = answers[Symbol.iterator]()
+          for (let i = 0; i < 100_000; i++) {
+            const batch = l.next(0)
+            if (batch === undefined) break
+            const [kind, at] = iterator.next().value as [number, number]
+            const verdict =
+              kind === 0 ? success : kind === 1 ? failure : partial(at % batch.records.length)
+            const settlement = l.settle(batch, verdict)
+            for (let j = 0; j < settlement.succeeded; j++) {
+              settled.push(batch.records[j]?.sequenceNumber as string)
+            }
+            for (const r of settlement.discarded?.records ?? []) settled.push(r.sequenceNumber)
+          }
+          expect(l.waiting).toBe(0)
+          expect(settled).toEqual(list.map((r) => r.sequenceNumber))
+        },
+      ),
+      { numRuns: 2000 },
+    )
+  })
 })
