@@ -198,4 +198,20 @@ describe('runMapping against kinesalite', () => {
     for (const list of seen.values()) expect(list).toEqual([...list].sort((a, b) => a - b))
     expect([...seen.values()].flat().length).toBe(200)
   })
+
+  it('warns that batchItemFailures are ignored without ReportBatchItemFailures, and skips them as Lambda does', async () => {
+    const name = await stream(['x-1', 'x-2'])
+    const warnings: string[] = []
+    const stats = await runMapping({
+      ...quick,
+      stream: name,
+      client: kinesis.client,
+      handler: async (event: MappingEvent) => ({
+        batchItemFailures: [{ itemIdentifier: event.Records[0]?.kinesis.sequenceNumber }],
+      }),
+      logger: { info: () => {}, warn: (message) => warnings.push(message) },
+    })
+    expect(stats).toMatchObject({ invocations: 1, recordsSucceeded: 2, retries: 0 })
+    expect(warnings).toEqual([expect.stringContaining('ReportBatchItemFailures is off')])
+  })
 })

@@ -35,7 +35,7 @@ import {
 } from './invoke.js'
 import { type Batch, type Discard, Lane, type LaneRules } from './lane.js'
 import { type MappingSettings, type ResolvedSettings, resolveSettings } from './settings.js'
-import { judge } from './verdict.js'
+import { type Answer, judge } from './verdict.js'
 
 export interface RunOptions {
   /** The stream's name. */
@@ -166,6 +166,7 @@ class MappingRun {
   private readonly lanes: Lane[] = []
   private readonly rules: LaneRules
   private streamArn = ''
+  private warnedIgnoredFailures = false
 
   constructor(
     private readonly client: KinesisClient,
@@ -397,6 +398,17 @@ class MappingRun {
       const { answer, requestId } = await invoke(this.handler, event, this.identity)
       this.stats.invocations++
       this.lastActivityMs = Date.now()
+      if (
+        !this.warnedIgnoredFailures &&
+        !rules.reportBatchItemFailures &&
+        reportsFailures(answer)
+      ) {
+        this.warnedIgnoredFailures = true
+        this.options.logger?.warn(
+          'the function answers with batchItemFailures, but ReportBatchItemFailures is off: ' +
+            'Lambda ignores them and checkpoints the whole batch (add --function-response-types ReportBatchItemFailures)',
+        )
+      }
       const verdict = judge(answer, batch.records, rules)
       const settlement = lane.settle(batch, verdict)
       this.stats.recordsSucceeded += settlement.succeeded
@@ -458,6 +470,13 @@ function windowProperties(batch: Batch, source: RecordSource) {
     isFinalInvokeForWindow: batch.isFinalInvokeForWindow,
     isWindowTerminatedEarly: batch.isWindowTerminatedEarly,
   }
+}
+
+/** A non-empty `batchItemFailures`: the function meant to report failures. */
+function reportsFailures(answer: Answer): boolean {
+  if (!('returned' in answer)) return false
+  const failures = (answer.returned as { batchItemFailures?: unknown } | null)?.batchItemFailures
+  return Array.isArray(failures) && failures.length > 0
 }
 
 function describeBatch(batch: Batch): string {
