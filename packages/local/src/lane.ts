@@ -166,7 +166,8 @@ export class Lane {
         break
       }
       const after = bytes + SEPARATOR_BYTES + record.bytes
-      // A record too big for any batch still goes alone, so that Lambda's error shows.
+      // A record over the limit goes alone rather than block its shard for ever; what Lambda
+      // does with one is not documented.
       if (after > MAX_PAYLOAD_BYTES && end > this.head) {
         full = true
         break

@@ -71,7 +71,7 @@ describe('runMapping against kinesalite', () => {
     const seen: string[] = []
     const run = runMapping({
       ...quick,
-      exitWhenIdleSeconds: 1,
+      exitWhenIdleSeconds: 2,
       stream: name,
       client: kinesis.client,
       mapping: { startingPosition: 'LATEST' },
@@ -79,7 +79,8 @@ describe('runMapping against kinesalite', () => {
         for (const r of event.Records) seen.push(decode(r.kinesis.data))
       },
     })
-    await new Promise((r) => setTimeout(r, 300))
+    // Time for the mapping to take its LATEST iterators before the new record arrives.
+    await new Promise((r) => setTimeout(r, 1000))
     await putAll(name, ['new-1'])
     await run
     expect(seen).toEqual(['new-1'])
