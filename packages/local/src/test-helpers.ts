@@ -1,16 +1,14 @@
 /** Records for the tests of the rules: no stream needed. */
+import { sequenceNumber } from '@shardwise/testing'
 import { type PendingRecord, type RecordSource, toPendingRecord } from './event.js'
+
+export { sequenceNumber }
 
 export const source: RecordSource = {
   shardId: 'shardId-000000000006',
   streamArn: 'arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream',
   region: 'us-east-2',
   invokeIdentityArn: 'arn:aws:iam::123456789012:role/lambda-role',
-}
-
-/** Sequence numbers of 56 digits, like Kinesis', growing with `i`. */
-export function sequenceNumber(i: number): string {
-  return `4959033827149025660855969253836157109592157598913${String(1_000_000 + i)}`
 }
 
 export function records(
