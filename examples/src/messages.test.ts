@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs'
+import { lambdaContext } from '@shardwise/testing'
 import type { KinesisStreamEvent } from 'aws-lambda'
 import { beforeEach, describe, expect, it } from 'vitest'
-import { lambdaContext } from './lambda-context.js'
 import { handler, received } from './messages.js'
 
 const sample = (): KinesisStreamEvent =>
@@ -15,7 +15,7 @@ describe('the messages handler', () => {
   })
 
   it('saves both records of the AWS sample event and reports nothing', async () => {
-    const response = await handler(sample(), lambdaContext('messages'))
+    const response = await handler(sample(), lambdaContext(60_000, 'messages'))
     expect(response).toEqual({ batchItemFailures: [] })
     expect(received).toEqual(['Hello, this is a test.', 'This is only a test.'])
   })
@@ -25,7 +25,7 @@ describe('the messages handler', () => {
     const second = event.Records[1]
     if (second === undefined) throw new Error('the sample has two records')
     second.kinesis.data = base64('fail: no room')
-    const response = await handler(event, lambdaContext('messages'))
+    const response = await handler(event, lambdaContext(60_000, 'messages'))
     expect(response).toEqual({
       batchItemFailures: [{ itemIdentifier: second.kinesis.sequenceNumber }],
     })

@@ -25,6 +25,11 @@ export type {
 export interface KinesisRecord<T = Uint8Array> {
   /** The payload: bytes after `kinesisDecode`, the parsed value after a parser. */
   data: T
+  /**
+   * The user record's bytes as they are in the stream, before decompression: what a dead-letter
+   * sink keeps so that the record can be put back on a stream as it was.
+   */
+  rawData: Uint8Array
   partitionKey: string
   /** Set only for KPL sub-records that carried an explicit hash key. */
   explicitHashKey: string | undefined
@@ -75,6 +80,21 @@ export interface DecodedEvent<T = Uint8Array> extends KinesisStreamEvent {
 export function getBatch<T = unknown>(event: unknown): RecordBatch<T> | undefined {
   if (typeof event !== 'object' || event === null) return undefined
   return (event as Partial<DecodedEvent<T>>)[BATCH]
+}
+
+/**
+ * Takes a record that cannot succeed (its error is not retryable) off the shard's path, for
+ * example onto a dead-letter queue. Resolving means the record is safe and counts as handled;
+ * rejecting leaves it failed, so the shard stops at it as at any failure.
+ */
+export type PoisonSink = (record: KinesisRecord<unknown>, error: RecordError) => Promise<unknown>
+
+/** Where `partialFailures({ onPoison })` leaves its sink on the event for `eachRecord`. */
+export const POISON_SINK: unique symbol = Symbol.for('@shardwise/poison-sink') as never
+
+export function getPoisonSink(event: unknown): PoisonSink | undefined {
+  if (typeof event !== 'object' || event === null) return undefined
+  return (event as { [POISON_SINK]?: PoisonSink })[POISON_SINK]
 }
 
 /** Records a failure of `records[index]`; the first failure of a record is the one kept. */

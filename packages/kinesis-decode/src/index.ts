@@ -1,29 +1,75 @@
 /**
- * `kinesisDecode()`: turns the records of a Lambda Kinesis event into decoded records whose
+ * `kinesisDecode()`: turns the records of a Lambda Kinesis event into the user's records, whose
  * `data` is the payload's bytes, and attaches them to the event for the rest of the chain.
- * A record that cannot be decoded is kept in its place, marked failed, and never handled.
+ *
+ * For each record Lambda delivers: base64 to bytes; a KPL aggregate is expanded into its user
+ * records in place; gzip and zstd (or zlib, when asked) are decompressed, for the record or for
+ * each user record of an aggregate. A record that cannot be decoded is kept in its place, marked
+ * failed, and never handled; it never fails the batch.
  */
 
+import { constants as bufferConstants } from 'node:buffer'
+import zlib from 'node:zlib'
 import type { MiddlewareObj } from '@middy/core'
 import {
   BATCH,
   ConfigurationError,
+  checkOptions,
   type DecodedEvent,
   DecodeError,
   eventSourceOf,
   type KinesisRecord,
   type KinesisStreamEvent,
   type KinesisStreamRecord,
+  type OptionSchema,
   type RecordBatch,
   RecordStatus,
 } from '@shardwise/core'
+import { readAggregate, type UserRecord } from './kpl.js'
 
 export type { DecodedEvent, KinesisRecord } from '@shardwise/core'
 
-// biome-ignore lint/complexity/noBannedTypes: no options yet; decompression and KPL come next
-export type KinesisDecodeOptions = {}
+export type Compression = 'gzip' | 'zstd' | 'zlib'
 
-const EMPTY = new Uint8Array(0)
+export interface KinesisDecodeOptions {
+  /** Expand KPL aggregates into their user records. Default `true`. */
+  deaggregate?: boolean
+  /**
+   * `'auto'` (default) decompresses data that starts with the gzip or zstd magic bytes and leaves
+   * anything else as it is. `'gzip'`, `'zstd'` or `'zlib'` expect every user record to be
+   * compressed that way and fail the ones that are not. `false` never decompresses.
+   */
+  decompress?: 'auto' | Compression | false
+  /** The most bytes one record may decompress to; a record over it fails alone. Default 16 MiB. */
+  maxDecompressedBytes?: number
+}
+
+/**
+ * Kinesis records carry at most 10 MiB and CloudWatch Logs subscription payloads a few MiB once
+ * decompressed, so 16 MiB leaves room for every real payload and still stops a decompression
+ * bomb long before it fills a Lambda function's memory.
+ */
+export const DEFAULT_MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
+
+const pkg = '@shardwise/kinesis-decode'
+
+const optionSchema: OptionSchema = {
+  type: 'object',
+  properties: {
+    deaggregate: { type: 'boolean' },
+    decompress: { enum: ['auto', 'gzip', 'zstd', 'zlib', false] },
+    maxDecompressedBytes: { type: 'integer', minimum: 1, maximum: bufferConstants.MAX_LENGTH },
+  },
+  additionalProperties: false,
+}
+
+type Decompression = 'auto' | Compression | false
+
+interface Settings {
+  readonly deaggregate: boolean
+  readonly decompress: Decompression
+  readonly maxDecompressedBytes: number
+}
 
 /**
  * @example
@@ -31,50 +77,36 @@ const EMPTY = new Uint8Array(0)
  *   .use(kinesisDecode())
  *   .use(partialFailures())
  */
-export function kinesisDecode(
-  options: KinesisDecodeOptions = {},
-): MiddlewareObj<KinesisStreamEvent> {
-  if (typeof options !== 'object' || options === null) {
-    throw new ConfigurationError('@shardwise/kinesis-decode: options must be an object')
-  }
+export function kinesisDecode(options?: KinesisDecodeOptions): MiddlewareObj<KinesisStreamEvent> {
+  const settings = settingsOf(options)
   return {
     before(request) {
       const event = request.event as DecodedEvent
-      event[BATCH] = decodeEvent(event)
+      event[BATCH] = decodeRecords(kinesisRecordsOf(event), settings)
     },
   }
 }
 
-/** Decodes a whole event; exported for handlers that do not use middy. */
-export function decodeEvent(event: KinesisStreamEvent): RecordBatch<Uint8Array> {
-  const lambdaRecords = kinesisRecordsOf(event)
-  const records: KinesisRecord<Uint8Array>[] = []
-  const failed: Array<[number, DecodeError]> = []
-  for (let i = 0; i < lambdaRecords.length; i++) {
-    const lambdaRecord = lambdaRecords[i] as KinesisStreamRecord
-    if (typeof lambdaRecord?.kinesis?.sequenceNumber !== 'string') {
-      // Without a sequence number the record cannot be reported, so nothing safe is left but
-      // failing the whole batch for Lambda to retry.
-      throw new ConfigurationError(
-        `@shardwise/kinesis-decode: Records[${i}] has no kinesis.sequenceNumber; expected an aws:kinesis event`,
-      )
-    }
-    const record = toRecord(lambdaRecord)
-    const bytes = base64Bytes(lambdaRecord.kinesis.data)
-    if (bytes === undefined) {
-      failed.push([records.length, new DecodeError(record, 'data is not valid base64')])
-    } else {
-      record.data = bytes
-    }
-    records.push(record)
+/** Decodes a whole event; for handlers that do not use middy. */
+export function decodeEvent(
+  event: KinesisStreamEvent,
+  options?: KinesisDecodeOptions,
+): RecordBatch<Uint8Array> {
+  return decodeRecords(kinesisRecordsOf(event), settingsOf(options))
+}
+
+function settingsOf(options: KinesisDecodeOptions | undefined): Settings {
+  const {
+    deaggregate = true,
+    decompress = 'auto',
+    maxDecompressedBytes = DEFAULT_MAX_DECOMPRESSED_BYTES,
+  } = checkOptions(pkg, optionSchema, options)
+  if (decompress === 'zstd' && typeof zlib.zstdDecompressSync !== 'function') {
+    throw new ConfigurationError(
+      `${pkg}: decompress 'zstd' needs Node 22.15 or later (this is ${process.version})`,
+    )
   }
-  const status = new Uint8Array(records.length)
-  const errors = new Map<number, DecodeError>()
-  for (const [index, error] of failed) {
-    status[index] = RecordStatus.Failed
-    errors.set(index, error)
-  }
-  return { records, status, errors }
+  return { deaggregate, decompress, maxDecompressedBytes }
 }
 
 function kinesisRecordsOf(event: unknown): KinesisStreamRecord[] {
@@ -88,16 +120,95 @@ function kinesisRecordsOf(event: unknown): KinesisStreamRecord[] {
       return records as KinesisStreamRecord[]
     }
   }
-  throw new ConfigurationError(
-    `@shardwise/kinesis-decode: expected an aws:kinesis event, got ${eventSourceOf(event)}`,
-  )
+  throw new ConfigurationError(`${pkg}: expected an aws:kinesis event, got ${eventSourceOf(event)}`)
 }
+
+function decodeRecords(
+  lambdaRecords: KinesisStreamRecord[],
+  settings: Settings,
+): RecordBatch<Uint8Array> {
+  const { deaggregate, decompress, maxDecompressedBytes } = settings
+  const records: KinesisRecord<Uint8Array>[] = []
+  const failedAt: number[] = []
+  const failures: DecodeError[] = []
+  for (let i = 0; i < lambdaRecords.length; i++) {
+    const lambdaRecord = lambdaRecords[i] as KinesisStreamRecord
+    if (typeof lambdaRecord?.kinesis?.sequenceNumber !== 'string') {
+      // Without a sequence number the record cannot be reported, so nothing safe is left but
+      // failing the whole batch for Lambda to retry.
+      throw new ConfigurationError(
+        `${pkg}: Records[${i}] has no kinesis.sequenceNumber; expected an aws:kinesis event`,
+      )
+    }
+    const carrier = toRecord(lambdaRecord)
+    const bytes = base64Bytes(lambdaRecord.kinesis.data)
+    if (bytes === undefined) {
+      failedAt.push(records.length)
+      failures.push(new DecodeError(carrier, 'data is not valid base64'))
+      records.push(carrier)
+      continue
+    }
+
+    carrier.rawData = bytes
+
+    // The KPL compresses user records one by one, before aggregating them; some producers
+    // compress the aggregate instead, so an aggregate is looked for again after decompressing.
+    let userRecords = deaggregate ? readAggregate(bytes) : undefined
+    let userRecordDecompression = decompress
+    if (userRecords === undefined) {
+      const payload = decompressed(bytes, decompress, maxDecompressedBytes)
+      if (payload instanceof Error) {
+        carrier.data = bytes
+        failedAt.push(records.length)
+        failures.push(new DecodeError(carrier, payload.message, { cause: payload.cause }))
+        records.push(carrier)
+        continue
+      }
+      if (deaggregate && payload !== bytes) {
+        userRecords = readAggregate(payload)
+        // A compressed aggregate was compressed once, as a whole; only 'auto', which looks at
+        // the bytes, may still find a user record that was compressed on its own.
+        userRecordDecompression = decompress === 'auto' ? 'auto' : false
+      }
+      if (userRecords === undefined) {
+        carrier.data = payload
+        records.push(carrier)
+        continue
+      }
+    }
+
+    for (let s = 0; s < userRecords.length; s++) {
+      const userRecord = userRecords[s] as UserRecord
+      const record = subRecord(carrier, userRecord, s)
+      const payload = decompressed(userRecord.data, userRecordDecompression, maxDecompressedBytes)
+      if (payload instanceof Error) {
+        failedAt.push(records.length)
+        failures.push(new DecodeError(record, payload.message, { cause: payload.cause }))
+      } else {
+        record.data = payload
+      }
+      records.push(record)
+    }
+  }
+
+  const status = new Uint8Array(records.length)
+  const errors = new Map<number, DecodeError>()
+  for (let f = 0; f < failedAt.length; f++) {
+    const index = failedAt[f] as number
+    status[index] = RecordStatus.Failed
+    errors.set(index, failures[f] as DecodeError)
+  }
+  return { records, status, errors }
+}
+
+const EMPTY = new Uint8Array(0)
 
 function toRecord(lambdaRecord: KinesisStreamRecord): KinesisRecord<Uint8Array> {
   const { kinesis, eventID, eventSourceARN } = lambdaRecord
   const colon = eventID.indexOf(':')
   return {
     data: EMPTY,
+    rawData: EMPTY,
     partitionKey: kinesis.partitionKey,
     explicitHashKey: undefined,
     sequenceNumber: kinesis.sequenceNumber,
@@ -109,14 +220,78 @@ function toRecord(lambdaRecord: KinesisStreamRecord): KinesisRecord<Uint8Array> 
   }
 }
 
+/** A user record of an aggregate: its own keys, the carrier's place in the stream. */
+function subRecord(
+  carrier: KinesisRecord<Uint8Array>,
+  userRecord: UserRecord,
+  subSequenceNumber: number,
+): KinesisRecord<Uint8Array> {
+  return {
+    data: userRecord.data,
+    rawData: userRecord.data,
+    partitionKey: userRecord.partitionKey,
+    explicitHashKey: userRecord.explicitHashKey,
+    sequenceNumber: carrier.sequenceNumber,
+    subSequenceNumber,
+    approximateArrivalTimestamp: carrier.approximateArrivalTimestamp,
+    shardId: carrier.shardId,
+    eventSourceARN: carrier.eventSourceARN,
+    lambdaRecord: carrier.lambdaRecord,
+  }
+}
+
 /**
  * Node's base64 decoder skips characters it does not know instead of failing, so a corrupted
  * payload would silently lose bytes; comparing the decoded length with the one the text
  * promises catches that without a second pass over the text.
  */
-function base64Bytes(text: unknown): Uint8Array | undefined {
+function base64Bytes(text: unknown): Buffer | undefined {
   if (typeof text !== 'string' || text.length % 4 !== 0) return undefined
   const bytes = Buffer.from(text, 'base64')
   const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0
   return bytes.length === (text.length / 4) * 3 - padding ? bytes : undefined
+}
+
+/**
+ * The payload after decompression: `bytes` itself when there is nothing to do, or an `Error`
+ * whose message says why the record cannot be read (the zlib error is its `cause`).
+ */
+function decompressed(
+  bytes: Uint8Array,
+  mode: Decompression,
+  maxOutputLength: number,
+): Uint8Array | Error {
+  const format = mode === 'auto' ? compressionOf(bytes) : mode
+  if (format === false) return bytes
+  try {
+    if (format === 'gzip') return zlib.gunzipSync(bytes, { maxOutputLength })
+    if (format === 'zlib') return zlib.inflateSync(bytes, { maxOutputLength })
+    if (typeof zlib.zstdDecompressSync !== 'function') {
+      return new Error(`data is zstd, which needs Node 22.15 or later (this is ${process.version})`)
+    }
+    return zlib.zstdDecompressSync(bytes, { maxOutputLength })
+  } catch (error) {
+    if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
+      return new Error(
+        `data decompresses (${format}) to more than ${maxOutputLength} bytes, the maxDecompressedBytes limit`,
+        { cause: error },
+      )
+    }
+    return new Error(`data is not valid ${format}: ${(error as Error).message}`, { cause: error })
+  }
+}
+
+/** zlib is never guessed: its only marker is a first byte of `x`, common in plain text too. */
+function compressionOf(bytes: Uint8Array): Compression | false {
+  if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) return 'gzip'
+  if (
+    bytes.length >= 4 &&
+    bytes[0] === 0x28 &&
+    bytes[1] === 0xb5 &&
+    bytes[2] === 0x2f &&
+    bytes[3] === 0xfd
+  ) {
+    return 'zstd'
+  }
+  return false
 }

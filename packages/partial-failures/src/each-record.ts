@@ -8,44 +8,29 @@ import {
   ConfigurationError,
   type Context,
   checkOptions,
-  failRecord,
-  firstFailed,
   getBatch,
-  type KinesisRecord,
+  getPoisonSink,
   type KinesisStreamBatchResponse,
   type KinesisStreamEvent,
   type OptionSchema,
-  type RecordBatch,
-  RecordHandlerError,
-  RecordStatus,
 } from '@shardwise/core'
+import { type Ordering, type RecordHandler, runBatch } from './run-batch.js'
 
-const pkg = '@shardwise/partial-failures'
-
-/**
- * - `'shard'`: one record at a time, in batch order (Kinesis' own ordering guarantee).
- * - `'partitionKey'`: records of different keys run concurrently; each key's in batch order.
- * - `'none'`: any records run concurrently, started in batch order.
- */
-export type Ordering = 'shard' | 'partitionKey' | 'none'
+export const pkg = '@shardwise/partial-failures'
 
 export interface EachRecordOptions {
   /** Default `'shard'`. */
   ordering?: Ordering
   /** Records in flight at most, for `'partitionKey'` and `'none'`. Default 10. */
   concurrency?: number
+  /**
+   * Stop this many milliseconds before Lambda's timeout: start no new record, stop waiting for
+   * the ones in flight (their `signal` aborts), and answer with the checkpoint at the first
+   * record that did not finish, so the finished ones are not retried. Default 1000; 0 turns
+   * the guard off.
+   */
+  timeoutMarginMs?: number
 }
-
-export interface RecordHandlerOptions {
-  /** Aborted when the invocation is about to end (middy's signal). */
-  signal: AbortSignal | undefined
-}
-
-export type RecordHandler<T> = (
-  record: KinesisRecord<T>,
-  context: Context,
-  options: RecordHandlerOptions,
-) => Promise<unknown> | unknown
 
 /**
  * The batch handler `eachRecord` returns, ready for `middy(...)`. It takes the event Lambda
@@ -57,12 +42,15 @@ export type BatchHandler = (
   options?: { signal?: AbortSignal },
 ) => Promise<KinesisStreamBatchResponse>
 
+export const runOptionSchema = {
+  ordering: { enum: ['shard', 'partitionKey', 'none'] },
+  concurrency: { type: 'integer', minimum: 1 },
+  timeoutMarginMs: { type: 'integer', minimum: 0 },
+} as const
+
 const optionSchema: OptionSchema = {
   type: 'object',
-  properties: {
-    ordering: { enum: ['shard', 'partitionKey', 'none'] },
-    concurrency: { type: 'integer', minimum: 1 },
-  },
+  properties: runOptionSchema,
   additionalProperties: false,
 }
 
@@ -79,176 +67,26 @@ export function eachRecord<T = Uint8Array>(
   if (typeof handler !== 'function') {
     throw new ConfigurationError(`${pkg}: eachRecord needs a record handler function`)
   }
-  const { ordering = 'shard', concurrency = 10 } = checkOptions(pkg, optionSchema, options)
-  const run = ordering === 'shard' ? runInOrder : ordering === 'none' ? runUnordered : runByKey
+  const {
+    ordering = 'shard',
+    concurrency = 10,
+    timeoutMarginMs = 1000,
+  } = checkOptions(pkg, optionSchema, options)
+  const runOptions = { ordering, concurrency, timeoutMarginMs }
 
   return async (event, context, middyOptions) => {
-    const batch = getBatch<T>(event)
-    if (batch === undefined) {
-      throw new ConfigurationError(
-        `${pkg}: the event has no decoded records; add .use(kinesisDecode()) to the middy chain`,
-      )
-    }
-    const handlerOptions: RecordHandlerOptions = { signal: middyOptions?.signal }
-    await run(batch, (index) => handle(batch, index, handler, context, handlerOptions), concurrency)
+    const batch = decodedBatchOf<T>(event)
+    await runBatch(batch, handler, runOptions, context, middyOptions?.signal, getPoisonSink(event))
     return batchResponse(batch)
   }
 }
 
-/** Runs one record; resolves `true` when it succeeded. Never rejects. */
-async function handle<T>(
-  batch: RecordBatch<T>,
-  index: number,
-  handler: RecordHandler<T>,
-  context: Context,
-  options: RecordHandlerOptions,
-): Promise<boolean> {
-  const record = batch.records[index] as KinesisRecord<T>
-  try {
-    await handler(record, context, options)
-    batch.status[index] = RecordStatus.Succeeded
-    return true
-  } catch (thrown) {
-    failRecord(batch, index, new RecordHandlerError(record, thrown))
-    return false
+export function decodedBatchOf<T>(event: unknown) {
+  const batch = getBatch<T>(event)
+  if (batch === undefined) {
+    throw new ConfigurationError(
+      `${pkg}: the event has no decoded records; add .use(kinesisDecode()) to the middy chain`,
+    )
   }
-}
-
-type Handle = (index: number) => Promise<boolean>
-
-async function runInOrder(batch: RecordBatch, handle: Handle): Promise<void> {
-  const { status } = batch
-  for (let i = 0; i < status.length; i++) {
-    if (status[i] !== RecordStatus.Pending) return
-    if (!(await handle(i))) return
-  }
-}
-
-/**
- * Workers take the next record in batch order until the limit: the position of the first
- * failure, which only moves down. Records before it all start, so all of them finish.
- */
-async function runUnordered(batch: RecordBatch, handle: Handle, concurrency: number) {
-  const failedAt = firstFailed(batch)
-  let limit = failedAt === -1 ? batch.records.length : failedAt
-  let next = 0
-  const worker = async () => {
-    while (next < limit) {
-      const index = next++
-      if (!(await handle(index)) && index < limit) limit = index
-    }
-  }
-  const workers: Promise<void>[] = []
-  for (let w = 0; w < Math.min(concurrency, limit); w++) workers.push(worker())
-  await Promise.all(workers)
-}
-
-/**
- * Each partition key is a queue in batch order; a key is ready when none of its records is in
- * flight. Workers take the ready key whose next record comes first in the batch (a min-heap of
- * positions), so the batch advances in order as far as the keys allow.
- */
-async function runByKey(batch: RecordBatch, handle: Handle, concurrency: number) {
-  const { records } = batch
-  const failedAt = firstFailed(batch)
-  let limit = failedAt === -1 ? records.length : failedAt
-
-  // nextOfKey[i]: the next position with the same partition key as i, or -1.
-  const nextOfKey = new Int32Array(limit).fill(-1)
-  const lastOfKey = new Map<string, number>()
-  const ready = new MinHeap(limit)
-  for (let i = 0; i < limit; i++) {
-    const key = (records[i] as KinesisRecord<unknown>).partitionKey
-    const last = lastOfKey.get(key)
-    if (last === undefined) ready.push(i)
-    else nextOfKey[last] = i
-    lastOfKey.set(key, i)
-  }
-
-  let running = 0
-  let wake: (() => void) | undefined
-  let idle: Promise<void> | undefined
-  const waitForProgress = () => {
-    idle ??= new Promise<void>((resolve) => {
-      wake = resolve
-    })
-    return idle
-  }
-  const progress = () => {
-    const resolve = wake
-    wake = undefined
-    idle = undefined
-    resolve?.()
-  }
-
-  const worker = async () => {
-    for (;;) {
-      if (ready.size > 0 && ready.peek() < limit) {
-        const index = ready.pop()
-        running++
-        const succeeded = await handle(index)
-        running--
-        if (!succeeded) {
-          if (index < limit) limit = index
-        } else {
-          const after = nextOfKey[index] as number
-          if (after !== -1) ready.push(after)
-        }
-        progress()
-      } else if (running > 0) {
-        await waitForProgress()
-      } else {
-        return
-      }
-    }
-  }
-  const workers: Promise<void>[] = []
-  for (let w = 0; w < Math.min(concurrency, limit); w++) workers.push(worker())
-  await Promise.all(workers)
-}
-
-/** A binary min-heap of record positions with a fixed capacity. */
-class MinHeap {
-  private readonly items: Int32Array
-  size = 0
-
-  constructor(capacity: number) {
-    this.items = new Int32Array(Math.max(capacity, 1))
-  }
-
-  peek(): number {
-    return this.items[0] as number
-  }
-
-  push(value: number): void {
-    const items = this.items
-    let i = this.size++
-    while (i > 0) {
-      const parent = (i - 1) >> 1
-      const p = items[parent] as number
-      if (p <= value) break
-      items[i] = p
-      i = parent
-    }
-    items[i] = value
-  }
-
-  pop(): number {
-    const items = this.items
-    const top = items[0] as number
-    const last = items[--this.size] as number
-    let i = 0
-    for (;;) {
-      const left = 2 * i + 1
-      if (left >= this.size) break
-      const right = left + 1
-      const child =
-        right < this.size && (items[right] as number) < (items[left] as number) ? right : left
-      if ((items[child] as number) >= last) break
-      items[i] = items[child] as number
-      i = child
-    }
-    items[i] = last
-    return top
-  }
+  return batch
 }

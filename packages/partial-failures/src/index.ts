@@ -2,6 +2,7 @@ export {
   type DecodedEvent,
   type KinesisRecord,
   NonRetryableError,
+  type PoisonSink,
   RecordError,
   RecordHandlerError,
 } from '@shardwise/core'
@@ -9,8 +10,18 @@ export {
   type BatchHandler,
   type EachRecordOptions,
   eachRecord,
+} from './each-record.js'
+export {
+  type FoldWindowOptions,
+  foldWindow,
+  type WindowHandler,
+  type WindowInfo,
+} from './fold-window.js'
+export { type Logger, type PartialFailuresOptions, partialFailures } from './partial-failures.js'
+export {
   type Ordering,
+  PoisonSinkError,
   type RecordHandler,
   type RecordHandlerOptions,
-} from './each-record.js'
-export { type Logger, type PartialFailuresOptions, partialFailures } from './partial-failures.js'
+  TimeoutError,
+} from './run-batch.js'

@@ -19,6 +19,8 @@ import {
   type KinesisStreamBatchResponse,
   type KinesisStreamEvent,
   type OptionSchema,
+  POISON_SINK,
+  type PoisonSink,
   type RecordBatch,
   RecordStatus,
 } from '@shardwise/core'
@@ -36,11 +38,22 @@ export interface Logger {
 export interface PartialFailuresOptions {
   /** Where failures and the batch summary go. Default `console`; `false` logs nothing. */
   logger?: Logger | false
+  /**
+   * Takes each record that can never succeed (a decoding, parsing or validation error, or a
+   * `NonRetryableError` from the handler), at its turn, for example onto an SQS dead-letter
+   * queue. When it resolves, the record counts as handled and the shard moves on; when it
+   * rejects, or without a sink, the record is reported like any failure. Retryable failures
+   * never reach it. Needs `eachRecord` or `foldWindow` as the handler.
+   */
+  onPoison?: PoisonSink
 }
 
 const optionSchema: OptionSchema = {
   type: 'object',
-  properties: { logger: { oneOf: [{ const: false }, { type: 'object' }] } },
+  properties: {
+    logger: { oneOf: [{ const: false }, { type: 'object' }] },
+    onPoison: { instanceof: 'Function' },
+  },
   additionalProperties: false,
 }
 
@@ -55,13 +68,18 @@ const levels = ['error', 'warn', 'info', 'debug'] as const
 export function partialFailures(
   options?: PartialFailuresOptions,
 ): MiddlewareObj<KinesisStreamEvent, KinesisStreamBatchResponse> {
-  const { logger = console } = checkOptions(pkg, optionSchema, options)
+  const { logger = console, onPoison } = checkOptions(pkg, optionSchema, options)
   if (logger !== false && !levels.every((level) => typeof logger[level] === 'function')) {
     throw new ConfigurationError(`${pkg}: logger needs ${levels.join(', ')} methods, or false`)
   }
   const log = logger === false ? undefined : logger
 
   return {
+    before(request) {
+      if (onPoison !== undefined) {
+        ;(request.event as unknown as { [POISON_SINK]?: PoisonSink })[POISON_SINK] = onPoison
+      }
+    },
     after(request) {
       request.response = answer(request.event, request.response, log)
     },
@@ -85,7 +103,7 @@ function answer(
   event: KinesisStreamEvent,
   response: unknown,
   log: Logger | undefined,
-): KinesisStreamBatchResponse {
+): KinesisStreamBatchResponse & { state?: object } {
   const lambdaRecords: KinesisStreamEvent['Records'] = Array.isArray(event?.Records)
     ? event.Records
     : []
@@ -111,12 +129,37 @@ function answer(
 
   if (log !== undefined) {
     for (const failure of failures) log.error('record failed', failure.details)
+    if (batch !== undefined) logDiverted(batch, log)
     const summary = summarize(batch, lambdaRecords.length, failures.length, checkpoint)
     if (checkpoint === undefined) log.debug('batch done', summary)
     else log.warn('batch done with failures', summary)
   }
 
-  return { batchItemFailures: checkpoint === undefined ? [] : [{ itemIdentifier: checkpoint }] }
+  const batchItemFailures = checkpoint === undefined ? [] : [{ itemIdentifier: checkpoint }]
+  // With a tumbling window, Lambda counts an answer without `state` as a failed invocation.
+  const state = stateOf(event, response)
+  return state === undefined ? { batchItemFailures } : { batchItemFailures, state }
+}
+
+function stateOf(event: unknown, response: unknown): object | undefined {
+  const answered = (response as { state?: unknown } | null | undefined)?.state
+  if (typeof answered === 'object' && answered !== null) return answered
+  const windowEvent = event as { window?: unknown; state?: unknown } | null | undefined
+  if (windowEvent?.window === undefined) return undefined
+  return typeof windowEvent.state === 'object' && windowEvent.state !== null
+    ? windowEvent.state
+    : {}
+}
+
+function logDiverted(batch: RecordBatch, log: Logger) {
+  for (let i = 0; i < batch.status.length; i++) {
+    if (batch.status[i] !== RecordStatus.Diverted) continue
+    const error = batch.errors.get(i)
+    log.warn('record sent to the poison sink', {
+      ...coordinatesOf(batch.records[i] as KinesisRecord),
+      error,
+    })
+  }
 }
 
 /** Every record that a step of the chain failed. */
@@ -200,12 +243,15 @@ function summarize(
   if (batch !== undefined) {
     let succeeded = 0
     let pending = 0
+    let diverted = 0
     for (const s of batch.status) {
       if (s === RecordStatus.Succeeded) succeeded++
       else if (s === RecordStatus.Pending) pending++
+      else if (s === RecordStatus.Diverted) diverted++
     }
     summary.records = batch.records.length
     summary.succeeded = succeeded
+    summary.diverted = diverted
     summary.notHandled = pending
   }
   return summary

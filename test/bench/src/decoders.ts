@@ -13,8 +13,6 @@ export const jsonOfBytes = (bytes: Uint8Array): unknown => JSON.parse(textOf(byt
 export const gunzipJsonOfBase64 = (data: string): unknown =>
   JSON.parse(gunzipSync(Buffer.from(data, 'base64')).toString('utf8'))
 
-export const isGzip = (bytes: Uint8Array): boolean => bytes[0] === 0x1f && bytes[1] === 0x8b
-
 /** `event-normalizer` hands on the raw text when JSON.parse fails: the handler must check. */
 export function parsedOrThrow(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) throw new Error('the payload is not JSON')

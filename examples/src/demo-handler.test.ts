@@ -1,0 +1,41 @@
+import { gzipSync } from 'node:zlib'
+import { aggregate } from '@shardwise/local'
+import { kinesisEvent, lambdaContext } from '@shardwise/testing'
+import { describe, expect, it } from 'vitest'
+import { handler, report, saved } from './demo-handler.js'
+
+const json = (key: string, n: number, format = 'json') =>
+  new TextEncoder().encode(JSON.stringify({ key, n, format }))
+
+describe('the demo handler', () => {
+  it('saves JSON, gzip and KPL-aggregated messages, and reports the poison record', async () => {
+    const event = kinesisEvent([
+      { data: json('a', 0), partitionKey: 'a' },
+      { data: gzipSync(json('a', 10, 'gzip')), partitionKey: 'a' },
+      {
+        data: aggregate([
+          { partitionKey: 'b', data: json('b', 0, 'kpl') },
+          { partitionKey: 'b', data: json('b', 1, 'kpl') },
+        ]).data,
+        partitionKey: 'b',
+      },
+      { data: '{not json', partitionKey: 'p' },
+      { data: json('a', 20), partitionKey: 'a' },
+    ])
+    const poison = event.Records[3]?.kinesis.sequenceNumber
+    const answer = await handler(event, lambdaContext())
+    expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: poison }] })
+    expect(saved.get('a')).toEqual([0, 10])
+    expect(saved.get('b')).toEqual([0, 1])
+    expect(report()).toContain('failed decodes of poison records: 1')
+  })
+
+  it('fails a message once (a flaky database), then saves it when retried', async () => {
+    // md5("i/6")[0] is 7: the first save of this message fails.
+    const event = kinesisEvent([{ data: json('i', 6), partitionKey: 'i' }])
+    const first = await handler(event, lambdaContext())
+    expect(first.batchItemFailures).toHaveLength(1)
+    expect(await handler(event, lambdaContext())).toEqual({ batchItemFailures: [] })
+    expect(saved.get('i')).toEqual([6])
+  })
+})

@@ -1,0 +1,152 @@
+/**
+ * The dead-letter path end to end with real AWS clients: the handler's SQSClient sends to an
+ * SQS endpoint on 127.0.0.1, and what arrived there is put back on a Kinesis stream (kinesalite,
+ * in memory) with the Kinesis client, byte for byte.
+ */
+import { createHash } from 'node:crypto'
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import {
+  CreateStreamCommand,
+  DescribeStreamCommand,
+  GetRecordsCommand,
+  GetShardIteratorCommand,
+  KinesisClient,
+  PutRecordCommand,
+} from '@aws-sdk/client-kinesis'
+import { SQSClient } from '@aws-sdk/client-sqs'
+import { kinesisEvent, lambdaContext, recordingLogger, sequenceNumber } from '@shardwise/testing'
+import { NodeHttpHandler } from '@smithy/node-http-handler'
+import kinesalite from 'kinesalite'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { type DeadLetter, ordersHandler } from './orders-dlq.js'
+
+const credentials = { accessKeyId: 'test', secretAccessKey: 'test' }
+const listen = async (server: Server) => {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+}
+
+/** The part of SQS's JSON protocol that SendMessage uses. */
+function fakeSqs(
+  received: Array<{ QueueUrl: string; MessageBody: string }>,
+  failing: () => boolean,
+) {
+  return createServer((request, response) => {
+    let body = ''
+    request.on('data', (chunk) => {
+      body += chunk
+    })
+    request.on('end', () => {
+      const input = JSON.parse(body)
+      response.setHeader('content-type', 'application/x-amz-json-1.0')
+      if (request.headers['x-amz-target'] !== 'AmazonSQS.SendMessage' || failing()) {
+        response.statusCode = 500
+        response.end(JSON.stringify({ __type: 'com.amazonaws.sqs#InternalError', message: 'down' }))
+        return
+      }
+      received.push(input)
+      const md5 = createHash('md5').update(input.MessageBody).digest('hex')
+      response.end(JSON.stringify({ MessageId: crypto.randomUUID(), MD5OfMessageBody: md5 }))
+    })
+  })
+}
+
+describe('the orders handler with an SQS dead-letter queue', () => {
+  const received: Array<{ QueueUrl: string; MessageBody: string }> = []
+  let sqsDown = false
+  const sqsServer = fakeSqs(received, () => sqsDown)
+  const kinesisServer = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0 })
+  let sqs: SQSClient
+  let kinesis: KinesisClient
+  const queueUrl = 'https://sqs.us-east-2.amazonaws.com/123456789012/orders-dlq'
+
+  beforeAll(async () => {
+    const handler = new NodeHttpHandler()
+    sqs = new SQSClient({
+      endpoint: await listen(sqsServer),
+      region: 'us-east-2',
+      credentials,
+      requestHandler: handler,
+      maxAttempts: 1,
+    })
+    kinesis = new KinesisClient({
+      endpoint: await listen(kinesisServer),
+      region: 'us-east-2',
+      credentials,
+      requestHandler: handler,
+    })
+  })
+  afterAll(async () => {
+    sqs.destroy()
+    kinesis.destroy()
+    await new Promise((resolve) => sqsServer.close(resolve))
+    await new Promise((resolve) => kinesisServer.close(resolve))
+  })
+
+  const orders = () =>
+    kinesisEvent([
+      { data: JSON.stringify({ id: 'o-1' }), partitionKey: 'customer-1' },
+      { data: '{"id": 7 broken', partitionKey: 'customer-2' },
+      { data: JSON.stringify({ qty: 3 }), partitionKey: 'customer-3' },
+      { data: JSON.stringify({ id: 'o-4' }), partitionKey: 'customer-1' },
+    ])
+
+  it('sends each poison record to the queue and lets the shard move on', async () => {
+    received.length = 0
+    const response = await ordersHandler(
+      sqs,
+      queueUrl,
+      recordingLogger() as never,
+    )(orders(), lambdaContext())
+    expect(response).toEqual({ batchItemFailures: [] })
+    const letters = received.map((message) => JSON.parse(message.MessageBody) as DeadLetter)
+    expect(received.every((message) => message.QueueUrl === queueUrl)).toBe(true)
+    expect(
+      letters.map((letter) => [letter.sequenceNumber, letter.partitionKey, letter.error.name]),
+    ).toEqual([
+      [sequenceNumber(1), 'customer-2', 'RecordHandlerError'],
+      [sequenceNumber(2), 'customer-3', 'RecordHandlerError'],
+    ])
+  })
+
+  it('keeps what is needed to put the record back on a stream, byte for byte', async () => {
+    const letter = JSON.parse((received[0] as { MessageBody: string }).MessageBody) as DeadLetter
+    await kinesis.send(new CreateStreamCommand({ StreamName: 'orders-replay', ShardCount: 1 }))
+    const stream = await kinesis.send(new DescribeStreamCommand({ StreamName: 'orders-replay' }))
+    await kinesis.send(
+      new PutRecordCommand({
+        StreamName: 'orders-replay',
+        PartitionKey: letter.partitionKey,
+        Data: Buffer.from(letter.data, 'base64'),
+      }),
+    )
+    const { ShardIterator } = await kinesis.send(
+      new GetShardIteratorCommand({
+        StreamName: 'orders-replay',
+        ShardId: stream.StreamDescription?.Shards?.[0]?.ShardId,
+        ShardIteratorType: 'TRIM_HORIZON',
+      }),
+    )
+    const { Records } = await kinesis.send(new GetRecordsCommand({ ShardIterator }))
+    expect(Records).toHaveLength(1)
+    expect(Records?.[0]?.PartitionKey).toBe('customer-2')
+    expect(Buffer.from(Records?.[0]?.Data ?? []).toString()).toBe('{"id": 7 broken')
+  })
+
+  it('reports the record when the queue is down, and starts nothing after it', async () => {
+    received.length = 0
+    sqsDown = true
+    try {
+      const response = await ordersHandler(
+        sqs,
+        queueUrl,
+        recordingLogger() as never,
+      )(orders(), lambdaContext())
+      expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
+      expect(received).toEqual([])
+    } finally {
+      sqsDown = false
+    }
+  })
+})

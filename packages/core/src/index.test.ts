@@ -1,0 +1,159 @@
+import { describe, expect, it } from 'vitest'
+import {
+  BATCH,
+  batchResponse,
+  ConfigurationError,
+  checkOptions,
+  compareSequenceNumbers,
+  DecodeError,
+  eventSourceOf,
+  failRecord,
+  getBatch,
+  type KinesisRecord,
+  NonRetryableError,
+  type RecordBatch,
+  RecordHandlerError,
+  RecordStatus,
+  ValidationError,
+} from './index.js'
+
+const at = {
+  shardId: 'shardId-000000000006',
+  sequenceNumber: '49590338271490256608559692538361571095921575989136588898',
+  subSequenceNumber: 2,
+  partitionKey: 'order-7',
+}
+
+function batchOf(sequenceNumbers: string[]): RecordBatch<Uint8Array> {
+  const records = sequenceNumbers.map(
+    (sequenceNumber): KinesisRecord => ({
+      ...at,
+      sequenceNumber,
+      subSequenceNumber: undefined,
+      data: new Uint8Array(),
+      rawData: new Uint8Array(),
+      explicitHashKey: undefined,
+      approximateArrivalTimestamp: 1545084650.987,
+      eventSourceARN: 'arn',
+      lambdaRecord: {} as KinesisRecord['lambdaRecord'],
+    }),
+  )
+  return { records, status: new Uint8Array(records.length), errors: new Map() }
+}
+
+describe('compareSequenceNumbers', () => {
+  it('orders by length first, so 129-digit numbers never lose precision', () => {
+    const big = `9${'0'.repeat(128)}`
+    const bigger = `9${'0'.repeat(127)}1`
+    expect(compareSequenceNumbers('9', '10')).toBe(-1)
+    expect(compareSequenceNumbers(big, bigger)).toBe(-1)
+    expect(compareSequenceNumbers(bigger, big)).toBe(1)
+    expect(compareSequenceNumbers(big, big)).toBe(0)
+    // As numbers these two are equal; as sequence numbers they are not.
+    expect(Number(big) === Number(bigger)).toBe(true)
+  })
+
+  it('agrees with BigInt on random decimal strings', () => {
+    for (let i = 0; i < 2000; i++) {
+      const a = String(BigInt(Math.floor(Math.random() * 1e15)) * 10n ** BigInt(i % 40))
+      const b = String(BigInt(Math.floor(Math.random() * 1e15)) * 10n ** BigInt((i * 7) % 40))
+      const expected = BigInt(a) < BigInt(b) ? -1 : BigInt(a) > BigInt(b) ? 1 : 0
+      expect(compareSequenceNumbers(a, b)).toBe(expected)
+    }
+  })
+})
+
+describe('batchResponse', () => {
+  it('answers an empty list when every record succeeded', () => {
+    const batch = batchOf(['1', '2'])
+    batch.status.fill(RecordStatus.Succeeded)
+    expect(batchResponse(batch)).toEqual({ batchItemFailures: [] })
+  })
+
+  it('names the first record that did not finish, counting diverted records as finished', () => {
+    const batch = batchOf(['1', '2', '3', '4'])
+    batch.status.set([RecordStatus.Succeeded, RecordStatus.Diverted, RecordStatus.Pending])
+    failRecord(batch, 3, new DecodeError(at, 'bad'))
+    expect(batchResponse(batch)).toEqual({ batchItemFailures: [{ itemIdentifier: '3' }] })
+  })
+
+  it('keeps the first error of a record', () => {
+    const batch = batchOf(['1'])
+    const first = new DecodeError(at, 'first')
+    failRecord(batch, 0, first)
+    failRecord(batch, 0, new DecodeError(at, 'second'))
+    expect(batch.errors.get(0)).toBe(first)
+  })
+})
+
+describe('errors', () => {
+  it('name the record and keep its coordinates and cause', () => {
+    const cause = new SyntaxError('Unexpected token')
+    const error = new DecodeError(at, 'data is not valid base64', { cause })
+    expect(error.name).toBe('DecodeError')
+    expect(error.message).toBe(
+      'record 49590338271490256608559692538361571095921575989136588898 sub-record 2 of shardId-000000000006 (partition key "order-7"): data is not valid base64',
+    )
+    expect(error).toMatchObject({ ...at, retryable: false, cause })
+  })
+
+  it('list every schema issue with its path', () => {
+    const error = new ValidationError(at, [
+      { message: 'Expected number', path: ['items', 0, 'qty'] },
+      { message: 'Required', path: [] },
+    ])
+    expect(error.message).toMatch(
+      /does not match the schema: items\.0\.qty: Expected number; \(root\): Required$/,
+    )
+  })
+
+  it('mark a handler failure retryable unless the thrown value says otherwise', () => {
+    expect(new RecordHandlerError(at, new Error('timeout')).retryable).toBe(true)
+    expect(new RecordHandlerError(at, new NonRetryableError('never')).retryable).toBe(false)
+    const marked = Object.assign(new Error('bad order'), { retryable: false })
+    expect(new RecordHandlerError(at, marked).retryable).toBe(false)
+    expect(new RecordHandlerError(at, 'a string').message).toMatch(/failed: a string$/)
+    expect(new RecordHandlerError(at, { code: 7 }).message).toMatch(
+      /non-Error value thrown: \{"code":7\}$/,
+    )
+  })
+})
+
+describe('checkOptions', () => {
+  const schema = {
+    type: 'object',
+    properties: { size: { type: 'integer', minimum: 1 } },
+    additionalProperties: false,
+  } as const
+
+  it('throws a ConfigurationError naming the package', () => {
+    expect(() => checkOptions('@shardwise/x', schema, { size: 0 })).toThrow(ConfigurationError)
+    expect(() => checkOptions('@shardwise/x', schema, { size: 0 })).toThrow(
+      /^@shardwise\/x: .*size/,
+    )
+    expect(() => checkOptions('@shardwise/x', schema, { sise: 1 } as never)).toThrow(
+      /Unknown option 'sise'/,
+    )
+  })
+
+  it('returns the options, or an empty object', () => {
+    expect(checkOptions('@shardwise/x', schema, { size: 2 })).toEqual({ size: 2 })
+    expect(checkOptions('@shardwise/x', schema, undefined)).toEqual({})
+  })
+})
+
+describe('event helpers', () => {
+  it('say which event source arrived', () => {
+    expect(eventSourceOf({ Records: [{ eventSource: 'aws:sqs' }] })).toBe('aws:sqs')
+    expect(eventSourceOf({ Records: [{ EventSource: 'aws:sns' }] })).toBe('aws:sns')
+    expect(eventSourceOf({})).toBe('an event without Records')
+    expect(eventSourceOf(null)).toBe('a null event')
+  })
+
+  it('find the batch only where kinesisDecode put it', () => {
+    const batch = batchOf(['1'])
+    expect(getBatch({ [BATCH]: batch })).toBe(batch)
+    expect(getBatch({})).toBeUndefined()
+    expect(getBatch('x')).toBeUndefined()
+  })
+})

@@ -1,0 +1,564 @@
+import { readFileSync } from 'node:fs'
+import zlib from 'node:zlib'
+import {
+  BATCH,
+  batchResponse,
+  ConfigurationError,
+  type DecodedEvent,
+  DecodeError,
+  type KinesisStreamEvent,
+  RecordStatus,
+} from '@shardwise/core'
+import { describe, expect, expectTypeOf, it } from 'vitest'
+import {
+  DEFAULT_MAX_DECOMPRESSED_BYTES,
+  decodeEvent,
+  type KinesisDecodeOptions,
+  kinesisDecode,
+} from './index.js'
+import {
+  base64Record,
+  kinesisEvent,
+  lambdaRecord,
+  pb,
+  peerAggregates,
+  peerEncodedAggregate,
+  text,
+  withFraming,
+} from './kpl.fixture.js'
+
+const sample = (): KinesisStreamEvent =>
+  JSON.parse(
+    readFileSync(new URL('../../../examples/events/kinesis-sample.json', import.meta.url), 'utf8'),
+  )
+
+describe('kinesisDecode on plain records', () => {
+  it('decodes the AWS sample event to its two messages, with their coordinates', () => {
+    const event = sample()
+    const batch = decodeEvent(event)
+    expect(batch.records.map((record) => text(record.data))).toEqual([
+      'Hello, this is a test.',
+      'This is only a test.',
+    ])
+    expect(batch.records[1]).toMatchObject({
+      partitionKey: '1',
+      explicitHashKey: undefined,
+      sequenceNumber: '49590338271490256608559692540925702759324208523137515618',
+      subSequenceNumber: undefined,
+      approximateArrivalTimestamp: 1545084711.166,
+      shardId: 'shardId-000000000006',
+      eventSourceARN: 'arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream',
+    })
+    expect(batch.records[1]?.lambdaRecord).toBe(event.Records[1])
+    expect([...batch.status]).toEqual([RecordStatus.Pending, RecordStatus.Pending])
+    expect(batch.errors.size).toBe(0)
+  })
+
+  it('attaches the batch to the event in before()', async () => {
+    const event = sample() as DecodedEvent
+    await kinesisDecode().before?.({ event } as never)
+    expect(event[BATCH].records).toHaveLength(2)
+  })
+
+  it('fails a record whose data is not base64, alone, naming it', () => {
+    const good = lambdaRecord('ok')
+    const bad = [base64Record('not base64!'), base64Record('YWJj*GVm'), base64Record('YWJ')]
+    const batch = decodeEvent(kinesisEvent(good, ...bad))
+    expect([...batch.status]).toEqual([0, 2, 2, 2])
+    expect(text(batch.records[0]?.data as Uint8Array)).toBe('ok')
+    const error = batch.errors.get(1)
+    expect(error).toBeInstanceOf(DecodeError)
+    expect(error?.message).toContain(bad[0]?.kinesis.sequenceNumber)
+    expect(error?.message).toContain('not valid base64')
+    expect(error?.retryable).toBe(false)
+  })
+
+  it('turns an empty event into an empty batch', () => {
+    expect(decodeEvent({ Records: [] }).records).toEqual([])
+  })
+})
+
+describe('kinesisDecode refuses what is not a Kinesis event', () => {
+  const sqs = { Records: [{ eventSource: 'aws:sqs', messageId: '1', body: '{}' }] }
+  const dynamodb = { Records: [{ eventSource: 'aws:dynamodb', dynamodb: {} }] }
+
+  it.each([
+    ['an SQS event', sqs, 'got aws:sqs'],
+    ['a DynamoDB stream event', dynamodb, 'got aws:dynamodb'],
+    ['an event without Records', { detail: {} }, 'got an event without Records'],
+    ['a null event', null, 'got a null event'],
+  ])('fails the batch on %s, saying what it got', (_, event, got) => {
+    const before = () => kinesisDecode().before?.({ event } as never)
+    expect(before).toThrow(ConfigurationError)
+    expect(before).toThrow(got)
+    expect(() => decodeEvent(event as never)).toThrow(/expected an aws:kinesis event/)
+  })
+
+  it('fails the batch when a record has no sequence number, since it could not be reported', () => {
+    const record = lambdaRecord('ok')
+    const broken = { ...record, kinesis: { ...record.kinesis, sequenceNumber: undefined } }
+    expect(() => decodeEvent(kinesisEvent(record, broken as never))).toThrow(
+      /Records\[1\] has no kinesis.sequenceNumber/,
+    )
+  })
+})
+
+describe('kinesisDecode options', () => {
+  it.each([
+    [{ deaggregate: 'yes' }, "Option 'deaggregate' must be boolean"],
+    [{ decompress: 'brotli' }, "Option 'decompress' must be one of"],
+    [{ decompress: true }, "Option 'decompress' must be one of"],
+    [{ maxDecompressedBytes: 0 }, "Option 'maxDecompressedBytes' must be >= 1"],
+    [{ maxDecompressedBytes: 1.5 }, "Option 'maxDecompressedBytes' must be integer"],
+    [{ maxDecompressedBytes: '1MB' }, "Option 'maxDecompressedBytes' must be integer"],
+    [{ maxDecompressedBytes: 2 ** 60 }, "Option 'maxDecompressedBytes' must be <="],
+    [{ deaggregation: false }, "Unknown option 'deaggregation'"],
+    ['gzip', 'must be object'],
+  ])('rejects %j when the middleware is built', (options, message) => {
+    expect(() => kinesisDecode(options as never)).toThrow(ConfigurationError)
+    expect(() => kinesisDecode(options as never)).toThrow(message)
+    expect(() => kinesisDecode(options as never)).toThrow('@shardwise/kinesis-decode')
+  })
+
+  it('types the options so that a wrong value does not compile', () => {
+    expectTypeOf(kinesisDecode).parameter(0).toEqualTypeOf<KinesisDecodeOptions | undefined>()
+    expectTypeOf<KinesisDecodeOptions['decompress']>().toEqualTypeOf<
+      'auto' | 'gzip' | 'zstd' | 'zlib' | false | undefined
+    >()
+    // @ts-expect-error: brotli is not a format Kinesis producers use
+    expect(() => kinesisDecode({ decompress: 'brotli' })).toThrow(ConfigurationError)
+    // @ts-expect-error: the limit is a number of bytes
+    expect(() => kinesisDecode({ maxDecompressedBytes: '1MB' })).toThrow(ConfigurationError)
+  })
+
+  it('accepts every documented value', () => {
+    for (const decompress of ['auto', 'gzip', 'zstd', 'zlib', false] as const) {
+      expect(() => kinesisDecode({ decompress, deaggregate: false })).not.toThrow()
+    }
+    expect(() => kinesisDecode({ maxDecompressedBytes: 1 })).not.toThrow()
+    expect(DEFAULT_MAX_DECOMPRESSED_BYTES).toBe(16 * 1024 * 1024)
+  })
+})
+
+describe('KPL de-aggregation', () => {
+  const userRecords = [
+    { partitionKey: 'user-1', data: Buffer.from('first') },
+    {
+      partitionKey: 'user-2',
+      explicitHashKey: '170141183460469231731687303715884105728',
+      data: Buffer.from('second'),
+    },
+    { partitionKey: 'user-1', data: Buffer.alloc(0) },
+  ]
+
+  it('expands an aggregate in place, with each user record’s keys and the carrier’s place', () => {
+    const [aggregate] = peerAggregates(userRecords)
+    const before = lambdaRecord('before')
+    const carrier = lambdaRecord(aggregate as Buffer)
+    const after = lambdaRecord('after')
+    const batch = decodeEvent(kinesisEvent(before, carrier, after))
+    expect(batch.records.map((record) => text(record.data))).toEqual([
+      'before',
+      'first',
+      'second',
+      '',
+      'after',
+    ])
+    expect(
+      batch.records.map(({ partitionKey, explicitHashKey, sequenceNumber, subSequenceNumber }) => ({
+        partitionKey,
+        explicitHashKey,
+        sequenceNumber,
+        subSequenceNumber,
+      })),
+    ).toEqual([
+      {
+        partitionKey: 'carrier-key',
+        explicitHashKey: undefined,
+        sequenceNumber: before.kinesis.sequenceNumber,
+        subSequenceNumber: undefined,
+      },
+      {
+        partitionKey: 'user-1',
+        explicitHashKey: undefined,
+        sequenceNumber: carrier.kinesis.sequenceNumber,
+        subSequenceNumber: 0,
+      },
+      {
+        partitionKey: 'user-2',
+        explicitHashKey: '170141183460469231731687303715884105728',
+        sequenceNumber: carrier.kinesis.sequenceNumber,
+        subSequenceNumber: 1,
+      },
+      {
+        partitionKey: 'user-1',
+        explicitHashKey: undefined,
+        sequenceNumber: carrier.kinesis.sequenceNumber,
+        subSequenceNumber: 2,
+      },
+      {
+        partitionKey: 'carrier-key',
+        explicitHashKey: undefined,
+        sequenceNumber: after.kinesis.sequenceNumber,
+        subSequenceNumber: undefined,
+      },
+    ])
+    for (const record of batch.records.slice(1, 4)) {
+      expect(record.lambdaRecord).toBe(carrier)
+      expect(record.shardId).toBe('shardId-000000000006')
+      expect(record.approximateArrivalTimestamp).toBe(carrier.kinesis.approximateArrivalTimestamp)
+    }
+    expect(batch.status).toHaveLength(5)
+  })
+
+  it('leaves aggregates as they are with deaggregate: false', () => {
+    const [aggregate] = peerAggregates(userRecords)
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(aggregate as Buffer)), {
+      deaggregate: false,
+    })
+    expect(batch.records).toHaveLength(1)
+    expect(Buffer.from(batch.records[0]?.data as Uint8Array).equals(aggregate as Buffer)).toBe(true)
+  })
+
+  it('indexes failures by expanded position and reports the carrier of a failed sub-record', () => {
+    const corrupt = Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x01, 0x02, 0x03])
+    const [aggregate] = peerAggregates([
+      { partitionKey: 'a', data: zlib.gzipSync('fine') },
+      { partitionKey: 'b', data: corrupt },
+      { partitionKey: 'c', data: Buffer.from('after the bad one') },
+    ])
+    const first = lambdaRecord('first')
+    const carrier = lambdaRecord(aggregate as Buffer)
+    const batch = decodeEvent(kinesisEvent(first, carrier))
+    expect([...batch.status]).toEqual([0, 0, 2, 0])
+    expect(text(batch.records[1]?.data as Uint8Array)).toBe('fine')
+    const error = batch.errors.get(2)
+    expect(error).toBeInstanceOf(DecodeError)
+    expect(error).toMatchObject({
+      sequenceNumber: carrier.kinesis.sequenceNumber,
+      subSequenceNumber: 1,
+      partitionKey: 'b',
+    })
+    expect(error?.message).toContain('sub-record 1')
+    expect(error?.message).toContain('not valid gzip')
+    expect(Buffer.from(batch.records[2]?.data as Uint8Array).equals(corrupt)).toBe(true)
+    batch.status[0] = RecordStatus.Succeeded
+    batch.status[1] = RecordStatus.Succeeded
+    expect(batchResponse(batch)).toEqual({
+      batchItemFailures: [{ itemIdentifier: carrier.kinesis.sequenceNumber }],
+    })
+  })
+
+  it('passes a record with the magic but a wrong MD5 through as a plain record, as the KCL does', () => {
+    const [aggregate] = peerAggregates(userRecords)
+    const tampered = Buffer.from(aggregate as Buffer)
+    tampered.writeUInt8(0xff - (tampered.at(-1) as number), tampered.length - 1)
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(tampered)))
+    expect(batch.records).toHaveLength(1)
+    expect(batch.records[0]?.subSequenceNumber).toBeUndefined()
+    expect(Buffer.from(batch.records[0]?.data as Uint8Array).equals(tampered)).toBe(true)
+    expect(batch.status[0]).toBe(RecordStatus.Pending)
+  })
+
+  it.each([
+    ['a body cut short', [...pb.tag(3, 2), ...pb.varint(40), 1, 2, 3]],
+    ['a record without data', pb.bytes(1, 'k').concat(pb.bytes(3, pb.uint(1, 0)))],
+    [
+      'a record without partition key index',
+      pb.bytes(1, 'k').concat(pb.bytes(3, pb.bytes(3, 'x'))),
+    ],
+    [
+      'a partition key index past the table',
+      pb.bytes(1, 'k').concat(pb.bytes(3, [...pb.uint(1, 1), ...pb.bytes(3, 'x')])),
+    ],
+    [
+      'an explicit hash key index with no table',
+      pb
+        .bytes(1, 'k')
+        .concat(pb.bytes(3, [...pb.uint(1, 0), ...pb.uint(2, 0), ...pb.bytes(3, 'x')])),
+    ],
+    ['a varint longer than ten bytes', [...pb.tag(5, 0), ...new Array(11).fill(0xff), 1]],
+    ['field number 0', [...pb.tag(0, 0), 1]],
+    ['wire type 7', [...pb.tag(9, 7), 1]],
+    ['an end group with no start', [...pb.tag(9, 4)]],
+    ['a group that never ends', [...pb.tag(9, 3), ...pb.uint(1, 1)]],
+    [
+      'a huge index',
+      pb.bytes(1, 'k').concat(pb.bytes(3, [...pb.uint(1, 2n ** 64n - 1n), ...pb.bytes(3, 'x')])),
+    ],
+  ])('passes an aggregate with a right MD5 but %s through as a plain record', (_, body) => {
+    const bytes = withFraming(Uint8Array.from(body))
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(bytes)))
+    expect(batch.records).toHaveLength(1)
+    expect(Buffer.from(batch.records[0]?.data as Uint8Array).equals(bytes)).toBe(true)
+    expect(batch.status[0]).toBe(RecordStatus.Pending)
+  })
+
+  it('skips tags, unknown fields and groups, and reads tables written after the records', () => {
+    const record = [
+      ...pb.bytes(4, [...pb.bytes(1, 'tag-key'), ...pb.bytes(2, 'tag-value')]),
+      ...pb.uint(15, 7),
+      ...pb.bytes(3, 'payload'),
+      ...pb.tag(12, 5),
+      1,
+      2,
+      3,
+      4,
+      ...pb.uint(1, 1),
+      ...pb.tag(13, 3),
+      ...pb.uint(1, 5),
+      ...pb.tag(14, 3),
+      ...pb.tag(14, 4),
+      ...pb.tag(13, 4),
+      ...pb.uint(2, 0),
+    ]
+    const body = [
+      ...pb.bytes(3, record),
+      ...pb.tag(9, 1),
+      ...[1, 2, 3, 4, 5, 6, 7, 8],
+      ...pb.bytes(1, 'unused'),
+      ...pb.bytes(1, 'ключ 🔑'),
+      ...pb.bytes(2, '42'),
+      ...pb.bytes(99, 'a field from the future'),
+    ]
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(withFraming(Uint8Array.from(body)))))
+    expect(batch.records).toHaveLength(1)
+    expect(batch.records[0]).toMatchObject({
+      partitionKey: 'ключ 🔑',
+      explicitHashKey: '42',
+      subSequenceNumber: 0,
+    })
+    expect(text(batch.records[0]?.data as Uint8Array)).toBe('payload')
+  })
+
+  it('reads the Tag messages the KPL may write', () => {
+    const aggregate = peerEncodedAggregate(userRecords, [
+      { key: 'k', value: 'v' },
+      { key: 'only-key' },
+    ])
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(aggregate)))
+    expect(batch.records.map((record) => text(record.data))).toEqual(['first', 'second', ''])
+  })
+
+  it('turns an aggregate of no user records into no records', () => {
+    const empty = withFraming(new Uint8Array(0))
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(empty), lambdaRecord('next')))
+    expect(batch.records.map((record) => text(record.data))).toEqual(['next'])
+    expect(batch.status).toHaveLength(1)
+  })
+})
+
+describe('decompression', () => {
+  const json = JSON.stringify({ hello: 'world', n: [1, 2, 3] })
+  const gzip = zlib.gzipSync(json)
+  const zstd = zlib.zstdCompressSync(json)
+  const deflate = zlib.deflateSync(json)
+
+  it("recognises gzip and zstd by their magic bytes with 'auto', and leaves the rest alone", () => {
+    const batch = decodeEvent(
+      kinesisEvent(
+        lambdaRecord(gzip),
+        lambdaRecord(zstd),
+        lambdaRecord(deflate),
+        lambdaRecord(json),
+      ),
+    )
+    expect(batch.records.map((record) => text(record.data))).toEqual([
+      json,
+      json,
+      deflate.toString('utf8'),
+      json,
+    ])
+    expect(batch.errors.size).toBe(0)
+    expect(Buffer.from(batch.records[0]?.rawData as Uint8Array).equals(gzip)).toBe(true)
+    expect(Buffer.from(batch.records[1]?.rawData as Uint8Array).equals(zstd)).toBe(true)
+  })
+
+  it('inflates zlib only when asked, and then fails what is not zlib', () => {
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(deflate), lambdaRecord(json)), {
+      decompress: 'zlib',
+    })
+    expect(text(batch.records[0]?.data as Uint8Array)).toBe(json)
+    expect([...batch.status]).toEqual([0, 2])
+    expect(batch.errors.get(1)?.message).toMatch(/data is not valid zlib: incorrect header check/)
+  })
+
+  it.each([
+    ['gzip', gzip],
+    ['zstd', zstd],
+  ] as const)(
+    'with decompress: %s, fails a record that is not compressed that way',
+    (format, compressed) => {
+      const batch = decodeEvent(kinesisEvent(lambdaRecord(compressed), lambdaRecord(json)), {
+        decompress: format,
+      })
+      expect(text(batch.records[0]?.data as Uint8Array)).toBe(json)
+      expect([...batch.status]).toEqual([0, 2])
+      expect(batch.errors.get(1)?.message).toContain(`data is not valid ${format}`)
+    },
+  )
+
+  it('keeps compressed bytes as they are with decompress: false', () => {
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(gzip)), { decompress: false })
+    expect(Buffer.from(batch.records[0]?.data as Uint8Array).equals(gzip)).toBe(true)
+  })
+
+  it('fails corrupt compressed data alone, with the cause', () => {
+    const truncated = gzip.subarray(0, gzip.length - 6)
+    const garbled = Buffer.from(zstd)
+    garbled.fill(0xaa, 6)
+    const batch = decodeEvent(
+      kinesisEvent(lambdaRecord(truncated), lambdaRecord('ok'), lambdaRecord(garbled)),
+    )
+    expect([...batch.status]).toEqual([2, 0, 2])
+    const gzipError = batch.errors.get(0)
+    expect(gzipError).toBeInstanceOf(DecodeError)
+    expect(gzipError?.message).toMatch(/: data is not valid gzip: unexpected end of file$/)
+    expect(gzipError?.cause).toBeInstanceOf(Error)
+    expect(batch.errors.get(2)?.message).toContain('data is not valid zstd')
+    expect(Buffer.from(batch.records[0]?.data as Uint8Array).equals(truncated)).toBe(true)
+  })
+
+  it.each([
+    ['gzip', (bytes: Buffer) => zlib.gzipSync(bytes)],
+    ['zstd', (bytes: Buffer) => zlib.zstdCompressSync(bytes)],
+    ['zlib', (bytes: Buffer) => zlib.deflateSync(bytes)],
+  ] as const)(
+    'fails a %s record that decompresses past maxDecompressedBytes, alone',
+    (format, compress) => {
+      const limit = 64 * 1024
+      const atLimit = compress(Buffer.alloc(limit, 'a'))
+      const bomb = compress(Buffer.alloc(64 * 1024 * 1024))
+      const options = {
+        maxDecompressedBytes: limit,
+        decompress: format === 'zlib' ? 'zlib' : 'auto',
+      } as const
+      const batch = decodeEvent(kinesisEvent(lambdaRecord(atLimit), lambdaRecord(bomb)), options)
+      expect(batch.records[0]?.data).toHaveLength(limit)
+      expect([...batch.status]).toEqual([0, 2])
+      expect(batch.errors.get(1)?.message).toContain(
+        `data decompresses (${format}) to more than 65536 bytes, the maxDecompressedBytes limit`,
+      )
+    },
+  )
+
+  it('stops a decompression bomb at the default limit', () => {
+    const bomb = zlib.gzipSync(Buffer.alloc(DEFAULT_MAX_DECOMPRESSED_BYTES + 1))
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(bomb)))
+    expect(batch.errors.get(0)?.message).toContain('maxDecompressedBytes')
+  })
+
+  it('decompresses the user records of an aggregate one by one, keeping their raw bytes', () => {
+    const gzipInside = zlib.gzipSync('gzip inside')
+    const [aggregate] = peerAggregates([
+      { partitionKey: 'a', data: gzipInside },
+      { partitionKey: 'b', data: zlib.zstdCompressSync('zstd inside') },
+      { partitionKey: 'c', data: Buffer.from('plain inside') },
+    ])
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(aggregate as Buffer)))
+    expect(batch.records.map((record) => text(record.data))).toEqual([
+      'gzip inside',
+      'zstd inside',
+      'plain inside',
+    ])
+    expect(Buffer.from(batch.records[0]?.rawData as Uint8Array).equals(gzipInside)).toBe(true)
+    expect(text(batch.records[2]?.rawData as Uint8Array)).toBe('plain inside')
+  })
+
+  it('inflates zlib user records of an aggregate when asked', () => {
+    const [aggregate] = peerAggregates([
+      { partitionKey: 'a', data: zlib.deflateSync('one') },
+      { partitionKey: 'a', data: zlib.deflateSync('two') },
+    ])
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(aggregate as Buffer)), {
+      decompress: 'zlib',
+    })
+    expect(batch.records.map((record) => text(record.data))).toEqual(['one', 'two'])
+  })
+
+  it.each(['auto', 'gzip'] as const)(
+    'expands a gzip-compressed aggregate (decompress: %s)',
+    (decompress) => {
+      const [aggregate] = peerAggregates([
+        { partitionKey: 'a', data: Buffer.from('one') },
+        { partitionKey: 'b', data: Buffer.from('two') },
+      ])
+      const carrier = lambdaRecord(zlib.gzipSync(aggregate as Buffer))
+      const batch = decodeEvent(kinesisEvent(carrier), { decompress })
+      expect(
+        batch.records.map((record) => [
+          record.partitionKey,
+          record.subSequenceNumber,
+          text(record.data),
+        ]),
+      ).toEqual([
+        ['a', 0, 'one'],
+        ['b', 1, 'two'],
+      ])
+    },
+  )
+
+  it("with 'auto', also decompresses user records inside a compressed aggregate", () => {
+    const [aggregate] = peerAggregates([{ partitionKey: 'a', data: zlib.gzipSync('twice') }])
+    const batch = decodeEvent(
+      kinesisEvent(lambdaRecord(zlib.zstdCompressSync(aggregate as Buffer))),
+    )
+    expect(batch.records.map((record) => text(record.data))).toEqual(['twice'])
+  })
+
+  it('fails a compressed aggregate that is too big as one record, naming the carrier', () => {
+    const [aggregate] = peerAggregates([{ partitionKey: 'a', data: Buffer.alloc(100_000) }])
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(zlib.gzipSync(aggregate as Buffer))), {
+      maxDecompressedBytes: 50_000,
+    })
+    expect(batch.records).toHaveLength(1)
+    expect(batch.errors.get(0)).toMatchObject({
+      subSequenceNumber: undefined,
+      partitionKey: 'carrier-key',
+    })
+  })
+
+  it('decompresses a compressed aggregate but does not expand it, with deaggregate: false', () => {
+    const [aggregate] = peerAggregates([{ partitionKey: 'a', data: Buffer.from('x') }])
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(zlib.gzipSync(aggregate as Buffer))), {
+      deaggregate: false,
+    })
+    expect(batch.records).toHaveLength(1)
+    expect(Buffer.from(batch.records[0]?.data as Uint8Array).equals(aggregate as Buffer)).toBe(true)
+  })
+})
+
+describe('CloudWatch Logs subscription payloads', () => {
+  const logs = {
+    messageType: 'DATA_MESSAGE',
+    owner: '123456789012',
+    logGroup: '/aws/lambda/orders',
+    logStream: '2026/11/25/[$LATEST]abc',
+    subscriptionFilters: ['to-kinesis'],
+    logEvents: [{ id: '1', timestamp: 1764072000000, message: 'START RequestId: 1' }],
+  }
+  const control = {
+    messageType: 'CONTROL_MESSAGE',
+    owner: 'CloudwatchLogs',
+    logGroup: '',
+    logStream: '',
+    subscriptionFilters: [],
+    logEvents: [
+      {
+        id: '',
+        timestamp: 1764072000000,
+        message: 'CWL CONTROL MESSAGE: Checking health of destination Kinesis stream.',
+      },
+    ],
+  }
+
+  it('come out as their JSON text', () => {
+    const batch = decodeEvent(
+      kinesisEvent(
+        lambdaRecord(zlib.gzipSync(JSON.stringify(control))),
+        lambdaRecord(zlib.gzipSync(JSON.stringify(logs))),
+      ),
+    )
+    expect(batch.records.map((record) => JSON.parse(text(record.data)))).toEqual([control, logs])
+  })
+})

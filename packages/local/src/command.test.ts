@@ -1,0 +1,133 @@
+import { readFileSync } from 'node:fs'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterEach, describe, expect, it, vi } from 'vitest'
+import { main } from './command.js'
+import { startLocalKinesis } from './kinesalite.js'
+import { produce } from './produce.js'
+
+function capture() {
+  let out = ''
+  let err = ''
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    out += String(chunk)
+    return true
+  })
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    err += String(chunk)
+    return true
+  })
+  return { out: () => out, err: () => err }
+}
+
+afterEach(() => {
+  vi.restoreAllMocks()
+})
+
+describe('shardwise', () => {
+  it('--help documents every flag the parser accepts', async () => {
+    const io = capture()
+    expect(await main(['--help'])).toBe(0)
+    const help = io.out()
+    const source = readFileSync(new URL('./command.ts', import.meta.url), 'utf8')
+    const block = source.slice(source.indexOf('const options = {'), source.indexOf('} satisfies'))
+    const flags = [...block.matchAll(/^\s+'?([a-z-]+)'?: \{/gm)].map((m) => m[1])
+    expect(flags.length).toBeGreaterThan(15)
+    for (const flag of flags) expect(help).toContain(`--${flag}`)
+    expect(help).toContain('--no-bisect-batch-on-function-error')
+  })
+
+  it('refuses an unknown flag', async () => {
+    const io = capture()
+    expect(await main(['run', '--batchsize', '10'])).toBe(2)
+    expect(io.err()).toContain('batchsize')
+  })
+
+  it('refuses a flag that needs a number', async () => {
+    const io = capture()
+    expect(await main(['run', '--handler', 'h.js', '--stream', 's', '--batch-size', 'ten'])).toBe(2)
+    expect(io.err()).toContain('--batch-size takes a number')
+  })
+
+  it('refuses a response type Lambda does not know', async () => {
+    const io = capture()
+    const args = [
+      'run',
+      '--handler',
+      'h.js',
+      '--stream',
+      's',
+      '--function-response-types',
+      'Partial',
+    ]
+    expect(await main(args)).toBe(2)
+    expect(io.err()).toContain('ReportBatchItemFailures')
+  })
+
+  it('asks for the handler and the stream', async () => {
+    const io = capture()
+    expect(await main(['run', '--stream', 's'])).toBe(2)
+    expect(io.err()).toContain('--handler is required')
+  })
+})
+
+describe('shardwise run', () => {
+  it('runs a handler module on a stream and prints the summary', async () => {
+    const kinesis = await startLocalKinesis()
+    try {
+      await kinesis.createStream('cli', 2)
+      const data = (text: string) => new TextEncoder().encode(text)
+      await produce({ client: kinesis.client, stream: 'cli' }, [
+        { partitionKey: 'a', data: data('ok') },
+        { partitionKey: 'b', data: data('poison') },
+        { partitionKey: 'c', data: data('ok') },
+      ])
+      const dir = await mkdtemp(join(tmpdir(), 'shardwise-cli-'))
+      const module = join(dir, 'handler.mjs')
+      await writeFile(
+        module,
+        `export const consume = async (event) => ({
+          batchItemFailures: event.Records
+            .filter((r) => Buffer.from(r.kinesis.data, 'base64').toString() === 'poison')
+            .map((r) => ({ itemIdentifier: r.kinesis.sequenceNumber })),
+        })\n`,
+      )
+      const onFailure = join(dir, 'failed.jsonl')
+      const io = capture()
+      const code = await main([
+        'run',
+        '--handler',
+        `${module}:consume`,
+        '--stream',
+        'cli',
+        '--endpoint',
+        kinesis.endpoint,
+        '--function-response-types',
+        'ReportBatchItemFailures',
+        '--maximum-retry-attempts',
+        '1',
+        '--on-failure',
+        onFailure,
+        '--exit-when-idle',
+        '0.5',
+        '--poll-interval-ms',
+        '50',
+        '--progress-interval',
+        '0',
+      ])
+      expect(io.err()).toContain('RetryAttemptsExhausted: discarded 1 record')
+      expect(code).toBe(0)
+      const out = io.out()
+      expect(out).toMatch(/records read\s+3\n/)
+      expect(out).toMatch(/records succeeded\s+2\n/)
+      expect(out).toMatch(/retries\s+1\n/)
+      expect(out).toMatch(/records to on-failure destination\s+1 \(1 batch\(es\)\)/)
+      expect(out).toMatch(/records per second\s+\d+/)
+      expect((await readFile(onFailure, 'utf8')).trim().split('\n')).toHaveLength(1)
+    } finally {
+      vi.restoreAllMocks()
+      await kinesis.close()
+    }
+  })
+})

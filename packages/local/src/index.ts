@@ -1,0 +1,17 @@
+/**
+ * `@shardwise/local`: a local Kinesis event source mapping. It reads a real stream (the embedded
+ * kinesalite, LocalStack, or AWS), builds the events Lambda builds, invokes a handler with a
+ * Lambda-like context, and applies the mapping's settings with Lambda's rules.
+ */
+
+export {
+  type Destination,
+  type InvocationRecord,
+  jsonLinesDestination,
+} from './destination.js'
+export type { MappingEvent, WindowProperties } from './event.js'
+export { type KinesisHandler, loadHandler } from './invoke.js'
+export { type LocalKinesis, startLocalKinesis } from './kinesalite.js'
+export { type MappingStats, type RunOptions, runMapping } from './mapping.js'
+export { aggregate, type ProducedRecord, type ProduceOptions, produce } from './produce.js'
+export type { MappingSettings, StartingPosition } from './settings.js'

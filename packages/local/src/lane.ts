@@ -1,0 +1,325 @@
+/**
+ * One lane of a shard: the records waiting in sequence order, and Lambda's rules for turning
+ * them into batches and for what happens after each answer: checkpoint, retry, bisect, discard.
+ * A shard has one lane, or `ParallelizationFactor` lanes keyed by partition key. No I/O and no
+ * clock: the caller says what time it is, so every rule can be tested without a stream.
+ *
+ * The rules, from the AWS docs ("with-kinesis", "kinesis-on-failure-destination",
+ * "services-kinesis-batchfailurereporting", "services-kinesis-windows"):
+ * - A batch is up to `BatchSize` records and at most 6 MB; the mapping waits up to
+ *   `MaximumBatchingWindowInSeconds` for a full batch.
+ * - A failed invocation is retried "until the records expire, exceed the maximum age
+ *   (MaximumRecordAgeInSeconds), or reach the configured retry quota (MaximumRetryAttempts)";
+ *   then Lambda discards the records and sends their metadata to the on-failure destination.
+ * - `BisectBatchOnFunctionError` "splits a failed batch into two smaller batches" and "splitting
+ *   batches doesn't consume the retry quota". A batch of one record cannot be split: its failure
+ *   is a retry.
+ * - With `ReportBatchItemFailures` and bisect both on, "the batch is bisected at the returned
+ *   sequence number and Lambda retries only the remaining records"; being a split, that
+ *   consumes no retry. When the reported record is the first of the batch there is nothing to
+ *   split off, so the batch is halved like a failed one: that is what corners a poison record
+ *   instead of discarding its innocent neighbours with it.
+ * - A tumbling window's records never share a batch with the next window's; when the window
+ *   ends, a final invocation carries `isFinalInvokeForWindow` and no records, and is retried
+ *   until it succeeds. State over 1 MB terminates the window early.
+ */
+import type { PendingRecord } from './event.js'
+import { EVENT_OVERHEAD_BYTES, MAX_PAYLOAD_BYTES, SEPARATOR_BYTES } from './event.js'
+import { MAX_STATE_BYTES, type Verdict } from './verdict.js'
+
+export interface LaneRules {
+  batchSize: number
+  maximumBatchingWindowMs: number
+  bisectBatchOnFunctionError: boolean
+  /** -1: infinite. */
+  maximumRetryAttempts: number
+  /** -1: infinite. */
+  maximumRecordAgeMs: number
+  /** 0: no tumbling window. */
+  tumblingWindowMs: number
+}
+
+export interface TimeWindow {
+  startMs: number
+  endMs: number
+}
+
+export interface Batch {
+  readonly records: ReadonlyArray<PendingRecord>
+  /** Failed invocations of these records before this one (bisecting does not count). */
+  readonly retries: number
+  /** The tumbling window and its state; `undefined` without windows. */
+  readonly window: TimeWindow | undefined
+  readonly state: unknown
+  readonly isFinalInvokeForWindow: boolean
+  readonly isWindowTerminatedEarly: boolean
+}
+
+export type DiscardCondition = 'RetryAttemptsExhausted' | 'RecordAgeExceeded'
+
+/** Records the mapping gave up on: what the on-failure destination hears about. */
+export interface Discard {
+  readonly records: ReadonlyArray<PendingRecord>
+  readonly condition: DiscardCondition
+  /** Failed invocations of these records, for `approximateInvokeCount`; 0 when never invoked. */
+  readonly invokeCount: number
+  /** The last failure, when there was an invocation. */
+  readonly failure: Extract<Verdict, { kind: 'failure' }> | undefined
+}
+
+export interface Settlement {
+  /** Records checkpointed by this answer. */
+  readonly succeeded: number
+  /** Some records (or the window's final invocation) will be invoked again. */
+  readonly retry: boolean
+  readonly bisected: boolean
+  readonly discarded: Discard | undefined
+}
+
+/** A fixed upcoming batch: made by bisecting, so it is retried exactly, not re-gathered. */
+interface Segment {
+  count: number
+  retries: number
+}
+
+export class Lane {
+  private readonly rules: LaneRules
+  private queue: PendingRecord[] = []
+  private head = 0
+  /** Fixed batches that start at `head`, in order. */
+  private segments: Segment[] = []
+  /** Failed invocations of the gathered batch that starts at `head`. */
+  private headRetries = 0
+  private inFlight: Batch | undefined
+  private window: TimeWindow | undefined
+  private state: unknown = {}
+  private terminateWindowEarly = false
+
+  constructor(rules: LaneRules) {
+    this.rules = rules
+  }
+
+  push(record: PendingRecord): void {
+    this.queue.push(record)
+  }
+
+  /** Records read and not yet checkpointed or discarded, including those in flight. */
+  get waiting(): number {
+    return this.queue.length - this.head
+  }
+
+  get busy(): boolean {
+    return this.inFlight !== undefined
+  }
+
+  /**
+   * Discards the records at the front that are older than `MaximumRecordAgeInSeconds`. Arrival
+   * times only grow along a shard, so the old records are a prefix.
+   */
+  expire(nowMs: number): Discard | undefined {
+    const maxAge = this.rules.maximumRecordAgeMs
+    if (maxAge < 0 || this.inFlight !== undefined) return undefined
+    const oldest = nowMs - maxAge
+    let end = this.head
+    while (end < this.queue.length && (this.queue[end] as PendingRecord).arrivalMs < oldest) end++
+    if (end === this.head) return undefined
+    const records = this.queue.slice(this.head, end)
+    // The failed invocations so far of the batch at the head, when it was being retried.
+    const invokeCount = this.segments[0]?.retries ?? this.headRetries
+    this.advance(records.length)
+    return { records, condition: 'RecordAgeExceeded', invokeCount, failure: undefined }
+  }
+
+  /** The next batch to invoke, or `undefined` while one is in flight or none is ready yet. */
+  next(nowMs: number): Batch | undefined {
+    if (this.inFlight !== undefined) return undefined
+    const windowed = this.rules.tumblingWindowMs > 0
+    const headRecord = this.queue[this.head]
+    if (windowed && this.window !== undefined) {
+      const closed =
+        headRecord === undefined
+          ? nowMs >= this.window.endMs
+          : headRecord.arrivalMs >= this.window.endMs
+      if (closed || this.terminateWindowEarly) return this.start([], 0, true)
+    }
+    if (headRecord === undefined) return undefined
+
+    const segment = this.segments[0]
+    if (segment !== undefined) {
+      return this.start(
+        this.queue.slice(this.head, this.head + segment.count),
+        segment.retries,
+        false,
+      )
+    }
+
+    if (windowed && this.window === undefined) this.window = this.windowOf(headRecord.arrivalMs)
+    const windowEnd = this.window?.endMs ?? Number.POSITIVE_INFINITY
+    const limit = Math.min(this.queue.length, this.head + this.rules.batchSize)
+    let bytes = EVENT_OVERHEAD_BYTES - SEPARATOR_BYTES
+    let end = this.head
+    let full = false
+    while (end < limit) {
+      const record = this.queue[end] as PendingRecord
+      if (record.arrivalMs >= windowEnd) {
+        full = true
+        break
+      }
+      const after = bytes + SEPARATOR_BYTES + record.bytes
+      // A record over the limit goes alone rather than block its shard for ever; what Lambda
+      // does with one is not documented.
+      if (after > MAX_PAYLOAD_BYTES && end > this.head) {
+        full = true
+        break
+      }
+      bytes = after
+      end++
+    }
+    if (end - this.head === this.rules.batchSize) full = true
+    const waited = nowMs - headRecord.readMs >= this.rules.maximumBatchingWindowMs
+    if (!full && !waited && this.headRetries === 0) return undefined
+    return this.start(this.queue.slice(this.head, end), this.headRetries, false)
+  }
+
+  /** Applies Lambda's answer to the batch `next` returned. */
+  settle(batch: Batch, verdict: Verdict): Settlement {
+    if (batch !== this.inFlight) throw new Error('settle() takes the batch in flight')
+    this.inFlight = undefined
+    if (batch.isFinalInvokeForWindow) return this.settleFinal(batch, verdict)
+
+    const n = batch.records.length
+    const bisect = this.rules.bisectBatchOnFunctionError
+    if (verdict.kind === 'success') {
+      this.advance(n)
+      this.keepState(verdict.state, verdict.stateBytes)
+      return { succeeded: n, retry: false, bisected: false, discarded: undefined }
+    }
+    if (verdict.kind === 'partial') {
+      const k = verdict.checkpoint
+      this.advance(k)
+      this.keepState(verdict.state, verdict.stateBytes)
+      const left = n - k
+      if (bisect && k > 0) {
+        // Split at the returned sequence number: a split, so it consumes no retry. A bisected
+        // batch's own segment already holds just the remaining records.
+        if (this.segments[0] === undefined) {
+          this.segments.unshift({ count: left, retries: batch.retries })
+        }
+        return { succeeded: k, retry: true, bisected: true, discarded: undefined }
+      }
+      if (bisect && left > 1) {
+        this.bisect(left, batch.retries)
+        return { succeeded: 0, retry: true, bisected: true, discarded: undefined }
+      }
+      const retries = (k === 0 ? batch.retries : 0) + 1
+      const failure = {
+        kind: 'failure',
+        reason: `the function reported record ${batch.records[k]?.sequenceNumber} as failed`,
+        functionError: 'Unhandled',
+      } as const
+      return this.retryOrDiscard(left, retries, k, failure, batch)
+    }
+    if (bisect && n > 1) {
+      this.bisect(n, batch.retries)
+      return { succeeded: 0, retry: true, bisected: true, discarded: undefined }
+    }
+    return this.retryOrDiscard(n, batch.retries + 1, 0, verdict, batch)
+  }
+
+  private retryOrDiscard(
+    count: number,
+    retries: number,
+    succeeded: number,
+    failure: Extract<Verdict, { kind: 'failure' }>,
+    batch: Batch,
+  ): Settlement {
+    const max = this.rules.maximumRetryAttempts
+    if (max >= 0 && retries > max) {
+      const records = batch.records.slice(succeeded, succeeded + count)
+      this.advance(count)
+      const discarded: Discard = {
+        records,
+        condition: 'RetryAttemptsExhausted',
+        invokeCount: retries,
+        failure,
+      }
+      return { succeeded, retry: false, bisected: false, discarded }
+    }
+    const segment = this.segments[0]
+    // A bisected part is retried as it is, so a poison record's neighbours are not gathered
+    // back in; a gathered batch is gathered again from the checkpoint, as Lambda re-reads.
+    if (segment !== undefined) segment.retries = retries
+    else this.headRetries = retries
+    return { succeeded, retry: true, bisected: false, discarded: undefined }
+  }
+
+  /** Replaces the batch at the head with its two halves, keeping its retry count. */
+  private bisect(count: number, retries: number): void {
+    const first = Math.ceil(count / 2)
+    const segment = this.segments[0]
+    if (segment !== undefined && segment.count === count) this.segments.shift()
+    else if (segment !== undefined) segment.count -= count
+    this.segments.unshift({ count: first, retries }, { count: count - first, retries })
+  }
+
+  private settleFinal(batch: Batch, verdict: Verdict): Settlement {
+    if (verdict.kind === 'failure') {
+      return { succeeded: 0, retry: true, bisected: false, discarded: undefined }
+    }
+    // A window terminated early continues with a fresh state; an ended one closes.
+    if (!batch.isWindowTerminatedEarly) this.window = undefined
+    this.state = {}
+    this.terminateWindowEarly = false
+    return { succeeded: 0, retry: false, bisected: false, discarded: undefined }
+  }
+
+  private keepState(state: unknown, stateBytes: number | undefined): void {
+    if (this.rules.tumblingWindowMs === 0) return
+    this.state = state
+    if ((stateBytes ?? 0) > MAX_STATE_BYTES) this.terminateWindowEarly = true
+  }
+
+  private start(records: PendingRecord[], retries: number, final: boolean): Batch {
+    const batch: Batch = {
+      records,
+      retries,
+      window: this.window,
+      state: this.rules.tumblingWindowMs > 0 ? this.state : undefined,
+      isFinalInvokeForWindow: final,
+      isWindowTerminatedEarly: final && this.terminateWindowEarly,
+    }
+    this.inFlight = batch
+    return batch
+  }
+
+  /** Tumbling windows are aligned on multiples of their length since the epoch. */
+  private windowOf(arrivalMs: number): TimeWindow {
+    const length = this.rules.tumblingWindowMs
+    const startMs = Math.floor(arrivalMs / length) * length
+    return { startMs, endMs: startMs + length }
+  }
+
+  /** Moves the checkpoint past `count` records, consuming the fixed batches they belonged to. */
+  private advance(count: number): void {
+    if (count === 0) return
+    this.head += count
+    this.headRetries = 0
+    let left = count
+    while (left > 0) {
+      const segment = this.segments[0]
+      if (segment === undefined) break
+      if (segment.count <= left) {
+        left -= segment.count
+        this.segments.shift()
+      } else {
+        segment.count -= left
+        left = 0
+      }
+    }
+    // Drop checkpointed records now and then, so the queue does not grow without end.
+    if (this.head > 4096 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head)
+      this.head = 0
+    }
+  }
+}

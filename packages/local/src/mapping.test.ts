@@ -1,0 +1,218 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { InvocationRecord } from './destination.js'
+import type { MappingEvent } from './event.js'
+import { type LocalKinesis, startLocalKinesis } from './kinesalite.js'
+import { runMapping } from './mapping.js'
+import { produce } from './produce.js'
+
+let kinesis: LocalKinesis
+let dir: string
+let streams = 0
+
+beforeAll(async () => {
+  kinesis = await startLocalKinesis()
+  dir = await mkdtemp(join(tmpdir(), 'shardwise-local-'))
+})
+afterAll(async () => {
+  await kinesis.close()
+})
+
+const text = new TextEncoder()
+const decode = (data: string) => Buffer.from(data, 'base64').toString('utf8')
+
+async function stream(messages: string[], shards = 1): Promise<string> {
+  const name = `s${++streams}`
+  await kinesis.createStream(name, shards)
+  await putAll(name, messages)
+  return name
+}
+
+async function putAll(name: string, messages: string[]) {
+  await produce(
+    { client: kinesis.client, stream: name },
+    messages.map((m) => ({ partitionKey: m.split('-')[0] as string, data: text.encode(m) })),
+  )
+}
+
+const quick = { exitWhenIdleSeconds: 0.3, pollIntervalMs: 50, timeoutSeconds: 5 }
+
+describe('runMapping against kinesalite', () => {
+  it('invokes the handler with Lambda events and a context counting down from the timeout', async () => {
+    const name = await stream(['a-1', 'a-2', 'a-3'])
+    const events: MappingEvent[] = []
+    let remaining = 0
+    const stats = await runMapping({
+      ...quick,
+      stream: name,
+      client: kinesis.client,
+      handler: async (event, context) => {
+        events.push(event)
+        remaining = context.getRemainingTimeInMillis()
+      },
+    })
+    expect(events.flatMap((e) => e.Records.map((r) => decode(r.kinesis.data)))).toEqual([
+      'a-1',
+      'a-2',
+      'a-3',
+    ])
+    const record = events[0]?.Records[0]
+    expect(record?.eventID).toBe(`shardId-000000000000:${record?.kinesis.sequenceNumber}`)
+    expect(record?.eventSourceARN).toBe(`arn:aws:kinesis:us-east-1:000000000000:stream/${name}`)
+    expect(remaining).toBeGreaterThan(4000)
+    expect(remaining).toBeLessThanOrEqual(5000)
+    expect(stats).toMatchObject({ recordsRead: 3, recordsSucceeded: 3, invocations: 1 })
+  })
+
+  it('starts at LATEST: only records put after the start', async () => {
+    const name = await stream(['old-1'])
+    const seen: string[] = []
+    const run = runMapping({
+      ...quick,
+      exitWhenIdleSeconds: 2,
+      stream: name,
+      client: kinesis.client,
+      mapping: { startingPosition: 'LATEST' },
+      handler: async (event: MappingEvent) => {
+        for (const r of event.Records) seen.push(decode(r.kinesis.data))
+      },
+    })
+    // Time for the mapping to take its LATEST iterators before the new record arrives.
+    await new Promise((r) => setTimeout(r, 1000))
+    await putAll(name, ['new-1'])
+    await run
+    expect(seen).toEqual(['new-1'])
+  })
+
+  it('starts AT_TIMESTAMP', async () => {
+    const name = await stream(['old-1'])
+    await new Promise((r) => setTimeout(r, 1100))
+    const from = Date.now() / 1000
+    await putAll(name, ['new-1', 'new-2'])
+    const seen: string[] = []
+    await runMapping({
+      ...quick,
+      stream: name,
+      client: kinesis.client,
+      mapping: { startingPosition: 'AT_TIMESTAMP', startingPositionTimestamp: from },
+      handler: async (event: MappingEvent) => {
+        for (const r of event.Records) seen.push(decode(r.kinesis.data))
+      },
+    })
+    expect(seen).toEqual(['new-1', 'new-2'])
+  })
+
+  it('loads <module>:<export>, fails a batch that times out, and writes the destination', async () => {
+    const name = await stream(['slow-1'])
+    const module = join(dir, 'slow.mjs')
+    await writeFile(module, 'export const slow = () => new Promise(() => {})\n')
+    const onFailure = join(dir, 'timeout.jsonl')
+    const stats = await runMapping({
+      ...quick,
+      timeoutSeconds: 1,
+      stream: name,
+      client: kinesis.client,
+      handler: `${module}:slow`,
+      mapping: { maximumRetryAttempts: 0 },
+      onFailure,
+    })
+    expect(stats).toMatchObject({ invocations: 1, recordsToDestination: 1, destinationMessages: 1 })
+    const [doc] = (await readFile(onFailure, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l)) as InvocationRecord[]
+    expect(doc?.requestContext).toMatchObject({
+      condition: 'RetryAttemptsExhausted',
+      approximateInvokeCount: 1,
+    })
+    expect(doc?.responseContext).toEqual({
+      statusCode: 200,
+      executedVersion: '$LATEST',
+      functionError: 'Unhandled',
+    })
+    expect(doc?.KinesisBatchInfo).toMatchObject({ shardId: 'shardId-000000000000', batchSize: 1 })
+    expect(doc?.KinesisBatchInfo.startSequenceNumber).toBe(doc?.KinesisBatchInfo.endSequenceNumber)
+  })
+
+  it('names a missing export', async () => {
+    const module = join(dir, 'none.mjs')
+    await writeFile(module, 'export const other = 1\n')
+    await expect(runMapping({ stream: 'x', handler: module })).rejects.toThrow(
+      /no function export named handler \(it exports other\)/,
+    )
+  })
+
+  it('runs tumbling windows with state and a final invocation', async () => {
+    const name = await stream(['w-1', 'w-2', 'w-3'])
+    const calls: Array<{ records: number; state: unknown; final: boolean | undefined }> = []
+    const windows: string[] = []
+    await runMapping({
+      ...quick,
+      exitWhenIdleSeconds: 2.5,
+      stream: name,
+      client: kinesis.client,
+      mapping: { tumblingWindowInSeconds: 1, batchSize: 2 },
+      handler: async (event: MappingEvent) => {
+        windows.push(event.window?.start ?? '')
+        calls.push({
+          records: event.Records.length,
+          state: event.state,
+          final: event.isFinalInvokeForWindow,
+        })
+        const count = ((event.state as { count?: number }).count ?? 0) + event.Records.length
+        return { state: { count } }
+      },
+    })
+    expect(windows[0]).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/)
+    const final = calls.filter((c) => c.final)
+    expect(final.length).toBeGreaterThanOrEqual(1)
+    expect(calls.reduce((n, c) => n + c.records, 0)).toBe(3)
+    const totals = final.map((c) => (c.state as { count: number }).count)
+    expect(totals.reduce((a, b) => a + b, 0)).toBe(3)
+  })
+
+  it('keeps order per partition key with ParallelizationFactor, running keys side by side', async () => {
+    const messages: string[] = []
+    for (let i = 0; i < 200; i++) messages.push(`k${i % 7}-${i}`)
+    const name = await stream(messages)
+    const seen = new Map<string, number[]>()
+    let running = 0
+    let most = 0
+    await runMapping({
+      ...quick,
+      stream: name,
+      client: kinesis.client,
+      mapping: { parallelizationFactor: 4, batchSize: 10 },
+      handler: async (event: MappingEvent) => {
+        most = Math.max(most, ++running)
+        await new Promise((r) => setTimeout(r, 5))
+        for (const r of event.Records) {
+          const [key, n] = decode(r.kinesis.data).split('-') as [string, string]
+          seen.set(key, [...(seen.get(key) ?? []), Number(n)])
+        }
+        running--
+      },
+    })
+    expect(most).toBeGreaterThan(1)
+    for (const list of seen.values()) expect(list).toEqual([...list].sort((a, b) => a - b))
+    expect([...seen.values()].flat().length).toBe(200)
+  })
+
+  it('warns that batchItemFailures are ignored without ReportBatchItemFailures, and skips them as Lambda does', async () => {
+    const name = await stream(['x-1', 'x-2'])
+    const warnings: string[] = []
+    const stats = await runMapping({
+      ...quick,
+      stream: name,
+      client: kinesis.client,
+      handler: async (event: MappingEvent) => ({
+        batchItemFailures: [{ itemIdentifier: event.Records[0]?.kinesis.sequenceNumber }],
+      }),
+      logger: { info: () => {}, warn: (message) => warnings.push(message) },
+    })
+    expect(stats).toMatchObject({ invocations: 1, recordsSucceeded: 2, retries: 0 })
+    expect(warnings).toEqual([expect.stringContaining('ReportBatchItemFailures is off')])
+  })
+})

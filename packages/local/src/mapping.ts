@@ -1,0 +1,519 @@
+/**
+ * `runMapping()`: the event source mapping. It reads every shard of a stream through
+ * `@aws-sdk/client-kinesis` (shards in parallel; a child shard after its parents, as Lambda
+ * does after a reshard), splits each shard into `ParallelizationFactor` lanes by partition key,
+ * and runs each lane's batches one at a time through the function with Lambda's rules (`Lane`).
+ * The same code reads kinesalite, LocalStack or AWS: only the client's options differ.
+ */
+import {
+  DescribeStreamSummaryCommand,
+  GetRecordsCommand,
+  type GetRecordsCommandOutput,
+  GetShardIteratorCommand,
+  type GetShardIteratorCommandInput,
+  KinesisClient,
+  type KinesisClientConfig,
+  ListShardsCommand,
+  type ListShardsCommandOutput,
+  type Shard,
+} from '@aws-sdk/client-kinesis'
+import { ConfigurationError, messageOf } from '@shardwise/core'
+import { NodeHttpHandler } from '@smithy/node-http-handler'
+import {
+  type Destination,
+  type InvocationRecord,
+  invocationRecord,
+  jsonLinesDestination,
+} from './destination.js'
+import { buildEvent, type PendingRecord, type RecordSource, toPendingRecord } from './event.js'
+import {
+  type FunctionIdentity,
+  functionArn,
+  invoke,
+  type KinesisHandler,
+  loadHandler,
+} from './invoke.js'
+import { type Batch, type Discard, Lane, type LaneRules } from './lane.js'
+import { type MappingSettings, type ResolvedSettings, resolveSettings } from './settings.js'
+import { type Answer, judge } from './verdict.js'
+
+export interface RunOptions {
+  /** The stream's name. */
+  stream: string
+  /** The function, or `<module>[:<export>]` to import it from (export `handler` by default). */
+  handler: KinesisHandler | string
+  /** The event source mapping's settings, named as in `CreateEventSourceMapping`. */
+  mapping?: MappingSettings
+  /** Kinesis endpoint (kinesalite, LocalStack); omitted, the AWS endpoint of `region`. */
+  endpoint?: string
+  /** Default: `AWS_REGION`, then `us-east-1`. */
+  region?: string
+  /** A ready client; `endpoint` and `region` are then ignored. */
+  client?: KinesisClient
+  /** A JSON-lines file, or any `Destination`, for the metadata of discarded batches. */
+  onFailure?: string | Destination
+  /** The function's timeout in seconds: 1 to 900. Default 3, as in Lambda. */
+  timeoutSeconds?: number
+  /** Stop once nothing was read or invoked for this long and nothing waits. Default: never. */
+  exitWhenIdleSeconds?: number
+  /** Stops the mapping: batches in flight finish, nothing new starts. */
+  signal?: AbortSignal
+  /** How long a shard that returned nothing waits before reading again. Default 1000 (Lambda's base rate). */
+  pollIntervalMs?: number
+  /** Called every `progressIntervalMs` with the counters so far. */
+  onProgress?: (stats: MappingStats) => void
+  /** Default 5000. */
+  progressIntervalMs?: number
+  /** `info`: each failed invocation; `warn`: each discarded batch. `console` fits. */
+  logger?: { info(message: string): void; warn(message: string): void }
+  /** The name in the context and the destination's `functionArn`. Default `local-function`. */
+  functionName?: string
+}
+
+export interface MappingStats {
+  shards: number
+  recordsRead: number
+  invocations: number
+  /** Records checkpointed after a successful (or partly successful) invocation. */
+  recordsSucceeded: number
+  /** Failed or partly failed invocations whose records were invoked again. */
+  retries: number
+  bisects: number
+  /** Records discarded and reported to the on-failure destination. */
+  recordsToDestination: number
+  /** Documents sent to the on-failure destination. */
+  destinationMessages: number
+  elapsedMs: number
+  /** `recordsSucceeded` per second, until the last read or invocation. */
+  recordsPerSecond: number
+}
+
+const MAX_GET_RECORDS = 10_000
+
+export async function runMapping(options: RunOptions): Promise<MappingStats> {
+  const settings = resolveSettings(options.mapping)
+  const timeoutSeconds = options.timeoutSeconds ?? 3
+  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 900) {
+    throw new ConfigurationError(`timeoutSeconds must be 1 to 900, got ${timeoutSeconds}`)
+  }
+  for (const name of ['exitWhenIdleSeconds', 'pollIntervalMs', 'progressIntervalMs'] as const) {
+    const value = options[name]
+    if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
+      throw new ConfigurationError(`${name} must be a number above 0, got ${value}`)
+    }
+  }
+  if (typeof options.stream !== 'string' || options.stream === '') {
+    throw new ConfigurationError('the stream name is missing')
+  }
+  const handler =
+    typeof options.handler === 'string' ? await loadHandler(options.handler) : options.handler
+  if (typeof handler !== 'function') throw new ConfigurationError('handler must be a function')
+
+  const region = options.region ?? process.env.AWS_REGION ?? 'us-east-1'
+  const client = options.client ?? kinesisClient(options.endpoint, region)
+  const destination =
+    typeof options.onFailure === 'string'
+      ? jsonLinesDestination(options.onFailure)
+      : options.onFailure
+  const identity: FunctionIdentity = {
+    functionName: options.functionName ?? 'local-function',
+    region,
+    timeoutMs: timeoutSeconds * 1000,
+    memoryLimitInMB: 128,
+  }
+  const run = new MappingRun(client, handler, settings, identity, destination, options)
+  try {
+    return await run.start()
+  } finally {
+    if (options.client === undefined) client.destroy()
+  }
+}
+
+function kinesisClient(endpoint: string | undefined, region: string): KinesisClient {
+  const config: KinesisClientConfig = { region, requestHandler: new NodeHttpHandler() }
+  if (endpoint !== undefined) {
+    config.endpoint = endpoint
+    // A local endpoint takes any key; AWS' credential chain would fail on a machine without one.
+    if (process.env.AWS_ACCESS_KEY_ID === undefined && process.env.AWS_PROFILE === undefined) {
+      config.credentials = { accessKeyId: 'local', secretAccessKey: 'local' }
+    }
+  }
+  return new KinesisClient(config)
+}
+
+/** One run of the mapping: its counters, its stop switch, and its shards. */
+class MappingRun {
+  private readonly stats: MappingStats = {
+    shards: 0,
+    recordsRead: 0,
+    invocations: 0,
+    recordsSucceeded: 0,
+    retries: 0,
+    bisects: 0,
+    recordsToDestination: 0,
+    destinationMessages: 0,
+    elapsedMs: 0,
+    recordsPerSecond: 0,
+  }
+  private readonly startedMs = Date.now()
+  private lastActivityMs = Date.now()
+  private stopping = false
+  /** Lanes wait here for records; the reader of a full shard waits for a settled batch. */
+  private readonly wake = new Wake()
+  private readonly settled = new Wake()
+  /** The reader of a caught-up shard waits here until its next read, or a stop. */
+  private readonly stopped = new Wake()
+  private readonly lanes: Lane[] = []
+  private readonly rules: LaneRules
+  private streamArn = ''
+  private warnedIgnoredFailures = false
+
+  constructor(
+    private readonly client: KinesisClient,
+    private readonly handler: KinesisHandler,
+    private readonly settings: ResolvedSettings,
+    private readonly identity: FunctionIdentity,
+    private readonly destination: Destination | undefined,
+    private readonly options: RunOptions,
+  ) {
+    this.rules = {
+      batchSize: settings.batchSize,
+      maximumBatchingWindowMs: settings.maximumBatchingWindowInSeconds * 1000,
+      bisectBatchOnFunctionError: settings.bisectBatchOnFunctionError,
+      maximumRetryAttempts: settings.maximumRetryAttempts,
+      maximumRecordAgeMs:
+        settings.maximumRecordAgeInSeconds < 0 ? -1 : settings.maximumRecordAgeInSeconds * 1000,
+      tumblingWindowMs: settings.tumblingWindowInSeconds * 1000,
+    }
+  }
+
+  async start(): Promise<MappingStats> {
+    const { signal } = this.options
+    const stop = () => this.stop()
+    signal?.addEventListener('abort', stop, { once: true })
+    const timers: NodeJS.Timeout[] = []
+    try {
+      const summary = await this.client.send(
+        new DescribeStreamSummaryCommand({ StreamName: this.options.stream }),
+      )
+      this.streamArn = summary.StreamDescriptionSummary?.StreamARN ?? ''
+      const shards = await this.listShards()
+      this.stats.shards = shards.length
+      if (signal?.aborted) this.stop()
+
+      const { onProgress, exitWhenIdleSeconds } = this.options
+      if (onProgress !== undefined) {
+        const every = this.options.progressIntervalMs ?? 5000
+        timers.push(setInterval(() => onProgress(this.snapshot()), every))
+      }
+      if (exitWhenIdleSeconds !== undefined) {
+        const idleMs = exitWhenIdleSeconds * 1000
+        timers.push(setInterval(() => this.stopWhenIdle(idleMs), Math.min(100, idleMs)))
+      }
+
+      // A child shard starts once its parents are read to their end, keeping order per key
+      // across a reshard.
+      const done = new Map<string, Promise<void>>()
+      for (const shard of shards) {
+        const parents = [shard.ParentShardId, shard.AdjacentParentShardId]
+          .map((id) => (id === undefined ? undefined : done.get(id)))
+          .filter((p): p is Promise<void> => p !== undefined)
+        done.set(
+          shard.ShardId as string,
+          Promise.all(parents).then(() => this.readShard(shard)),
+        )
+      }
+      // Every shard winds down before the first error is thrown, so none is left reading.
+      const results = await Promise.allSettled(done.values())
+      for (const result of results) if (result.status === 'rejected') throw result.reason
+      return this.snapshot()
+    } finally {
+      for (const timer of timers) clearInterval(timer)
+      signal?.removeEventListener('abort', stop)
+    }
+  }
+
+  private stop(): void {
+    this.stopping = true
+    this.wake.notify()
+    this.settled.notify()
+    this.stopped.notify()
+  }
+
+  private stopWhenIdle(idleMs: number): void {
+    for (const lane of this.lanes) if (lane.waiting > 0 || lane.busy) return
+    if (Date.now() - this.lastActivityMs >= idleMs) this.stop()
+  }
+
+  private snapshot(): MappingStats {
+    const now = Date.now()
+    // Idle time (waiting for records, or for --exit-when-idle) is not throughput.
+    const busyMs = this.lastActivityMs - this.startedMs
+    return {
+      ...this.stats,
+      elapsedMs: now - this.startedMs,
+      recordsPerSecond: busyMs > 0 ? (this.stats.recordsSucceeded * 1000) / busyMs : 0,
+    }
+  }
+
+  private async listShards(): Promise<Shard[]> {
+    const shards: Shard[] = []
+    let next: string | undefined
+    do {
+      const page: ListShardsCommandOutput = await this.client.send(
+        new ListShardsCommand(
+          next === undefined ? { StreamName: this.options.stream } : { NextToken: next },
+        ),
+      )
+      shards.push(...(page.Shards ?? []))
+      next = page.NextToken
+    } while (next !== undefined)
+    return shards
+  }
+
+  private async readShard(shard: Shard): Promise<void> {
+    if (this.stopping) return
+    const shardId = shard.ShardId as string
+    const source: RecordSource = {
+      shardId,
+      streamArn: this.streamArn,
+      region: this.identity.region,
+      invokeIdentityArn: `arn:aws:iam::000000000000:role/${this.identity.functionName}-role`,
+    }
+    const lanes: Lane[] = []
+    for (let i = 0; i < this.settings.parallelizationFactor; i++) lanes.push(new Lane(this.rules))
+    this.lanes.push(...lanes)
+
+    const reading = { closed: false }
+    const laneRuns = lanes.map((lane) => this.runLane(lane, source, reading))
+    try {
+      await this.readRecords(shardId, lanes, source)
+    } catch (error) {
+      this.stop()
+      throw error
+    } finally {
+      reading.closed = true
+      this.wake.notify()
+      await Promise.all(laneRuns)
+    }
+  }
+
+  private async readRecords(shardId: string, lanes: Lane[], source: RecordSource) {
+    const { stream } = this.options
+    const pollMs = this.options.pollIntervalMs ?? 1000
+    // Reading stops while this many records wait, so a slow function does not fill the memory.
+    const highWater = Math.max(MAX_GET_RECORDS, this.settings.batchSize * 2 * lanes.length)
+    let lastSequence: string | undefined
+    let iterator = await this.iterator(shardId, undefined)
+    while (!this.stopping && iterator !== undefined) {
+      let waiting = 0
+      for (const lane of lanes) waiting += lane.waiting
+      if (waiting >= highWater) {
+        await this.settled.wait(1000)
+        continue
+      }
+      let out: GetRecordsCommandOutput
+      try {
+        out = await this.getRecords(iterator)
+      } catch (error) {
+        const name = (error as { name?: string }).name
+        if (name === 'ExpiredIteratorException') {
+          iterator = await this.iterator(shardId, lastSequence)
+          continue
+        }
+        if (
+          name === 'ProvisionedThroughputExceededException' ||
+          name === 'LimitExceededException'
+        ) {
+          await this.stopped.wait(pollMs)
+          continue
+        }
+        throw new Error(`GetRecords failed on ${stream}/${shardId}: ${messageOf(error)}`, {
+          cause: error,
+        })
+      }
+      const records = out.Records ?? []
+      const now = Date.now()
+      for (const record of records) {
+        const pending = toPendingRecord(record, source, now)
+        const lane =
+          lanes.length === 1 ? lanes[0] : lanes[laneOf(pending.partitionKey, lanes.length)]
+        ;(lane as Lane).push(pending)
+        lastSequence = pending.sequenceNumber
+      }
+      if (records.length > 0) {
+        this.stats.recordsRead += records.length
+        this.lastActivityMs = now
+        this.wake.notify()
+      }
+      iterator = out.NextShardIterator
+      // Lambda reads again at once while the shard has more; an empty read means caught up.
+      if (records.length === 0) await this.stopped.wait(pollMs)
+    }
+  }
+
+  private getRecords(iterator: string) {
+    return this.client.send(
+      new GetRecordsCommand({ ShardIterator: iterator, Limit: MAX_GET_RECORDS }),
+    )
+  }
+
+  /** The first iterator follows `StartingPosition`; after an expiry, it resumes after `after`. */
+  private async iterator(shardId: string, after: string | undefined): Promise<string | undefined> {
+    const input: GetShardIteratorCommandInput = {
+      StreamName: this.options.stream,
+      ShardId: shardId,
+      ShardIteratorType: this.settings.startingPosition,
+    }
+    if (after !== undefined) {
+      input.ShardIteratorType = 'AFTER_SEQUENCE_NUMBER'
+      input.StartingSequenceNumber = after
+    } else if (this.settings.startingPosition === 'AT_TIMESTAMP') {
+      input.Timestamp = new Date((this.settings.startingPositionTimestamp as number) * 1000)
+    }
+    const out = await this.client.send(new GetShardIteratorCommand(input))
+    return out.ShardIterator
+  }
+
+  private async runLane(lane: Lane, source: RecordSource, reading: { closed: boolean }) {
+    const windowed = this.settings.tumblingWindowInSeconds > 0
+    const rules = {
+      reportBatchItemFailures: this.settings.reportBatchItemFailures,
+      tumblingWindow: windowed,
+    }
+    for (;;) {
+      const now = Date.now()
+      const expired = lane.expire(now)
+      if (expired !== undefined) await this.discard(expired, source, undefined)
+      const batch = lane.next(now)
+      if (batch === undefined) {
+        if (this.stopping || (reading.closed && lane.waiting === 0)) return
+        await this.wake.wait(this.readyCheckMs())
+        continue
+      }
+      const event = buildEvent(
+        batch.records,
+        windowed ? windowProperties(batch, source) : undefined,
+      )
+      const { answer, requestId } = await invoke(this.handler, event, this.identity)
+      this.stats.invocations++
+      this.lastActivityMs = Date.now()
+      if (
+        !this.warnedIgnoredFailures &&
+        !rules.reportBatchItemFailures &&
+        reportsFailures(answer)
+      ) {
+        this.warnedIgnoredFailures = true
+        this.options.logger?.warn(
+          'the function answers with batchItemFailures, but ReportBatchItemFailures is off: ' +
+            'Lambda ignores them and checkpoints the whole batch (add --function-response-types ReportBatchItemFailures)',
+        )
+      }
+      const verdict = judge(answer, batch.records, rules)
+      const settlement = lane.settle(batch, verdict)
+      this.stats.recordsSucceeded += settlement.succeeded
+      if (settlement.bisected) this.stats.bisects++
+      if (settlement.retry && !settlement.bisected) this.stats.retries++
+      if (verdict.kind === 'failure') {
+        this.options.logger?.info(
+          `${source.shardId}: invocation ${requestId} of ${describeBatch(batch)} failed: ${verdict.reason}`,
+        )
+      }
+      if (settlement.discarded !== undefined) {
+        await this.discard(settlement.discarded, source, requestId)
+      }
+      this.settled.notify()
+    }
+  }
+
+  /** How often a lane with nothing ready looks again: soon enough for windows to close on time. */
+  private readyCheckMs(): number {
+    return this.settings.maximumBatchingWindowInSeconds > 0 ||
+      this.settings.tumblingWindowInSeconds > 0
+      ? 50
+      : 250
+  }
+
+  private async discard(discard: Discard, source: RecordSource, requestId: string | undefined) {
+    this.stats.recordsToDestination += discard.records.length
+    const record: InvocationRecord = invocationRecord(discard, {
+      shardId: source.shardId,
+      streamArn: source.streamArn,
+      functionArn: functionArn(this.identity),
+      requestId: requestId ?? crypto.randomUUID(),
+      nowMs: Date.now(),
+    })
+    const info = record.KinesisBatchInfo
+    const which =
+      info.batchSize === 1
+        ? `1 record, ${info.startSequenceNumber}`
+        : `${info.batchSize} records, ${info.startSequenceNumber} to ${info.endSequenceNumber}`
+    this.options.logger?.warn(`${source.shardId}: ${discard.condition}: discarded ${which}`)
+    if (this.destination !== undefined) {
+      await this.destination.send(record)
+      this.stats.destinationMessages++
+    }
+  }
+}
+
+function windowProperties(batch: Batch, source: RecordSource) {
+  const window = batch.window ?? { startMs: 0, endMs: 0 }
+  return {
+    // Whole seconds, written as AWS' sample writes them: 2020-12-09T07:04:00Z.
+    window: {
+      start: new Date(window.startMs).toISOString().replace('.000Z', 'Z'),
+      end: new Date(window.endMs).toISOString().replace('.000Z', 'Z'),
+    },
+    state: batch.state,
+    shardId: source.shardId,
+    eventSourceARN: source.streamArn,
+    isFinalInvokeForWindow: batch.isFinalInvokeForWindow,
+    isWindowTerminatedEarly: batch.isWindowTerminatedEarly,
+  }
+}
+
+/** A non-empty `batchItemFailures`: the function meant to report failures. */
+function reportsFailures(answer: Answer): boolean {
+  if (!('returned' in answer)) return false
+  const failures = (answer.returned as { batchItemFailures?: unknown } | null)?.batchItemFailures
+  return Array.isArray(failures) && failures.length > 0
+}
+
+function describeBatch(batch: Batch): string {
+  const n = batch.records.length
+  if (n === 0) return 'the final invocation of a window'
+  const first = batch.records[0] as PendingRecord
+  const last = batch.records[n - 1] as PendingRecord
+  return `${n} record(s) ${first.sequenceNumber}..${last.sequenceNumber}`
+}
+
+/** FNV-1a of the partition key: the same key always lands in the same lane. */
+function laneOf(partitionKey: string, lanes: number): number {
+  let hash = 0x811c9dc5
+  for (let i = 0; i < partitionKey.length; i++) {
+    hash ^= partitionKey.charCodeAt(i)
+    hash = Math.imul(hash, 0x01000193)
+  }
+  return (hash >>> 0) % lanes
+}
+
+/** Wakes every waiter at once: new records, a settled batch, or a stop. */
+class Wake {
+  private readonly waiters = new Set<() => void>()
+
+  notify(): void {
+    for (const done of this.waiters) done()
+  }
+
+  wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer)
+        this.waiters.delete(done)
+        resolve()
+      }
+      const timer = setTimeout(done, ms)
+      this.waiters.add(done)
+    })
+  }
+}

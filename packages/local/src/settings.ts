@@ -1,0 +1,92 @@
+/**
+ * The event source mapping's settings, named and bounded as in Lambda's
+ * `CreateEventSourceMapping` (AWS docs, "services-kinesis-parameters"), checked once.
+ */
+import { ConfigurationError, checkOptions, type OptionSchema } from '@shardwise/core'
+
+const pkg = '@shardwise/local'
+
+export type StartingPosition = 'TRIM_HORIZON' | 'LATEST' | 'AT_TIMESTAMP'
+
+export interface MappingSettings {
+  /** Records per invocation at most: 1 to 10,000. Default 100. */
+  batchSize?: number
+  /** Seconds to gather records before invoking: 0 to 300. Default 0. */
+  maximumBatchingWindowInSeconds?: number
+  /** Where to start reading each shard. Default `'TRIM_HORIZON'` (Lambda has no default). */
+  startingPosition?: StartingPosition
+  /** Epoch seconds; required with `AT_TIMESTAMP`, rejected otherwise. */
+  startingPositionTimestamp?: number
+  /** `['ReportBatchItemFailures']` makes the mapping read `batchItemFailures`. Default `[]`. */
+  functionResponseTypes?: ReadonlyArray<'ReportBatchItemFailures'>
+  /** Split a failed batch in two before retrying. Default `false`. */
+  bisectBatchOnFunctionError?: boolean
+  /** -1 (infinite) or 0 to 10,000. Default -1. */
+  maximumRetryAttempts?: number
+  /** -1 (infinite) or 60 to 604,800. Default -1. */
+  maximumRecordAgeInSeconds?: number
+  /** Concurrent batches per shard, keyed by partition key: 1 to 10. Default 1. */
+  parallelizationFactor?: number
+  /** 0 (off) to 900. Default 0. */
+  tumblingWindowInSeconds?: number
+}
+
+/** The settings with every default applied. */
+export interface ResolvedSettings {
+  batchSize: number
+  maximumBatchingWindowInSeconds: number
+  startingPosition: StartingPosition
+  startingPositionTimestamp: number | undefined
+  reportBatchItemFailures: boolean
+  bisectBatchOnFunctionError: boolean
+  maximumRetryAttempts: number
+  maximumRecordAgeInSeconds: number
+  parallelizationFactor: number
+  tumblingWindowInSeconds: number
+}
+
+const schema: OptionSchema = {
+  type: 'object',
+  properties: {
+    batchSize: { type: 'integer', minimum: 1, maximum: 10_000 },
+    maximumBatchingWindowInSeconds: { type: 'integer', minimum: 0, maximum: 300 },
+    startingPosition: { enum: ['TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP'] },
+    startingPositionTimestamp: { type: 'number', minimum: 0 },
+    functionResponseTypes: { type: 'array', items: { enum: ['ReportBatchItemFailures'] } },
+    bisectBatchOnFunctionError: { type: 'boolean' },
+    maximumRetryAttempts: { type: 'integer', minimum: -1, maximum: 10_000 },
+    maximumRecordAgeInSeconds: { type: 'integer', minimum: -1, maximum: 604_800 },
+    parallelizationFactor: { type: 'integer', minimum: 1, maximum: 10 },
+    tumblingWindowInSeconds: { type: 'integer', minimum: 0, maximum: 900 },
+  },
+  additionalProperties: false,
+}
+
+export function resolveSettings(settings: MappingSettings | undefined): ResolvedSettings {
+  const s = checkOptions(pkg, schema, settings)
+  const age = s.maximumRecordAgeInSeconds ?? -1
+  // Lambda refuses 0 to 59: a record younger than a minute is never too old.
+  if (age !== -1 && age < 60) {
+    throw new ConfigurationError(
+      `${pkg}: maximumRecordAgeInSeconds must be -1 (infinite) or 60 to 604800, got ${age}`,
+    )
+  }
+  const startingPosition = s.startingPosition ?? 'TRIM_HORIZON'
+  if ((startingPosition === 'AT_TIMESTAMP') !== (s.startingPositionTimestamp !== undefined)) {
+    throw new ConfigurationError(
+      `${pkg}: startingPositionTimestamp goes with startingPosition AT_TIMESTAMP, and only with it`,
+    )
+  }
+  return {
+    batchSize: s.batchSize ?? 100,
+    maximumBatchingWindowInSeconds: s.maximumBatchingWindowInSeconds ?? 0,
+    startingPosition,
+    startingPositionTimestamp: s.startingPositionTimestamp,
+    reportBatchItemFailures: (s.functionResponseTypes ?? []).includes('ReportBatchItemFailures'),
+    bisectBatchOnFunctionError: s.bisectBatchOnFunctionError ?? false,
+    maximumRetryAttempts: s.maximumRetryAttempts ?? -1,
+    maximumRecordAgeInSeconds: age,
+    parallelizationFactor: s.parallelizationFactor ?? 1,
+    tumblingWindowInSeconds: s.tumblingWindowInSeconds ?? 0,
+  }
+}

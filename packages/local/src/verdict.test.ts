@@ -1,0 +1,79 @@
+import { describe, expect, it } from 'vitest'
+import { records, sequenceNumber as seq } from './test-helpers.js'
+import { judge, type Verdict } from './verdict.js'
+
+const batch = records(5)
+const report = { reportBatchItemFailures: true, tumblingWindow: false }
+const plain = { reportBatchItemFailures: false, tumblingWindow: false }
+const failures = (...ids: unknown[]) => ({
+  returned: { batchItemFailures: ids.map((id) => ({ itemIdentifier: id })) },
+})
+
+describe('judge: what Lambda makes of the answer (services-kinesis-batchfailurereporting)', () => {
+  it('checkpoints at the lowest reported sequence number, whatever the order of the list', () => {
+    expect(judge(failures(seq(3), seq(1), seq(4)), batch, report)).toEqual({
+      kind: 'partial',
+      checkpoint: 1,
+    })
+  })
+
+  it('compares sequence numbers as decimal strings, not as JavaScript numbers', () => {
+    const long = records(2, {})
+    const shorter = { ...long[0], sequenceNumber: '9' } as (typeof long)[0]
+    const longer = { ...long[1], sequenceNumber: '10' } as (typeof long)[0]
+    expect(judge(failures('10', '9'), [shorter, longer], report)).toMatchObject({ checkpoint: 0 })
+  })
+
+  it.each([
+    ['an empty list', { batchItemFailures: [] }],
+    ['a null list', { batchItemFailures: null }],
+    ['an empty response', {}],
+    ['a null response', null],
+    ['no response at all', undefined],
+  ])('takes %s as a complete success', (_, returned) => {
+    expect(judge({ returned }, batch, report)).toEqual({ kind: 'success' })
+  })
+
+  it.each([
+    ['an empty string identifier', [{ itemIdentifier: '' }]],
+    ['a null identifier', [{ itemIdentifier: null }]],
+    ['an identifier under a wrong key name', [{ itemIdentifer: seq(2) }]],
+    ['a null item', [null]],
+    ['a numeric identifier', [{ itemIdentifier: 49590338 }]],
+  ])('fails the whole batch on %s', (_, list) => {
+    const verdict = judge({ returned: { batchItemFailures: list } }, batch, report)
+    expect(verdict).toMatchObject({ kind: 'failure', functionError: 'InvalidResponse' })
+  })
+
+  it('fails the whole batch on one bad identifier among good ones', () => {
+    expect(judge(failures(seq(2), ''), batch, report).kind).toBe('failure')
+  })
+
+  it('fails the whole batch on an identifier that is not in it, rather than skip records', () => {
+    const verdict = judge(failures(seq(99)), batch, report) as Extract<Verdict, { kind: 'failure' }>
+    expect(verdict.kind).toBe('failure')
+    expect(verdict.reason).toContain(seq(99))
+  })
+
+  it('fails the whole batch when the function throws', () => {
+    expect(judge({ thrown: new Error('boom') }, batch, report)).toEqual({
+      kind: 'failure',
+      reason: 'boom',
+      functionError: 'Unhandled',
+    })
+  })
+
+  it('ignores batchItemFailures without ReportBatchItemFailures', () => {
+    expect(judge(failures(seq(1)), batch, plain)).toEqual({ kind: 'success' })
+    expect(judge({ thrown: 'no' }, batch, plain).kind).toBe('failure')
+  })
+
+  it('fails a tumbling-window invocation whose answer has no state (services-kinesis-windows)', () => {
+    const windowed = { reportBatchItemFailures: true, tumblingWindow: true }
+    expect(judge({ returned: { batchItemFailures: [] } }, batch, windowed).kind).toBe('failure')
+    expect(judge({ returned: null }, batch, windowed).kind).toBe('failure')
+    expect(
+      judge({ returned: { state: { n: 1 }, batchItemFailures: [] } }, batch, windowed),
+    ).toEqual({ kind: 'success', state: { n: 1 }, stateBytes: 7 })
+  })
+})

@@ -1,0 +1,116 @@
+/**
+ * What Lambda makes of a function's answer to a Kinesis batch (AWS docs,
+ * "services-kinesis-batchfailurereporting" and "services-kinesis-windows"), paraphrased:
+ *
+ * - Without `ReportBatchItemFailures`, Lambda "checkpoints to the highest sequence number of a
+ *   batch only when the batch is a complete success"; any answer is a success, a thrown error a
+ *   complete failure.
+ * - With it, an empty or null `batchItemFailures` list, or an empty or null response, is a
+ *   complete success; an `itemIdentifier` that is an empty string, null, or under a bad key name
+ *   is a complete failure.
+ * - "Lambda uses the record with the lowest sequence number as the checkpoint. Lambda then
+ *   retries all records starting from that checkpoint."
+ * - With a tumbling window, an answer without a `state` property is a failed invocation.
+ */
+import { compareSequenceNumbers, messageOf } from '@shardwise/core'
+import type { PendingRecord } from './event.js'
+
+/** The most state a tumbling window may carry; more terminates the window early. */
+export const MAX_STATE_BYTES = 1024 * 1024
+
+export type Verdict =
+  | { readonly kind: 'success'; readonly state?: unknown; readonly stateBytes?: number }
+  /** `checkpoint`: position in the batch of the lowest reported record; everything before it is done. */
+  | {
+      readonly kind: 'partial'
+      readonly checkpoint: number
+      readonly state?: unknown
+      readonly stateBytes?: number
+    }
+  /** The whole batch failed; `reason` says why, for the log and the on-failure destination. */
+  | { readonly kind: 'failure'; readonly reason: string; readonly functionError: FunctionError }
+
+/** How Lambda's invocation record names the failure: a thrown error, or a rejected answer. */
+export type FunctionError = 'Unhandled' | 'InvalidResponse'
+
+export interface VerdictRules {
+  reportBatchItemFailures: boolean
+  tumblingWindow: boolean
+}
+
+/** The answer of an invocation: what the handler returned, or what it threw. */
+export type Answer = { readonly returned: unknown } | { readonly thrown: unknown }
+
+export function judge(
+  answer: Answer,
+  records: ReadonlyArray<PendingRecord>,
+  rules: VerdictRules,
+): Verdict {
+  if ('thrown' in answer) {
+    return { kind: 'failure', reason: messageOf(answer.thrown), functionError: 'Unhandled' }
+  }
+  const response = answer.returned as Record<string, unknown> | null | undefined
+
+  let state: unknown
+  let stateBytes = 0
+  if (rules.tumblingWindow) {
+    if (typeof response !== 'object' || response === null || !('state' in response)) {
+      return invalid('a tumbling window needs the answer to carry `state`')
+    }
+    state = response.state
+    const json = JSON.stringify(state)
+    stateBytes = json === undefined ? 0 : Buffer.byteLength(json)
+  }
+  const withState = rules.tumblingWindow ? { state, stateBytes } : {}
+
+  if (!rules.reportBatchItemFailures) return { kind: 'success', ...withState }
+  if (typeof response !== 'object' || response === null) return { kind: 'success', ...withState }
+  const failures = response.batchItemFailures
+  if (failures === undefined || failures === null) return { kind: 'success', ...withState }
+  if (!Array.isArray(failures)) return invalid('`batchItemFailures` is not an array')
+  if (failures.length === 0) return { kind: 'success', ...withState }
+
+  let lowest: string | undefined
+  for (let i = 0; i < failures.length; i++) {
+    const item = failures[i] as { itemIdentifier?: unknown } | null
+    const id = typeof item === 'object' && item !== null ? item.itemIdentifier : undefined
+    if (typeof id !== 'string' || id === '') {
+      return invalid(
+        `batchItemFailures[${i}] has ${describeIdentifier(item)}; Lambda retries the whole batch`,
+      )
+    }
+    if (lowest === undefined || compareSequenceNumbers(id, lowest) < 0) lowest = id
+  }
+  const checkpoint = indexOf(records, lowest as string)
+  if (checkpoint === -1) {
+    // Undocumented in Lambda; failing the batch is the choice that cannot lose a record.
+    return invalid(`batchItemFailures names ${lowest}, which is not in the batch`)
+  }
+  return { kind: 'partial', checkpoint, ...withState }
+}
+
+function invalid(reason: string): Verdict {
+  return { kind: 'failure', reason, functionError: 'InvalidResponse' }
+}
+
+function describeIdentifier(item: { itemIdentifier?: unknown } | null): string {
+  if (typeof item !== 'object' || item === null) return `no object but ${JSON.stringify(item)}`
+  if (!('itemIdentifier' in item)) {
+    return `no itemIdentifier (keys: ${Object.keys(item).join(', ') || 'none'})`
+  }
+  return `itemIdentifier ${JSON.stringify(item.itemIdentifier)}`
+}
+
+/** Records of a batch are in sequence order, so a binary search finds the identifier. */
+function indexOf(records: ReadonlyArray<PendingRecord>, sequenceNumber: string): number {
+  let low = 0
+  let high = records.length - 1
+  while (low <= high) {
+    const mid = (low + high) >> 1
+    const c = compareSequenceNumbers((records[mid] as PendingRecord).sequenceNumber, sequenceNumber)
+    if (c === 0) return mid
+    if (c < 0) low = mid + 1
+    else high = mid - 1
+  }
+  return -1
+}

@@ -1,0 +1,96 @@
+import middy from '@middy/core'
+import type { KinesisStreamEvent } from '@shardwise/core'
+import { kinesisDecode } from '@shardwise/kinesis-decode'
+import { kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
+import { describe, expect, it } from 'vitest'
+import { foldWindow, partialFailures, type WindowInfo } from './index.js'
+
+interface Totals {
+  count: number
+  sum: number
+}
+
+function windowEvent(values: string[], state: unknown, final = false) {
+  return {
+    ...kinesisEvent(values.map((data) => ({ data }))),
+    window: { start: '2026-11-25T10:00:00Z', end: '2026-11-25T10:05:00Z' },
+    state,
+    shardId: 'shardId-000000000006',
+    eventSourceARN: 'arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream',
+    isFinalInvokeForWindow: final,
+    isWindowTerminatedEarly: false,
+  } as KinesisStreamEvent
+}
+
+function totalsHandler() {
+  const ended: Array<[Totals, WindowInfo]> = []
+  const lambda = middy(
+    foldWindow(
+      (totals: Totals, record) => {
+        const value = Number(Buffer.from(record.data).toString())
+        if (Number.isNaN(value)) throw new Error('not a number')
+        return { count: totals.count + 1, sum: totals.sum + value }
+      },
+      {
+        initialState: () => ({ count: 0, sum: 0 }),
+        onWindowEnd: (totals, window) => {
+          ended.push([totals, window])
+        },
+      },
+    ),
+  )
+    .use(kinesisDecode())
+    .use(partialFailures({ logger: false }))
+  return { lambda, ended }
+}
+
+describe('foldWindow', () => {
+  it('folds a window over several invocations and closes it on the final one', async () => {
+    const { lambda, ended } = totalsHandler()
+    const first = await lambda(windowEvent(['1', '2'], {}), lambdaContext())
+    expect(first).toEqual({ batchItemFailures: [], state: { count: 2, sum: 3 } })
+    const second = await lambda(windowEvent(['10'], first.state), lambdaContext())
+    expect(second).toEqual({ batchItemFailures: [], state: { count: 3, sum: 13 } })
+    expect(ended).toEqual([])
+    const last = await lambda(windowEvent([], second.state, true), lambdaContext())
+    expect(last.state).toEqual({ count: 3, sum: 13 })
+    expect(ended).toEqual([
+      [
+        { count: 3, sum: 13 },
+        {
+          start: '2026-11-25T10:00:00Z',
+          end: '2026-11-25T10:05:00Z',
+          shardId: 'shardId-000000000006',
+          isFinalInvokeForWindow: true,
+          isWindowTerminatedEarly: false,
+        },
+      ],
+    ])
+  })
+
+  it('answers the state of exactly the records before a failure, so a retry folds each once', async () => {
+    const { lambda } = totalsHandler()
+    const failed = await lambda(windowEvent(['1', 'x', '5'], { count: 0, sum: 0 }), lambdaContext())
+    expect(failed).toEqual({
+      batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }],
+      state: { count: 1, sum: 1 },
+    })
+  })
+
+  it('does not close the window while records of the final invocation failed', async () => {
+    const { lambda, ended } = totalsHandler()
+    await lambda(windowEvent(['x'], { count: 1, sum: 1 }, true), lambdaContext())
+    expect(ended).toEqual([])
+  })
+
+  it('says what to configure when the event has no window', async () => {
+    const { lambda } = totalsHandler()
+    await expect(lambda(kinesisEvent([{ data: '1' }]), lambdaContext())).rejects.toThrow(
+      /set TumblingWindowInSeconds/,
+    )
+  })
+
+  it('needs an initial state when it is built', () => {
+    expect(() => foldWindow((s) => s, {} as never)).toThrow(/initialState/)
+  })
+})

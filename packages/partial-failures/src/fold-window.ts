@@ -1,0 +1,139 @@
+/**
+ * `foldWindow(reduce, options)`: the batch handler for a Kinesis event source mapping with a
+ * tumbling window (`TumblingWindowInSeconds`). Lambda carries a state from one invocation of a
+ * window to the next; this folds each record into it, in batch order, and on the window's final
+ * invocation hands the result to `onWindowEnd`. The answer always carries `state` beside
+ * `batchItemFailures`, as Lambda requires: without it the invocation counts as failed.
+ *
+ * When a record fails, the state returned is the fold of exactly the records before it: the
+ * ones Lambda will not send again. So each record is folded once, however often the batch is
+ * retried, provided `reduce` returns a new state rather than changing the old one before it can
+ * throw.
+ */
+import {
+  batchResponse,
+  ConfigurationError,
+  type Context,
+  checkOptions,
+  getPoisonSink,
+  type KinesisRecord,
+  type KinesisStreamBatchResponse,
+  type KinesisStreamEvent,
+  type OptionSchema,
+} from '@shardwise/core'
+import { decodedBatchOf, pkg, runOptionSchema } from './each-record.js'
+import { runBatch } from './run-batch.js'
+
+/** Where the invocation sits in its window, as Lambda describes it. */
+export interface WindowInfo {
+  start: string
+  end: string
+  shardId: string
+  isFinalInvokeForWindow: boolean
+  isWindowTerminatedEarly: boolean
+}
+
+export interface FoldWindowOptions<S> {
+  /** The state a window starts from (Lambda sends none, or `{}`, on a window's first call). */
+  initialState: () => S
+  /** Called once per window, on its final invocation, after the last records are folded. */
+  onWindowEnd?: (state: S, window: WindowInfo, context: Context) => Promise<unknown> | unknown
+  /** As for `eachRecord`. Default 1000. */
+  timeoutMarginMs?: number
+}
+
+export type WindowHandler<S> = (
+  event: KinesisStreamEvent,
+  context: Context,
+  options?: { signal?: AbortSignal },
+) => Promise<KinesisStreamBatchResponse & { state: S }>
+
+interface WindowEvent<S> extends KinesisStreamEvent {
+  window?: { start: string; end: string }
+  state?: S
+  shardId?: string
+  isFinalInvokeForWindow?: boolean
+  isWindowTerminatedEarly?: boolean
+}
+
+const optionSchema: OptionSchema = {
+  type: 'object',
+  properties: {
+    initialState: { instanceof: 'Function' },
+    onWindowEnd: { instanceof: 'Function' },
+    timeoutMarginMs: runOptionSchema.timeoutMarginMs,
+  },
+  required: ['initialState'],
+  additionalProperties: false,
+}
+
+/**
+ * @example
+ * export const handler = middy(
+ *   foldWindow((totals: Totals, record: KinesisRecord<Order>) => add(totals, record.data), {
+ *     initialState: () => ({ orders: 0, amount: 0 }),
+ *     onWindowEnd: (totals, window) => saveTotals(window, totals),
+ *   }),
+ * )
+ *   .use(kinesisDecode())
+ *   .use(jsonParse({ schema: Order }))
+ *   .use(partialFailures())
+ */
+export function foldWindow<S, T = Uint8Array>(
+  reduce: (state: S, record: KinesisRecord<T>, context: Context) => S | Promise<S>,
+  options: FoldWindowOptions<S>,
+): WindowHandler<S> {
+  if (typeof reduce !== 'function') {
+    throw new ConfigurationError(`${pkg}: foldWindow needs a reduce function`)
+  }
+  const {
+    initialState,
+    onWindowEnd,
+    timeoutMarginMs = 1000,
+  } = checkOptions(pkg, optionSchema, options)
+
+  return async (event: WindowEvent<S>, context, middyOptions) => {
+    if (typeof event?.window !== 'object' || event.window === null) {
+      throw new ConfigurationError(
+        `${pkg}: foldWindow needs a tumbling window event; set TumblingWindowInSeconds on the event source mapping, or use eachRecord`,
+      )
+    }
+    const batch = decodedBatchOf<T>(event)
+    let state = isEmpty(event.state) ? initialState() : (event.state as S)
+    const fold = async (record: KinesisRecord<T>) => {
+      state = await reduce(state, record, context)
+    }
+    await runBatch(
+      batch,
+      fold,
+      { ordering: 'shard', concurrency: 1, timeoutMarginMs },
+      context,
+      middyOptions?.signal,
+      getPoisonSink(event),
+    )
+    const response = batchResponse(batch)
+    // The final invocation closes the window only when every record made it into the state;
+    // a throw here fails the invocation, and Lambda retries it until it succeeds.
+    if (event.isFinalInvokeForWindow === true && response.batchItemFailures.length === 0) {
+      await onWindowEnd?.(state, windowOf(event), context)
+    }
+    return { ...response, state }
+  }
+}
+
+function isEmpty(state: unknown): boolean {
+  if (state === undefined || state === null) return true
+  if (typeof state !== 'object') return false
+  for (const _ in state) return false
+  return true
+}
+
+function windowOf(event: WindowEvent<unknown>): WindowInfo {
+  return {
+    start: event.window?.start ?? '',
+    end: event.window?.end ?? '',
+    shardId: event.shardId ?? '',
+    isFinalInvokeForWindow: event.isFinalInvokeForWindow === true,
+    isWindowTerminatedEarly: event.isWindowTerminatedEarly === true,
+  }
+}

@@ -1,0 +1,152 @@
+import { Logger } from '@aws-lambda-powertools/logger'
+import middy from '@middy/core'
+import type { KinesisStreamEvent } from '@shardwise/core'
+import { kinesisDecode } from '@shardwise/kinesis-decode'
+import { kinesisEvent, lambdaContext, recordingLogger, sequenceNumber } from '@shardwise/testing'
+import { describe, expect, it, vi } from 'vitest'
+import { eachRecord, partialFailures } from './index.js'
+
+const threeRecords = () => kinesisEvent([{ data: 'a' }, { data: 'b' }, { data: 'c' }])
+const failed = (position: number) => ({
+  batchItemFailures: [{ itemIdentifier: sequenceNumber(position) }],
+})
+
+describe('partialFailures', () => {
+  it('answers an empty list when everything succeeded', async () => {
+    const lambda = middy(eachRecord(async () => {}))
+      .use(kinesisDecode())
+      .use(partialFailures({ logger: false }))
+    expect(await lambda(threeRecords(), lambdaContext())).toEqual({ batchItemFailures: [] })
+  })
+
+  it('accepts Promise.allSettled results in event.Records order, the middy convention', async () => {
+    const lambda = middy(async (event: KinesisStreamEvent) =>
+      Promise.allSettled(
+        event.Records.map(async (record, i) => {
+          if (i >= 1) throw new Error(`record ${i}`)
+          return record
+        }),
+      ),
+    ).use(partialFailures({ logger: false }))
+    expect(await lambda(threeRecords(), lambdaContext())).toEqual(failed(1))
+  })
+
+  it('reports decode failures even when the handler is not eachRecord', async () => {
+    const event = kinesisEvent([{ data: 'a' }, { data: 'b' }, { data: { base64: '@@@@' } }])
+    const lambda = middy(async (e: KinesisStreamEvent) =>
+      Promise.allSettled(e.Records.map(async () => {})),
+    )
+      .use(kinesisDecode())
+      .use(partialFailures({ logger: false }))
+    expect(await lambda(event, lambdaContext())).toEqual(failed(2))
+  })
+
+  it("keeps a handler's own batchItemFailures, at the lowest sequence number", async () => {
+    const lambda = middy(async () => ({
+      batchItemFailures: [
+        { itemIdentifier: sequenceNumber(2) },
+        { itemIdentifier: sequenceNumber(1) },
+      ],
+    })).use(partialFailures({ logger: false }))
+    expect(await lambda(threeRecords(), lambdaContext())).toEqual(failed(1))
+  })
+
+  it('turns an identifier that is not in the batch into a retry of the whole batch', async () => {
+    const logger = recordingLogger()
+    for (const itemIdentifier of ['', 'not-a-record', null]) {
+      const lambda = middy(async () => ({ batchItemFailures: [{ itemIdentifier }] })).use(
+        partialFailures({ logger }),
+      )
+      expect(await lambda(threeRecords(), lambdaContext())).toEqual(failed(0))
+    }
+    expect(logger.lines.filter((line) => /not in the batch/.test(line.message))).toHaveLength(3)
+  })
+
+  it('logs each failure with its coordinates and one summary line', async () => {
+    const logger = recordingLogger()
+    const lambda = middy(
+      eachRecord(async (record) => {
+        if (record.sequenceNumber === sequenceNumber(1)) throw new Error('db down')
+      }),
+    )
+      .use(kinesisDecode())
+      .use(partialFailures({ logger }))
+    await lambda(threeRecords(), lambdaContext())
+    const errors = logger.lines.filter((line) => line.level === 'error')
+    expect(errors).toHaveLength(1)
+    expect(errors[0]?.details[0]).toMatchObject({
+      shardId: 'shardId-000000000006',
+      sequenceNumber: sequenceNumber(1),
+      partitionKey: '1',
+      subSequenceNumber: undefined,
+      error: { name: 'RecordHandlerError', cause: { message: 'db down' } },
+    })
+    const summary = logger.lines.filter((line) => line.level === 'warn')
+    expect(summary).toHaveLength(1)
+    expect(summary[0]?.details[0]).toEqual({
+      lambdaRecords: 3,
+      records: 3,
+      succeeded: 1,
+      diverted: 0,
+      failed: 1,
+      notHandled: 1,
+      checkpoint: sequenceNumber(1),
+    })
+  })
+
+  it('summarizes a clean batch at debug level only', async () => {
+    const logger = recordingLogger()
+    const lambda = middy(eachRecord(async () => {}))
+      .use(kinesisDecode())
+      .use(partialFailures({ logger }))
+    await lambda(threeRecords(), lambdaContext())
+    expect(logger.lines.map((line) => line.level)).toEqual(['debug'])
+  })
+
+  it('logs through the Powertools Logger', async () => {
+    // Powertools writes errors and warnings to stderr, the rest to stdout.
+    const stdout = vi.spyOn(process.stdout, 'write').mockImplementation(() => true)
+    const stderr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
+    try {
+      const logger = new Logger({ serviceName: 'orders', logLevel: 'DEBUG' })
+      const lambda = middy(
+        eachRecord(async () => {
+          throw new Error('boom')
+        }),
+      )
+        .use(kinesisDecode())
+        .use(partialFailures({ logger }))
+      expect(await lambda(threeRecords(), lambdaContext())).toEqual(failed(0))
+      const lines = [...stderr.mock.calls, ...stdout.mock.calls].map(([chunk]) =>
+        JSON.parse(String(chunk)),
+      )
+      expect(lines.map((line) => [line.level, line.message])).toEqual([
+        ['ERROR', 'record failed'],
+        ['WARN', 'batch done with failures'],
+      ])
+      expect(lines[0]).toMatchObject({
+        sequenceNumber: sequenceNumber(0),
+        shardId: 'shardId-000000000006',
+      })
+    } finally {
+      stdout.mockRestore()
+      stderr.mockRestore()
+    }
+  })
+
+  it('rethrows when the batch handler itself throws, so Lambda retries and can bisect', async () => {
+    const logger = recordingLogger()
+    const lambda = middy(async () => {
+      throw new Error('no database connection')
+    }).use(partialFailures({ logger }))
+    await expect(lambda(threeRecords(), lambdaContext())).rejects.toThrow('no database connection')
+    expect(logger.lines[0]?.message).toMatch(/Lambda will retry the whole batch/)
+  })
+
+  it('rejects a logger without the four levels when it is built', () => {
+    expect(() => partialFailures({ logger: { error() {} } as never })).toThrow(
+      /logger needs error, warn, info, debug methods/,
+    )
+    expect(() => partialFailures({ logger: 3 as never })).toThrow(/@shardwise\/partial-failures/)
+  })
+})

@@ -1,0 +1,115 @@
+import middy from '@middy/core'
+import { kinesisDecode } from '@shardwise/kinesis-decode'
+import { kinesisEvent, lambdaContext, recordingLogger, sequenceNumber } from '@shardwise/testing'
+import { describe, expect, it } from 'vitest'
+import {
+  eachRecord,
+  type KinesisRecord,
+  NonRetryableError,
+  type Ordering,
+  PoisonSinkError,
+  partialFailures,
+  type RecordError,
+} from './index.js'
+
+const text = new TextDecoder()
+
+function chain(
+  handler: (payload: string) => void,
+  onPoison: (record: KinesisRecord<unknown>, error: RecordError) => Promise<unknown>,
+  ordering: Ordering = 'shard',
+) {
+  const logger = recordingLogger()
+  const handled: string[] = []
+  const lambda = middy(
+    eachRecord(
+      async (record) => {
+        const payload = text.decode(record.data)
+        handler(payload)
+        handled.push(payload)
+      },
+      { ordering },
+    ),
+  )
+    .use(kinesisDecode())
+    .use(partialFailures({ logger, onPoison }))
+  return { lambda, handled, logger }
+}
+
+describe('partialFailures({ onPoison })', () => {
+  it('diverts a record that failed to decode, with its coordinates and error, and moves on', async () => {
+    const sunk: Array<[KinesisRecord<unknown>, RecordError]> = []
+    const { lambda, handled, logger } = chain(
+      () => {},
+      async (record, error) => {
+        sunk.push([record, error])
+      },
+    )
+    const event = kinesisEvent([{ data: 'a' }, { data: { base64: 'bad*' } }, { data: 'c' }])
+    expect(await lambda(event, lambdaContext())).toEqual({ batchItemFailures: [] })
+    expect(handled).toEqual(['a', 'c'])
+    expect(sunk).toHaveLength(1)
+    const [record, error] = sunk[0] as [KinesisRecord<unknown>, RecordError]
+    expect(record.sequenceNumber).toBe(sequenceNumber(1))
+    expect(record.lambdaRecord.kinesis.data).toBe('bad*')
+    expect(error).toMatchObject({ name: 'DecodeError', retryable: false })
+    expect(logger.lines.map((line) => line.message)).toEqual([
+      'record sent to the poison sink',
+      'batch done',
+    ])
+  })
+
+  it('diverts a NonRetryableError with the raw bytes, and never a retryable error', async () => {
+    const sunk: string[] = []
+    const { lambda, handled } = chain(
+      (payload) => {
+        if (payload === 'poison') throw new NonRetryableError('unknown product')
+        if (payload === 'flaky') throw new Error('database busy')
+      },
+      async (record) => {
+        sunk.push(text.decode(record.rawData))
+      },
+    )
+    const event = kinesisEvent([
+      { data: 'a' },
+      { data: 'poison' },
+      { data: 'b' },
+      { data: 'flaky' },
+      { data: 'c' },
+    ])
+    expect(await lambda(event, lambdaContext())).toEqual({
+      batchItemFailures: [{ itemIdentifier: sequenceNumber(3) }],
+    })
+    expect(sunk).toEqual(['poison'])
+    expect(handled).toEqual(['a', 'b'])
+  })
+
+  it('stops at a record the sink refuses, like at any failure', async () => {
+    for (const ordering of ['shard', 'partitionKey', 'none'] as const) {
+      const { lambda, handled, logger } = chain(
+        (payload) => {
+          if (payload === 'poison') throw new NonRetryableError('never')
+        },
+        async () => {
+          throw new Error('queue unavailable')
+        },
+        ordering,
+      )
+      const event = kinesisEvent([{ data: 'a' }, { data: 'poison' }, { data: 'b' }])
+      expect(await lambda(event, lambdaContext())).toEqual({
+        batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }],
+      })
+      if (ordering === 'shard') expect(handled).toEqual(['a'])
+      const logged = logger.lines.find((line) => line.message === 'record failed')
+      const error = (logged?.details[0] as { error?: unknown } | undefined)?.error
+      expect(error).toBeInstanceOf(PoisonSinkError)
+      expect((error as Error).message).toMatch(
+        /the poison sink failed \(queue unavailable\) for: record/,
+      )
+    }
+  })
+
+  it('rejects a sink that is not a function when it is built', () => {
+    expect(() => partialFailures({ onPoison: 'sqs' as never })).toThrow(/onPoison/)
+  })
+})

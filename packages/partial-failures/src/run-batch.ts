@@ -1,0 +1,294 @@
+/**
+ * The record loop behind `eachRecord` and `foldWindow`: runs a handler over a decoded batch in
+ * the chosen order, keeps each failure with its record, lets a poison sink take the records
+ * that can never succeed, and stops in time to answer before Lambda's timeout.
+ *
+ * The limit is the heart of it: no record at or after it may start. It begins at the first
+ * record that failed before the loop (decoding, parsing), drops to each failure as it happens,
+ * and to 0 when time runs out. Records before it all start, so all of them finish.
+ */
+import {
+  type Context,
+  failRecord,
+  firstFailed,
+  type KinesisRecord,
+  messageOf,
+  type PoisonSink,
+  type RecordBatch,
+  RecordError,
+  RecordHandlerError,
+  RecordStatus,
+} from '@shardwise/core'
+
+/**
+ * - `'shard'`: one record at a time, in batch order (Kinesis' own ordering guarantee).
+ * - `'partitionKey'`: records of different keys run concurrently; each key's in batch order.
+ * - `'none'`: any records run concurrently, started in batch order.
+ */
+export type Ordering = 'shard' | 'partitionKey' | 'none'
+
+export interface RecordHandlerOptions {
+  /** Aborted when the invocation must end: at the timeout margin, or by middy's own timeout. */
+  signal: AbortSignal
+}
+
+export type RecordHandler<T> = (
+  record: KinesisRecord<T>,
+  context: Context,
+  options: RecordHandlerOptions,
+) => Promise<unknown> | unknown
+
+export interface RunOptions {
+  ordering: Ordering
+  concurrency: number
+  timeoutMarginMs: number
+}
+
+/** The sink failed to take a poison record, so the record stays failed and the shard stops. */
+export class PoisonSinkError extends RecordError {
+  override name = 'PoisonSinkError'
+  constructor(poisoned: RecordError, cause: unknown) {
+    super(poisoned, `the poison sink failed (${messageOf(cause)}) for: ${poisoned.message}`, {
+      cause,
+    })
+  }
+}
+
+/** Time ran out before the record could be started or finished. */
+export class TimeoutError extends Error {
+  override name = 'TimeoutError'
+}
+
+interface Run<T> {
+  readonly batch: RecordBatch<T>
+  readonly handler: RecordHandler<T>
+  readonly context: Context
+  readonly options: RecordHandlerOptions
+  readonly sink: PoisonSink | undefined
+  limit: number
+}
+
+const runners = { shard: runInOrder, partitionKey: runByKey, none: runUnordered }
+
+/** Runs `handler` over the batch; resolves when done, or when the timeout margin is reached. */
+export async function runBatch<T>(
+  batch: RecordBatch<T>,
+  handler: RecordHandler<T>,
+  options: RunOptions,
+  context: Context,
+  middySignal: AbortSignal | undefined,
+  sink: PoisonSink | undefined,
+): Promise<void> {
+  const stop = new AbortController()
+  const run: Run<T> = {
+    batch,
+    handler,
+    context,
+    options: { signal: middySignal ? AbortSignal.any([stop.signal, middySignal]) : stop.signal },
+    sink,
+    limit: sink === undefined ? startLimit(batch) : startLimitWithSink(batch),
+  }
+  const running = runners[options.ordering](run as Run<unknown>, options.concurrency)
+
+  const remaining = context?.getRemainingTimeInMillis?.()
+  if (options.timeoutMarginMs === 0 || typeof remaining !== 'number') return running
+  const delay = remaining - options.timeoutMarginMs
+  if (delay <= 0) {
+    throw new TimeoutError(
+      `only ${remaining} ms remain, within the timeout margin of ${options.timeoutMarginMs} ms: raise the function's timeout or lower timeoutMarginMs`,
+    )
+  }
+  let timer: NodeJS.Timeout | undefined
+  const timeUp = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      run.limit = 0
+      stop.abort(
+        new TimeoutError(`the invocation stops ${options.timeoutMarginMs} ms before its timeout`),
+      )
+      resolve()
+    }, delay)
+  })
+  try {
+    await Promise.race([running, timeUp])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+function startLimit(batch: RecordBatch): number {
+  const failedAt = firstFailed(batch)
+  return failedAt === -1 ? batch.records.length : failedAt
+}
+
+/** With a sink, a record that failed before the loop stops it only if retrying could help. */
+function startLimitWithSink(batch: RecordBatch): number {
+  for (const [index, error] of batch.errors) {
+    if (error.retryable && batch.status[index] === RecordStatus.Failed) return index
+  }
+  return batch.records.length
+}
+
+/**
+ * Runs one record at its turn; resolves `true` when it succeeded or was diverted, never
+ * rejects. A failure lowers the limit in the same step that observes it, so no other worker
+ * can start a later record first.
+ */
+async function handle(run: Run<unknown>, index: number): Promise<boolean> {
+  const { batch } = run
+  if (batch.status[index] !== RecordStatus.Failed) {
+    const record = batch.records[index] as KinesisRecord<unknown>
+    try {
+      await run.handler(record, run.context, run.options)
+      batch.status[index] = RecordStatus.Succeeded
+      return true
+    } catch (thrown) {
+      failRecord(batch, index, new RecordHandlerError(record, thrown))
+    }
+  }
+  const error = batch.errors.get(index) as RecordError
+  // Only a sink call may come between a failure and the limit: until the sink says no, the
+  // record is not lost, so later records may go on.
+  if (run.sink !== undefined && !error.retryable && run.limit !== 0) {
+    if (await divert(run, run.sink, index, error)) return true
+  }
+  if (index < run.limit) run.limit = index
+  return false
+}
+
+/** Hands a record that can never succeed to the poison sink; `true` when the sink took it. */
+async function divert(
+  run: Run<unknown>,
+  sink: PoisonSink,
+  index: number,
+  error: RecordError,
+): Promise<boolean> {
+  try {
+    await sink(run.batch.records[index] as KinesisRecord<unknown>, error)
+    run.batch.status[index] = RecordStatus.Diverted
+    return true
+  } catch (thrown) {
+    run.batch.errors.set(index, new PoisonSinkError(error, thrown))
+    return false
+  }
+}
+
+async function runInOrder(run: Run<unknown>): Promise<void> {
+  for (let i = 0; i < run.limit; i++) {
+    if (!(await handle(run, i))) return
+  }
+}
+
+/** Workers take the next record in batch order until the limit. */
+async function runUnordered(run: Run<unknown>, concurrency: number): Promise<void> {
+  let next = 0
+  const worker = async () => {
+    while (next < run.limit) await handle(run, next++)
+  }
+  await startWorkers(worker, Math.min(concurrency, run.limit))
+}
+
+/**
+ * Each partition key is a queue in batch order; a key is ready when none of its records is in
+ * flight. Workers take the ready key whose next record comes first in the batch (a min-heap of
+ * positions), so the batch advances in order as far as the keys allow.
+ */
+async function runByKey(run: Run<unknown>, concurrency: number): Promise<void> {
+  const { records } = run.batch
+  const size = run.limit
+
+  // nextOfKey[i]: the next position with the same partition key as i, or -1.
+  const nextOfKey = new Int32Array(size).fill(-1)
+  const lastOfKey = new Map<string, number>()
+  const ready = new MinHeap(size)
+  for (let i = 0; i < size; i++) {
+    const key = (records[i] as KinesisRecord<unknown>).partitionKey
+    const last = lastOfKey.get(key)
+    if (last === undefined) ready.push(i)
+    else nextOfKey[last] = i
+    lastOfKey.set(key, i)
+  }
+
+  // A worker with nothing ready waits until a record in flight finishes and frees its key.
+  let running = 0
+  let progress: Promise<void> | undefined
+  let signalProgress: (() => void) | undefined
+  const waitForProgress = () => {
+    progress ??= new Promise<void>((resolve) => {
+      signalProgress = resolve
+    })
+    return progress
+  }
+
+  const worker = async () => {
+    for (;;) {
+      if (ready.size > 0 && ready.peek() < run.limit) {
+        const index = ready.pop()
+        running++
+        const succeeded = await handle(run, index)
+        running--
+        const after = nextOfKey[index] as number
+        if (succeeded && after !== -1) ready.push(after)
+        const wake = signalProgress
+        progress = signalProgress = undefined
+        wake?.()
+      } else if (running > 0) {
+        await waitForProgress()
+      } else {
+        return
+      }
+    }
+  }
+  await startWorkers(worker, Math.min(concurrency, size))
+}
+
+async function startWorkers(worker: () => Promise<void>, count: number): Promise<void> {
+  const workers: Promise<void>[] = []
+  for (let w = 0; w < count; w++) workers.push(worker())
+  await Promise.all(workers)
+}
+
+/** A binary min-heap of record positions with a fixed capacity. */
+class MinHeap {
+  private readonly items: Int32Array
+  size = 0
+
+  constructor(capacity: number) {
+    this.items = new Int32Array(Math.max(capacity, 1))
+  }
+
+  peek(): number {
+    return this.items[0] as number
+  }
+
+  push(value: number): void {
+    const items = this.items
+    let i = this.size++
+    while (i > 0) {
+      const parent = (i - 1) >> 1
+      const p = items[parent] as number
+      if (p <= value) break
+      items[i] = p
+      i = parent
+    }
+    items[i] = value
+  }
+
+  pop(): number {
+    const items = this.items
+    const top = items[0] as number
+    const last = items[--this.size] as number
+    let i = 0
+    for (;;) {
+      const left = 2 * i + 1
+      if (left >= this.size) break
+      const right = left + 1
+      const child =
+        right < this.size && (items[right] as number) < (items[left] as number) ? right : left
+      if ((items[child] as number) >= last) break
+      items[i] = items[child] as number
+      i = child
+    }
+    items[i] = last
+    return top
+  }
+}

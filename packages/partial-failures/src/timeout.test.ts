@@ -1,0 +1,91 @@
+import middy from '@middy/core'
+import { kinesisDecode } from '@shardwise/kinesis-decode'
+import { kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
+import { describe, expect, it } from 'vitest'
+import { type EachRecordOptions, eachRecord, partialFailures, type RecordHandler } from './index.js'
+
+const sleep = (ms: number, signal?: AbortSignal) =>
+  new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(resolve, ms)
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    })
+  })
+
+const tenRecords = () =>
+  kinesisEvent(
+    Array.from({ length: 10 }, (_, i) => ({ data: String(i), partitionKey: `k${i % 2}` })),
+  )
+
+function chain(handler: RecordHandler<Uint8Array>, options: EachRecordOptions, early?: number) {
+  const plugin = early === undefined ? undefined : { timeoutEarlyInMillis: early }
+  return middy(eachRecord(handler, options), plugin)
+    .use(kinesisDecode())
+    .use(partialFailures({ logger: false }))
+}
+
+describe('the timeout guard', () => {
+  it('answers before the timeout, checkpointing at the first record that did not finish', async () => {
+    const started: number[] = []
+    const aborted: number[] = []
+    const lambda = chain(
+      async (record, _context, { signal }) => {
+        const i = Number(Buffer.from(record.data).toString())
+        started.push(i)
+        await sleep(100, signal).catch((reason) => {
+          aborted.push(i)
+          throw reason
+        })
+      },
+      { timeoutMarginMs: 300 },
+    )
+    const context = lambdaContext(650)
+    const response = await lambda(tenRecords(), context)
+    // 350 ms of work at 100 ms a record: three finish, the fourth is cut off.
+    expect(context.getRemainingTimeInMillis()).toBeGreaterThan(200)
+    expect(started).toEqual([0, 1, 2, 3])
+    expect(aborted).toEqual([3])
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(3) }] })
+  })
+
+  it('stops waiting for a record that never settles', async () => {
+    const lambda = chain(
+      async (record) => {
+        if (record.sequenceNumber === sequenceNumber(1)) await new Promise(() => {})
+      },
+      { timeoutMarginMs: 100, ordering: 'partitionKey' },
+    )
+    const response = await lambda(tenRecords(), lambdaContext(300))
+    // Key k1 is stuck at record 1; key k0 runs on, but the checkpoint is record 1.
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
+  })
+
+  it("aborts the record's signal when middy's own early timeout fires first", async () => {
+    let reason: unknown
+    const lambda = chain(
+      async (_record, _context, { signal }) => {
+        await sleep(10_000, signal).catch((error) => {
+          reason = error
+          throw error
+        })
+      },
+      { timeoutMarginMs: 50 },
+      200,
+    )
+    await expect(lambda(tenRecords(), lambdaContext(400))).rejects.toThrow(/aborted/)
+    expect(reason).toBeDefined()
+  })
+
+  it('refuses to start when the margin leaves no time at all', async () => {
+    const lambda = chain(async () => {}, { timeoutMarginMs: 1000 })
+    await expect(lambda(tenRecords(), lambdaContext(800))).rejects.toThrow(
+      /only \d+ ms remain, within the timeout margin of 1000 ms/,
+    )
+  })
+
+  it('is off with a margin of 0', async () => {
+    const lambda = chain(async () => {}, { timeoutMarginMs: 0 })
+    expect(await lambda(tenRecords(), lambdaContext(10))).toEqual({ batchItemFailures: [] })
+  })
+})

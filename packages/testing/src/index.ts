@@ -1,0 +1,91 @@
+/**
+ * Kinesis events and Lambda contexts shaped exactly as Lambda builds them (DESIGN.md section 1),
+ * for tests and examples.
+ */
+import type { Context, KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda'
+
+export interface RecordSpec {
+  /** The payload: text or bytes are base64-encoded; `{ base64 }` is used as it is. */
+  data: string | Uint8Array | { base64: string }
+  partitionKey?: string
+  sequenceNumber?: string
+  approximateArrivalTimestamp?: number
+}
+
+export const STREAM_ARN = 'arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream'
+
+/** Sequence numbers shaped like real ones: 56 digits, increasing with `position`. */
+export function sequenceNumber(position: number): string {
+  return `4959033827149025660855969253836157109592157598913${String(position).padStart(7, '0')}`
+}
+
+export function kinesisEvent(
+  records: ReadonlyArray<RecordSpec>,
+  shardId = 'shardId-000000000006',
+): KinesisStreamEvent {
+  return { Records: records.map((spec, i) => kinesisRecord(spec, i, shardId)) }
+}
+
+export function kinesisRecord(
+  spec: RecordSpec,
+  position: number,
+  shardId = 'shardId-000000000006',
+): KinesisStreamRecord {
+  const seq = spec.sequenceNumber ?? sequenceNumber(position)
+  const data =
+    typeof spec.data === 'string'
+      ? Buffer.from(spec.data).toString('base64')
+      : spec.data instanceof Uint8Array
+        ? Buffer.from(spec.data).toString('base64')
+        : spec.data.base64
+  return {
+    kinesis: {
+      kinesisSchemaVersion: '1.0',
+      partitionKey: spec.partitionKey ?? '1',
+      sequenceNumber: seq,
+      data,
+      approximateArrivalTimestamp: spec.approximateArrivalTimestamp ?? 1545084650.987,
+    },
+    eventSource: 'aws:kinesis',
+    eventVersion: '1.0',
+    eventID: `${shardId}:${seq}`,
+    eventName: 'aws:kinesis:record',
+    invokeIdentityArn: 'arn:aws:iam::123456789012:role/lambda-role',
+    awsRegion: 'us-east-2',
+    eventSourceARN: STREAM_ARN,
+  }
+}
+
+/** A Lambda context whose remaining time counts down from `timeoutMs`. */
+export function lambdaContext(timeoutMs = 60_000, functionName = 'test'): Context {
+  const deadline = Date.now() + timeoutMs
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:us-east-2:123456789012:function:${functionName}`,
+    memoryLimitInMB: '256',
+    awsRequestId: crypto.randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: 'local',
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
+    done: () => {},
+    fail: () => {},
+    succeed: () => {},
+  }
+}
+
+/** A logger that keeps what it is told, for asserting on logs. */
+export function recordingLogger() {
+  const lines: Array<{
+    level: 'error' | 'warn' | 'info' | 'debug'
+    message: string
+    details: unknown[]
+  }> = []
+  const at =
+    (level: 'error' | 'warn' | 'info' | 'debug') =>
+    (message: string, ...details: unknown[]) => {
+      lines.push({ level, message, details })
+    }
+  return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') }
+}
