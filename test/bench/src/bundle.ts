@@ -8,7 +8,7 @@ export interface Bundle {
   outfile: string
   bytes: number
   gzipBytes: number
-  /** Minified bytes in the bundle per package (or per file outside packages). */
+  /** Minified bytes in the bundle per file of Shardwise's packages, per package for the others. */
   byModule: Map<string, number>
 }
 
@@ -66,8 +66,9 @@ function packageOf(path: string): string {
     const parts = path.slice(nodeModules + 'node_modules/'.length).split('/')
     return parts[0]?.startsWith('@') ? `${parts[0]}/${parts[1]}` : (parts[0] as string)
   }
-  const workspace = /(?:^|\/)packages\/([^/]+)\//.exec(path)
-  if (workspace !== null) return `@shardwise/${workspace[1]}`
+  // Shardwise's own packages by file, so a change shows where it is made.
+  const workspace = /(?:^|\/)packages\/([^/]+)\/dist\/(.+)$/.exec(path)
+  if (workspace !== null) return `@shardwise/${workspace[1]} ${workspace[2]}`
   return path === '<stdin>' || path.endsWith('entry.js') ? '(entry)' : path
 }
 
