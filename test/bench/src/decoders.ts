@@ -1,5 +1,5 @@
 /** What each path does to a payload by hand, shared so every path does exactly the same work. */
-import { gunzipSync } from 'node:zlib'
+import { gunzipSync, zstdDecompressSync } from 'node:zlib'
 
 export const jsonOfBase64 = (data: string): unknown =>
   JSON.parse(Buffer.from(data, 'base64').toString('utf8'))
@@ -18,3 +18,6 @@ export function parsedOrThrow(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) throw new Error('the payload is not JSON')
   return value
 }
+
+export const zstdJsonOfBase64 = (data: string): unknown =>
+  JSON.parse(zstdDecompressSync(Buffer.from(data, 'base64')).toString('utf8'))

@@ -3,7 +3,7 @@
  * a workload is the same bytes in every process, run after run.
  */
 import { createHash } from 'node:crypto'
-import { gzipSync } from 'node:zlib'
+import { gzipSync, zstdCompressSync } from 'node:zlib'
 import avro from 'avsc'
 import type { KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda'
 import { currencies, type Order, orderAvroSchema, orderSchemaId } from './schemas.js'
@@ -96,11 +96,20 @@ export function largeJsonPayloads(count: number, bytes: number, seed = 2): Uint8
 
 /**
  * CloudWatch Logs subscription payloads (gzip JSON), the usual compressed records on Kinesis:
- * `events` log events of one order each.
+ * `events` log events of one order each. `zstd` compresses the same bodies with zstd, as SDK
+ * producers that compress their records may.
  */
 export function gzipPayloads(count: number, events: number, seed = 3): Uint8Array[] {
+  return cloudWatchBodies(count, events, seed).map((body) => gzipSync(body))
+}
+
+export function zstdPayloads(count: number, events: number, seed = 3): Uint8Array[] {
+  return cloudWatchBodies(count, events, seed).map((body) => zstdCompressSync(body))
+}
+
+function cloudWatchBodies(count: number, events: number, seed: number): Buffer[] {
   const next = random(seed)
-  const out: Uint8Array[] = []
+  const out: Buffer[] = []
   let n = 0
   for (let i = 0; i < count; i++) {
     const logEvents = []
@@ -120,7 +129,7 @@ export function gzipPayloads(count: number, events: number, seed = 3): Uint8Arra
       subscriptionFilters: ['orders-to-kinesis'],
       logEvents,
     }
-    out.push(gzipSync(utf8(JSON.stringify(body))))
+    out.push(utf8(JSON.stringify(body)))
   }
   return out
 }

@@ -14,7 +14,14 @@ import { fileURLToPath } from 'node:url'
 import type { KinesisStreamEvent } from 'aws-lambda'
 import { type Bundle, bundle, handlerEntry } from './bundle.js'
 import type { ColdStart } from './cold-start.js'
-import { avroPayloads, eventOf, gzipPayloads, jsonPayloads, kplPayloads } from './events.js'
+import {
+  avroPayloads,
+  eventOf,
+  gzipPayloads,
+  jsonPayloads,
+  kplPayloads,
+  zstdPayloads,
+} from './events.js'
 import { type HandlerFile, handlerFiles, loadHandler, REFERENCE } from './handlers.js'
 import type {
   MemoryResult,
@@ -291,6 +298,7 @@ const coldEvents: Record<string, () => KinesisStreamEvent> = {
   valibot: () => eventOf(jsonPayloads(100)),
   kpl: () => eventOf(kplPayloads(1, 100)),
   gzip: () => eventOf(gzipPayloads(100, 10)),
+  zstd: () => eventOf(zstdPayloads(100, 10)),
   avro: () => eventOf(avroPayloads(100, 'raw')),
   'avro-confluent': () => eventOf(avroPayloads(100, 'confluent')),
 }

@@ -10,6 +10,7 @@ import {
   jsonPayloads,
   kplPayloads,
   largeJsonPayloads,
+  zstdPayloads,
 } from './events.js'
 
 export interface Workload {
@@ -93,6 +94,15 @@ export const workloads: Workload[] = [
     records: 1_000,
     event: () => eventOf(gzipPayloads(1_000, 10)),
     small: () => eventOf(gzipPayloads(5, 3)),
+    runs: 150,
+  },
+  {
+    id: 'zstd-1k',
+    title: '1,000 zstd records: the same CloudWatch Logs bodies compressed with zstd',
+    format: 'zstd',
+    records: 1_000,
+    event: () => eventOf(zstdPayloads(1_000, 10)),
+    small: () => eventOf(zstdPayloads(5, 3)),
     runs: 150,
   },
   {

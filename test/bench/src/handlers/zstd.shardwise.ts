@@ -1,0 +1,9 @@
+import { jsonOfBytes } from '../decoders.js'
+import { shardwiseChain } from '../peers/shardwise.js'
+import type { Sink } from '../types.js'
+
+export const label = 'Shardwise (kinesisDecode decompresses zstd, handler parses)'
+export const make = (sink: Sink) =>
+  shardwiseChain(async (record) => {
+    sink(jsonOfBytes(record.data))
+  })
