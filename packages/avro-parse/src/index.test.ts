@@ -1,0 +1,243 @@
+import middy from '@middy/core'
+import {
+  ConfigurationError,
+  type Context,
+  DecodeError,
+  getBatch,
+  ParseError,
+  RecordStatus,
+} from '@shardwise/core'
+import { kinesisDecode } from '@shardwise/kinesis-decode'
+import { eachRecord } from '@shardwise/partial-failures'
+import avro from 'avsc'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { parseThrough, shardEvent } from './events.testkit.js'
+import { avroParse } from './index.js'
+
+const OrderV1 = avro.Type.forSchema({
+  type: 'record',
+  name: 'Order',
+  namespace: 'com.acme',
+  fields: [
+    { name: 'id', type: 'string' },
+    { name: 'quantity', type: 'int' },
+    { name: 'status', type: { type: 'enum', name: 'Status', symbols: ['NEW', 'PAID'] } },
+  ],
+})
+
+// v2 adds a field with a default: a reader of v2 can read v1 data, and a reader of v1 can read
+// v2 data, skipping the field it does not know.
+const OrderV2 = avro.Type.forSchema({
+  type: 'record',
+  name: 'Order',
+  namespace: 'com.acme',
+  fields: [
+    { name: 'id', type: 'string' },
+    { name: 'quantity', type: 'int' },
+    { name: 'status', type: { type: 'enum', name: 'Status', symbols: ['NEW', 'PAID'] } },
+    { name: 'currency', type: 'string', default: 'EUR' },
+  ],
+})
+
+describe('avroParse with an inline schema', () => {
+  it('decodes each record with the schema', async () => {
+    const orders = [
+      { id: 'a', quantity: 1, status: 'NEW' },
+      { id: 'b', quantity: 2, status: 'PAID' },
+    ]
+    const { response, handled } = await parseThrough(
+      avroParse({ schema: OrderV1 }),
+      orders.map((order) => OrderV1.toBuffer(order)),
+    )
+    expect(response).toEqual({ batchItemFailures: [] })
+    expect(handled).toEqual(orders)
+  })
+
+  it('accepts the schema as JSON, and avsc type options', async () => {
+    const schema = { type: 'long', logicalType: 'timestamp-millis' } as const
+    class DateType extends avro.types.LogicalType {
+      override _fromValue(value: number) {
+        return new Date(value)
+      }
+      override _toValue(date: Date) {
+        return date.getTime()
+      }
+    }
+    const type = avro.Type.forSchema(schema, { logicalTypes: { 'timestamp-millis': DateType } })
+    const when = new Date('2026-11-25T10:00:00Z')
+    const parse = avroParse({
+      schema,
+      typeOptions: { logicalTypes: { 'timestamp-millis': DateType } },
+    })
+    const { handled } = await parseThrough(parse, [type.toBuffer(when)])
+    expect(handled).toEqual([when])
+  })
+
+  it('reads old data with a newer reader schema, and new data with an older one', async () => {
+    const v1 = { id: 'a', quantity: 3, status: 'PAID' }
+    const newer = await parseThrough(avroParse({ schema: OrderV1, readerSchema: OrderV2 }), [
+      OrderV1.toBuffer(v1),
+    ])
+    expect(newer.handled).toEqual([{ ...v1, currency: 'EUR' }])
+
+    const v2 = { id: 'b', quantity: 4, status: 'NEW', currency: 'USD' }
+    const older = await parseThrough(avroParse({ schema: OrderV2, readerSchema: OrderV1 }), [
+      OrderV2.toBuffer(v2),
+    ])
+    expect(older.handled).toEqual([{ id: 'b', quantity: 4, status: 'NEW' }])
+  })
+
+  it('fails a truncated datum, trailing bytes and a bad enum index alone, naming the record', async () => {
+    const good = OrderV1.toBuffer({ id: 'a', quantity: 1, status: 'NEW' })
+    const payloads = [
+      good,
+      good.subarray(0, good.length - 2),
+      Buffer.concat([good, Buffer.of(1, 2)]),
+      Buffer.concat([good.subarray(0, good.length - 1), Buffer.of(0x0e)]),
+      Buffer.alloc(0),
+      good,
+    ]
+    const { outcomes, errors, response } = await parseThrough(
+      avroParse({ schema: OrderV1 }),
+      payloads,
+    )
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: '101' }] })
+    const at = (n: number) =>
+      `record ${100 + n} of shardId-000000000001 (partition key "order-${n}")`
+    expect(outcomes).toEqual([
+      { id: 'a', quantity: 1, status: 'NEW' },
+      `${at(1)}: is not a valid Avro datum of the schema: it ends early, after ${good.length - 2} bytes`,
+      `${at(2)}: has 2 trailing bytes after the Avro datum of the schema`,
+      `${at(3)}: is not a valid Avro datum of the schema: invalid com.acme.Status enum index: 7`,
+      `${at(4)}: is not a valid Avro datum of the schema: it ends early, after 0 bytes`,
+      { id: 'a', quantity: 1, status: 'NEW' },
+    ])
+    for (const n of [1, 2, 3, 4]) {
+      expect(errors.get(n)).toBeInstanceOf(ParseError)
+      expect(errors.get(n)?.retryable).toBe(false)
+    }
+  })
+
+  it('leaves records that failed earlier in the chain alone', async () => {
+    const event = shardEvent([
+      OrderV1.toBuffer({ id: 'a', quantity: 1, status: 'NEW' }),
+      Buffer.of(1),
+    ])
+    const second = event.Records[1]
+    if (second) second.kinesis.data = '%%%'
+    kinesisDecode().before?.({ event } as never)
+    const batch = getBatch(event)
+    if (batch === undefined) throw new Error('decoded')
+    avroParse({ schema: OrderV1 }).before?.({ event } as never)
+    expect(batch.records[0]?.data).toEqual({ id: 'a', quantity: 1, status: 'NEW' })
+    expect(batch.errors.get(1)).toBeInstanceOf(DecodeError)
+    expect(batch.status[1]).toBe(RecordStatus.Failed)
+  })
+
+  it('decodes a batch synchronously', () => {
+    const event = shardEvent([OrderV1.toBuffer({ id: 'a', quantity: 1, status: 'NEW' })])
+    kinesisDecode().before?.({ event } as never)
+    expect(avroParse({ schema: OrderV1 }).before?.({ event } as never)).toBeUndefined()
+  })
+})
+
+describe('avroParse options', () => {
+  it('refuses wrong options when built, naming the package', () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{}, /give the writer schema as schema, or a registry/],
+      [
+        { schema: { type: 'record', name: 'X', fields: [{ name: 'a' }] } },
+        /schema is not a valid Avro schema/,
+      ],
+      [
+        { schema: OrderV1, readerSchema: { type: 'map', values: 'int' } },
+        /the schema cannot be read as the readerSchema/,
+      ],
+      [
+        { schema: OrderV1, registry: { readFrame() {}, lookUp() {}, describe() {} } },
+        /give the schema you read as readerSchema, not schema/,
+      ],
+      [
+        { registry: {} },
+        /registry must come from confluentSchemaRegistry\(\) or glueSchemaRegistry\(\)/,
+      ],
+      [{ schema: OrderV1, schemas: OrderV1 }, /@shardwise\/avro-parse/],
+      [{ schema: 42 }, /@shardwise\/avro-parse/],
+    ]
+    for (const [options, message] of cases) {
+      expect(() => avroParse(options as never)).toThrow(ConfigurationError)
+      expect(() => avroParse(options as never)).toThrow(message)
+      expect(() => avroParse(options as never)).toThrow(/^@shardwise\/avro-parse: /)
+    }
+  })
+
+  it('says to add kinesisDecode() first when the batch is missing', async () => {
+    const handler = middy(eachRecord(() => {})).use(avroParse({ schema: 'string' }))
+    await expect(handler(shardEvent([]), {} as Context)).rejects.toThrow(
+      '@shardwise/avro-parse: the event has no decoded records; add .use(kinesisDecode()) before .use(avroParse())',
+    )
+  })
+})
+
+describe('properties', () => {
+  const Reading = avro.Type.forSchema({
+    type: 'record',
+    name: 'Reading',
+    fields: [
+      { name: 'sensor', type: 'string' },
+      { name: 'values', type: { type: 'array', items: 'double' } },
+      { name: 'tags', type: { type: 'map', values: 'string' } },
+      { name: 'note', type: ['null', 'string'], default: null },
+      { name: 'raw', type: 'bytes' },
+    ],
+  })
+  const reading = fc.record({
+    sensor: fc.string(),
+    values: fc.array(fc.double({ noNaN: true })),
+    tags: fc.dictionary(fc.string(), fc.string()),
+    note: fc.option(fc.string(), { nil: null }),
+    raw: fc.uint8Array({ maxLength: 20 }).map((bytes) => Buffer.from(bytes)),
+  })
+
+  it('decodes what avsc encodes, and fails every cut or padded datum alone', async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.tuple(reading, fc.constantFrom('whole', 'cut', 'padded')), {
+          minLength: 1,
+          maxLength: 20,
+        }),
+        async (cases) => {
+          const payloads = cases.map(([value, shape]) => {
+            const bytes = Reading.toBuffer(value)
+            if (shape === 'cut') return bytes.subarray(0, bytes.length - 1)
+            if (shape === 'padded') return Buffer.concat([bytes, Buffer.of(0)])
+            return bytes
+          })
+          const { outcomes, errors } = await parseThrough(avroParse({ schema: Reading }), payloads)
+          cases.forEach(([value, shape], i) => {
+            if (shape === 'whole') expect(outcomes[i]).toEqual(value)
+            else expect(errors.get(i)).toBeInstanceOf(ParseError)
+          })
+        },
+      ),
+      { numRuns: 500 },
+    )
+  })
+
+  it('never throws out of the middleware on random bytes', async () => {
+    const parse = avroParse({ schema: OrderV1 })
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(fc.uint8Array({ maxLength: 64 }), { minLength: 1, maxLength: 20 }),
+        async (payloads) => {
+          const { errors, outcomes } = await parseThrough(parse, payloads)
+          payloads.forEach((_, i) => {
+            if (!errors.has(i)) expect(OrderV1.isValid(outcomes[i])).toBe(true)
+          })
+        },
+      ),
+      { numRuns: 2000 },
+    )
+  })
+})
