@@ -1,4 +1,10 @@
-/** Test helpers: Kinesis events around payloads, and the whole chain around a parser. */
+/**
+ * Test helpers: Kinesis events around payloads, the whole chain around a parser, a local HTTP
+ * server for the registries' fakes, and the schemas the tests share.
+ */
+import { once } from 'node:events'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import middy from '@middy/core'
 import { type Context, getBatch, type KinesisStreamEvent } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
@@ -50,4 +56,46 @@ export async function parseThrough<T>(parser: AvroParser<T>, payloads: Uint8Arra
     /** Each record's data, or its error's message. */
     outcomes: batch.records.map((record, i) => batch.errors.get(i)?.message ?? record.data),
   }
+}
+
+/** An HTTP server on 127.0.0.1 and a free port; `stop()` ends it and every open connection. */
+export async function localServer(
+  handle: (request: IncomingMessage, body: string, response: ServerResponse) => Promise<unknown>,
+): Promise<{ url: string; stop: () => Promise<void> }> {
+  const server = createServer(async (request, response) => {
+    try {
+      let body = ''
+      for await (const chunk of request) body += chunk
+      await handle(request, body, response)
+    } catch (error) {
+      response.writeHead(500).end(String(error))
+    }
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async stop() {
+      server.closeAllConnections()
+      server.close()
+      await once(server, 'close')
+    },
+  }
+}
+
+/** Version 1 of the orders' schema, as JSON. */
+export const orderV1 = {
+  type: 'record',
+  name: 'Order',
+  namespace: 'com.acme',
+  fields: [
+    { name: 'id', type: 'string' },
+    { name: 'quantity', type: 'int' },
+  ],
+}
+
+/** Version 2 adds a field with a default: each version can read the other's data. */
+export const orderV2 = {
+  ...orderV1,
+  fields: [...orderV1.fields, { name: 'currency', type: 'string', default: 'EUR' }],
 }

@@ -12,33 +12,24 @@ import { eachRecord } from '@shardwise/partial-failures'
 import avro from 'avsc'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { parseThrough, shardEvent } from './events.testkit.js'
+import { orderV1, parseThrough, shardEvent } from './events.testkit.js'
 import { avroParse } from './index.js'
 
-const OrderV1 = avro.Type.forSchema({
-  type: 'record',
-  name: 'Order',
-  namespace: 'com.acme',
+const withStatus = {
+  ...orderV1,
   fields: [
-    { name: 'id', type: 'string' },
-    { name: 'quantity', type: 'int' },
+    ...orderV1.fields,
     { name: 'status', type: { type: 'enum', name: 'Status', symbols: ['NEW', 'PAID'] } },
   ],
-})
+}
+const OrderV1 = avro.Type.forSchema(withStatus as avro.Schema)
 
 // v2 adds a field with a default: a reader of v2 can read v1 data, and a reader of v1 can read
 // v2 data, skipping the field it does not know.
 const OrderV2 = avro.Type.forSchema({
-  type: 'record',
-  name: 'Order',
-  namespace: 'com.acme',
-  fields: [
-    { name: 'id', type: 'string' },
-    { name: 'quantity', type: 'int' },
-    { name: 'status', type: { type: 'enum', name: 'Status', symbols: ['NEW', 'PAID'] } },
-    { name: 'currency', type: 'string', default: 'EUR' },
-  ],
-})
+  ...withStatus,
+  fields: [...withStatus.fields, { name: 'currency', type: 'string', default: 'EUR' }],
+} as avro.Schema)
 
 describe('avroParse with an inline schema', () => {
   it('decodes each record with the schema', async () => {
