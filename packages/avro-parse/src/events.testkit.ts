@@ -9,32 +9,17 @@ import middy from '@middy/core'
 import { type Context, getBatch, type KinesisStreamEvent } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
+import { kinesisEvent } from '@shardwise/testing'
 import type { AvroParser } from './index.js'
 
-/** Kinesis records of one shard carrying the given payloads, numbered from sequence 100. */
+/** Kinesis records of shard 1 carrying the given payloads, numbered from sequence 100. */
 export function shardEvent(payloads: Uint8Array[]): KinesisStreamEvent {
-  const arn = 'arn:aws:kinesis:eu-west-1:123456789012:stream/orders'
-  return {
-    Records: payloads.map((payload, n) => {
-      const sequenceNumber = String(100 + n)
-      return {
-        eventSource: 'aws:kinesis',
-        eventSourceARN: arn,
-        eventID: `shardId-000000000001:${sequenceNumber}`,
-        eventName: 'aws:kinesis:record',
-        eventVersion: '1.0',
-        awsRegion: 'eu-west-1',
-        invokeIdentityArn: 'arn:aws:iam::123456789012:role/consumer',
-        kinesis: {
-          kinesisSchemaVersion: '1.0',
-          partitionKey: `order-${n}`,
-          sequenceNumber,
-          data: Buffer.from(payload).toString('base64'),
-          approximateArrivalTimestamp: 1_700_000_000 + n,
-        },
-      }
-    }),
-  }
+  const specs = payloads.map((data, n) => ({
+    data,
+    partitionKey: `order-${n}`,
+    sequenceNumber: String(100 + n),
+  }))
+  return kinesisEvent(specs, 'shardId-000000000001')
 }
 
 /** Runs kinesisDecode, the parser and eachRecord; returns what each record became. */

@@ -133,6 +133,42 @@ describe('avroParse with an inline schema', () => {
   })
 })
 
+describe('map keys that could pollute prototypes', () => {
+  it('fails a datum with a "__proto__" map key alone, and touches no prototype', async () => {
+    const Tags = avro.Type.forSchema({ type: 'map', values: { type: 'map', values: 'string' } })
+    // Written by hand: avsc's encoder cannot see a "__proto__" key on a plain object either.
+    const evil = Buffer.concat([
+      Buffer.of(0x02, 0x12),
+      Buffer.from('__proto__'),
+      Buffer.of(0x02, 0x0c),
+      Buffer.from('polluted'.slice(0, 6)),
+      Buffer.of(0x08),
+      Buffer.from('true'),
+      Buffer.of(0x00, 0x00),
+    ])
+    const { outcomes, errors } = await parseThrough(avroParse({ schema: Tags }), [
+      Tags.toBuffer({ a: { b: 'c' } }),
+      evil,
+    ])
+    expect(outcomes[0]).toEqual({ a: { b: 'c' } })
+    expect(errors.get(1)).toBeInstanceOf(ParseError)
+    expect(errors.get(1)?.message).toMatch(/may hold an Avro map key "__proto__", refused/)
+    expect(({} as Record<string, unknown>).pollut).toBeUndefined()
+  })
+
+  it('lets the same bytes through where the schema has no map', async () => {
+    const Note = avro.Type.forSchema({
+      type: 'record',
+      name: 'Note',
+      fields: [{ name: 'text', type: 'string' }],
+    })
+    const { outcomes } = await parseThrough(avroParse({ schema: Note }), [
+      Note.toBuffer({ text: '__proto__' }),
+    ])
+    expect({ ...(outcomes[0] as object) }).toEqual({ text: '__proto__' })
+  })
+})
+
 describe('avroParse options', () => {
   it('refuses wrong options when built, naming the package', () => {
     const cases: Array<[unknown, RegExp]> = [
@@ -207,7 +243,8 @@ describe('properties', () => {
           })
           const { outcomes, errors } = await parseThrough(avroParse({ schema: Reading }), payloads)
           cases.forEach(([value, shape], i) => {
-            if (shape === 'whole') expect(outcomes[i]).toEqual(value)
+            const proto = (payloads[i] as Buffer).includes('__proto__')
+            if (shape === 'whole' && !proto) expect({ ...(outcomes[i] as object) }).toEqual(value)
             else expect(errors.get(i)).toBeInstanceOf(ParseError)
           })
         },

@@ -12,6 +12,7 @@ import {
 } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
+import { kinesisEvent, sequenceNumber } from '@shardwise/testing'
 import fc from 'fast-check'
 import * as v from 'valibot'
 import { describe, expect, it } from 'vitest'
@@ -20,29 +21,9 @@ import { type JsonParser, jsonParse } from './index.js'
 
 const context = { functionName: 'json-parse-test' } as Context
 
-const sequenceOf = (i: number) => `4959033827149025660855969253836157109592157598913658${1000 + i}`
-
-/** A Lambda Kinesis event of one shard; a string payload is sent as its UTF-8 bytes. */
-function kinesisEvent(payloads: Array<string | Uint8Array>): KinesisStreamEvent {
-  return {
-    Records: payloads.map((payload, i) => ({
-      kinesis: {
-        kinesisSchemaVersion: '1.0',
-        partitionKey: `key-${i % 3}`,
-        sequenceNumber: sequenceOf(i),
-        data: Buffer.from(payload).toString('base64'),
-        approximateArrivalTimestamp: 1545084650.987 + i,
-      },
-      eventSource: 'aws:kinesis',
-      eventVersion: '1.0',
-      eventID: `shardId-000000000006:${sequenceOf(i)}`,
-      eventName: 'aws:kinesis:record',
-      invokeIdentityArn: 'arn:aws:iam::123456789012:role/lambda-role',
-      awsRegion: 'us-east-2',
-      eventSourceARN: 'arn:aws:kinesis:us-east-2:123456789012:stream/orders',
-    })),
-  }
-}
+/** A Lambda Kinesis event of one shard; partition keys cycle through three. */
+const eventOf = (payloads: Array<string | Uint8Array>) =>
+  kinesisEvent(payloads.map((data, i) => ({ data, partitionKey: `key-${i % 3}` })))
 
 /** Runs the whole chain and returns what the handler saw, the answer, and the batch. */
 async function run<T>(parser: JsonParser<T>, event: KinesisStreamEvent) {
@@ -76,15 +57,15 @@ const Order = z.object({
 describe('jsonParse without a schema', () => {
   it('hands each record its parsed JSON', async () => {
     const payloads = ['{"id":"a","n":1}', '[1,2,3]', '"text"', '42', 'null', 'true']
-    const { seen, response } = await run(jsonParse(), kinesisEvent(payloads))
+    const { seen, response } = await run(jsonParse(), eventOf(payloads))
     expect(response).toEqual({ batchItemFailures: [] })
     expect(seen).toEqual([{ id: 'a', n: 1 }, [1, 2, 3], 'text', 42, null, true])
   })
 
   it('fails a record that is not JSON alone, naming the record and the cause', async () => {
-    const event = kinesisEvent(['{"ok":1}', '{"id": oops}', '{"ok":3}'])
+    const event = eventOf(['{"ok":1}', '{"id": oops}', '{"ok":3}'])
     const { seen, parsed, response, batch } = await run(jsonParse(), event)
-    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceOf(1) }] })
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
     expect(seen).toEqual([{ ok: 1 }])
     expect(parsed).toEqual([{ ok: 1 }, { ok: 3 }])
     const error = batch.errors.get(1)
@@ -92,7 +73,7 @@ describe('jsonParse without a schema', () => {
     expect(error?.retryable).toBe(false)
     expect(error?.message).toMatch(
       new RegExp(
-        `^record ${sequenceOf(1)} of shardId-000000000006 \\(partition key "key-1"\\): is not valid JSON: `,
+        `^record ${sequenceNumber(1)} of shardId-000000000006 \\(partition key "key-1"\\): is not valid JSON: `,
       ),
     )
     expect(error?.cause).toBeInstanceOf(SyntaxError)
@@ -100,7 +81,7 @@ describe('jsonParse without a schema', () => {
 
   it('fails an empty record and one that is not UTF-8 alone', async () => {
     const notUtf8 = Uint8Array.of(0x22, 0xc3, 0x28, 0x22)
-    const { batch, parsed } = await run(jsonParse(), kinesisEvent(['', notUtf8, '{}']))
+    const { batch, parsed } = await run(jsonParse(), eventOf(['', notUtf8, '{}']))
     expect(batch.errors.get(0)?.message).toMatch(/is not valid JSON/)
     expect(batch.errors.get(1)).toBeInstanceOf(ParseError)
     expect(batch.errors.get(1)?.message).toMatch(/: is not valid UTF-8$/)
@@ -108,12 +89,12 @@ describe('jsonParse without a schema', () => {
   })
 
   it('accepts a leading byte order mark and multi-byte characters', async () => {
-    const { seen } = await run(jsonParse(), kinesisEvent(['\uFEFF{"name":"Zoë 🚀"}']))
+    const { seen } = await run(jsonParse(), eventOf(['\uFEFF{"name":"Zoë 🚀"}']))
     expect(seen).toEqual([{ name: 'Zoë 🚀' }])
   })
 
   it('leaves records that failed earlier in the chain alone', async () => {
-    const event = kinesisEvent(['{"a":1}', '{"b":2}'])
+    const event = eventOf(['{"a":1}', '{"b":2}'])
     const second = event.Records[1]
     if (second) second.kinesis.data = 'not base64!'
     const { batch, seen } = await run(jsonParse({ schema: z.object({ a: z.number() }) }), event)
@@ -123,7 +104,7 @@ describe('jsonParse without a schema', () => {
   })
 
   it('skips records a step before it already handled', () => {
-    const event = kinesisEvent(['{"a":1}', 'not json'])
+    const event = eventOf(['{"a":1}', 'not json'])
     kinesisDecode().before?.({ event } as never)
     const batch = getBatch(event)
     if (batch === undefined) throw new Error('decoded')
@@ -149,8 +130,8 @@ describe('prototype pollution', () => {
   ] as const
 
   it.each(polluting)('fails %s alone, with no prototype touched', async (payload, message) => {
-    const { batch, seen, response } = await run(jsonParse(), kinesisEvent(['{"ok":1}', payload]))
-    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceOf(1) }] })
+    const { batch, seen, response } = await run(jsonParse(), eventOf(['{"ok":1}', payload]))
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
     expect(seen).toEqual([{ ok: 1 }])
     expect(batch.errors.get(1)).toBeInstanceOf(ParseError)
     expect(batch.errors.get(1)?.message).toContain(message)
@@ -166,7 +147,7 @@ describe('prototype pollution', () => {
       '{"caf\\u00e9":"\\u00fcber"}',
       '{"deep":[[[[{"proto":1}]]]]}',
     ]
-    const { seen, response } = await run(jsonParse(), kinesisEvent(payloads))
+    const { seen, response } = await run(jsonParse(), eventOf(payloads))
     expect(response).toEqual({ batchItemFailures: [] })
     expect(seen).toEqual(payloads.map((payload) => JSON.parse(payload)))
   })
@@ -174,7 +155,7 @@ describe('prototype pollution', () => {
   it('walks JSON nested deeper than the call stack', async () => {
     const depth = 100_000
     const deep = `${'['.repeat(depth)}{"__proto__":{}}${']'.repeat(depth)}`
-    const { batch } = await run(jsonParse(), kinesisEvent([deep]))
+    const { batch } = await run(jsonParse(), eventOf([deep]))
     expect(batch.errors.get(0)?.message).toContain(
       `has a "__proto__" key at 0.0.0.0.….0.0.0.0 (depth ${depth}), refused because`,
     )
@@ -188,11 +169,8 @@ describe('jsonParse with a schema', () => {
       '{"id":7,"quantity":-2}',
       '{"id":"c","quantity":3,"note":"fragile"}',
     ]
-    const { parsed, response, batch } = await run(
-      jsonParse({ schema: Order }),
-      kinesisEvent(payloads),
-    )
-    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceOf(1) }] })
+    const { parsed, response, batch } = await run(jsonParse({ schema: Order }), eventOf(payloads))
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
     expect(parsed).toEqual([
       { id: 'a', quantity: 1, note: '' },
       { id: 'c', quantity: 3, note: 'fragile' },
@@ -206,7 +184,7 @@ describe('jsonParse with a schema', () => {
     ])
     expect(error?.message).toMatch(
       new RegExp(
-        `^record ${sequenceOf(1)} of shardId-000000000006 .*: does not match the schema: id: .+; quantity: .+`,
+        `^record ${sequenceNumber(1)} of shardId-000000000006 .*: does not match the schema: id: .+; quantity: .+`,
       ),
     )
   })
@@ -220,7 +198,7 @@ describe('jsonParse with a schema', () => {
       '{"id":"a","lines":[{"sku":"x","quantity":2}]}',
       '{"id":"b","lines":[{"sku":"x","quantity":2},{"sku":"y","quantity":0}]}',
     ]
-    const { seen, batch } = await run(jsonParse({ schema }), kinesisEvent(payloads))
+    const { seen, batch } = await run(jsonParse({ schema }), eventOf(payloads))
     expect(seen).toEqual([{ id: 'a', lines: [{ sku: 'x', quantity: 2 }] }])
     const error = batch.errors.get(1) as ValidationError
     expect(error).toBeInstanceOf(ValidationError)
@@ -242,13 +220,13 @@ describe('jsonParse with a schema', () => {
       '{"id":"b","quantity":1}',
       '{"id":"c","quantity":1}',
     ]
-    const { parsed, batch } = await run(jsonParse({ schema }), kinesisEvent(payloads))
+    const { parsed, batch } = await run(jsonParse({ schema }), eventOf(payloads))
     expect(parsed.map((order) => order.id)).toEqual(['a', 'c'])
     expect(batch.errors.get(1)?.message).toContain('does not match the schema: id: unknown order')
   })
 
   it('returns no promise when the schema answers synchronously', () => {
-    const event = kinesisEvent(['{"id":"a","quantity":1}', '{"id":"b"}', 'nope'])
+    const event = eventOf(['{"id":"a","quantity":1}', '{"id":"b"}', 'nope'])
     kinesisDecode().before?.({ event } as never)
     expect(jsonParse({ schema: Order }).before?.({ event } as never)).toBeUndefined()
     expect(getBatch(event)?.records[0]?.data).toEqual({ id: 'a', quantity: 1, note: '' })
@@ -269,7 +247,7 @@ describe('jsonParse with a schema', () => {
       }, 'unknown order'),
     )
     for (const parser of [jsonParse({ schema }), jsonParse({ schema: asyncSchema })]) {
-      const { batch, seen } = await run(parser, kinesisEvent(['{"id":"a"}', '{"id":"boom"}']))
+      const { batch, seen } = await run(parser, eventOf(['{"id":"a"}', '{"id":"boom"}']))
       expect(seen).toEqual([{ id: 'a' }])
       const error = batch.errors.get(1)
       expect(error).toBeInstanceOf(RecordError)
@@ -282,7 +260,7 @@ describe('jsonParse with a schema', () => {
 describe('wiring mistakes', () => {
   it('says to add kinesisDecode() first when the batch is missing', async () => {
     const handler = middy(eachRecord(() => {})).use(jsonParse())
-    await expect(handler(kinesisEvent(['{}']), context)).rejects.toThrow(
+    await expect(handler(eventOf(['{}']), context)).rejects.toThrow(
       new ConfigurationError(
         '@shardwise/json-parse: the event has no decoded records; add .use(kinesisDecode()) before .use(jsonParse())',
       ),
@@ -308,7 +286,7 @@ describe('wiring mistakes', () => {
             : { issues: [{ message: 'not a number' }] },
       },
     })
-    const { seen, batch } = await run(jsonParse({ schema }), kinesisEvent(['21', '"x"']))
+    const { seen, batch } = await run(jsonParse({ schema }), eventOf(['21', '"x"']))
     expect(seen).toEqual([42])
     expect(batch.errors.get(1)?.message).toMatch(
       /does not match the schema: \(root\): not a number$/,
@@ -316,7 +294,7 @@ describe('wiring mistakes', () => {
   })
 
   it('throws when data is not bytes, as after a second parser', () => {
-    const event = kinesisEvent(['{}'])
+    const event = eventOf(['{}'])
     kinesisDecode().before?.({ event } as never)
     jsonParse().before?.({ event } as never)
     expect(() => jsonParse().before?.({ event } as never)).toThrow(
@@ -345,7 +323,7 @@ describe('properties', () => {
     )
     await fc.assert(
       fc.asyncProperty(fc.array(payload, { minLength: 1, maxLength: 30 }), async (payloads) => {
-        const { batch } = await run(jsonParse(), kinesisEvent(payloads))
+        const { batch } = await run(jsonParse(), eventOf(payloads))
         payloads.forEach((bytes, i) => {
           let expected: { value: unknown } | undefined
           const text = new TextDecoder('utf-8', { fatal: true })
