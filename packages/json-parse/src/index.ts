@@ -5,7 +5,6 @@
  * the schema fails alone; records that failed earlier in the chain are left alone.
  */
 
-import { isUtf8 } from 'node:buffer'
 import type { MiddlewareObj } from '@middy/core'
 import {
   ConfigurationError,
@@ -172,8 +171,9 @@ function schemaThrew(record: RecordCoordinates, thrown: unknown): RecordError {
 }
 
 const FAILED: unique symbol = Symbol('failed')
-// The default TextDecoder drops a leading byte order mark, which JSON.parse would refuse.
-const utf8 = new TextDecoder()
+// Fatal: invalid UTF-8 throws instead of turning into U+FFFD, in one pass with the decoding.
+// A leading byte order mark, which JSON.parse would refuse, is dropped.
+const utf8 = new TextDecoder('utf-8', { fatal: true })
 
 function parseRecord(
   batch: RecordBatch,
@@ -183,11 +183,12 @@ function parseRecord(
   const { data } = record
   let text: string
   if (data instanceof Uint8Array) {
-    if (!isUtf8(data)) {
-      failRecord(batch, index, new ParseError(record, 'is not valid UTF-8'))
+    try {
+      text = utf8.decode(data)
+    } catch (error) {
+      failRecord(batch, index, new ParseError(record, 'is not valid UTF-8', { cause: error }))
       return FAILED
     }
-    text = utf8.decode(data)
   } else if (typeof data === 'string') {
     text = data
   } else {
@@ -206,7 +207,7 @@ function parseRecord(
     )
     return FAILED
   }
-  if (mayPollute(text)) {
+  if (mayPollute.test(text)) {
     const found = pollutingKey(value)
     if (found !== undefined) {
       const message = `has a ${found}, refused because merging it into another object could pollute prototypes`
@@ -217,13 +218,11 @@ function parseRecord(
   return value
 }
 
-// Escapes of the letters of "__proto__" and "constructor": a key may spell them with escapes.
-const escapedKeyLetter = /\\u00(?:5[fF]|6[3eEfF]|7[02345])/
-
-/** A cheap scan that rules out nearly every record before walking the parsed value. */
-function mayPollute(text: string): boolean {
-  return text.includes('__proto__') || text.includes('constructor') || escapedKeyLetter.test(text)
-}
+/**
+ * One cheap scan that rules out nearly every record before walking the parsed value: the two
+ * keys, or an escape of one of their letters (a key may spell them with escapes).
+ */
+const mayPollute = /__proto__|constructor|\\u00(?:5[fF]|6[3eEfF]|7[02345])/
 
 /**
  * Finds a `__proto__` key, or a `constructor` key holding an object with a `prototype` key,
