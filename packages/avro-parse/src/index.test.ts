@@ -10,7 +10,6 @@ import {
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord } from '@shardwise/partial-failures'
 import avro from 'avsc'
-import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { orderV1, parseThrough, shardEvent } from './events.testkit.js'
 import { avroParse } from './index.js'
@@ -203,69 +202,6 @@ describe('avroParse options', () => {
     const handler = middy(eachRecord(() => {})).use(avroParse({ schema: 'string' }))
     await expect(handler(shardEvent([]), {} as Context)).rejects.toThrow(
       '@shardwise/avro-parse: the event has no decoded records; add .use(kinesisDecode()) before .use(avroParse())',
-    )
-  })
-})
-
-describe('properties', () => {
-  const Reading = avro.Type.forSchema({
-    type: 'record',
-    name: 'Reading',
-    fields: [
-      { name: 'sensor', type: 'string' },
-      { name: 'values', type: { type: 'array', items: 'double' } },
-      { name: 'tags', type: { type: 'map', values: 'string' } },
-      { name: 'note', type: ['null', 'string'], default: null },
-      { name: 'raw', type: 'bytes' },
-    ],
-  })
-  const reading = fc.record({
-    sensor: fc.string(),
-    values: fc.array(fc.double({ noNaN: true })),
-    tags: fc.dictionary(fc.string(), fc.string()),
-    note: fc.option(fc.string(), { nil: null }),
-    raw: fc.uint8Array({ maxLength: 20 }).map((bytes) => Buffer.from(bytes)),
-  })
-
-  it('decodes what avsc encodes, and fails every cut or padded datum alone', async () => {
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(fc.tuple(reading, fc.constantFrom('whole', 'cut', 'padded')), {
-          minLength: 1,
-          maxLength: 20,
-        }),
-        async (cases) => {
-          const payloads = cases.map(([value, shape]) => {
-            const bytes = Reading.toBuffer(value)
-            if (shape === 'cut') return bytes.subarray(0, bytes.length - 1)
-            if (shape === 'padded') return Buffer.concat([bytes, Buffer.of(0)])
-            return bytes
-          })
-          const { outcomes, errors } = await parseThrough(avroParse({ schema: Reading }), payloads)
-          cases.forEach(([value, shape], i) => {
-            const proto = (payloads[i] as Buffer).includes('__proto__')
-            if (shape === 'whole' && !proto) expect({ ...(outcomes[i] as object) }).toEqual(value)
-            else expect(errors.get(i)).toBeInstanceOf(ParseError)
-          })
-        },
-      ),
-      { numRuns: 500 },
-    )
-  })
-
-  it('never throws out of the middleware on random bytes', async () => {
-    const parse = avroParse({ schema: OrderV1 })
-    await fc.assert(
-      fc.asyncProperty(
-        fc.array(fc.uint8Array({ maxLength: 64 }), { minLength: 1, maxLength: 20 }),
-        async (payloads) => {
-          const { errors, outcomes } = await parseThrough(parse, payloads)
-          payloads.forEach((_, i) => {
-            if (!errors.has(i)) expect(OrderV1.isValid(outcomes[i])).toBe(true)
-          })
-        },
-      ),
-      { numRuns: 2000 },
     )
   })
 })
