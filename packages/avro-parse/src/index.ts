@@ -114,7 +114,8 @@ export function avroParse<T = unknown>(options: AvroParseOptions): AvroParser<T>
         `${pkg}: with a registry the writer schema comes from each payload's frame; give the schema you read as readerSchema, not schema`,
       )
     }
-    if (typeof registry.readFrame !== 'function' || typeof registry.lookUp !== 'function') {
+    const methods = [registry.readFrame, registry.lookUp, registry.describe]
+    if (methods.some((method) => typeof method !== 'function')) {
       throw new ConfigurationError(
         `${pkg}: registry must come from confluentSchemaRegistry() or glueSchemaRegistry()`,
       )
