@@ -52,7 +52,12 @@ const HEADER_LENGTH = 5
  * avroParse({ registry: confluentSchemaRegistry({ url: process.env.SCHEMA_REGISTRY_URL }) })
  */
 export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions): SchemaRegistry {
-  const { url, auth, headers, timeout = 5000 } = checkOptions(pkg, optionSchema, options)
+  const {
+    url,
+    auth,
+    headers,
+    timeout = 5000,
+  } = checkOptions(`${pkg}: confluentSchemaRegistry()`, optionSchema, options)
   const base = url.replace(/\/+$/, '')
   const requestHeaders: Record<string, string> = {
     accept: 'application/vnd.schemaregistry.v1+json, application/json',

@@ -58,7 +58,7 @@ type GlueModule = typeof import('@aws-sdk/client-glue')
  * avroParse({ registry: glueSchemaRegistry(), readerSchema: orderSchema })
  */
 export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaRegistry {
-  const { client } = checkOptions(pkg, optionSchema, options)
+  const { client } = checkOptions(`${pkg}: glueSchemaRegistry()`, optionSchema, options)
   if (client !== undefined && typeof client.send !== 'function') {
     throw new ConfigurationError(`${pkg}: glueSchemaRegistry's client must be a GlueClient`)
   }
