@@ -13,6 +13,7 @@ import {
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
 import { kinesisEvent, sequenceNumber } from '@shardwise/testing'
+import { type } from 'arktype'
 import * as v from 'valibot'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -271,25 +272,26 @@ describe('wiring mistakes', () => {
     expect(() => jsonParse({ schema: { parse: () => 1 } } as never)).toThrow(
       /@shardwise\/json-parse: schema must be a Standard Schema v1 validator/,
     )
-    expect(() => jsonParse({ schema: 'Order' } as never)).toThrow(/@shardwise\/json-parse/)
+    for (const schema of ['Order', null, 42]) {
+      expect(() => jsonParse({ schema } as never)).toThrow(
+        /@shardwise\/json-parse: schema must be a Standard Schema v1 validator/,
+      )
+    }
   })
 
-  it('accepts a schema that is a function, as arktype makes them', async () => {
-    const schema = Object.assign(() => {}, {
-      '~standard': {
-        version: 1 as const,
-        vendor: 'test',
-        validate: (value: unknown) =>
-          typeof value === 'number'
-            ? { value: value * 2 }
-            : { issues: [{ message: 'not a number' }] },
-      },
-    })
-    const { seen, batch } = await run(jsonParse({ schema }), eventOf(['21', '"x"']))
-    expect(seen).toEqual([42])
-    expect(batch.errors.get(1)?.message).toMatch(
-      /does not match the schema: \(root\): not a number$/,
+  it('works with arktype, whose schemas are functions', async () => {
+    const schema = type({ id: 'string', quantity: 'number.integer > 0', 'note?': 'string' }).pipe(
+      (order) => ({ ...order, note: order.note ?? '' }),
     )
+    const { parsed, batch } = await run(
+      jsonParse({ schema }),
+      eventOf(['{"id":"a","quantity":2}', '{"id":"b","quantity":1.5}']),
+    )
+    expect(parsed).toEqual([{ id: 'a', quantity: 2, note: '' }])
+    const error = batch.errors.get(1) as ValidationError
+    expect(error).toBeInstanceOf(ValidationError)
+    expect(error.issues.map((issue) => issue.path)).toEqual([['quantity']])
+    expect(error.message).toMatch(/does not match the schema: quantity: .*integer/)
   })
 
   it('throws when data is not bytes, as after a second parser', () => {

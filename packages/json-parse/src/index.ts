@@ -43,8 +43,9 @@ export type JsonParser<T> = MiddlewareObj<ParsedEvent<T>>
 
 const optionSchema: OptionSchema = {
   type: 'object',
-  // arktype's schemas are functions, zod's and valibot's are objects.
-  properties: { schema: { oneOf: [{ type: 'object' }, { instanceof: 'Function' }] } },
+  // Any value here: zod's and valibot's schemas are objects, arktype's are callables that do not
+  // even inherit from Function. validatorOf checks what matters, the `~standard` property.
+  properties: { schema: { allOf: [] } },
   additionalProperties: false,
 }
 
@@ -81,8 +82,9 @@ export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
   }
 }
 
-function validatorOf(schema: StandardSchemaV1): Validate {
-  const standard = (schema as Partial<StandardSchemaV1>)['~standard']
+function validatorOf(schema: unknown): Validate {
+  const holder = typeof schema === 'object' || typeof schema === 'function' ? schema : null
+  const standard = (holder as Partial<StandardSchemaV1> | null)?.['~standard']
   if (standard?.version !== 1 || typeof standard.validate !== 'function') {
     throw new ConfigurationError(
       `${pkg}: schema must be a Standard Schema v1 validator (zod 3.24+, valibot 1+, arktype 2+, ...)`,

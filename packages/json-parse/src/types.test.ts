@@ -6,6 +6,7 @@ import middy from '@middy/core'
 import type { KinesisRecord, KinesisStreamEvent } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
+import { type } from 'arktype'
 import * as v from 'valibot'
 import { describe, expectTypeOf, it } from 'vitest'
 import { z } from 'zod'
@@ -54,6 +55,11 @@ describe('jsonParse types', () => {
       // @ts-expect-error: the schema has no such field
       record.data.total
     })
+  })
+
+  it('types record.data by the arktype output', () => {
+    const parse = jsonParse({ schema: type({ id: 'string', at: 'string.date.iso.parse' }) })
+    expectTypeOf<InferData<typeof parse>>().toEqualTypeOf<{ id: string; at: Date }>()
   })
 
   it('types record.data as unknown without a schema', () => {
