@@ -1,7 +1,7 @@
 /**
  * Properties over random values and bytes: avroParse decodes exactly what avsc encodes, fails
  * every truncated or padded datum alone, and never lets random bytes out of the middleware as
- * anything but a failed record or a value the schema accepts.
+ * anything but a failed record or a value the schema accepts, nor spends long on them.
  */
 import { getBatch, ParseError, type RecordBatch } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
@@ -31,6 +31,7 @@ const Order = avro.Type.forSchema({
     { name: 'status', type: { type: 'enum', name: 'Status', symbols: ['NEW', 'PAID'] } },
     { name: 'coupon', type: ['null', 'string', 'long'] },
     { name: 'weight', type: 'float' },
+    { name: 'lines', type: { type: 'array', items: { type: 'map', values: ['null', 'int'] } } },
   ],
 })
 
@@ -57,7 +58,7 @@ describe('avroParse properties', () => {
   it('decodes what avsc encodes, and fails every cut or padded datum alone', {
     timeout: 60_000,
   }, () => {
-    const parse = avroParse({ schema: Reading })
+    const parse = avroParse({ schema: Reading.schema() })
     fc.assert(
       fc.property(
         fc.array(fc.tuple(reading, fc.constantFrom('whole', 'cut', 'padded')), {
@@ -73,7 +74,7 @@ describe('avroParse properties', () => {
           })
           const { outcomes, errors } = decoded(parse, payloads)
           cases.forEach(([value, shape], i) => {
-            const proto = (payloads[i] as Buffer).includes('__proto__')
+            const proto = Object.keys(value.tags).includes('__proto__')
             if (shape === 'whole' && !proto) expect({ ...(outcomes[i] as object) }).toEqual(value)
             else expect(errors.get(i)).toBeInstanceOf(ParseError)
           })
@@ -84,7 +85,7 @@ describe('avroParse properties', () => {
   })
 
   it('never throws out of the middleware on random bytes', { timeout: 60_000 }, () => {
-    const parse = avroParse({ schema: Order })
+    const parse = avroParse({ schema: Order.schema() })
     fc.assert(
       fc.property(
         fc.array(fc.uint8Array({ maxLength: 64 }), { minLength: 1, maxLength: 20 }),
@@ -95,7 +96,26 @@ describe('avroParse properties', () => {
           })
         },
       ),
-      { numRuns: 2000 },
+      { numRuns: 5000 },
+    )
+  })
+
+  it('reads any block count a datum can hold, and refuses the rest at once', {
+    timeout: 60_000,
+  }, () => {
+    const Nulls = avro.Type.forSchema({ type: 'array', items: 'null' })
+    const long = avro.Type.forSchema('long')
+    const parse = avroParse({ schema: Nulls.schema() })
+    fc.assert(
+      fc.property(fc.oneof(fc.nat(1_100_000), fc.integer({ min: 0, max: 2 ** 40 })), (count) => {
+        // One block of `count` nulls, then the end of the blocks (a count of 0 is the end itself).
+        const datum =
+          count === 0 ? Buffer.of(0) : Buffer.concat([long.toBuffer(count), Buffer.of(0)])
+        const { errors, outcomes } = decoded(parse, [datum])
+        if (count <= 1_000_000 + datum.length) expect(outcomes[0]).toHaveLength(count)
+        else expect(errors.get(0)?.message).toMatch(/a block claims \d+ items, more than a datum/)
+      }),
+      { numRuns: 300 },
     )
   })
 })

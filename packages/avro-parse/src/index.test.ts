@@ -132,7 +132,37 @@ describe('avroParse with an inline schema', () => {
   })
 })
 
-describe('map keys that could pollute prototypes', () => {
+describe('hostile arrays and maps', () => {
+  const long = avro.Type.forSchema('long')
+
+  it('fails a record whose block claims more items than its bytes can hold, at once', async () => {
+    const Nulls = avro.Type.forSchema({ type: 'array', items: 'null' })
+    const Strings = avro.Type.forSchema({ type: 'map', values: 'string' })
+    const Nested = avro.Type.forSchema({ type: 'array', items: { type: 'array', items: 'null' } })
+    // Five bytes claiming fifty million items; avsc alone spends seconds and gigabytes on each.
+    const claim = long.toBuffer(50_000_000)
+    // Many inner arrays each just under the allowance still exceed it together.
+    const inner = Buffer.concat([long.toBuffer(900_000), Buffer.of(0)])
+    const nested = Buffer.concat([long.toBuffer(3), inner, inner, inner, Buffer.of(0)])
+    const started = Date.now()
+    const outcomes = await Promise.all([
+      parseThrough(avroParse({ schema: Nulls.schema() }), [
+        claim,
+        Nulls.toBuffer(new Array(1000).fill(null)),
+      ]),
+      parseThrough(avroParse({ schema: Strings.schema() }), [claim]),
+      parseThrough(avroParse({ schema: Nested.schema() }), [nested]),
+    ])
+    expect(Date.now() - started).toBeLessThan(1000)
+    const [nulls, strings, nestedNulls] = outcomes
+    expect(nulls?.errors.get(0)?.message).toMatch(
+      /: is not a valid Avro datum of the schema: a block claims 50000000 items, more than a datum of 4 bytes can hold$/,
+    )
+    expect(nulls?.outcomes[1]).toHaveLength(1000)
+    expect(strings?.errors.get(0)).toBeInstanceOf(ParseError)
+    expect(nestedNulls?.errors.get(0)?.message).toMatch(/a block claims 900000 items/)
+  })
+
   it('fails a datum with a "__proto__" map key alone, and touches no prototype', async () => {
     const Tags = avro.Type.forSchema({ type: 'map', values: { type: 'map', values: 'string' } })
     // Written by hand: avsc's encoder cannot see a "__proto__" key on a plain object either.
@@ -140,31 +170,35 @@ describe('map keys that could pollute prototypes', () => {
       Buffer.of(0x02, 0x12),
       Buffer.from('__proto__'),
       Buffer.of(0x02, 0x0c),
-      Buffer.from('polluted'.slice(0, 6)),
+      Buffer.from('pollut'),
       Buffer.of(0x08),
       Buffer.from('true'),
       Buffer.of(0x00, 0x00),
     ])
-    const { outcomes, errors } = await parseThrough(avroParse({ schema: Tags }), [
-      Tags.toBuffer({ a: { b: 'c' } }),
-      evil,
-    ])
+    const parse = avroParse({ schema: Tags, readerSchema: Tags.schema() })
+    const { outcomes, errors } = await parseThrough(parse, [Tags.toBuffer({ a: { b: 'c' } }), evil])
     expect(outcomes[0]).toEqual({ a: { b: 'c' } })
     expect(errors.get(1)).toBeInstanceOf(ParseError)
-    expect(errors.get(1)?.message).toMatch(/may hold an Avro map key "__proto__", refused/)
+    expect(errors.get(1)?.message).toMatch(
+      /: is not a valid Avro datum of the schema: it has a map key "__proto__", which a JavaScript object cannot hold as a key$/,
+    )
     expect(({} as Record<string, unknown>).pollut).toBeUndefined()
   })
 
-  it('lets the same bytes through where the schema has no map', async () => {
+  it('lets "__proto__" through as a value, and as a key of a schema without maps', async () => {
     const Note = avro.Type.forSchema({
       type: 'record',
       name: 'Note',
-      fields: [{ name: 'text', type: 'string' }],
+      fields: [
+        { name: 'text', type: 'string' },
+        { name: 'tags', type: { type: 'map', values: 'string' } },
+      ],
     })
-    const { outcomes } = await parseThrough(avroParse({ schema: Note }), [
-      Note.toBuffer({ text: '__proto__' }),
+    const value = { text: '__proto__', tags: { kind: '__proto__' } }
+    const { outcomes } = await parseThrough(avroParse({ schema: Note.schema() }), [
+      Note.toBuffer(value),
     ])
-    expect({ ...(outcomes[0] as object) }).toEqual({ text: '__proto__' })
+    expect({ ...(outcomes[0] as object) }).toEqual(value)
   })
 })
 

@@ -23,6 +23,7 @@ import {
   RecordStatus,
 } from '@shardwise/core'
 import avro from 'avsc'
+import { boundedOptions, startDatum } from './bounded.js'
 import type { SchemaId, SchemaRegistry } from './registry.js'
 
 export type { InferData, ParsedEvent } from '@shardwise/core'
@@ -88,8 +89,6 @@ interface Decoder {
   resolver: ReturnType<avro.Type['createResolver']> | undefined
   /** For messages: `schema 42 of the Confluent Schema Registry at ...`. */
   name: string
-  /** The schemas have a map, whose keys avsc assigns to a plain object: see `PROTO_KEY`. */
-  hasMap: boolean
 }
 
 /** A decoder, or why the datums of a writer schema cannot be read at all. */
@@ -162,9 +161,10 @@ function compile(
   typeOptions: AvroParseOptions['typeOptions'],
   option: string,
 ): avro.Type {
+  // A Type of yours is used as it is: avsc types are frozen, so it keeps avsc's own readers.
   if (avro.Type.isType(schema)) return schema as avro.Type
   try {
-    return avro.Type.forSchema(schema as avro.Type, typeOptions)
+    return avro.Type.forSchema(schema as avro.Type, boundedOptions(typeOptions))
   } catch (error) {
     throw new ConfigurationError(
       `${pkg}: ${option} is not a valid Avro schema: ${messageOf(error)}`,
@@ -180,40 +180,12 @@ function decoderFor(
   reader: avro.Type | undefined,
   name: string,
 ): DecoderOrProblem {
-  if (reader === undefined)
-    return { type: writer, resolver: undefined, name, hasMap: hasMap(writer) }
+  if (reader === undefined) return { type: writer, resolver: undefined, name }
   try {
-    const resolver = reader.createResolver(writer)
-    return { type: reader, resolver, name, hasMap: hasMap(writer) || hasMap(reader) }
+    return { type: reader, resolver: reader.createResolver(writer), name }
   } catch (error) {
     return `${name} cannot be read as the readerSchema: ${messageOf(error)}`
   }
-}
-
-/** The parts of avsc's types that nest other types; avsc's typings leave them out. */
-interface NestingType {
-  typeName: string
-  fields?: Array<{ type: NestingType }>
-  itemsType?: NestingType
-  valuesType?: NestingType
-  types?: NestingType[]
-  underlyingType?: NestingType
-}
-
-function hasMap(type: avro.Type): boolean {
-  const seen = new Set<NestingType>()
-  const stack = [type as unknown as NestingType]
-  while (stack.length > 0) {
-    const next = stack.pop() as NestingType
-    if (seen.has(next)) continue
-    seen.add(next)
-    if (next.typeName === 'map') return true
-    if (next.fields) for (const field of next.fields) stack.push(field.type)
-    if (next.itemsType) stack.push(next.itemsType)
-    if (next.types) stack.push(...next.types)
-    if (next.underlyingType) stack.push(next.underlyingType)
-  }
-  return false
 }
 
 function decodeBatch(batch: RecordBatch, decoder: Decoder): void {
@@ -287,7 +259,7 @@ async function lookUpAndDecode(
     let writer: avro.Type
     try {
       const named: Record<string, avro.Type> = {}
-      const options = { ...typeOptions, registry: named }
+      const options = { ...boundedOptions(typeOptions), registry: named }
       for (const reference of answer.value.references)
         avro.Type.forSchema(reference as avro.Type, options)
       writer = avro.Type.forSchema(answer.value.definition as avro.Type, options)
@@ -322,12 +294,8 @@ function decodeRecord(
     failRecord(batch, index, new ParseError(record, decoder))
     return
   }
-  if (decoder.hasMap && datum.includes(PROTO_KEY)) {
-    const message = `may hold an Avro map key "__proto__", refused: avsc would assign it to the map object's prototype, so the key is lost or replaces the prototype`
-    failRecord(batch, index, new ParseError(record, message))
-    return
-  }
   let decoded: { value: unknown; offset: number }
+  startDatum(datum.length)
   try {
     decoded = decoder.type.decode(datum, 0, decoder.resolver)
   } catch (error) {
@@ -346,13 +314,6 @@ function decodeRecord(
     record.data = decoded.value
   }
 }
-
-/**
- * avsc reads a map into a plain object with `map[key] = value`, so a key "__proto__" would set
- * the object's prototype instead of a key. A datum whose bytes hold that string cannot be read
- * faithfully; for schemas with a map, a byte search (native, cheap) finds them.
- */
-const PROTO_KEY = Buffer.from('__proto__')
 
 /** avsc reads through `Buffer` methods; a plain `Uint8Array` is wrapped, not copied. */
 function bytesOf(record: KinesisRecord<unknown>): Buffer {
