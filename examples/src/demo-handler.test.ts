@@ -2,13 +2,13 @@ import { gzipSync } from 'node:zlib'
 import { aggregate } from '@shardwise/local'
 import { kinesisEvent, lambdaContext } from '@shardwise/testing'
 import { describe, expect, it } from 'vitest'
-import { handler, report, saved } from './demo-handler.js'
+import { deadLetters, handler, report, saved } from './demo-handler.js'
 
 const json = (key: string, n: number, format = 'json') =>
   new TextEncoder().encode(JSON.stringify({ key, n, format }))
 
 describe('the demo handler', () => {
-  it('saves JSON, gzip and KPL-aggregated messages, and reports the poison record', async () => {
+  it('saves JSON, gzip and KPL-aggregated messages, and diverts the poison record', async () => {
     const event = kinesisEvent([
       { data: json('a', 0), partitionKey: 'a' },
       { data: gzipSync(json('a', 10, 'gzip')), partitionKey: 'a' },
@@ -24,10 +24,11 @@ describe('the demo handler', () => {
     ])
     const poison = event.Records[3]?.kinesis.sequenceNumber
     const answer = await handler(event, lambdaContext())
-    expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: poison }] })
-    expect(saved.get('a')).toEqual([0, 10])
+    expect(answer).toEqual({ batchItemFailures: [] })
+    expect(saved.get('a')).toEqual([0, 10, 20])
     expect(saved.get('b')).toEqual([0, 1])
-    expect(report()).toContain('failed decodes of poison records: 1')
+    expect(deadLetters).toEqual([`shardId-000000000006 ${poison}: ParseError`])
+    expect(report()).toContain('poison records sent to the dead-letter sink: 1')
   })
 
   it('fails a message once (a flaky database), then saves it when retried', async () => {

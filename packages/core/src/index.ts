@@ -76,6 +76,25 @@ export interface DecodedEvent<T = Uint8Array> extends KinesisStreamEvent {
   [BATCH]: RecordBatch<T>
 }
 
+/**
+ * The event type a parser middleware declares to middy: a Kinesis event whose batch, once decoded
+ * and parsed, holds records of `T`. The batch is optional so that a plain `KinesisStreamEvent`
+ * still type-checks as the handler's input.
+ */
+export interface ParsedEvent<T> extends KinesisStreamEvent {
+  readonly [BATCH]?: RecordBatch<T>
+}
+
+/**
+ * What a parser middleware makes of `record.data`, for typing the record handler:
+ * `eachRecord<InferData<typeof parse>>(async (record) => ...)`.
+ */
+export type InferData<Parser> = Parser extends { before?: (request: infer Request) => unknown }
+  ? Request extends { event: ParsedEvent<infer T> }
+    ? T
+    : never
+  : never
+
 /** Returns the decoded batch of an event, or `undefined` when `kinesisDecode` did not run. */
 export function getBatch<T = unknown>(event: unknown): RecordBatch<T> | undefined {
   if (typeof event !== 'object' || event === null) return undefined

@@ -129,6 +129,7 @@ function decodeRecords(
 ): RecordBatch<Uint8Array> {
   const { deaggregate, decompress, maxDecompressedBytes } = settings
   const records: KinesisRecord<Uint8Array>[] = []
+  let shardId: string | undefined
   const failedAt: number[] = []
   const failures: DecodeError[] = []
   for (let i = 0; i < lambdaRecords.length; i++) {
@@ -140,7 +141,8 @@ function decodeRecords(
         `${pkg}: Records[${i}] has no kinesis.sequenceNumber; expected an aws:kinesis event`,
       )
     }
-    const carrier = toRecord(lambdaRecord)
+    const carrier = toRecord(lambdaRecord, shardId)
+    shardId = carrier.shardId
     const bytes = base64Bytes(lambdaRecord.kinesis.data)
     if (bytes === undefined) {
       failedAt.push(records.length)
@@ -203,9 +205,15 @@ function decodeRecords(
 
 const EMPTY = new Uint8Array(0)
 
-function toRecord(lambdaRecord: KinesisStreamRecord): KinesisRecord<Uint8Array> {
+/**
+ * `previousShardId` is the shard of the record before: a batch comes from one shard, so the
+ * records share one string instead of each keeping a slice of its `eventID` alive.
+ */
+function toRecord(
+  lambdaRecord: KinesisStreamRecord,
+  previousShardId: string | undefined,
+): KinesisRecord<Uint8Array> {
   const { kinesis, eventID, eventSourceARN } = lambdaRecord
-  const colon = eventID.indexOf(':')
   return {
     data: EMPTY,
     rawData: EMPTY,
@@ -214,10 +222,22 @@ function toRecord(lambdaRecord: KinesisStreamRecord): KinesisRecord<Uint8Array> 
     sequenceNumber: kinesis.sequenceNumber,
     subSequenceNumber: undefined,
     approximateArrivalTimestamp: kinesis.approximateArrivalTimestamp,
-    shardId: colon === -1 ? eventID : eventID.slice(0, colon),
+    shardId: shardIdOf(eventID, previousShardId),
     eventSourceARN,
     lambdaRecord,
   }
+}
+
+function shardIdOf(eventID: string, previous: string | undefined): string {
+  if (
+    previous !== undefined &&
+    eventID.charCodeAt(previous.length) === 58 /* : */ &&
+    eventID.startsWith(previous)
+  ) {
+    return previous
+  }
+  const colon = eventID.indexOf(':')
+  return colon === -1 ? eventID : eventID.slice(0, colon)
 }
 
 /** A user record of an aggregate: its own keys, the carrier's place in the stream. */

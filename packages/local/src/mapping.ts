@@ -157,6 +157,7 @@ class MappingRun {
   }
   private readonly startedMs = Date.now()
   private lastActivityMs = Date.now()
+  private readsInFlight = 0
   private stopping = false
   /** Lanes wait here for records; the reader of a full shard waits for a settled batch. */
   private readonly wake = new Wake()
@@ -241,6 +242,9 @@ class MappingRun {
   }
 
   private stopWhenIdle(idleMs: number): void {
+    // A read in flight is not idleness: on a busy machine the first read of a large shard
+    // alone can take longer than the idle time.
+    if (this.readsInFlight > 0) return
     for (const lane of this.lanes) if (lane.waiting > 0 || lane.busy) return
     if (Date.now() - this.lastActivityMs >= idleMs) this.stop()
   }
@@ -352,10 +356,15 @@ class MappingRun {
     }
   }
 
-  private getRecords(iterator: string) {
-    return this.client.send(
-      new GetRecordsCommand({ ShardIterator: iterator, Limit: MAX_GET_RECORDS }),
-    )
+  private async getRecords(iterator: string) {
+    this.readsInFlight++
+    try {
+      return await this.client.send(
+        new GetRecordsCommand({ ShardIterator: iterator, Limit: MAX_GET_RECORDS }),
+      )
+    } finally {
+      this.readsInFlight--
+    }
   }
 
   /** The first iterator follows `StartingPosition`; after an expiry, it resumes after `after`. */
@@ -371,8 +380,13 @@ class MappingRun {
     } else if (this.settings.startingPosition === 'AT_TIMESTAMP') {
       input.Timestamp = new Date((this.settings.startingPositionTimestamp as number) * 1000)
     }
-    const out = await this.client.send(new GetShardIteratorCommand(input))
-    return out.ShardIterator
+    this.readsInFlight++
+    try {
+      const out = await this.client.send(new GetShardIteratorCommand(input))
+      return out.ShardIterator
+    } finally {
+      this.readsInFlight--
+    }
   }
 
   private async runLane(lane: Lane, source: RecordSource, reading: { closed: boolean }) {

@@ -1,0 +1,377 @@
+/**
+ * Confluent framing end to end: payloads encoded by @kafkajs/confluent-schema-registry against a
+ * small Confluent-compatible registry served on 127.0.0.1, decoded by avroParse through the same
+ * registry.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { SchemaRegistry as KafkaJsRegistry, SchemaType } from '@kafkajs/confluent-schema-registry'
+import { getBatch, ParseError } from '@shardwise/core'
+import { kinesisDecode } from '@shardwise/kinesis-decode'
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import { localServer, orderV1, orderV2, parseThrough, shardEvent } from './events.testkit.js'
+import { avroParse, confluentSchemaRegistry, SchemaRegistryError } from './index.js'
+
+interface Stored {
+  id: number
+  subject: string
+  version: number
+  schema: string
+  schemaType?: string
+  references?: unknown[]
+}
+
+/** Just enough of the Confluent Schema Registry REST API for kafkajs to register and for us to read. */
+class FakeConfluentRegistry {
+  readonly byId = new Map<number, Stored>()
+  readonly bySubject = new Map<string, Stored[]>()
+  readonly config = new Map<string, string>()
+  /** Paths of every `GET /schemas/ids/{id}`, in order. */
+  readonly idRequests: string[] = []
+  /** When set, `/schemas/ids/*` answers with this HTTP status; `'reset'` drops the connection. */
+  outage: number | 'reset' | undefined
+  /** Milliseconds before `/schemas/ids/*` answers. */
+  delay = 0
+  /** When set, every request must carry this Authorization header. */
+  authorization: string | undefined
+  url = ''
+  stop: () => Promise<void> = async () => {}
+
+  async start() {
+    const server = await localServer((request, body, response) =>
+      this.handle(request, body, response),
+    )
+    this.url = server.url
+    this.stop = server.stop
+  }
+
+  /** Stores a schema the way a producer in another language would have registered it. */
+  put(subject: string, schema: string, extra: Partial<Stored> = {}): number {
+    const versions = this.bySubject.get(subject) ?? []
+    const same = versions.find((stored) => stored.schema === schema)
+    if (same) return same.id
+    const stored = {
+      id: this.byId.size + 1,
+      subject,
+      version: versions.length + 1,
+      schema,
+      ...extra,
+    }
+    versions.push(stored)
+    this.bySubject.set(subject, versions)
+    this.byId.set(stored.id, stored)
+    return stored.id
+  }
+
+  private async handle(request: IncomingMessage, text: string, response: ServerResponse) {
+    const send = (status: number, body: unknown) =>
+      response
+        .writeHead(status, { 'content-type': 'application/vnd.schemaregistry.v1+json' })
+        .end(JSON.stringify(body))
+    if (this.authorization !== undefined && request.headers.authorization !== this.authorization) {
+      return send(401, { error_code: 401, message: 'Unauthorized' })
+    }
+    const body = text === '' ? {} : JSON.parse(text)
+    const path = decodeURIComponent((request.url ?? '').split('?')[0] as string)
+
+    const schemaById = path.match(/^\/schemas\/ids\/(\d+)$/)
+    if (schemaById) {
+      this.idRequests.push(path)
+      if (this.delay > 0) await new Promise((resolve) => setTimeout(resolve, this.delay))
+      if (this.outage === 'reset') return void request.socket.destroy()
+      if (this.outage !== undefined)
+        return send(this.outage, { error_code: 50001, message: 'Error in the backend data store' })
+      const stored = this.byId.get(Number(schemaById[1]))
+      if (!stored) return send(404, { error_code: 40403, message: 'Schema not found' })
+      const { schema, schemaType, references } = stored
+      return send(200, { schema, schemaType, references })
+    }
+    const config = path.match(/^\/config\/(.+)$/)
+    if (config) {
+      if (request.method === 'PUT') {
+        this.config.set(config[1] as string, body.compatibility)
+        return send(200, { compatibility: body.compatibility })
+      }
+      const level = this.config.get(config[1] as string)
+      if (!level)
+        return send(404, {
+          error_code: 40408,
+          message: 'Subject does not have subject-level compatibility configured',
+        })
+      return send(200, { compatibilityLevel: level })
+    }
+    const register = path.match(/^\/subjects\/(.+)\/versions$/)
+    if (register && request.method === 'POST') {
+      const id = this.put(register[1] as string, body.schema, {
+        schemaType: body.schemaType,
+        references: body.references,
+      })
+      return send(200, { id })
+    }
+    const version = path.match(/^\/subjects\/(.+)\/versions\/(\d+|latest)$/)
+    if (version) {
+      const versions = this.bySubject.get(version[1] as string) ?? []
+      const stored = version[2] === 'latest' ? versions.at(-1) : versions[Number(version[2]) - 1]
+      if (!stored) return send(404, { error_code: 40402, message: 'Version not found' })
+      return send(200, stored)
+    }
+    send(404, { error_code: 404, message: `no route for ${request.method} ${path}` })
+  }
+}
+
+const customer = {
+  type: 'record',
+  name: 'Customer',
+  namespace: 'com.acme',
+  fields: [{ name: 'name', type: 'string' }],
+}
+
+const fake = new FakeConfluentRegistry()
+let producer: KafkaJsRegistry
+let v1: number
+let v2: number
+
+beforeAll(async () => {
+  await fake.start()
+  producer = new KafkaJsRegistry({ host: fake.url })
+  v1 = (
+    await producer.register(
+      { type: SchemaType.AVRO, schema: JSON.stringify(orderV1) },
+      { subject: 'orders-value' },
+    )
+  ).id
+  v2 = (
+    await producer.register(
+      { type: SchemaType.AVRO, schema: JSON.stringify(orderV2) },
+      { subject: 'orders-value' },
+    )
+  ).id
+})
+
+afterAll(() => fake.stop())
+
+beforeEach(() => {
+  fake.outage = undefined
+  fake.delay = 0
+  fake.authorization = undefined
+  fake.idRequests.length = 0
+})
+
+describe('confluentSchemaRegistry', () => {
+  it('decodes payloads kafkajs encoded, each with its writer schema', async () => {
+    const payloads = [
+      await producer.encode(v1, { id: 'a', quantity: 1 }),
+      await producer.encode(v2, { id: 'b', quantity: 2, currency: 'USD' }),
+    ]
+    const parse = avroParse({ registry: confluentSchemaRegistry({ url: fake.url }) })
+    const { outcomes, response } = await parseThrough(parse, payloads)
+    expect(response).toEqual({ batchItemFailures: [] })
+    expect(outcomes).toEqual([
+      { id: 'a', quantity: 1 },
+      { id: 'b', quantity: 2, currency: 'USD' },
+    ])
+  })
+
+  it('resolves every writer version to the readerSchema', async () => {
+    const payloads = [
+      await producer.encode(v1, { id: 'a', quantity: 1 }),
+      await producer.encode(v2, { id: 'b', quantity: 2, currency: 'USD' }),
+    ]
+    const registry = confluentSchemaRegistry({ url: fake.url })
+    const asV2 = await parseThrough(avroParse({ registry, readerSchema: orderV2 }), payloads)
+    expect(asV2.outcomes).toEqual([
+      { id: 'a', quantity: 1, currency: 'EUR' },
+      { id: 'b', quantity: 2, currency: 'USD' },
+    ])
+    const asV1 = await parseThrough(avroParse({ registry, readerSchema: orderV1 }), payloads)
+    expect(asV1.outcomes).toEqual([
+      { id: 'a', quantity: 1 },
+      { id: 'b', quantity: 2 },
+    ])
+  })
+
+  it('asks once per schema id for the life of the container, and never while it is known', async () => {
+    const payloads = []
+    for (let n = 0; n < 50; n++) {
+      payloads.push(await producer.encode(n % 2 ? v1 : v2, { id: `o${n}`, quantity: n }))
+    }
+    const parse = avroParse({ registry: confluentSchemaRegistry({ url: fake.url }) })
+    const first = await parseThrough(parse, payloads)
+    expect(first.errors.size).toBe(0)
+    expect(fake.idRequests.sort()).toEqual([`/schemas/ids/${v1}`, `/schemas/ids/${v2}`])
+
+    await parseThrough(parse, payloads)
+    expect(fake.idRequests).toHaveLength(2)
+
+    // A batch whose schemas are all known is decoded without a promise.
+    const event = shardEvent(payloads)
+    kinesisDecode().before?.({ event } as never)
+    expect(parse.before?.({ event } as never)).toBeUndefined()
+    expect(getBatch(event)?.records[0]?.data).toEqual({ id: 'o0', quantity: 0, currency: 'EUR' })
+  })
+
+  it('shares one request among concurrent look-ups of the same id', async () => {
+    fake.delay = 50
+    const registry = confluentSchemaRegistry({ url: fake.url })
+    const payload = await producer.encode(v1, { id: 'a', quantity: 1 })
+    const results = await Promise.all([
+      parseThrough(avroParse({ registry }), [payload, payload]),
+      parseThrough(avroParse({ registry, readerSchema: orderV2 }), [payload]),
+    ])
+    expect(results.map((result) => result.outcomes)).toEqual([
+      [
+        { id: 'a', quantity: 1 },
+        { id: 'a', quantity: 1 },
+      ],
+      [{ id: 'a', quantity: 1, currency: 'EUR' }],
+    ])
+    expect(fake.idRequests).toEqual([`/schemas/ids/${v1}`])
+  })
+
+  it('fails only the records whose schema the registry cannot give, and asks again next time', async () => {
+    const registry = confluentSchemaRegistry({ url: fake.url })
+    const parse = avroParse({ registry })
+    const known = await producer.encode(v1, { id: 'known', quantity: 1 })
+    await parseThrough(parse, [known])
+
+    const unknown = await producer.encode(v2, { id: 'new', quantity: 2 })
+    for (const outage of [500, 'reset'] as const) {
+      fake.outage = outage
+      const { outcomes, errors, response } = await parseThrough(parse, [known, unknown, known])
+      expect(outcomes[0]).toEqual({ id: 'known', quantity: 1 })
+      expect(outcomes[2]).toEqual({ id: 'known', quantity: 1 })
+      expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: '101' }] })
+      const error = errors.get(1)
+      expect(error).toBeInstanceOf(SchemaRegistryError)
+      expect(error?.retryable).toBe(true)
+      expect(error?.message).toContain(
+        `record 101 of shardId-000000000001 (partition key "order-1"): cannot get schema ${v2} of the Confluent Schema Registry at ${fake.url}: `,
+      )
+      if (outage === 500) {
+        expect(error?.message).toMatch(/HTTP 500: Error in the backend data store \(error 50001\)$/)
+      }
+    }
+
+    fake.outage = undefined
+    const requestsBefore = fake.idRequests.length
+    const recovered = await parseThrough(parse, [unknown])
+    expect(recovered.outcomes).toEqual([{ id: 'new', quantity: 2, currency: 'EUR' }])
+    expect(fake.idRequests.length).toBe(requestsBefore + 1)
+  })
+
+  it('fails the records when the registry does not answer in time', async () => {
+    fake.delay = 1000
+    const parse = avroParse({ registry: confluentSchemaRegistry({ url: fake.url, timeout: 50 }) })
+    const started = Date.now()
+    const { errors } = await parseThrough(parse, [
+      await producer.encode(v1, { id: 'a', quantity: 1 }),
+    ])
+    expect(Date.now() - started).toBeLessThan(900)
+    expect(errors.get(0)).toBeInstanceOf(SchemaRegistryError)
+    expect(errors.get(0)?.message).toMatch(/timeout|aborted/i)
+  })
+
+  it('fails the records when the registry is not there at all', async () => {
+    const gone = new FakeConfluentRegistry()
+    await gone.start()
+    const url = gone.url
+    await gone.stop()
+    const parse = avroParse({ registry: confluentSchemaRegistry({ url }) })
+    const { errors } = await parseThrough(parse, [
+      await producer.encode(v1, { id: 'a', quantity: 1 }),
+    ])
+    expect(errors.get(0)).toBeInstanceOf(SchemaRegistryError)
+    expect(errors.get(0)?.retryable).toBe(true)
+  })
+
+  it('sends basic auth', async () => {
+    fake.authorization = `Basic ${Buffer.from('key:secret').toString('base64')}`
+    const payload = await producer.encode(v1, { id: 'a', quantity: 1 })
+    const denied = await parseThrough(
+      avroParse({ registry: confluentSchemaRegistry({ url: fake.url }) }),
+      [payload],
+    )
+    expect(denied.errors.get(0)?.message).toMatch(/HTTP 401: Unauthorized/)
+    const registry = confluentSchemaRegistry({
+      url: `${fake.url}/`,
+      auth: { username: 'key', password: 'secret' },
+    })
+    const allowed = await parseThrough(avroParse({ registry }), [payload])
+    expect(allowed.outcomes).toEqual([{ id: 'a', quantity: 1 }])
+  })
+
+  it('reads schemas that refer to named types in other subjects', async () => {
+    const customerId = (
+      await producer.register(
+        { type: SchemaType.AVRO, schema: JSON.stringify(customer) },
+        { subject: 'customer' },
+      )
+    ).id
+    const withCustomer = {
+      type: 'record',
+      name: 'OrderWithCustomer',
+      namespace: 'com.acme',
+      fields: [
+        { name: 'id', type: 'string' },
+        { name: 'customer', type: 'com.acme.Customer' },
+      ],
+    }
+    const { id } = await producer.register(
+      {
+        type: SchemaType.AVRO,
+        schema: JSON.stringify(withCustomer),
+        references: [{ name: 'com.acme.Customer', subject: 'customer', version: 1 }],
+      },
+      { subject: 'orders-with-customer' },
+    )
+    expect(id).not.toBe(customerId)
+    const payload = await producer.encode(id, { id: 'a', customer: { name: 'Zoë' } })
+    const { outcomes } = await parseThrough(
+      avroParse({ registry: confluentSchemaRegistry({ url: fake.url }) }),
+      [payload],
+    )
+    expect(outcomes).toEqual([{ id: 'a', customer: { name: 'Zoë' } }])
+  })
+
+  it('fails bad framing, a schema that is not Avro, and an unknown id alone', async () => {
+    const protobufId = fake.put('proto-value', 'syntax = "proto3"; message M { string a = 1; }', {
+      schemaType: 'PROTOBUF',
+    })
+    const good = await producer.encode(v1, { id: 'a', quantity: 1 })
+    const framed = (id: number) => Buffer.concat([Buffer.of(0, 0, 0, 0, id), good.subarray(5)])
+    const payloads = [
+      good,
+      Buffer.of(0, 0, 0),
+      Buffer.from('{"id":"a"}'),
+      framed(protobufId),
+      framed(99),
+      good,
+    ]
+    const parse = avroParse({ registry: confluentSchemaRegistry({ url: fake.url }) })
+    const { outcomes, errors } = await parseThrough(parse, payloads)
+    const at = (n: number) =>
+      `record ${100 + n} of shardId-000000000001 (partition key "order-${n}")`
+    expect(outcomes).toEqual([
+      { id: 'a', quantity: 1 },
+      `${at(1)}: is too short for the Confluent wire format: 3 bytes, where the header alone takes 5`,
+      `${at(2)}: is not in the Confluent wire format: it starts with byte 0x7b, not the magic byte 0x00`,
+      `${at(3)}: cannot get schema ${protobufId} of the Confluent Schema Registry at ${fake.url}: it is a PROTOBUF schema, not Avro`,
+      `${at(4)}: cannot get schema 99 of the Confluent Schema Registry at ${fake.url}: GET /schemas/ids/99 answered HTTP 404: Schema not found (error 40403)`,
+      { id: 'a', quantity: 1 },
+    ])
+    expect(errors.get(1)).toBeInstanceOf(ParseError)
+    expect(errors.get(2)).toBeInstanceOf(ParseError)
+    expect(errors.get(3)?.retryable).toBe(false)
+    expect(errors.get(4)?.retryable).toBe(true)
+  })
+
+  it('refuses wrong options when built', () => {
+    expect(() => confluentSchemaRegistry({} as never)).toThrow(
+      "@shardwise/avro-parse: confluentSchemaRegistry(): Missing required option 'url'",
+    )
+    expect(() => confluentSchemaRegistry({ url: 'registry:8081' })).toThrow(/url/)
+    expect(() =>
+      confluentSchemaRegistry({ url: fake.url, auth: { username: 'x' } } as never),
+    ).toThrow(/password/)
+    expect(() => confluentSchemaRegistry({ url: fake.url, timeout: 0 })).toThrow(/timeout/)
+  })
+})

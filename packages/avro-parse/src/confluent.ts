@@ -1,0 +1,142 @@
+/**
+ * `confluentSchemaRegistry({ url })`: payloads in the Confluent wire format (byte 0 = 0, then the
+ * schema id as a 4-byte big-endian integer, then the Avro datum), with writer schemas from a
+ * Confluent-compatible registry (`GET {url}/schemas/ids/{id}`).
+ */
+
+import { checkOptions, type OptionSchema } from '@shardwise/core'
+import {
+  FinalAnswerError,
+  type Frame,
+  hex,
+  type SchemaId,
+  type SchemaRegistry,
+  sharedLookUp,
+  type WriterSchema,
+} from './registry.js'
+
+const pkg = '@shardwise/avro-parse'
+
+export interface ConfluentSchemaRegistryOptions {
+  /** The registry's base URL, e.g. `https://psrc-123.us-east-2.aws.confluent.cloud`. */
+  url: string
+  /** Basic auth: a Confluent Cloud API key and secret, or a user and password. */
+  auth?: { username: string; password: string }
+  /** More request headers, e.g. `{ authorization: 'Bearer ...' }`. */
+  headers?: Record<string, string>
+  /** How long one request may take, in milliseconds. Default 5000. */
+  timeout?: number
+}
+
+const optionSchema: OptionSchema = {
+  type: 'object',
+  required: ['url'],
+  properties: {
+    url: { type: 'string', pattern: '^https?://' },
+    auth: {
+      type: 'object',
+      required: ['username', 'password'],
+      properties: { username: { type: 'string' }, password: { type: 'string' } },
+      additionalProperties: false,
+    },
+    headers: { type: 'object', additionalProperties: { type: 'string' } },
+    timeout: { type: 'integer', minimum: 1 },
+  },
+  additionalProperties: false,
+}
+
+const HEADER_LENGTH = 5
+
+/**
+ * @example
+ * avroParse({ registry: confluentSchemaRegistry({ url: process.env.SCHEMA_REGISTRY_URL }) })
+ */
+export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions): SchemaRegistry {
+  const {
+    url,
+    auth,
+    headers,
+    timeout = 5000,
+  } = checkOptions(`${pkg}: confluentSchemaRegistry()`, optionSchema, options)
+  const base = url.replace(/\/+$/, '')
+  const requestHeaders: Record<string, string> = {
+    accept: 'application/vnd.schemaregistry.v1+json, application/json',
+    ...headers,
+  }
+  if (auth !== undefined) {
+    const token = Buffer.from(`${auth.username}:${auth.password}`).toString('base64')
+    requestHeaders.authorization = `Basic ${token}`
+  }
+
+  async function get(path: string): Promise<Record<string, unknown>> {
+    const response = await fetch(`${base}${path}`, {
+      headers: requestHeaders,
+      signal: AbortSignal.timeout(timeout),
+    })
+    const text = await response.text()
+    if (!response.ok) {
+      throw new Error(`GET ${path} answered HTTP ${response.status}: ${registryMessage(text)}`)
+    }
+    const body: unknown = JSON.parse(text)
+    if (
+      typeof body !== 'object' ||
+      body === null ||
+      typeof (body as { schema?: unknown }).schema !== 'string'
+    ) {
+      throw new Error(`GET ${path} answered without a schema`)
+    }
+    return body as Record<string, unknown>
+  }
+
+  /** Fetches a schema's references, depth first, so each comes before the ones that use it. */
+  async function withReferences(body: Record<string, unknown>, seen: Set<string>, out: unknown[]) {
+    if (body.schemaType !== undefined && body.schemaType !== 'AVRO') {
+      throw new FinalAnswerError(`it is a ${String(body.schemaType)} schema, not Avro`)
+    }
+    const references = Array.isArray(body.references) ? body.references : []
+    for (const reference of references as Array<{ subject?: unknown; version?: unknown }>) {
+      const path = `/subjects/${encodeURIComponent(String(reference.subject))}/versions/${encodeURIComponent(String(reference.version))}`
+      if (seen.has(path)) continue
+      seen.add(path)
+      const referenced = await get(path)
+      await withReferences(referenced, seen, out)
+      out.push(JSON.parse(referenced.schema as string))
+    }
+  }
+
+  const lookUp = sharedLookUp(async (id): Promise<WriterSchema> => {
+    const body = await get(`/schemas/ids/${id}`)
+    const references: unknown[] = []
+    await withReferences(body, new Set(), references)
+    return { definition: JSON.parse(body.schema as string), references }
+  })
+
+  return {
+    readFrame(payload: Buffer): Frame | string {
+      if (payload.length < HEADER_LENGTH) {
+        return `is too short for the Confluent wire format: ${payload.length} bytes, where the header alone takes ${HEADER_LENGTH}`
+      }
+      if (payload[0] !== 0) {
+        return `is not in the Confluent wire format: it starts with byte ${hex(payload[0] as number)}, not the magic byte 0x00`
+      }
+      return { id: payload.readUInt32BE(1), datum: payload.subarray(HEADER_LENGTH) }
+    },
+    lookUp,
+    describe: (id: SchemaId) => `schema ${id} of the Confluent Schema Registry at ${base}`,
+  }
+}
+
+/** Confluent's error body is `{ error_code, message }`; anything else is shown as it came. */
+function registryMessage(text: string): string {
+  try {
+    const body = JSON.parse(text) as { error_code?: unknown; message?: unknown }
+    if (typeof body.message === 'string') {
+      return body.error_code === undefined
+        ? body.message
+        : `${body.message} (error ${body.error_code})`
+    }
+  } catch {
+    // not JSON: a proxy's or load balancer's page
+  }
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text || '(empty body)'
+}

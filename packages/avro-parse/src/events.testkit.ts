@@ -1,0 +1,86 @@
+/**
+ * Test helpers: Kinesis events around payloads, the whole chain around a parser, a local HTTP
+ * server for the registries' fakes, and the schemas the tests share.
+ */
+import { once } from 'node:events'
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import middy from '@middy/core'
+import { type Context, getBatch, type KinesisStreamEvent } from '@shardwise/core'
+import { kinesisDecode } from '@shardwise/kinesis-decode'
+import { eachRecord, partialFailures } from '@shardwise/partial-failures'
+import { kinesisEvent } from '@shardwise/testing'
+import type { AvroParser } from './index.js'
+
+/** Kinesis records of shard 1 carrying the given payloads, numbered from sequence 100. */
+export function shardEvent(payloads: Uint8Array[]): KinesisStreamEvent {
+  const specs = payloads.map((data, n) => ({
+    data,
+    partitionKey: `order-${n}`,
+    sequenceNumber: String(100 + n),
+  }))
+  return kinesisEvent(specs, 'shardId-000000000001')
+}
+
+/** Runs kinesisDecode, the parser and eachRecord; returns what each record became. */
+export async function parseThrough<T>(parser: AvroParser<T>, payloads: Uint8Array[]) {
+  const event = shardEvent(payloads)
+  const handled: T[] = []
+  const handler = middy(eachRecord<T>((record) => void handled.push(record.data)))
+    .use(kinesisDecode())
+    .use(parser)
+    .use(partialFailures({ logger: false }))
+  const response = await handler(event, { functionName: 'avro-parse-test' } as Context)
+  const batch = getBatch<T>(event)
+  if (batch === undefined) throw new Error('kinesisDecode attaches the batch')
+  return {
+    response,
+    handled,
+    errors: batch.errors,
+    status: batch.status,
+    /** Each record's data, or its error's message. */
+    outcomes: batch.records.map((record, i) => batch.errors.get(i)?.message ?? record.data),
+  }
+}
+
+/** An HTTP server on 127.0.0.1 and a free port; `stop()` ends it and every open connection. */
+export async function localServer(
+  handle: (request: IncomingMessage, body: string, response: ServerResponse) => Promise<unknown>,
+): Promise<{ url: string; stop: () => Promise<void> }> {
+  const server = createServer(async (request, response) => {
+    try {
+      let body = ''
+      for await (const chunk of request) body += chunk
+      await handle(request, body, response)
+    } catch (error) {
+      response.writeHead(500).end(String(error))
+    }
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    async stop() {
+      server.closeAllConnections()
+      server.close()
+      await once(server, 'close')
+    },
+  }
+}
+
+/** Version 1 of the orders' schema, as JSON. */
+export const orderV1 = {
+  type: 'record',
+  name: 'Order',
+  namespace: 'com.acme',
+  fields: [
+    { name: 'id', type: 'string' },
+    { name: 'quantity', type: 'int' },
+  ],
+}
+
+/** Version 2 adds a field with a default: each version can read the other's data. */
+export const orderV2 = {
+  ...orderV1,
+  fields: [...orderV1.fields, { name: 'currency', type: 'string', default: 'EUR' }],
+}

@@ -1,0 +1,243 @@
+/**
+ * Glue framing end to end: payloads encoded by @meinestadt.de/glue-schema-registry, writer schemas
+ * looked up by a real GlueClient, both pointed at a local endpoint that answers GetSchemaVersion
+ * in the AWS JSON 1.1 protocol.
+ */
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage, ServerResponse } from 'node:http'
+import { deflateSync } from 'node:zlib'
+import { GlueClient } from '@aws-sdk/client-glue'
+import { GlueSchemaRegistry as MeinestadtGlueRegistry } from '@meinestadt.de/glue-schema-registry'
+import { ParseError } from '@shardwise/core'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
+import { localServer, orderV1, orderV2, parseThrough } from './events.testkit.js'
+import { avroParse, glueSchemaRegistry, SchemaRegistryError } from './index.js'
+
+/** Glue's GetSchemaVersion and nothing else, as the AWS SDK speaks it. */
+class FakeGlue {
+  readonly versions = new Map<string, { definition: string; format: string }>()
+  /** SchemaVersionId of every GetSchemaVersion, in order. */
+  readonly lookUps: string[] = []
+  outage: 'throttle' | 'reset' | undefined
+  delay = 0
+  url = ''
+  stop: () => Promise<void> = async () => {}
+
+  async start() {
+    const server = await localServer((request, body, response) =>
+      this.handle(request, body, response),
+    )
+    this.url = server.url
+    this.stop = server.stop
+  }
+
+  add(definition: object, format = 'AVRO'): string {
+    const id = randomUUID()
+    this.versions.set(id, { definition: JSON.stringify(definition), format })
+    return id
+  }
+
+  private async handle(request: IncomingMessage, text: string, response: ServerResponse) {
+    const send = (status: number, body: unknown) =>
+      response
+        .writeHead(status, { 'content-type': 'application/x-amz-json-1.1' })
+        .end(JSON.stringify(body))
+    if (request.headers['x-amz-target'] !== 'AWSGlue.GetSchemaVersion') {
+      return send(400, {
+        __type: 'UnknownOperationException',
+        message: String(request.headers['x-amz-target']),
+      })
+    }
+    if (
+      !String(request.headers.authorization).startsWith('AWS4-HMAC-SHA256 Credential=AKIDLOCAL/')
+    ) {
+      return send(403, { __type: 'AccessDeniedException', Message: 'unsigned request' })
+    }
+    const { SchemaVersionId } = JSON.parse(text) as { SchemaVersionId: string }
+    this.lookUps.push(SchemaVersionId)
+    if (this.delay > 0) await new Promise((resolve) => setTimeout(resolve, this.delay))
+    if (this.outage === 'reset') return void request.socket.destroy()
+    if (this.outage === 'throttle') {
+      return send(400, { __type: 'ThrottlingException', Message: 'Rate exceeded' })
+    }
+    const version = this.versions.get(SchemaVersionId)
+    if (!version) {
+      return send(400, {
+        __type: 'EntityNotFoundException',
+        Message: 'Schema version is not found.',
+      })
+    }
+    send(200, {
+      SchemaVersionId,
+      SchemaDefinition: version.definition,
+      DataFormat: version.format,
+      SchemaArn: 'arn:aws:glue:eu-west-1:123456789012:schema/registry/orders',
+      VersionNumber: 1,
+      Status: 'AVAILABLE',
+      CreatedTime: '2026-11-25T10:00:00.000Z',
+    })
+  }
+}
+
+const fake = new FakeGlue()
+const credentials = { accessKeyId: 'AKIDLOCAL', secretAccessKey: 'local-secret' }
+let producer: MeinestadtGlueRegistry
+let client: GlueClient
+let v1: string
+let v2: string
+
+beforeAll(async () => {
+  await fake.start()
+  const config = { endpoint: fake.url, region: 'eu-west-1', credentials, maxAttempts: 1 }
+  producer = new MeinestadtGlueRegistry('orders', config)
+  client = new GlueClient(config)
+  v1 = fake.add(orderV1)
+  v2 = fake.add(orderV2)
+})
+
+afterAll(() => fake.stop())
+
+beforeEach(() => {
+  fake.outage = undefined
+  fake.delay = 0
+  fake.lookUps.length = 0
+})
+
+afterEach(() => {
+  vi.unstubAllEnvs()
+})
+
+describe('glueSchemaRegistry', () => {
+  it('decodes payloads the Glue serde encoded, compressed or not, each with its writer schema', async () => {
+    const payloads = [
+      await producer.encode(v1, { id: 'a', quantity: 1 }, { compress: false }),
+      await producer.encode(v2, { id: 'b', quantity: 2, currency: 'USD' }, { compress: true }),
+    ]
+    expect(payloads.map((payload) => payload[1])).toEqual([0, 5])
+    const parse = avroParse({ registry: glueSchemaRegistry({ client }) })
+    const { outcomes, response } = await parseThrough(parse, payloads)
+    expect(response).toEqual({ batchItemFailures: [] })
+    expect(outcomes).toEqual([
+      { id: 'a', quantity: 1 },
+      { id: 'b', quantity: 2, currency: 'USD' },
+    ])
+  })
+
+  it('resolves every writer version to the readerSchema', async () => {
+    const payloads = [
+      await producer.encode(v1, { id: 'a', quantity: 1 }),
+      await producer.encode(v2, { id: 'b', quantity: 2, currency: 'USD' }),
+    ]
+    const parse = avroParse({ registry: glueSchemaRegistry({ client }), readerSchema: orderV2 })
+    const { outcomes } = await parseThrough(parse, payloads)
+    expect(outcomes).toEqual([
+      { id: 'a', quantity: 1, currency: 'EUR' },
+      { id: 'b', quantity: 2, currency: 'USD' },
+    ])
+  })
+
+  it('asks Glue once per schema version, concurrent look-ups included', async () => {
+    fake.delay = 30
+    const registry = glueSchemaRegistry({ client })
+    const payloads = []
+    for (let n = 0; n < 40; n++)
+      payloads.push(await producer.encode(n % 2 ? v1 : v2, { id: `o${n}`, quantity: n }))
+    await Promise.all([
+      parseThrough(avroParse({ registry }), payloads),
+      parseThrough(avroParse({ registry, readerSchema: orderV1 }), payloads),
+    ])
+    const again = await parseThrough(avroParse({ registry }), payloads)
+    expect(again.errors.size).toBe(0)
+    expect(fake.lookUps.sort()).toEqual([v1, v2].sort())
+  })
+
+  it('fails only the records whose schema Glue cannot give, and asks again next time', async () => {
+    const parse = avroParse({ registry: glueSchemaRegistry({ client }) })
+    const known = await producer.encode(v1, { id: 'known', quantity: 1 })
+    await parseThrough(parse, [known])
+    const unknown = await producer.encode(v2, { id: 'new', quantity: 2 })
+
+    for (const outage of ['throttle', 'reset'] as const) {
+      fake.outage = outage
+      const { outcomes, errors } = await parseThrough(parse, [known, unknown, known])
+      expect(outcomes[0]).toEqual({ id: 'known', quantity: 1 })
+      expect(outcomes[2]).toEqual({ id: 'known', quantity: 1 })
+      expect(errors.get(1)).toBeInstanceOf(SchemaRegistryError)
+      expect(errors.get(1)?.retryable).toBe(true)
+      expect(errors.get(1)?.message).toContain(
+        `record 101 of shardId-000000000001 (partition key "order-1"): cannot get schema version ${v2} of the AWS Glue Schema Registry: `,
+      )
+      if (outage === 'throttle') expect(errors.get(1)?.message).toMatch(/Rate exceeded$/)
+    }
+
+    fake.outage = undefined
+    const recovered = await parseThrough(parse, [unknown])
+    expect(recovered.outcomes).toEqual([{ id: 'new', quantity: 2, currency: 'EUR' }])
+  })
+
+  it('fails bad headers, bad zlib, unknown and non-Avro schema versions alone', async () => {
+    const good = await producer.encode(v1, { id: 'a', quantity: 1 }, { compress: false })
+    const header = (version: number, compression: number, id = v1) =>
+      Buffer.concat([Buffer.of(version, compression), Buffer.from(id.replaceAll('-', ''), 'hex')])
+    const datum = good.subarray(18)
+    const jsonId = fake.add({ type: 'object' }, 'JSON')
+    const missing = randomUUID()
+    const payloads = [
+      good,
+      good.subarray(0, 10),
+      Buffer.concat([header(2, 0), datum]),
+      Buffer.concat([header(3, 1), datum]),
+      Buffer.concat([header(3, 5), Buffer.from('not zlib')]),
+      Buffer.concat([header(3, 5), deflateSync(Buffer.concat([datum, Buffer.of(7)]))]),
+      Buffer.concat([header(3, 0, jsonId), datum]),
+      Buffer.concat([header(3, 0, missing), datum]),
+      good,
+    ]
+    const parse = avroParse({ registry: glueSchemaRegistry({ client }) })
+    const { outcomes, errors } = await parseThrough(parse, payloads)
+    const at = (n: number) =>
+      `record ${100 + n} of shardId-000000000001 (partition key "order-${n}")`
+    expect(outcomes).toEqual([
+      { id: 'a', quantity: 1 },
+      `${at(1)}: is too short for the Glue Schema Registry wire format: 10 bytes, where the header alone takes 18`,
+      `${at(2)}: is not in the Glue Schema Registry wire format: it starts with byte 0x02, not the header version 0x03`,
+      `${at(3)}: has compression byte 0x01 in its Glue Schema Registry header; only 0x00 (none) and 0x05 (zlib) exist`,
+      expect.stringMatching(
+        new RegExp(`^${escapeRegExp(at(4))}: has a zlib-compressed body that does not inflate: `),
+      ),
+      `${at(5)}: has 1 trailing byte after the Avro datum of schema version ${v1} of the AWS Glue Schema Registry`,
+      `${at(6)}: cannot get schema version ${jsonId} of the AWS Glue Schema Registry: it is a JSON schema, not Avro`,
+      `${at(7)}: cannot get schema version ${missing} of the AWS Glue Schema Registry: Schema version is not found.`,
+      { id: 'a', quantity: 1 },
+    ])
+    for (const n of [1, 2, 3, 4, 5]) expect(errors.get(n)).toBeInstanceOf(ParseError)
+    expect(errors.get(6)?.retryable).toBe(false)
+    expect(errors.get(7)?.retryable).toBe(true)
+  })
+
+  it('builds a GlueClient from the environment when given none', async () => {
+    vi.stubEnv('AWS_REGION', 'eu-west-1')
+    vi.stubEnv('AWS_ACCESS_KEY_ID', credentials.accessKeyId)
+    vi.stubEnv('AWS_SECRET_ACCESS_KEY', credentials.secretAccessKey)
+    vi.stubEnv('AWS_ENDPOINT_URL_GLUE', fake.url)
+    const payload = await producer.encode(v1, { id: 'a', quantity: 1 })
+    const { outcomes } = await parseThrough(avroParse({ registry: glueSchemaRegistry() }), [
+      payload,
+    ])
+    expect(outcomes).toEqual([{ id: 'a', quantity: 1 }])
+    expect(fake.lookUps).toEqual([v1])
+  })
+
+  it('refuses a client that is no GlueClient when built', () => {
+    expect(() => glueSchemaRegistry({ client: {} as never })).toThrow(
+      "@shardwise/avro-parse: glueSchemaRegistry's client must be a GlueClient",
+    )
+    expect(() => glueSchemaRegistry({ region: 'eu-west-1' } as never)).toThrow(
+      /@shardwise\/avro-parse/,
+    )
+  })
+})
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}

@@ -1,0 +1,126 @@
+/**
+ * `glueSchemaRegistry({ client? })`: payloads in the AWS Glue Schema Registry wire format (byte 0
+ * = 3, the header version; byte 1 = 0 for none or 5 for zlib compression; bytes 2-17 = the
+ * schema version's UUID; then the Avro datum, deflated with zlib when byte 1 is 5), with writer
+ * schemas from Glue's `GetSchemaVersion`.
+ */
+
+import { inflateSync } from 'node:zlib'
+import { ConfigurationError, checkOptions, messageOf, type OptionSchema } from '@shardwise/core'
+import {
+  FinalAnswerError,
+  type Frame,
+  hex,
+  type SchemaId,
+  type SchemaRegistry,
+  sharedLookUp,
+  type WriterSchema,
+} from './registry.js'
+
+const pkg = '@shardwise/avro-parse'
+
+/**
+ * The part of a `GlueClient` (from `@aws-sdk/client-glue`) this package uses. Typed by shape so
+ * that users who never read Glue frames need not install the SDK to compile.
+ */
+export interface GlueClientLike {
+  send(command: never, ...rest: never[]): Promise<unknown>
+}
+
+export interface GlueSchemaRegistryOptions {
+  /**
+   * A `GlueClient` from `@aws-sdk/client-glue`, for its region, credentials or endpoint. Default:
+   * `new GlueClient()`, which takes the region and credentials of the Lambda function.
+   */
+  client?: GlueClientLike
+}
+
+const optionSchema: OptionSchema = {
+  type: 'object',
+  properties: { client: { type: 'object' } },
+  additionalProperties: false,
+}
+
+const HEADER_VERSION = 3
+const COMPRESSION_NONE = 0
+const COMPRESSION_ZLIB = 5
+const HEADER_LENGTH = 18
+/**
+ * A few bytes of zlib can inflate to gigabytes; past this size a record fails alone instead of
+ * taking the function's memory and with it the whole batch.
+ */
+const MAX_INFLATED_BYTES = 64 * 1024 * 1024
+
+type GlueModule = typeof import('@aws-sdk/client-glue')
+
+/**
+ * @example
+ * avroParse({ registry: glueSchemaRegistry(), readerSchema: orderSchema })
+ */
+export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaRegistry {
+  const { client } = checkOptions(`${pkg}: glueSchemaRegistry()`, optionSchema, options)
+  if (client !== undefined && typeof client.send !== 'function') {
+    throw new ConfigurationError(`${pkg}: glueSchemaRegistry's client must be a GlueClient`)
+  }
+  // Loaded on the first look-up, so that the SDK is needed only by those who read Glue frames.
+  let sdk: Promise<{ glue: GlueModule; client: GlueClientLike }> | undefined
+  const connect = () => {
+    sdk ??= import('@aws-sdk/client-glue').then(
+      (glue) => ({ glue, client: client ?? new glue.GlueClient({}) }),
+      (error: unknown) => {
+        sdk = undefined
+        throw new Error(`cannot load @aws-sdk/client-glue; install it: ${messageOf(error)}`, {
+          cause: error,
+        })
+      },
+    )
+    return sdk
+  }
+
+  const lookUp = sharedLookUp(async (id): Promise<WriterSchema> => {
+    const { glue, client: glueClient } = await connect()
+    const command = new glue.GetSchemaVersionCommand({ SchemaVersionId: uuidOf(id as string) })
+    const answer = (await glueClient.send(command as never)) as {
+      DataFormat?: string
+      SchemaDefinition?: string
+    }
+    if (answer.DataFormat !== undefined && answer.DataFormat !== 'AVRO') {
+      throw new FinalAnswerError(`it is a ${answer.DataFormat} schema, not Avro`)
+    }
+    if (typeof answer.SchemaDefinition !== 'string') {
+      throw new Error('GetSchemaVersion answered without a SchemaDefinition')
+    }
+    return { definition: JSON.parse(answer.SchemaDefinition), references: [] }
+  })
+
+  return {
+    readFrame(payload: Buffer): Frame | string {
+      if (payload.length < HEADER_LENGTH) {
+        return `is too short for the Glue Schema Registry wire format: ${payload.length} bytes, where the header alone takes ${HEADER_LENGTH}`
+      }
+      if (payload[0] !== HEADER_VERSION) {
+        return `is not in the Glue Schema Registry wire format: it starts with byte ${hex(payload[0] as number)}, not the header version 0x03`
+      }
+      const compression = payload[1] as number
+      const id = payload.toString('hex', 2, HEADER_LENGTH)
+      const body = payload.subarray(HEADER_LENGTH)
+      if (compression === COMPRESSION_NONE) return { id, datum: body }
+      if (compression !== COMPRESSION_ZLIB) {
+        return `has compression byte ${hex(compression)} in its Glue Schema Registry header; only 0x00 (none) and 0x05 (zlib) exist`
+      }
+      try {
+        return { id, datum: inflateSync(body, { maxOutputLength: MAX_INFLATED_BYTES }) }
+      } catch (error) {
+        return `has a zlib-compressed body that does not inflate: ${messageOf(error)}`
+      }
+    },
+    lookUp,
+    describe: (id: SchemaId) =>
+      `schema version ${uuidOf(id as string)} of the AWS Glue Schema Registry`,
+  }
+}
+
+/** 32 hex digits as the 8-4-4-4-12 UUID Glue names schema versions by. */
+function uuidOf(hexDigits: string): string {
+  return `${hexDigits.slice(0, 8)}-${hexDigits.slice(8, 12)}-${hexDigits.slice(12, 16)}-${hexDigits.slice(16, 20)}-${hexDigits.slice(20)}`
+}

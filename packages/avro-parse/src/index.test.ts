@@ -1,0 +1,241 @@
+import middy from '@middy/core'
+import {
+  ConfigurationError,
+  type Context,
+  DecodeError,
+  getBatch,
+  ParseError,
+  RecordStatus,
+} from '@shardwise/core'
+import { kinesisDecode } from '@shardwise/kinesis-decode'
+import { eachRecord } from '@shardwise/partial-failures'
+import avro from 'avsc'
+import { describe, expect, it } from 'vitest'
+import { orderV1, parseThrough, shardEvent } from './events.testkit.js'
+import { avroParse } from './index.js'
+
+const withStatus = {
+  ...orderV1,
+  fields: [
+    ...orderV1.fields,
+    { name: 'status', type: { type: 'enum', name: 'Status', symbols: ['NEW', 'PAID'] } },
+  ],
+}
+const OrderV1 = avro.Type.forSchema(withStatus as avro.Schema)
+
+// v2 adds a field with a default: a reader of v2 can read v1 data, and a reader of v1 can read
+// v2 data, skipping the field it does not know.
+const OrderV2 = avro.Type.forSchema({
+  ...withStatus,
+  fields: [...withStatus.fields, { name: 'currency', type: 'string', default: 'EUR' }],
+} as avro.Schema)
+
+describe('avroParse with an inline schema', () => {
+  it('decodes each record with the schema', async () => {
+    const orders = [
+      { id: 'a', quantity: 1, status: 'NEW' },
+      { id: 'b', quantity: 2, status: 'PAID' },
+    ]
+    const { response, handled } = await parseThrough(
+      avroParse({ schema: OrderV1 }),
+      orders.map((order) => OrderV1.toBuffer(order)),
+    )
+    expect(response).toEqual({ batchItemFailures: [] })
+    expect(handled).toEqual(orders)
+  })
+
+  it('accepts the schema as JSON, and avsc type options', async () => {
+    const schema = { type: 'long', logicalType: 'timestamp-millis' } as const
+    class DateType extends avro.types.LogicalType {
+      override _fromValue(value: number) {
+        return new Date(value)
+      }
+      override _toValue(date: Date) {
+        return date.getTime()
+      }
+    }
+    const type = avro.Type.forSchema(schema, { logicalTypes: { 'timestamp-millis': DateType } })
+    const when = new Date('2026-11-25T10:00:00Z')
+    const parse = avroParse({
+      schema,
+      typeOptions: { logicalTypes: { 'timestamp-millis': DateType } },
+    })
+    const { handled } = await parseThrough(parse, [type.toBuffer(when)])
+    expect(handled).toEqual([when])
+  })
+
+  it('reads old data with a newer reader schema, and new data with an older one', async () => {
+    const v1 = { id: 'a', quantity: 3, status: 'PAID' }
+    const newer = await parseThrough(avroParse({ schema: OrderV1, readerSchema: OrderV2 }), [
+      OrderV1.toBuffer(v1),
+    ])
+    expect(newer.handled).toEqual([{ ...v1, currency: 'EUR' }])
+
+    const v2 = { id: 'b', quantity: 4, status: 'NEW', currency: 'USD' }
+    const older = await parseThrough(avroParse({ schema: OrderV2, readerSchema: OrderV1 }), [
+      OrderV2.toBuffer(v2),
+    ])
+    expect(older.handled).toEqual([{ id: 'b', quantity: 4, status: 'NEW' }])
+  })
+
+  it('fails a truncated datum, trailing bytes and a bad enum index alone, naming the record', async () => {
+    const good = OrderV1.toBuffer({ id: 'a', quantity: 1, status: 'NEW' })
+    const payloads = [
+      good,
+      good.subarray(0, good.length - 2),
+      Buffer.concat([good, Buffer.of(1, 2)]),
+      Buffer.concat([good.subarray(0, good.length - 1), Buffer.of(0x0e)]),
+      Buffer.alloc(0),
+      good,
+    ]
+    const { outcomes, errors, response } = await parseThrough(
+      avroParse({ schema: OrderV1 }),
+      payloads,
+    )
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: '101' }] })
+    const at = (n: number) =>
+      `record ${100 + n} of shardId-000000000001 (partition key "order-${n}")`
+    expect(outcomes).toEqual([
+      { id: 'a', quantity: 1, status: 'NEW' },
+      `${at(1)}: is not a valid Avro datum of the schema: it ends early, after ${good.length - 2} bytes`,
+      `${at(2)}: has 2 trailing bytes after the Avro datum of the schema`,
+      `${at(3)}: is not a valid Avro datum of the schema: invalid com.acme.Status enum index: 7`,
+      `${at(4)}: is not a valid Avro datum of the schema: it ends early, after 0 bytes`,
+      { id: 'a', quantity: 1, status: 'NEW' },
+    ])
+    for (const n of [1, 2, 3, 4]) {
+      expect(errors.get(n)).toBeInstanceOf(ParseError)
+      expect(errors.get(n)?.retryable).toBe(false)
+    }
+  })
+
+  it('leaves records that failed earlier in the chain alone', async () => {
+    const event = shardEvent([
+      OrderV1.toBuffer({ id: 'a', quantity: 1, status: 'NEW' }),
+      Buffer.of(1),
+    ])
+    const second = event.Records[1]
+    if (second) second.kinesis.data = '%%%'
+    kinesisDecode().before?.({ event } as never)
+    const batch = getBatch(event)
+    if (batch === undefined) throw new Error('decoded')
+    avroParse({ schema: OrderV1 }).before?.({ event } as never)
+    expect(batch.records[0]?.data).toEqual({ id: 'a', quantity: 1, status: 'NEW' })
+    expect(batch.errors.get(1)).toBeInstanceOf(DecodeError)
+    expect(batch.status[1]).toBe(RecordStatus.Failed)
+  })
+
+  it('decodes a batch synchronously', () => {
+    const event = shardEvent([OrderV1.toBuffer({ id: 'a', quantity: 1, status: 'NEW' })])
+    kinesisDecode().before?.({ event } as never)
+    expect(avroParse({ schema: OrderV1 }).before?.({ event } as never)).toBeUndefined()
+  })
+})
+
+describe('hostile arrays and maps', () => {
+  const long = avro.Type.forSchema('long')
+
+  it('fails a record whose block claims more items than its bytes can hold, at once', async () => {
+    const Nulls = avro.Type.forSchema({ type: 'array', items: 'null' })
+    const Strings = avro.Type.forSchema({ type: 'map', values: 'string' })
+    const Nested = avro.Type.forSchema({ type: 'array', items: { type: 'array', items: 'null' } })
+    // Five bytes claiming fifty million items; avsc alone spends seconds and gigabytes on each.
+    const claim = long.toBuffer(50_000_000)
+    // Many inner arrays each just under the allowance still exceed it together.
+    const inner = Buffer.concat([long.toBuffer(900_000), Buffer.of(0)])
+    const nested = Buffer.concat([long.toBuffer(3), inner, inner, inner, Buffer.of(0)])
+    const started = Date.now()
+    const outcomes = await Promise.all([
+      parseThrough(avroParse({ schema: Nulls.schema() }), [
+        claim,
+        Nulls.toBuffer(new Array(1000).fill(null)),
+      ]),
+      parseThrough(avroParse({ schema: Strings.schema() }), [claim]),
+      parseThrough(avroParse({ schema: Nested.schema() }), [nested]),
+    ])
+    expect(Date.now() - started).toBeLessThan(1000)
+    const [nulls, strings, nestedNulls] = outcomes
+    expect(nulls?.errors.get(0)?.message).toMatch(
+      /: is not a valid Avro datum of the schema: a block claims 50000000 items, more than a datum of 4 bytes can hold$/,
+    )
+    expect(nulls?.outcomes[1]).toHaveLength(1000)
+    expect(strings?.errors.get(0)).toBeInstanceOf(ParseError)
+    expect(nestedNulls?.errors.get(0)?.message).toMatch(/a block claims 900000 items/)
+  })
+
+  it('fails a datum with a "__proto__" map key alone, and touches no prototype', async () => {
+    const Tags = avro.Type.forSchema({ type: 'map', values: { type: 'map', values: 'string' } })
+    // Written by hand: avsc's encoder cannot see a "__proto__" key on a plain object either.
+    const evil = Buffer.concat([
+      Buffer.of(0x02, 0x12),
+      Buffer.from('__proto__'),
+      Buffer.of(0x02, 0x0c),
+      Buffer.from('pollut'),
+      Buffer.of(0x08),
+      Buffer.from('true'),
+      Buffer.of(0x00, 0x00),
+    ])
+    const parse = avroParse({ schema: Tags, readerSchema: Tags.schema() })
+    const { outcomes, errors } = await parseThrough(parse, [Tags.toBuffer({ a: { b: 'c' } }), evil])
+    expect(outcomes[0]).toEqual({ a: { b: 'c' } })
+    expect(errors.get(1)).toBeInstanceOf(ParseError)
+    expect(errors.get(1)?.message).toMatch(
+      /: is not a valid Avro datum of the schema: it has a map key "__proto__", which a JavaScript object cannot hold as a key$/,
+    )
+    expect(({} as Record<string, unknown>).pollut).toBeUndefined()
+  })
+
+  it('lets "__proto__" through as a value, and as a key of a schema without maps', async () => {
+    const Note = avro.Type.forSchema({
+      type: 'record',
+      name: 'Note',
+      fields: [
+        { name: 'text', type: 'string' },
+        { name: 'tags', type: { type: 'map', values: 'string' } },
+      ],
+    })
+    const value = { text: '__proto__', tags: { kind: '__proto__' } }
+    const { outcomes } = await parseThrough(avroParse({ schema: Note.schema() }), [
+      Note.toBuffer(value),
+    ])
+    expect({ ...(outcomes[0] as object) }).toEqual(value)
+  })
+})
+
+describe('avroParse options', () => {
+  it('refuses wrong options when built, naming the package', () => {
+    const cases: Array<[unknown, RegExp]> = [
+      [{}, /give the writer schema as schema, or a registry/],
+      [
+        { schema: { type: 'record', name: 'X', fields: [{ name: 'a' }] } },
+        /schema is not a valid Avro schema/,
+      ],
+      [
+        { schema: OrderV1, readerSchema: { type: 'map', values: 'int' } },
+        /the schema cannot be read as the readerSchema/,
+      ],
+      [
+        { schema: OrderV1, registry: { readFrame() {}, lookUp() {}, describe() {} } },
+        /give the schema you read as readerSchema, not schema/,
+      ],
+      [
+        { registry: {} },
+        /registry must come from confluentSchemaRegistry\(\) or glueSchemaRegistry\(\)/,
+      ],
+      [{ schema: OrderV1, schemas: OrderV1 }, /@shardwise\/avro-parse/],
+      [{ schema: 42 }, /@shardwise\/avro-parse/],
+    ]
+    for (const [options, message] of cases) {
+      expect(() => avroParse(options as never)).toThrow(ConfigurationError)
+      expect(() => avroParse(options as never)).toThrow(message)
+      expect(() => avroParse(options as never)).toThrow(/^@shardwise\/avro-parse: /)
+    }
+  })
+
+  it('says to add kinesisDecode() first when the batch is missing', async () => {
+    const handler = middy(eachRecord(() => {})).use(avroParse({ schema: 'string' }))
+    await expect(handler(shardEvent([]), {} as Context)).rejects.toThrow(
+      '@shardwise/avro-parse: the event has no decoded records; add .use(kinesisDecode()) before .use(avroParse())',
+    )
+  })
+})

@@ -1,0 +1,326 @@
+/**
+ * `avroParse(options)`: decodes each decoded record's bytes as one Avro datum into `record.data`,
+ * with a schema known up front or with the writer schema a schema registry names in the payload's
+ * frame, optionally resolved to the reader schema the handler expects. A record with a bad frame,
+ * a truncated datum or trailing bytes fails alone; so does one whose writer schema the registry
+ * cannot give right now, and Lambda retries it.
+ */
+
+import type { MiddlewareObj } from '@middy/core'
+import {
+  ConfigurationError,
+  checkOptions,
+  failRecord,
+  getBatch,
+  type KinesisRecord,
+  messageOf,
+  type OptionSchema,
+  type ParsedEvent,
+  ParseError,
+  type RecordBatch,
+  type RecordCoordinates,
+  RecordError,
+  RecordStatus,
+} from '@shardwise/core'
+import avro from 'avsc'
+import { boundedOptions, startDatum } from './bounded.js'
+import type { SchemaId, SchemaRegistry } from './registry.js'
+
+export type { InferData, ParsedEvent } from '@shardwise/core'
+export {
+  type ConfluentSchemaRegistryOptions,
+  confluentSchemaRegistry,
+} from './confluent.js'
+export { type GlueClientLike, type GlueSchemaRegistryOptions, glueSchemaRegistry } from './glue.js'
+export type { Frame, SchemaId, SchemaRegistry, WriterSchema } from './registry.js'
+export { FinalAnswerError } from './registry.js'
+
+const pkg = '@shardwise/avro-parse'
+
+/** An Avro schema as JSON (an object, an array for a union, or a primitive's name), or an avsc `Type`. */
+export type AvroSchema = avro.Type | object | string
+
+export interface AvroParseOptions {
+  /** The schema every payload was written with, for payloads without a registry's frame. */
+  schema?: AvroSchema
+  /**
+   * The schema the record handler reads: data written with an older or newer writer schema is
+   * resolved to it (avsc's `createResolver`), as Avro's schema evolution rules allow.
+   */
+  readerSchema?: AvroSchema
+  /** For payloads framed by a schema registry: `confluentSchemaRegistry()` or `glueSchemaRegistry()`. */
+  registry?: SchemaRegistry
+  /** avsc's `Type.forSchema` options for every schema this parser compiles (`logicalTypes`, `wrapUnions`, ...). */
+  typeOptions?: Partial<Parameters<typeof avro.Type.forSchema>[1]>
+}
+
+/** The middleware `avroParse` returns; `T` is what the record handler receives as `data`. */
+export type AvroParser<T> = MiddlewareObj<ParsedEvent<T>>
+
+/**
+ * The registry could not give a record's writer schema: it is down, timed out, or answered with
+ * an error. Retryable (unless the registry's answer was final), so Lambda redelivers the record.
+ */
+export class SchemaRegistryError extends RecordError {
+  override name = 'SchemaRegistryError'
+  constructor(
+    at: RecordCoordinates,
+    message: string,
+    options: { cause: unknown; retryable: boolean },
+  ) {
+    super(at, message, options)
+  }
+}
+
+const optionSchema: OptionSchema = {
+  type: 'object',
+  properties: {
+    schema: { oneOf: [{ type: 'object' }, { type: 'array' }, { type: 'string' }] },
+    readerSchema: { oneOf: [{ type: 'object' }, { type: 'array' }, { type: 'string' }] },
+    registry: { type: 'object' },
+    typeOptions: { type: 'object' },
+  },
+  additionalProperties: false,
+}
+
+/** How to read the datums of one writer schema. */
+interface Decoder {
+  type: avro.Type
+  resolver: ReturnType<avro.Type['createResolver']> | undefined
+  /** For messages: `schema 42 of the Confluent Schema Registry at ...`. */
+  name: string
+}
+
+/** A decoder, or why the datums of a writer schema cannot be read at all. */
+type DecoderOrProblem = Decoder | string
+
+/**
+ * The type parameter names what `record.data` holds; avsc does not derive TypeScript types from
+ * schemas, so it is yours to keep in step with the (reader) schema.
+ *
+ * @example
+ * const parse = avroParse<Order>({ registry: confluentSchemaRegistry({ url }), readerSchema: orderSchema })
+ * export const handler = middy(eachRecord<InferData<typeof parse>>(async (record) => save(record.data)))
+ *   .use(kinesisDecode())
+ *   .use(parse)
+ *   .use(partialFailures())
+ */
+export function avroParse<T = unknown>(options: AvroParseOptions): AvroParser<T> {
+  const { schema, readerSchema, registry, typeOptions } = checkOptions(pkg, optionSchema, options)
+  if (registry !== undefined) {
+    if (schema !== undefined) {
+      throw new ConfigurationError(
+        `${pkg}: with a registry the writer schema comes from each payload's frame; give the schema you read as readerSchema, not schema`,
+      )
+    }
+    const methods = [registry.readFrame, registry.lookUp, registry.describe]
+    if (methods.some((method) => typeof method !== 'function')) {
+      throw new ConfigurationError(
+        `${pkg}: registry must come from confluentSchemaRegistry() or glueSchemaRegistry()`,
+      )
+    }
+  } else if (schema === undefined) {
+    throw new ConfigurationError(
+      `${pkg}: give the writer schema as schema, or a registry: confluentSchemaRegistry() or glueSchemaRegistry()`,
+    )
+  }
+  const reader =
+    readerSchema === undefined ? undefined : compile(readerSchema, typeOptions, 'readerSchema')
+
+  if (registry === undefined) {
+    const writer = compile(schema as AvroSchema, typeOptions, 'schema')
+    const decoder = decoderFor(writer, reader, 'the schema')
+    if (typeof decoder === 'string') throw new ConfigurationError(`${pkg}: ${decoder}`)
+    return {
+      before(request) {
+        decodeBatch(batchOf(request.event), decoder)
+      },
+    }
+  }
+
+  const decoders = new Map<SchemaId, DecoderOrProblem>()
+  return {
+    before(request) {
+      return decodeFramedBatch(batchOf(request.event), registry, decoders, reader, typeOptions)
+    },
+  }
+}
+
+function batchOf(event: unknown): RecordBatch {
+  const batch = getBatch(event)
+  if (batch === undefined) {
+    throw new ConfigurationError(
+      `${pkg}: the event has no decoded records; add .use(kinesisDecode()) before .use(avroParse())`,
+    )
+  }
+  return batch
+}
+
+function compile(
+  schema: AvroSchema,
+  typeOptions: AvroParseOptions['typeOptions'],
+  option: string,
+): avro.Type {
+  // A Type of yours is used as it is: avsc types are frozen, so it keeps avsc's own readers.
+  if (avro.Type.isType(schema)) return schema as avro.Type
+  try {
+    return avro.Type.forSchema(schema as avro.Type, boundedOptions(typeOptions))
+  } catch (error) {
+    throw new ConfigurationError(
+      `${pkg}: ${option} is not a valid Avro schema: ${messageOf(error)}`,
+      {
+        cause: error,
+      },
+    )
+  }
+}
+
+function decoderFor(
+  writer: avro.Type,
+  reader: avro.Type | undefined,
+  name: string,
+): DecoderOrProblem {
+  if (reader === undefined) return { type: writer, resolver: undefined, name }
+  try {
+    return { type: reader, resolver: reader.createResolver(writer), name }
+  } catch (error) {
+    return `${name} cannot be read as the readerSchema: ${messageOf(error)}`
+  }
+}
+
+function decodeBatch(batch: RecordBatch, decoder: Decoder): void {
+  const { records, status } = batch
+  for (let i = 0; i < records.length; i++) {
+    if (status[i] !== RecordStatus.Pending) continue
+    const record = records[i] as KinesisRecord<unknown>
+    decodeRecord(batch, i, record, decoder, bytesOf(record))
+  }
+}
+
+/**
+ * Records whose writer schema is known decode at once; the others wait for one look-up per
+ * schema id, all ids at once, and then decode. A batch of known ids never touches a promise.
+ */
+function decodeFramedBatch(
+  batch: RecordBatch,
+  registry: SchemaRegistry,
+  decoders: Map<SchemaId, DecoderOrProblem>,
+  reader: avro.Type | undefined,
+  typeOptions: AvroParseOptions['typeOptions'],
+): Promise<void> | undefined {
+  const { records, status } = batch
+  let waiting: number[] | undefined
+  let waitingFrames: Array<{ id: SchemaId; datum: Buffer }> | undefined
+  for (let i = 0; i < records.length; i++) {
+    if (status[i] !== RecordStatus.Pending) continue
+    const record = records[i] as KinesisRecord<unknown>
+    const frame = registry.readFrame(bytesOf(record))
+    if (typeof frame === 'string') {
+      failRecord(batch, i, new ParseError(record, frame))
+      continue
+    }
+    const decoder = decoders.get(frame.id)
+    if (decoder !== undefined) {
+      decodeRecord(batch, i, record, decoder, frame.datum)
+      continue
+    }
+    if (waiting === undefined || waitingFrames === undefined) {
+      waiting = []
+      waitingFrames = []
+    }
+    waiting.push(i)
+    waitingFrames.push(frame)
+  }
+  if (waiting === undefined || waitingFrames === undefined) return undefined
+  return lookUpAndDecode(batch, registry, decoders, reader, typeOptions, waiting, waitingFrames)
+}
+
+async function lookUpAndDecode(
+  batch: RecordBatch,
+  registry: SchemaRegistry,
+  decoders: Map<SchemaId, DecoderOrProblem>,
+  reader: avro.Type | undefined,
+  typeOptions: AvroParseOptions['typeOptions'],
+  waiting: number[],
+  frames: Array<{ id: SchemaId; datum: Buffer }>,
+): Promise<void> {
+  const ids = [...new Set(frames.map((frame) => frame.id))]
+  const answers = await Promise.allSettled(ids.map((id) => registry.lookUp(id)))
+  const failures = new Map<SchemaId, { cause: unknown; retryable: boolean }>()
+  for (let k = 0; k < ids.length; k++) {
+    const id = ids[k] as SchemaId
+    const answer = answers[k] as PromiseSettledResult<Awaited<ReturnType<SchemaRegistry['lookUp']>>>
+    if (answer.status === 'rejected') {
+      const retryable = (answer.reason as { retryable?: unknown } | null)?.retryable !== false
+      failures.set(id, { cause: answer.reason, retryable })
+      continue
+    }
+    const name = registry.describe(id)
+    let writer: avro.Type
+    try {
+      const named: Record<string, avro.Type> = {}
+      const options = { ...boundedOptions(typeOptions), registry: named }
+      for (const reference of answer.value.references)
+        avro.Type.forSchema(reference as avro.Type, options)
+      writer = avro.Type.forSchema(answer.value.definition as avro.Type, options)
+    } catch (error) {
+      decoders.set(id, `${name} is not a valid Avro schema: ${messageOf(error)}`)
+      continue
+    }
+    decoders.set(id, decoderFor(writer, reader, name))
+  }
+  for (let k = 0; k < waiting.length; k++) {
+    const index = waiting[k] as number
+    const frame = frames[k] as { id: SchemaId; datum: Buffer }
+    const record = batch.records[index] as KinesisRecord<unknown>
+    const failure = failures.get(frame.id)
+    if (failure !== undefined) {
+      const message = `cannot get ${registry.describe(frame.id)}: ${messageOf(failure.cause)}`
+      failRecord(batch, index, new SchemaRegistryError(record, message, failure))
+      continue
+    }
+    decodeRecord(batch, index, record, decoders.get(frame.id) as DecoderOrProblem, frame.datum)
+  }
+}
+
+function decodeRecord(
+  batch: RecordBatch,
+  index: number,
+  record: KinesisRecord<unknown>,
+  decoder: DecoderOrProblem,
+  datum: Buffer,
+): void {
+  if (typeof decoder === 'string') {
+    failRecord(batch, index, new ParseError(record, decoder))
+    return
+  }
+  let decoded: { value: unknown; offset: number }
+  startDatum(datum.length)
+  try {
+    decoded = decoder.type.decode(datum, 0, decoder.resolver)
+  } catch (error) {
+    const message = `is not a valid Avro datum of ${decoder.name}: ${messageOf(error)}`
+    failRecord(batch, index, new ParseError(record, message, { cause: error }))
+    return
+  }
+  if (decoded.offset === -1) {
+    const message = `is not a valid Avro datum of ${decoder.name}: it ends early, after ${datum.length} bytes`
+    failRecord(batch, index, new ParseError(record, message))
+  } else if (decoded.offset !== datum.length) {
+    const extra = datum.length - decoded.offset
+    const message = `has ${extra} trailing byte${extra === 1 ? '' : 's'} after the Avro datum of ${decoder.name}`
+    failRecord(batch, index, new ParseError(record, message))
+  } else {
+    record.data = decoded.value
+  }
+}
+
+/** avsc reads through `Buffer` methods; a plain `Uint8Array` is wrapped, not copied. */
+function bytesOf(record: KinesisRecord<unknown>): Buffer {
+  const { data } = record
+  if (Buffer.isBuffer(data)) return data
+  if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
+  throw new ConfigurationError(
+    `${pkg}: record.data is ${data === null ? 'null' : typeof data}, not bytes; use avroParse() right after kinesisDecode(), once`,
+  )
+}

@@ -1,0 +1,68 @@
+/**
+ * What `avroParse` asks of a schema registry, and the look-up cache both registries share.
+ */
+
+/** A writer schema's id as the frame carries it: a number (Confluent) or a hex string (Glue). */
+export type SchemaId = number | string
+
+/** One payload's frame, read: which writer schema, and the Avro datum after the header. */
+export interface Frame {
+  id: SchemaId
+  datum: Buffer
+}
+
+/** A writer schema as the registry holds it: Avro schema JSON, and the schemas it refers to. */
+export interface WriterSchema {
+  definition: unknown
+  /** Schemas that define named types `definition` uses, each before the ones that use it. */
+  references: unknown[]
+}
+
+/**
+ * A schema registry whose framing `avroParse` reads. `confluentSchemaRegistry()` and
+ * `glueSchemaRegistry()` make one; any object of this shape works.
+ */
+export interface SchemaRegistry {
+  /** Reads one payload's frame; a string says why it cannot be read. Must not throw. */
+  readFrame(payload: Buffer): Frame | string
+  /**
+   * The writer schema with this id. Rejects with an error whose `retryable` is false when the
+   * answer is final (the schema is not Avro), and with any other error when retrying may help.
+   */
+  lookUp(id: SchemaId): Promise<WriterSchema>
+  /** How a message names a schema: `schema 42 of the Confluent Schema Registry at ...`. */
+  describe(id: SchemaId): string
+}
+
+/** The registry answered, and retrying will not change the answer. */
+export class FinalAnswerError extends Error {
+  override name = 'FinalAnswerError'
+  readonly retryable = false
+}
+
+/**
+ * Wraps a look-up so that each id is fetched once for the life of the container and concurrent
+ * calls for one id share a single request. A failure is forgotten, so the next batch asks again.
+ */
+export function sharedLookUp(
+  load: (id: SchemaId) => Promise<WriterSchema>,
+): (id: SchemaId) => Promise<WriterSchema> {
+  const answers = new Map<SchemaId, Promise<WriterSchema>>()
+  return (id) => {
+    let answer = answers.get(id)
+    if (answer === undefined) {
+      answer = load(id)
+      answers.set(id, answer)
+      const settled = answer
+      settled.catch(() => {
+        if (answers.get(id) === settled) answers.delete(id)
+      })
+    }
+    return answer
+  }
+}
+
+/** A byte as a message shows it: `0x7b`. */
+export function hex(byte: number): string {
+  return `0x${byte.toString(16).padStart(2, '0')}`
+}

@@ -1,0 +1,103 @@
+/**
+ * Properties over random payloads: jsonParse hands over exactly what JSON.parse reads from valid
+ * UTF-8, fails exactly the rest (and the prototype-polluting values) alone, and with a schema
+ * fails exactly the values the schema rejects.
+ */
+import { getBatch, ParseError, type RecordBatch, ValidationError } from '@shardwise/core'
+import { kinesisDecode } from '@shardwise/kinesis-decode'
+import { kinesisEvent } from '@shardwise/testing'
+import fc from 'fast-check'
+import { describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { type JsonParser, jsonParse } from './index.js'
+
+const decode = kinesisDecode()
+
+/** kinesisDecode and the parser, called directly: the batch as the record handler would get it. */
+function parsed<T>(parser: JsonParser<T>, payloads: Uint8Array[]): RecordBatch<T> {
+  const event = kinesisEvent(payloads.map((data) => ({ data })))
+  decode.before?.({ event } as never)
+  const pending = parser.before?.({ event } as never)
+  expect(pending).toBeUndefined()
+  return getBatch<T>(event) as RecordBatch<T>
+}
+
+/** The oracle: a `__proto__` key, or a `constructor` key holding a `prototype` key, anywhere. */
+function pollutes(value: unknown): boolean {
+  if (typeof value !== 'object' || value === null) return false
+  if (Object.hasOwn(value, '__proto__')) return true
+  const ctor = (value as { constructor?: unknown }).constructor
+  if (Object.hasOwn(value, 'constructor') && typeof ctor === 'object' && ctor !== null) {
+    if (Object.hasOwn(ctor, 'prototype')) return true
+  }
+  return Object.values(value).some(pollutes)
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true })
+
+function jsonOf(bytes: Uint8Array): { value: unknown } | undefined {
+  try {
+    return { value: JSON.parse(strictUtf8.decode(bytes)) }
+  } catch {
+    return undefined
+  }
+}
+
+describe('jsonParse properties', () => {
+  it('hands over exactly what JSON.parse reads, and fails exactly what it refuses', {
+    timeout: 60_000,
+  }, () => {
+    const payload = fc.oneof(
+      fc.json().map((text) => Buffer.from(text)),
+      fc.uint8Array({ maxLength: 40 }),
+      fc.string({ unit: 'binary' }).map((text) => Buffer.from(text)),
+    )
+    const parse = jsonParse()
+    fc.assert(
+      fc.property(fc.array(payload, { minLength: 1, maxLength: 30 }), (payloads) => {
+        const batch = parsed(parse, payloads)
+        payloads.forEach((bytes, i) => {
+          const expected = jsonOf(bytes)
+          if (expected === undefined || pollutes(expected.value)) {
+            expect(batch.errors.get(i)).toBeInstanceOf(ParseError)
+          } else {
+            expect(batch.errors.has(i)).toBe(false)
+            expect(batch.records[i]?.data).toEqual(expected.value)
+          }
+        })
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('fails exactly the records the schema rejects, and hands over its output for the rest', {
+    timeout: 60_000,
+  }, () => {
+    const Reading = z.object({
+      sensor: z.string().min(1),
+      value: z.number().finite(),
+      unit: z.enum(['C', 'F']).default('C'),
+    })
+    const candidate = fc.record(
+      {
+        sensor: fc.oneof(fc.string(), fc.integer()),
+        value: fc.oneof(fc.double(), fc.string()),
+        unit: fc.constantFrom('C', 'F', 'K'),
+      },
+      { requiredKeys: ['sensor', 'value'] },
+    )
+    const parse = jsonParse({ schema: Reading })
+    fc.assert(
+      fc.property(fc.array(candidate, { minLength: 1, maxLength: 30 }), (values) => {
+        const payloads = values.map((value) => Buffer.from(JSON.stringify(value)))
+        const batch = parsed(parse, payloads)
+        payloads.forEach((bytes, i) => {
+          const expected = Reading.safeParse(jsonOf(bytes)?.value)
+          if (expected.success) expect(batch.records[i]?.data).toEqual(expected.data)
+          else expect(batch.errors.get(i)).toBeInstanceOf(ValidationError)
+        })
+      }),
+      { numRuns: 2000 },
+    )
+  })
+})

@@ -1,0 +1,305 @@
+import middy from '@middy/core'
+import {
+  ConfigurationError,
+  type Context,
+  DecodeError,
+  getBatch,
+  type KinesisStreamEvent,
+  ParseError,
+  RecordError,
+  RecordStatus,
+  ValidationError,
+} from '@shardwise/core'
+import { kinesisDecode } from '@shardwise/kinesis-decode'
+import { eachRecord, partialFailures } from '@shardwise/partial-failures'
+import { kinesisEvent, sequenceNumber } from '@shardwise/testing'
+import { type } from 'arktype'
+import * as v from 'valibot'
+import { describe, expect, it } from 'vitest'
+import { z } from 'zod'
+import { type JsonParser, jsonParse } from './index.js'
+
+const context = { functionName: 'json-parse-test' } as Context
+
+/** A Lambda Kinesis event of one shard; partition keys cycle through three. */
+const eventOf = (payloads: Array<string | Uint8Array>) =>
+  kinesisEvent(payloads.map((data, i) => ({ data, partitionKey: `key-${i % 3}` })))
+
+/** Runs the whole chain and returns what the handler saw, the answer, and the batch. */
+async function run<T>(parser: JsonParser<T>, event: KinesisStreamEvent) {
+  const seen: T[] = []
+  const handler = middy(
+    eachRecord<T>(
+      (record) => {
+        seen.push(record.data)
+      },
+      { ordering: 'none' },
+    ),
+  )
+    .use(kinesisDecode())
+    .use(parser)
+    .use(partialFailures({ logger: false }))
+  const response = await handler(event, context)
+  const batch = getBatch<T>(event)
+  if (batch === undefined) throw new Error('kinesisDecode attaches the batch')
+  // The handler starts nothing after the first failure; what the parser made of the records
+  // after it is still on the batch.
+  const parsed = batch.records.filter((_, i) => !batch.errors.has(i)).map((record) => record.data)
+  return { seen, parsed, response, batch }
+}
+
+const Order = z.object({
+  id: z.string(),
+  quantity: z.number().int().positive(),
+  note: z.string().default(''),
+})
+
+describe('jsonParse without a schema', () => {
+  it('hands each record its parsed JSON', async () => {
+    const payloads = ['{"id":"a","n":1}', '[1,2,3]', '"text"', '42', 'null', 'true']
+    const { seen, response } = await run(jsonParse(), eventOf(payloads))
+    expect(response).toEqual({ batchItemFailures: [] })
+    expect(seen).toEqual([{ id: 'a', n: 1 }, [1, 2, 3], 'text', 42, null, true])
+  })
+
+  it('fails a record that is not JSON alone, naming the record and the cause', async () => {
+    const event = eventOf(['{"ok":1}', '{"id": oops}', '{"ok":3}'])
+    const { seen, parsed, response, batch } = await run(jsonParse(), event)
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
+    expect(seen).toEqual([{ ok: 1 }])
+    expect(parsed).toEqual([{ ok: 1 }, { ok: 3 }])
+    const error = batch.errors.get(1)
+    expect(error).toBeInstanceOf(ParseError)
+    expect(error?.retryable).toBe(false)
+    expect(error?.message).toMatch(
+      new RegExp(
+        `^record ${sequenceNumber(1)} of shardId-000000000006 \\(partition key "key-1"\\): is not valid JSON: `,
+      ),
+    )
+    expect(error?.cause).toBeInstanceOf(SyntaxError)
+  })
+
+  it('fails an empty record and one that is not UTF-8 alone', async () => {
+    const notUtf8 = Uint8Array.of(0x22, 0xc3, 0x28, 0x22)
+    const { batch, parsed } = await run(jsonParse(), eventOf(['', notUtf8, '{}']))
+    expect(batch.errors.get(0)?.message).toMatch(/is not valid JSON/)
+    expect(batch.errors.get(1)).toBeInstanceOf(ParseError)
+    expect(batch.errors.get(1)?.message).toMatch(/: is not valid UTF-8$/)
+    expect(parsed).toEqual([{}])
+  })
+
+  it('accepts a leading byte order mark and multi-byte characters', async () => {
+    const { seen } = await run(jsonParse(), eventOf(['\uFEFF{"name":"Zoë 🚀"}']))
+    expect(seen).toEqual([{ name: 'Zoë 🚀' }])
+  })
+
+  it('leaves records that failed earlier in the chain alone', async () => {
+    const event = eventOf(['{"a":1}', '{"b":2}'])
+    const second = event.Records[1]
+    if (second) second.kinesis.data = 'not base64!'
+    const { batch, seen } = await run(jsonParse({ schema: z.object({ a: z.number() }) }), event)
+    expect(batch.errors.get(1)).toBeInstanceOf(DecodeError)
+    expect(batch.status[1]).toBe(RecordStatus.Failed)
+    expect(seen).toEqual([{ a: 1 }])
+  })
+
+  it('skips records a step before it already handled', () => {
+    const event = eventOf(['{"a":1}', 'not json'])
+    kinesisDecode().before?.({ event } as never)
+    const batch = getBatch(event)
+    if (batch === undefined) throw new Error('decoded')
+    batch.status[1] = RecordStatus.Succeeded
+    jsonParse().before?.({ event } as never)
+    expect(batch.records[0]?.data).toEqual({ a: 1 })
+    expect(batch.records[1]?.data).toBeInstanceOf(Uint8Array)
+    expect(batch.errors.size).toBe(0)
+  })
+})
+
+describe('prototype pollution', () => {
+  const polluting = [
+    ['{"__proto__":{"polluted":true}}', '"__proto__" key at the root'],
+    ['{"a":{"b":[{"__proto__":{"polluted":true}}]}}', '"__proto__" key at a.b.0'],
+    ['{"\\u005f_proto__":{"polluted":true}}', '"__proto__" key at the root'],
+    ['{"\\u005F\\u005Fproto\\u005f\\u005f":{"polluted":true}}', '"__proto__" key at the root'],
+    ['{"constructor":{"prototype":{"polluted":true}}}', '"constructor.prototype" key at the root'],
+    [
+      '{"x":{"c\\u006fnstructor":{"prototype":{"polluted":true}}}}',
+      '"constructor.prototype" key at x',
+    ],
+  ] as const
+
+  it.each(polluting)('fails %s alone, with no prototype touched', async (payload, message) => {
+    const { batch, seen, response } = await run(jsonParse(), eventOf(['{"ok":1}', payload]))
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
+    expect(seen).toEqual([{ ok: 1 }])
+    expect(batch.errors.get(1)).toBeInstanceOf(ParseError)
+    expect(batch.errors.get(1)?.message).toContain(message)
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined()
+    expect(Object.prototype).not.toHaveProperty('polluted')
+  })
+
+  it('lets the same words through where they are values or harmless keys', async () => {
+    const payloads = [
+      '{"text":"__proto__ and constructor.prototype"}',
+      '{"constructor":"Ford"}',
+      '{"constructor":{"name":"Ford"}}',
+      '{"caf\\u00e9":"\\u00fcber"}',
+      '{"deep":[[[[{"proto":1}]]]]}',
+    ]
+    const { seen, response } = await run(jsonParse(), eventOf(payloads))
+    expect(response).toEqual({ batchItemFailures: [] })
+    expect(seen).toEqual(payloads.map((payload) => JSON.parse(payload)))
+  })
+
+  it('walks JSON nested deeper than the call stack', async () => {
+    const depth = 100_000
+    const deep = `${'['.repeat(depth)}{"__proto__":{}}${']'.repeat(depth)}`
+    const { batch } = await run(jsonParse(), eventOf([deep]))
+    expect(batch.errors.get(0)?.message).toContain(
+      `has a "__proto__" key at 0.0.0.0.….0.0.0.0 (depth ${depth}), refused because`,
+    )
+  })
+})
+
+describe('jsonParse with a schema', () => {
+  it('replaces data with the zod output and fails a mismatch alone, listing every issue', async () => {
+    const payloads = [
+      '{"id":"a","quantity":1}',
+      '{"id":7,"quantity":-2}',
+      '{"id":"c","quantity":3,"note":"fragile"}',
+    ]
+    const { parsed, response, batch } = await run(jsonParse({ schema: Order }), eventOf(payloads))
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
+    expect(parsed).toEqual([
+      { id: 'a', quantity: 1, note: '' },
+      { id: 'c', quantity: 3, note: 'fragile' },
+    ])
+    const error = batch.errors.get(1)
+    expect(error).toBeInstanceOf(ValidationError)
+    expect(error?.retryable).toBe(false)
+    expect((error as ValidationError).issues.map((issue) => issue.path)).toEqual([
+      ['id'],
+      ['quantity'],
+    ])
+    expect(error?.message).toMatch(
+      new RegExp(
+        `^record ${sequenceNumber(1)} of shardId-000000000006 .*: does not match the schema: id: .+; quantity: .+`,
+      ),
+    )
+  })
+
+  it('works with valibot, nested paths included', async () => {
+    const schema = v.object({
+      id: v.string(),
+      lines: v.array(v.object({ sku: v.string(), quantity: v.pipe(v.number(), v.minValue(1)) })),
+    })
+    const payloads = [
+      '{"id":"a","lines":[{"sku":"x","quantity":2}]}',
+      '{"id":"b","lines":[{"sku":"x","quantity":2},{"sku":"y","quantity":0}]}',
+    ]
+    const { seen, batch } = await run(jsonParse({ schema }), eventOf(payloads))
+    expect(seen).toEqual([{ id: 'a', lines: [{ sku: 'x', quantity: 2 }] }])
+    const error = batch.errors.get(1) as ValidationError
+    expect(error).toBeInstanceOf(ValidationError)
+    expect(error.issues.map((issue) => issue.path)).toEqual([['lines', 1, 'quantity']])
+    expect(error.message).toContain('does not match the schema: lines.1.quantity: ')
+  })
+
+  it('awaits asynchronous schemas, and fails only the records they reject', async () => {
+    const known = new Set(['a', 'c'])
+    const schema = Order.refine(
+      async (order) => {
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        return known.has(order.id)
+      },
+      { message: 'unknown order', path: ['id'] },
+    )
+    const payloads = [
+      '{"id":"a","quantity":1}',
+      '{"id":"b","quantity":1}',
+      '{"id":"c","quantity":1}',
+    ]
+    const { parsed, batch } = await run(jsonParse({ schema }), eventOf(payloads))
+    expect(parsed.map((order) => order.id)).toEqual(['a', 'c'])
+    expect(batch.errors.get(1)?.message).toContain('does not match the schema: id: unknown order')
+  })
+
+  it('returns no promise when the schema answers synchronously', () => {
+    const event = eventOf(['{"id":"a","quantity":1}', '{"id":"b"}', 'nope'])
+    kinesisDecode().before?.({ event } as never)
+    expect(jsonParse({ schema: Order }).before?.({ event } as never)).toBeUndefined()
+    expect(getBatch(event)?.records[0]?.data).toEqual({ id: 'a', quantity: 1, note: '' })
+  })
+
+  it('fails a record whose schema throws, keeping it retryable', async () => {
+    const schema = z.object({ id: z.string() }).transform((order) => {
+      if (order.id === 'boom') throw new Error('lookup service down')
+      return order
+    })
+    // zod runs an async refinement twice through Standard Schema and leaves the first call's
+    // rejection unhandled, so the throwing async case uses valibot.
+    const asyncSchema = v.pipeAsync(
+      v.object({ id: v.string() }),
+      v.checkAsync(async (order) => {
+        if (order.id === 'boom') throw new Error('lookup service down')
+        return true
+      }, 'unknown order'),
+    )
+    for (const parser of [jsonParse({ schema }), jsonParse({ schema: asyncSchema })]) {
+      const { batch, seen } = await run(parser, eventOf(['{"id":"a"}', '{"id":"boom"}']))
+      expect(seen).toEqual([{ id: 'a' }])
+      const error = batch.errors.get(1)
+      expect(error).toBeInstanceOf(RecordError)
+      expect(error?.retryable).toBe(true)
+      expect(error?.message).toMatch(/: the schema threw: lookup service down$/)
+    }
+  })
+})
+
+describe('wiring mistakes', () => {
+  it('says to add kinesisDecode() first when the batch is missing', async () => {
+    const handler = middy(eachRecord(() => {})).use(jsonParse())
+    await expect(handler(eventOf(['{}']), context)).rejects.toThrow(
+      new ConfigurationError(
+        '@shardwise/json-parse: the event has no decoded records; add .use(kinesisDecode()) before .use(jsonParse())',
+      ),
+    )
+  })
+
+  it('refuses unknown options and schemas that are not Standard Schemas, when built', () => {
+    expect(() => jsonParse({ schemas: Order } as never)).toThrow(ConfigurationError)
+    expect(() => jsonParse({ schema: { parse: () => 1 } } as never)).toThrow(
+      /@shardwise\/json-parse: schema must be a Standard Schema v1 validator/,
+    )
+    for (const schema of ['Order', null, 42]) {
+      expect(() => jsonParse({ schema } as never)).toThrow(
+        /@shardwise\/json-parse: schema must be a Standard Schema v1 validator/,
+      )
+    }
+  })
+
+  it('works with arktype, whose schemas are functions', async () => {
+    const schema = type({ id: 'string', quantity: 'number.integer > 0', 'note?': 'string' }).pipe(
+      (order) => ({ ...order, note: order.note ?? '' }),
+    )
+    const { parsed, batch } = await run(
+      jsonParse({ schema }),
+      eventOf(['{"id":"a","quantity":2}', '{"id":"b","quantity":1.5}']),
+    )
+    expect(parsed).toEqual([{ id: 'a', quantity: 2, note: '' }])
+    const error = batch.errors.get(1) as ValidationError
+    expect(error).toBeInstanceOf(ValidationError)
+    expect(error.issues.map((issue) => issue.path)).toEqual([['quantity']])
+    expect(error.message).toMatch(/does not match the schema: quantity: .*integer/)
+  })
+
+  it('throws when data is not bytes, as after a second parser', () => {
+    const event = eventOf(['{}'])
+    kinesisDecode().before?.({ event } as never)
+    jsonParse().before?.({ event } as never)
+    expect(() => jsonParse().before?.({ event } as never)).toThrow(
+      /record\.data is object, not bytes; use jsonParse\(\) right after kinesisDecode\(\), once/,
+    )
+  })
+})

@@ -1,0 +1,269 @@
+/**
+ * `jsonParse(options?)`: parses each decoded record's bytes as UTF-8 JSON into `record.data`,
+ * and, given a Standard Schema (zod, valibot, arktype, ...), validates it and keeps the schema's
+ * output. A record that is not UTF-8 JSON, carries keys that could pollute prototypes, or fails
+ * the schema fails alone; records that failed earlier in the chain are left alone.
+ */
+
+import type { MiddlewareObj } from '@middy/core'
+import {
+  ConfigurationError,
+  checkOptions,
+  failRecord,
+  getBatch,
+  type KinesisRecord,
+  messageOf,
+  type OptionSchema,
+  type ParsedEvent,
+  ParseError,
+  type RecordBatch,
+  type RecordCoordinates,
+  RecordError,
+  RecordStatus,
+  ValidationError,
+  type ValidationIssue,
+} from '@shardwise/core'
+import type { StandardSchemaV1 } from '@standard-schema/spec'
+
+export type { InferData, ParsedEvent } from '@shardwise/core'
+export type { StandardSchemaV1 } from '@standard-schema/spec'
+
+const pkg = '@shardwise/json-parse'
+
+export interface JsonParseOptions<Schema extends StandardSchemaV1 = StandardSchemaV1> {
+  /**
+   * Any Standard Schema v1 validator. Its output replaces `record.data` and types it in the
+   * record handler. Without one, `record.data` is the parsed JSON, typed `unknown`.
+   */
+  schema?: Schema
+}
+
+/** The middleware `jsonParse` returns; `T` is what the record handler receives as `data`. */
+export type JsonParser<T> = MiddlewareObj<ParsedEvent<T>>
+
+const optionSchema: OptionSchema = {
+  type: 'object',
+  // Any value here: zod's and valibot's schemas are objects, arktype's are callables that do not
+  // even inherit from Function. validatorOf checks what matters, the `~standard` property.
+  properties: { schema: { allOf: [] } },
+  additionalProperties: false,
+}
+
+type Validate = StandardSchemaV1['~standard']['validate']
+type Result = StandardSchemaV1.Result<unknown>
+
+/**
+ * @example
+ * const Order = z.object({ id: z.string(), total: z.number() })
+ * const parse = jsonParse({ schema: Order })
+ * export const handler = middy(eachRecord<InferData<typeof parse>>(async (record) => save(record.data)))
+ *   .use(kinesisDecode())
+ *   .use(parse)
+ *   .use(partialFailures())
+ */
+export function jsonParse<Schema extends StandardSchemaV1>(
+  options: JsonParseOptions<Schema> & { schema: Schema },
+): JsonParser<StandardSchemaV1.InferOutput<Schema>>
+export function jsonParse(options?: JsonParseOptions<never>): JsonParser<unknown>
+export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
+  const { schema } = checkOptions(pkg, optionSchema, options)
+  const validate = schema === undefined ? undefined : validatorOf(schema)
+
+  return {
+    before(request) {
+      const batch = getBatch(request.event)
+      if (batch === undefined) {
+        throw new ConfigurationError(
+          `${pkg}: the event has no decoded records; add .use(kinesisDecode()) before .use(jsonParse())`,
+        )
+      }
+      return parseBatch(batch, validate)
+    },
+  }
+}
+
+function validatorOf(schema: unknown): Validate {
+  const holder = typeof schema === 'object' || typeof schema === 'function' ? schema : null
+  const standard = (holder as Partial<StandardSchemaV1> | null)?.['~standard']
+  if (standard?.version !== 1 || typeof standard.validate !== 'function') {
+    throw new ConfigurationError(
+      `${pkg}: schema must be a Standard Schema v1 validator (zod 3.24+, valibot 1+, arktype 2+, ...)`,
+    )
+  }
+  // Bound once here so that the loop calls it without looking it up per record.
+  return standard.validate.bind(standard)
+}
+
+/**
+ * Parses and validates every pending record. Synchronous schemas never touch a promise; the
+ * records whose validation is asynchronous are validated concurrently and awaited together.
+ */
+function parseBatch(batch: RecordBatch, validate: Validate | undefined): Promise<void> | undefined {
+  const { records, status } = batch
+  let waiting: Promise<Result>[] | undefined
+  let waitingAt: number[] | undefined
+  for (let i = 0; i < records.length; i++) {
+    if (status[i] !== RecordStatus.Pending) continue
+    const record = records[i] as KinesisRecord<unknown>
+    const value = parseRecord(batch, i, record)
+    if (value === FAILED) continue
+    if (validate === undefined) {
+      record.data = value
+      continue
+    }
+    let result: Result | Promise<Result>
+    try {
+      result = validate(value)
+    } catch (thrown) {
+      failRecord(batch, i, schemaThrew(record, thrown))
+      continue
+    }
+    if (typeof (result as Partial<Promise<Result>>).then === 'function') {
+      if (waiting === undefined || waitingAt === undefined) {
+        waiting = []
+        waitingAt = []
+      }
+      waiting.push(result as Promise<Result>)
+      waitingAt.push(i)
+      continue
+    }
+    applyResult(batch, i, result as Result)
+  }
+  return waiting === undefined ? undefined : settle(batch, waiting, waitingAt as number[])
+}
+
+async function settle(batch: RecordBatch, waiting: Promise<Result>[], at: number[]) {
+  const results = await Promise.allSettled(waiting)
+  for (let k = 0; k < results.length; k++) {
+    const index = at[k] as number
+    const outcome = results[k] as PromiseSettledResult<Result>
+    if (outcome.status === 'fulfilled') applyResult(batch, index, outcome.value)
+    else
+      failRecord(
+        batch,
+        index,
+        schemaThrew(batch.records[index] as KinesisRecord<unknown>, outcome.reason),
+      )
+  }
+}
+
+function applyResult(batch: RecordBatch, index: number, result: Result) {
+  const record = batch.records[index] as KinesisRecord<unknown>
+  if (result.issues === undefined) {
+    record.data = result.value
+  } else {
+    failRecord(batch, index, new ValidationError(record, result.issues.map(toIssue)))
+  }
+}
+
+function toIssue(issue: StandardSchemaV1.Issue): ValidationIssue {
+  const path: PropertyKey[] = []
+  if (issue.path !== undefined) {
+    for (const segment of issue.path) path.push(typeof segment === 'object' ? segment.key : segment)
+  }
+  return { message: issue.message, path }
+}
+
+/**
+ * A schema that throws (a refinement that calls a service, a bug in a transform) says nothing
+ * about the record itself, so the failure stays retryable.
+ */
+function schemaThrew(record: RecordCoordinates, thrown: unknown): RecordError {
+  return new RecordError(record, `the schema threw: ${messageOf(thrown)}`, { cause: thrown })
+}
+
+const FAILED: unique symbol = Symbol('failed')
+// Fatal: invalid UTF-8 throws instead of turning into U+FFFD, in one pass with the decoding.
+// A leading byte order mark, which JSON.parse would refuse, is dropped.
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+function parseRecord(
+  batch: RecordBatch,
+  index: number,
+  record: KinesisRecord<unknown>,
+): unknown | typeof FAILED {
+  const { data } = record
+  let text: string
+  if (data instanceof Uint8Array) {
+    try {
+      text = utf8.decode(data)
+    } catch (error) {
+      failRecord(batch, index, new ParseError(record, 'is not valid UTF-8', { cause: error }))
+      return FAILED
+    }
+  } else if (typeof data === 'string') {
+    text = data
+  } else {
+    throw new ConfigurationError(
+      `${pkg}: record.data is ${data === null ? 'null' : typeof data}, not bytes; use jsonParse() right after kinesisDecode(), once`,
+    )
+  }
+  let value: unknown
+  try {
+    value = JSON.parse(text)
+  } catch (error) {
+    failRecord(
+      batch,
+      index,
+      new ParseError(record, `is not valid JSON: ${messageOf(error)}`, { cause: error }),
+    )
+    return FAILED
+  }
+  if (mayPollute.test(text)) {
+    const found = pollutingKey(value)
+    if (found !== undefined) {
+      const message = `has a ${found}, refused because merging it into another object could pollute prototypes`
+      failRecord(batch, index, new ParseError(record, message))
+      return FAILED
+    }
+  }
+  return value
+}
+
+/**
+ * One cheap scan that rules out nearly every record before walking the parsed value: the two
+ * keys, or an escape of one of their letters (a key may spell them with escapes).
+ */
+const mayPollute = /__proto__|constructor|\\u00(?:5[fF]|6[3eEfF]|7[02345])/
+
+/**
+ * Finds a `__proto__` key, or a `constructor` key holding an object with a `prototype` key,
+ * anywhere in the value, and says where. Iterative, since JSON may nest deeper than the call
+ * stack allows; each node keeps its parent, so no path is built unless one is found.
+ */
+function pollutingKey(root: unknown): string | undefined {
+  const values: unknown[] = [root]
+  const parents: number[] = [-1]
+  const keys: string[] = ['']
+  const stack: number[] = [0]
+  while (stack.length > 0) {
+    const node = stack.pop() as number
+    const value = values[node]
+    if (typeof value !== 'object' || value === null) continue
+    if (Object.hasOwn(value, '__proto__')) return `"__proto__" key ${where(node, parents, keys)}`
+    if (Object.hasOwn(value, 'constructor')) {
+      const ctor = (value as { constructor: unknown }).constructor
+      if (typeof ctor === 'object' && ctor !== null && Object.hasOwn(ctor, 'prototype')) {
+        return `"constructor.prototype" key ${where(node, parents, keys)}`
+      }
+    }
+    for (const key of Object.keys(value)) {
+      const child = values.length
+      values.push((value as Record<string, unknown>)[key])
+      parents.push(node)
+      keys.push(key)
+      stack.push(child)
+    }
+  }
+  return undefined
+}
+
+/** The path to a node, shortened in the middle when it is deep. */
+function where(node: number, parents: number[], keys: string[]): string {
+  const path: string[] = []
+  for (let at = node; at > 0; at = parents[at] as number) path.push(keys[at] as string)
+  if (path.length === 0) return 'at the root'
+  path.reverse()
+  if (path.length <= 12) return `at ${path.join('.')}`
+  return `at ${path.slice(0, 4).join('.')}.….${path.slice(-4).join('.')} (depth ${path.length})`
+}
