@@ -325,9 +325,15 @@ async function sizesAndColdStarts(): Promise<string> {
   const formats = new Set(workloads.filter((w) => selected(w.id)).map((w) => w.format))
   const files = handlerFiles().filter((file) => formats.has(file.format))
   const built: Array<{ file: HandlerFile; bundle: Bundle; eventFile: string }> = []
+  const skipped: string[] = []
   for (const file of files) {
     const make = coldEvents[file.format]
     if (make === undefined) continue
+    const why = (await loadHandler(file)).noColdStart
+    if (why !== undefined) {
+      skipped.push(`${file.id}: ${why}`)
+      continue
+    }
     const b = await bundle(handlerEntry(fileURLToPath(file.href)), join(bundles, `${file.id}.mjs`))
     built.push({ file, bundle: b, eventFile: writeEvent(`cold-${file.format}`, make()) })
   }
@@ -388,6 +394,7 @@ async function sizesAndColdStarts(): Promise<string> {
       ],
       rows,
     ),
+    ...(skipped.length > 0 ? [`No cold-start row: ${skipped.join('; ')}.`] : []),
     `### Core chain bundle\n\n${present
       .map(([pkg, names]) => `\`${names.join('`, `')}\` from \`${pkg}\``)
       .join(

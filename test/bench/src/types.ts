@@ -19,4 +19,6 @@ export interface HandlerModule {
   make(sink: Sink): BenchHandler
   /** Set when the path hands a payload it cannot read to the record handler instead of failing it: how. */
   lenient?: string
+  /** Set when the module holds bench scaffolding that a deployed handler would not: why it has no cold-start row. */
+  noColdStart?: string
 }
