@@ -443,7 +443,7 @@ try {
       rows.push(...(await memoryOf(workload, eventFiles.get(workload.id) as string)))
     }
     if (rows.length > 0) {
-      const memory = `## Memory\n\nPeak RSS (\`process.resourceUsage().maxRSS\`) of a fresh process that reads the event and runs ${settings.memoryInvocations} invocations, each on a freshly parsed event; "over event only" subtracts the peak of a handler that does nothing.\n\n${table(['workload', 'path', 'peak RSS', 'over event only'], rows)}`
+      const memory = `## Memory\n\nPeak RSS (\`VmHWM\` in /proc/self/status) of a fresh process that reads the event and runs ${settings.memoryInvocations} invocations, each on a freshly parsed event; "over event only" subtracts the peak of a handler that does nothing.\n\n${table(['workload', 'path', 'peak RSS', 'over event only'], rows)}`
       console.log(`\n${memory}\n`)
       sections.push(memory)
     }
