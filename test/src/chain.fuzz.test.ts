@@ -445,7 +445,12 @@ const randomEvent = fc.oneof(
   { weight: 6, arbitrary: randomRecords(8).map((Records) => ({ Records })) },
   randomRecords(4).chain((Records) =>
     fc
-      .dictionary(fc.string({ maxLength: 6 }), fc.jsonValue({ maxDepth: 1 }), { maxKeys: 3 })
+      .dictionary(
+        // Beside random keys, the ones a tumbling window adds, with values of any type.
+        fc.oneof(fc.string({ maxLength: 6 }), fc.constantFrom('window', 'state', 'shardId')),
+        fc.jsonValue({ maxDepth: 1 }),
+        { maxKeys: 3 },
+      )
       .map((extra) => ({ ...extra, Records })),
   ),
   fc.record({ Records: fc.oneof(junk, fc.array(junk, { maxLength: 3 })) }),
