@@ -399,6 +399,7 @@ describe('bad Avro fails its record alone', () => {
       expect(error?.message).toMatch(
         /cannot get schema 404 of .*: GET \/schemas\/ids\/404 answered HTTP 404: Schema not found \(error 40403\)$/,
       )
+      expect(error?.retryable).toBe(true)
     })
   })
 })
@@ -413,6 +414,7 @@ describe('an event that is not a Kinesis batch fails the invocation', () => {
     ],
     ['an event without Records', { detail: {} }, 'got an event without Records'],
     ['null', null, 'got a null event'],
+    ['a null first record', { Records: [null] }, 'got records without eventSource'],
   ])('%s: ConfigurationError, thrown, logged once', async (_kind, event, got) => {
     const run = wire()
     const invocation = run.lambda(event as unknown as KinesisStreamEvent, lambdaContext())
@@ -444,6 +446,15 @@ describe('an event that is not a Kinesis batch fails the invocation', () => {
 })
 
 describe('edge batches', () => {
+  it('a record without an eventID: handled, with an empty shard id', async () => {
+    const event = kinesisEvent([{ data: order('a') }])
+    delete (event.Records[0] as { eventID?: string }).eventID
+    const shards: string[] = []
+    const run = wire({ handler: (record) => void shards.push(record.shardId) })
+    expect(await run.lambda(event, lambdaContext())).toEqual({ batchItemFailures: [] })
+    expect(shards).toEqual([''])
+  })
+
   it('an empty batch: an empty answer, nothing handled, a debug summary', async () => {
     const run = wire()
     expect(await run.lambda({ Records: [] }, lambdaContext())).toEqual({ batchItemFailures: [] })
