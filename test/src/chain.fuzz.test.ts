@@ -303,7 +303,7 @@ async function check(s: Scenario) {
 
   // Invariant 7: a good record is unaffected by its neighbours; a bad one fails alone, with an
   // error that names it, and never reaches the handler.
-  // (Found by position: an aggregate of no user records leaves no record behind.)
+  // Found by sequence number, not position: an aggregate of no user records leaves no record.
   s.records.forEach(({ payload }, k) => {
     if (payload.good === undefined) return
     const i = batch.records.findIndex((record) => record.sequenceNumber === sequenceNumber(k))
@@ -321,7 +321,9 @@ async function check(s: Scenario) {
     else if (!error.message.startsWith(`record ${record.sequenceNumber}`))
       violations.push(`record ${i}'s message does not name it: ${error.message}`)
     else if (!BAD_INPUT.has(error.name) || error.retryable)
-      violations.push(`record ${i} failed with a retryable ${error.name}: ${error.message}`)
+      violations.push(
+        `record ${i} failed with ${error.name}, not a bad-input error: ${error.message}`,
+      )
     if (trace.startedAt.has(i)) violations.push(`record ${i} failed parsing and was handled`)
   }
 
