@@ -534,6 +534,61 @@ async function checkShape(event: unknown, ordering: Ordering, withSink: boolean)
 
 const SEQUENCE_NUMBER = /^(0|[1-9]\d{0,128})$/
 
+/**
+ * Record handlers that never settle, among ones that succeed or throw: the timeout guard must
+ * answer, and the answer names the first record that did not succeed. Handlers here settle
+ * synchronously or never, so nothing can finish between the guard's answer and the check.
+ */
+const hangScenario = fc.record({
+  orders: fc.array(goodOrder, { minLength: 1, maxLength: 16 }),
+  outcomes: fc.array(fc.constantFrom('ok', 'ok', 'ok', 'hang', 'throw'), {
+    minLength: 16,
+    maxLength: 16,
+  }),
+  keys: fc.array(fc.constantFrom('k0', 'k1', 'k2'), { minLength: 16, maxLength: 16 }),
+  ordering: fc.constantFrom<Ordering>('shard', 'partitionKey', 'none'),
+  concurrency: fc.integer({ min: 1, max: 4 }),
+})
+
+async function checkHang(h: typeof hangScenario extends fc.Arbitrary<infer H> ? H : never) {
+  const succeeded = new Set<string>()
+  const starts: string[] = []
+  const outcomeOf = (sequence: string) => h.outcomes[Number(sequence.slice(-7))]
+  const lambda = middy(
+    eachRecord<Order>(
+      (record) => {
+        starts.push(record.sequenceNumber)
+        const outcome = outcomeOf(record.sequenceNumber)
+        if (outcome === 'hang') return new Promise(() => {})
+        if (outcome === 'throw') throw new Error('failed')
+        succeeded.add(record.sequenceNumber)
+        return undefined
+      },
+      { ordering: h.ordering, concurrency: h.concurrency, timeoutMarginMs: 50 },
+    ),
+  )
+    .use(kinesisDecode())
+    .use(jsonParse({ schema: Order }))
+    .use(partialFailures({ logger: silent }))
+  const event = kinesisEvent(
+    h.orders.map((o, i) => ({ data: JSON.stringify(o), partitionKey: h.keys[i] as string })),
+  )
+  // Lambda's deadline is 100 ms away; middy's own early timeout would fire at 95 ms.
+  const response = await within(2_000, lambda(event, lambdaContext(100)))
+  const first = event.Records.findIndex((record) => !succeeded.has(record.kinesis.sequenceNumber))
+  expect(response).toEqual({
+    batchItemFailures:
+      first === -1 ? [] : [{ itemIdentifier: event.Records[first]?.kinesis.sequenceNumber }],
+  })
+  expect(new Set(starts).size).toBe(starts.length)
+  const failed = starts.findIndex((sequence) => outcomeOf(sequence) === 'throw')
+  if (failed !== -1) {
+    const after = starts.slice(failed + 1)
+    // Started after the failure, later in the batch: never.
+    expect(after.filter((sequence) => sequence > (starts[failed] as string))).toEqual([])
+  }
+}
+
 describe('the whole chain under random input', () => {
   it('keeps the invariants for random payloads, handlers and sinks', {
     timeout: 60_000,
@@ -553,5 +608,11 @@ describe('the whole chain under random input', () => {
       ),
       { numRuns: 5_000 },
     )
+  })
+
+  it('answers through the timeout guard when record handlers never settle', {
+    timeout: 60_000,
+  }, async () => {
+    await fc.assert(fc.asyncProperty(hangScenario, checkHang), { numRuns: 150 })
   })
 })
