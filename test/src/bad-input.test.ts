@@ -425,7 +425,7 @@ describe('an event that is not a Kinesis batch fails the invocation', () => {
       expect(run.logger.lines).toEqual([
         {
           level: 'error',
-          message: 'the batch handler threw; Lambda will retry the whole batch',
+          message: 'the invocation failed; Lambda will retry the whole batch',
           details: [error],
         },
       ])
@@ -552,7 +552,16 @@ describe('a record handler that misbehaves fails its record alone', () => {
     // The record was cut off, not failed: it has no error of its own, only its place.
     expect(getBatch(event)?.status[1]).toBe(RecordStatus.Pending)
     expect(run.logger.lines.map((line) => [line.level, line.message, line.details[0]])).toEqual([
-      ['error', 'record failed', { sequenceNumber: sequenceNumber(1), reportedBy: 'handler' }],
+      [
+        'error',
+        'record not finished: the invocation stopped before its timeout',
+        {
+          shardId: 'shardId-000000000006',
+          sequenceNumber: sequenceNumber(1),
+          subSequenceNumber: undefined,
+          partitionKey: expect.any(String),
+        },
+      ],
       [
         'warn',
         'batch done with failures',
