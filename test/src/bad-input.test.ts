@@ -388,7 +388,7 @@ describe('bad Avro fails its record alone', () => {
     ])
   })
 
-  it('an unknown schema id with the registry up: the 404 is in the message', async () => {
+  it('an unknown schema id with the registry up: the 404 is in the message, and it is final', async () => {
     await withRegistry(async (url) => {
       const run = wire({ parser: avroParse({ registry: confluentSchemaRegistry({ url }) }) })
       const event = avroSandwich(confluent(404, datum('s1')))
@@ -399,7 +399,7 @@ describe('bad Avro fails its record alone', () => {
       expect(error?.message).toMatch(
         /cannot get schema 404 of .*: GET \/schemas\/ids\/404 answered HTTP 404: Schema not found \(error 40403\)$/,
       )
-      expect(error?.retryable).toBe(true)
+      expect(error?.retryable).toBe(false)
     })
   })
 })
