@@ -361,7 +361,7 @@ describe('confluentSchemaRegistry', () => {
     expect(errors.get(1)).toBeInstanceOf(ParseError)
     expect(errors.get(2)).toBeInstanceOf(ParseError)
     expect(errors.get(3)?.retryable).toBe(false)
-    expect(errors.get(4)?.retryable).toBe(true)
+    expect(errors.get(4)?.retryable).toBe(false)
   })
 
   it('refuses wrong options when built', () => {

@@ -75,7 +75,11 @@ export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions)
     })
     const text = await response.text()
     if (!response.ok) {
-      throw new Error(`GET ${path} answered HTTP ${response.status}: ${registryMessage(text)}`)
+      const message = `GET ${path} answered HTTP ${response.status}: ${registryMessage(text)}`
+      // The registry itself says the schema does not exist (40403): no retry will change that,
+      // so the record may go to a poison sink. Any other 404 may be a wrong URL: retry it.
+      if (errorCodeOf(text) === SCHEMA_NOT_FOUND) throw new FinalAnswerError(message)
+      throw new Error(message)
     }
     const body: unknown = JSON.parse(text)
     if (
@@ -127,6 +131,16 @@ export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions)
 }
 
 /** Confluent's error body is `{ error_code, message }`; anything else is shown as it came. */
+const SCHEMA_NOT_FOUND = 40403
+
+function errorCodeOf(text: string): unknown {
+  try {
+    return (JSON.parse(text) as { error_code?: unknown } | null)?.error_code
+  } catch {
+    return undefined
+  }
+}
+
 function registryMessage(text: string): string {
   try {
     const body = JSON.parse(text) as { error_code?: unknown; message?: unknown }

@@ -87,6 +87,8 @@ describe('kinesisDecode refuses what is not a Kinesis event', () => {
     ['a DynamoDB stream event', dynamodb, 'got aws:dynamodb'],
     ['an event without Records', { detail: {} }, 'got an event without Records'],
     ['a null event', null, 'got a null event'],
+    // Found by the chain fuzz (test/src/chain.fuzz.test.ts): this threw a TypeError.
+    ['a null first record', { Records: [null] }, 'got records without eventSource'],
   ])('fails the batch on %s, saying what it got', (_, event, got) => {
     const before = () => kinesisDecode().before?.({ event } as never)
     expect(before).toThrow(ConfigurationError)
@@ -100,6 +102,16 @@ describe('kinesisDecode refuses what is not a Kinesis event', () => {
     expect(() => decodeEvent(kinesisEvent(record, broken as never))).toThrow(
       /Records\[1\] has no kinesis.sequenceNumber/,
     )
+  })
+
+  it('decodes a record without an eventID, with an empty shard id, instead of throwing', () => {
+    // Found by the chain fuzz (test/src/chain.fuzz.test.ts): eventID.indexOf threw a TypeError.
+    for (const eventID of [undefined, null, 42, {}]) {
+      const broken = { ...lambdaRecord('ok'), eventID }
+      const batch = decodeEvent(kinesisEvent(broken as never))
+      expect(batch.records[0]?.shardId).toBe('')
+      expect(text(batch.records[0]?.data as Uint8Array)).toBe('ok')
+    }
   })
 })
 

@@ -112,10 +112,10 @@ function settingsOf(options: KinesisDecodeOptions | undefined): Settings {
 function kinesisRecordsOf(event: unknown): KinesisStreamRecord[] {
   const records = (event as { Records?: unknown } | null | undefined)?.Records
   if (Array.isArray(records)) {
-    const first = records[0] as Partial<KinesisStreamRecord> | undefined
+    const first = records[0] as Partial<KinesisStreamRecord> | null | undefined
     if (
       first === undefined ||
-      (first.eventSource === 'aws:kinesis' && typeof first.kinesis === 'object')
+      (first?.eventSource === 'aws:kinesis' && typeof first.kinesis === 'object')
     ) {
       return records as KinesisStreamRecord[]
     }
@@ -228,7 +228,10 @@ function toRecord(
   }
 }
 
-function shardIdOf(eventID: string, previous: string | undefined): string {
+function shardIdOf(eventID: unknown, previous: string | undefined): string {
+  // Only the shard id comes from eventID; a record without one can still be reported by its
+  // sequence number, so it does not fail the batch.
+  if (typeof eventID !== 'string') return ''
   if (
     previous !== undefined &&
     eventID.charCodeAt(previous.length) === 58 /* : */ &&

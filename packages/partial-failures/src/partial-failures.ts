@@ -88,13 +88,15 @@ export function partialFailures(
     // the first record instead would retry the same way but hide the error from Lambda's
     // error metrics and switch bisection off.
     onError(request) {
-      log?.error('the batch handler threw; Lambda will retry the whole batch', request.error)
+      log?.error('the invocation failed; Lambda will retry the whole batch', request.error)
     },
   }
 }
 
 interface Failure {
   sequenceNumber: string
+  /** The log line; 'record failed' unless said otherwise. */
+  message?: string
   /** Coordinates and error, for the log. */
   details: Record<string, unknown>
 }
@@ -114,7 +116,7 @@ function answer(
   if (Array.isArray(response)) {
     collectSettledFailures(response, lambdaRecords, failures)
   } else {
-    collectReportedFailures(response, lambdaRecords, failures, log)
+    collectReportedFailures(response, lambdaRecords, batch, failures, log)
   }
 
   let checkpoint: string | undefined
@@ -128,7 +130,7 @@ function answer(
   }
 
   if (log !== undefined) {
-    for (const failure of failures) log.error('record failed', failure.details)
+    for (const failure of failures) log.error(failure.message ?? 'record failed', failure.details)
     if (batch !== undefined) logDiverted(batch, log)
     const summary = summarize(batch, lambdaRecords.length, failures.length, checkpoint)
     if (checkpoint === undefined) log.debug('batch done', summary)
@@ -201,6 +203,7 @@ function collectSettledFailures(
 function collectReportedFailures(
   response: unknown,
   lambdaRecords: KinesisStreamEvent['Records'],
+  batch: RecordBatch | undefined,
   failures: Failure[],
   log: Logger | undefined,
 ) {
@@ -212,7 +215,7 @@ function collectReportedFailures(
     const id = (item as { itemIdentifier?: unknown } | null)?.itemIdentifier
     if (typeof id === 'string' && known.has(id)) {
       if (failures.some((failure) => failure.sequenceNumber === id)) continue
-      failures.push({ sequenceNumber: id, details: { sequenceNumber: id, reportedBy: 'handler' } })
+      failures.push(unfinished(id, batch))
       continue
     }
     // Lambda fails the whole batch on an empty or unknown identifier; say so explicitly, with a
@@ -230,6 +233,22 @@ function collectReportedFailures(
         itemIdentifier: id,
       },
     })
+  }
+}
+
+/**
+ * A record the handler reported without failing it: with `eachRecord`, one the invocation
+ * stopped before (the timeout guard); the log says where it is and why.
+ */
+function unfinished(sequenceNumber: string, batch: RecordBatch | undefined): Failure {
+  const index = batch?.records.findIndex((record) => record.sequenceNumber === sequenceNumber) ?? -1
+  if (batch === undefined || index === -1 || batch.status[index] !== RecordStatus.Pending) {
+    return { sequenceNumber, details: { sequenceNumber, reportedBy: 'handler' } }
+  }
+  return {
+    sequenceNumber,
+    message: 'record not finished: the invocation stopped before its timeout',
+    details: { ...coordinatesOf(batch.records[index] as KinesisRecord) },
   }
 }
 

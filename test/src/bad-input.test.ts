@@ -1,0 +1,645 @@
+/**
+ * Bad input, catalogued: one test per row of the table in packages/partial-failures/README.md
+ * ("Bad input, catalogued"). Each goes through the chain as a user wires it and checks what the
+ * user gets: the answer Lambda receives, the error (class, name, a message naming the record and
+ * the cause, retryable or not), that the other records are unaffected, and what is logged.
+ */
+import { createServer } from 'node:http'
+import { createRequire } from 'node:module'
+import type { AddressInfo } from 'node:net'
+import zlib from 'node:zlib'
+import middy from '@middy/core'
+import { avroParse, confluentSchemaRegistry } from '@shardwise/avro-parse'
+import {
+  ConfigurationError,
+  DecodeError,
+  getBatch,
+  ParseError,
+  RecordStatus,
+  ValidationError,
+} from '@shardwise/core'
+import { jsonParse } from '@shardwise/json-parse'
+import { kinesisDecode } from '@shardwise/kinesis-decode'
+import {
+  eachRecord,
+  type KinesisRecord,
+  NonRetryableError,
+  PoisonSinkError,
+  partialFailures,
+  type RecordError,
+  type RecordHandler,
+  RecordHandlerError,
+} from '@shardwise/partial-failures'
+import {
+  kinesisEvent,
+  lambdaContext,
+  type RecordSpec,
+  recordingLogger,
+  sequenceNumber,
+} from '@shardwise/testing'
+import avro from 'avsc'
+import type { KinesisStreamEvent } from 'aws-lambda'
+import { describe, expect, it } from 'vitest'
+import { z } from 'zod'
+
+const SHARD = 'shardId-000000000006'
+const Order = z.object({ orderId: z.string(), quantity: z.number().int().positive() })
+const order = (orderId: string, quantity = 1) => JSON.stringify({ orderId, quantity })
+
+type Parser = Parameters<ReturnType<typeof middy>['use']>[0]
+
+interface Wiring {
+  parser?: Parser
+  decode?: Parameters<typeof kinesisDecode>[0]
+  handler?: RecordHandler<unknown>
+  onPoison?: (record: KinesisRecord<unknown>, error: RecordError) => Promise<unknown>
+  timeoutMarginMs?: number
+}
+
+/** The chain a user writes; `handled` lists the sequence numbers the record handler finished. */
+function wire(wiring: Wiring = {}) {
+  const logger = recordingLogger()
+  const handled: string[] = []
+  const started: string[] = []
+  const user = wiring.handler ?? (() => {})
+  let lambda = middy(
+    eachRecord<unknown>(
+      async (record, context, options) => {
+        started.push(record.sequenceNumber)
+        await user(record, context, options)
+        handled.push(record.sequenceNumber)
+      },
+      { timeoutMarginMs: wiring.timeoutMarginMs ?? 1000 },
+    ),
+  ).use(kinesisDecode(wiring.decode))
+  if (wiring.parser !== undefined) lambda = lambda.use(wiring.parser)
+  lambda = lambda.use(
+    partialFailures(
+      wiring.onPoison === undefined ? { logger } : { logger, onPoison: wiring.onPoison },
+    ),
+  )
+  return { lambda, logger, handled, started }
+}
+
+/** A good record, the bad one at position 1, a good record. */
+const sandwich = (bad: RecordSpec['data'], good: RecordSpec['data'] = order('a')): RecordSpec[] => [
+  { data: good },
+  { data: bad, partitionKey: 'bad-key' },
+  { data: good },
+]
+
+const answerAt = (position: number) => ({
+  batchItemFailures: [{ itemIdentifier: sequenceNumber(position) }],
+})
+
+/**
+ * Runs a three-record sandwich and checks the common contract: Lambda is answered with exactly
+ * the bad record, the record before it was handled, the one after it never started but was
+ * decoded (and parsed) like any good record, and the log holds one line for the bad record with
+ * its coordinates and error, and a warning summary. Returns the error, for row-specific checks.
+ */
+async function reportsTheBadRecord(
+  run: ReturnType<typeof wire>,
+  bad: RecordSpec['data'],
+  expected: { type: new (...args: never[]) => RecordError; name: string; cause: RegExp },
+  good: RecordSpec['data'] = order('a'),
+): Promise<RecordError> {
+  const event = kinesisEvent(sandwich(bad, good))
+  const response = await run.lambda(event, lambdaContext())
+  expect(response).toEqual(answerAt(1))
+  expect(run.handled).toEqual([sequenceNumber(0)])
+
+  const batch = getBatch(event)
+  expect(batch?.status[2]).toBe(RecordStatus.Pending)
+  expect(batch?.errors.has(2)).toBe(false)
+  expect(batch?.records[2]?.data).toEqual(batch?.records[0]?.data)
+
+  const [failed, summary, ...rest] = run.logger.lines
+  expect(rest).toEqual([])
+  expect(failed?.level).toBe('error')
+  expect(failed?.message).toBe('record failed')
+  const details = failed?.details[0] as { error: RecordError } & Record<string, unknown>
+  expect(details).toMatchObject({
+    shardId: SHARD,
+    sequenceNumber: sequenceNumber(1),
+    partitionKey: 'bad-key',
+  })
+  const error = details.error
+  expect(error).toBe(batch?.errors.get(1))
+  expect(error).toBeInstanceOf(expected.type)
+  expect(error.name).toBe(expected.name)
+  expect(error.message).toContain(
+    `record ${sequenceNumber(1)} of ${SHARD} (partition key "bad-key"): `,
+  )
+  expect(error.message).toMatch(expected.cause)
+  expect(summary).toMatchObject({
+    level: 'warn',
+    message: 'batch done with failures',
+    details: [{ lambdaRecords: 3, failed: 1, checkpoint: sequenceNumber(1), succeeded: 1 }],
+  })
+  return error
+}
+
+describe('bad bytes fail their record alone', () => {
+  it('bad base64: DecodeError, not retryable', async () => {
+    const error = await reportsTheBadRecord(
+      wire({ parser: jsonParse({ schema: Order }) }),
+      { base64: 'eyJvcmRlcklkIjoi*A==' },
+      { type: DecodeError, name: 'DecodeError', cause: /data is not valid base64$/ },
+    )
+    expect(error.retryable).toBe(false)
+  })
+
+  it('corrupt gzip: DecodeError with the zlib error as cause', async () => {
+    const gzip = zlib.gzipSync(order('a'))
+    const corrupt = Buffer.concat([gzip.subarray(0, 10), Buffer.from('not deflate at all')])
+    const error = await reportsTheBadRecord(wire({ parser: jsonParse() }), corrupt, {
+      type: DecodeError,
+      name: 'DecodeError',
+      cause: /data is not valid gzip: invalid block type$/,
+    })
+    expect(error.cause).toMatchObject({ code: 'Z_DATA_ERROR' })
+    expect(error.retryable).toBe(false)
+  })
+
+  it('corrupt zstd: DecodeError with the zstd error as cause', async () => {
+    const corrupt = Buffer.from([0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 4, 5, 6, 7, 8])
+    const error = await reportsTheBadRecord(wire({ parser: jsonParse() }), corrupt, {
+      type: DecodeError,
+      name: 'DecodeError',
+      cause: /data is not valid zstd: /,
+    })
+    expect(error.cause).toBeInstanceOf(Error)
+    expect(error.retryable).toBe(false)
+  })
+
+  it('over maxDecompressedBytes: DecodeError naming the limit', async () => {
+    const bomb = zlib.gzipSync(Buffer.alloc(1024 * 1024, 0x20))
+    expect(bomb.length).toBeLessThan(2048)
+    const error = await reportsTheBadRecord(
+      wire({ parser: jsonParse(), decode: { maxDecompressedBytes: 64 * 1024 } }),
+      bomb,
+      {
+        type: DecodeError,
+        name: 'DecodeError',
+        cause:
+          /data decompresses \(gzip\) to more than 65536 bytes, the maxDecompressedBytes limit$/,
+      },
+    )
+    expect(error.cause).toMatchObject({ code: 'ERR_BUFFER_TOO_LARGE' })
+  })
+
+  it('KPL magic with a bad MD5: passed on as a plain record, as the KCL does, then not JSON', async () => {
+    const { RecordAggregator } = createRequire(import.meta.url)('aws-kinesis-agg') as {
+      RecordAggregator: new () => {
+        addUserRecord(record: { partitionKey: string; data: Buffer }): void
+        build(): { data: Buffer }
+      }
+    }
+    const aggregator = new RecordAggregator()
+    aggregator.addUserRecord({ partitionKey: 'p', data: Buffer.from(order('inner')) })
+    const aggregate = Buffer.from(aggregator.build().data)
+    const last = aggregate.length - 1
+    aggregate[last] = (aggregate[last] as number) ^ 0xff
+
+    // Without a parser the record handler gets the carrier's bytes, untouched.
+    const seen: Uint8Array[] = []
+    const plain = wire({ handler: (record) => void seen.push(record.data as Uint8Array) })
+    const plainEvent = kinesisEvent([{ data: aggregate }])
+    expect(await plain.lambda(plainEvent, lambdaContext())).toEqual({ batchItemFailures: [] })
+    expect(Buffer.from(seen[0] as Uint8Array).equals(aggregate)).toBe(true)
+    expect(getBatch(plainEvent)?.records[0]?.subSequenceNumber).toBeUndefined()
+
+    // With jsonParse it fails alone: the magic bytes are not UTF-8.
+    await reportsTheBadRecord(wire({ parser: jsonParse({ schema: Order }) }), aggregate, {
+      type: ParseError,
+      name: 'ParseError',
+      cause: /: is not valid UTF-8$/,
+    })
+  })
+})
+
+describe('bad JSON fails its record alone', () => {
+  it('not UTF-8: ParseError', async () => {
+    const error = await reportsTheBadRecord(
+      wire({ parser: jsonParse() }),
+      Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0x22, 0x7d]),
+      { type: ParseError, name: 'ParseError', cause: /: is not valid UTF-8$/ },
+    )
+    expect(error.cause).toBeInstanceOf(TypeError)
+    expect(error.retryable).toBe(false)
+  })
+
+  it('not JSON: ParseError with the JSON error', async () => {
+    const error = await reportsTheBadRecord(wire({ parser: jsonParse() }), '{"orderId": "a",', {
+      type: ParseError,
+      name: 'ParseError',
+      cause: /: is not valid JSON: /,
+    })
+    expect(error.cause).toBeInstanceOf(SyntaxError)
+  })
+
+  it('a prototype-polluting key: ParseError naming the key and where it is', async () => {
+    await reportsTheBadRecord(
+      wire({ parser: jsonParse() }),
+      '{"order":{"__proto__":{"isAdmin":true}}}',
+      {
+        type: ParseError,
+        name: 'ParseError',
+        cause: /has a "__proto__" key at order, refused because .* pollute prototypes$/,
+      },
+    )
+    await reportsTheBadRecord(
+      wire({ parser: jsonParse() }),
+      '{"constructor":{"prototype":{"isAdmin":true}}}',
+      { type: ParseError, name: 'ParseError', cause: /has a "constructor.prototype" key/ },
+    )
+    expect(({} as { isAdmin?: unknown }).isAdmin).toBeUndefined()
+  })
+
+  it('a schema mismatch (zod): ValidationError with each issue and its path', async () => {
+    const error = await reportsTheBadRecord(
+      wire({ parser: jsonParse({ schema: Order }) }),
+      JSON.stringify({ orderId: 7, quantity: 0 }),
+      {
+        type: ValidationError,
+        name: 'ValidationError',
+        cause: /: does not match the schema: orderId: .*string.*; quantity: Too small/,
+      },
+    )
+    expect((error as ValidationError).issues.map((issue) => issue.path)).toEqual([
+      ['orderId'],
+      ['quantity'],
+    ])
+    expect(error.retryable).toBe(false)
+  })
+})
+
+const Reading = {
+  type: 'record',
+  name: 'Reading',
+  fields: [
+    { name: 'sensor', type: 'string' },
+    { name: 'celsius', type: 'double' },
+  ],
+}
+const reading = avro.Type.forSchema(Reading as avro.Schema)
+const datum = (sensor: string) => reading.toBuffer({ sensor, celsius: 21.5 })
+const confluent = (id: number, body: Buffer) => {
+  const header = Buffer.alloc(5)
+  header.writeUInt32BE(id, 1)
+  return Buffer.concat([header, body])
+}
+
+/** A Confluent registry that knows schema 1 only, on 127.0.0.1; closed after `use`. */
+async function withRegistry<T>(use: (url: string) => Promise<T>): Promise<T> {
+  const server = createServer((request, response) => {
+    if (request.url === '/schemas/ids/1') {
+      response.setHeader('content-type', 'application/json')
+      response.end(JSON.stringify({ schema: JSON.stringify(Reading) }))
+    } else {
+      response.statusCode = 404
+      response.end(JSON.stringify({ error_code: 40403, message: 'Schema not found' }))
+    }
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  try {
+    return await use(`http://127.0.0.1:${(server.address() as AddressInfo).port}`)
+  } finally {
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  }
+}
+
+describe('bad Avro fails its record alone', () => {
+  const avroSandwich = (bad: Buffer) =>
+    kinesisEvent([
+      { data: confluent(1, datum('s0')) },
+      { data: bad, partitionKey: 'bad-key' },
+      { data: confluent(1, datum('s2')) },
+    ])
+
+  it('a wrong magic byte: ParseError naming the byte', async () => {
+    await withRegistry(async (url) => {
+      const parser = avroParse({ registry: confluentSchemaRegistry({ url }) })
+      const run = wire({ parser })
+      const event = avroSandwich(Buffer.from(order('a')))
+      expect(await run.lambda(event, lambdaContext())).toEqual(answerAt(1))
+      const error = getBatch(event)?.errors.get(1)
+      expect(error).toBeInstanceOf(ParseError)
+      expect(error?.message).toBe(
+        `record ${sequenceNumber(1)} of ${SHARD} (partition key "bad-key"): is not in the Confluent wire format: it starts with byte 0x7b, not the magic byte 0x00`,
+      )
+      expect(getBatch(event)?.records[2]?.data).toEqual({ sensor: 's2', celsius: 21.5 })
+      expect(run.logger.lines[0]?.details[0]).toMatchObject({ error })
+    })
+  })
+
+  it('a truncated datum: ParseError saying where it ends', async () => {
+    const error = await reportsTheBadRecord(
+      wire({ parser: avroParse({ schema: Reading }) }),
+      datum('s1').subarray(0, 5),
+      {
+        type: ParseError,
+        name: 'ParseError',
+        cause: /: is not a valid Avro datum of the schema: it ends early, after 5 bytes$/,
+      },
+      datum('s0'),
+    )
+    expect(error.retryable).toBe(false)
+  })
+
+  it('trailing bytes: ParseError counting them', async () => {
+    await reportsTheBadRecord(
+      wire({ parser: avroParse({ schema: Reading }) }),
+      Buffer.concat([datum('s1'), Buffer.from([0, 0])]),
+      {
+        type: ParseError,
+        name: 'ParseError',
+        cause: /: has 2 trailing bytes after the Avro datum of the schema$/,
+      },
+      datum('s0'),
+    )
+  })
+
+  it('an unknown schema id with the registry down: retryable SchemaRegistryError, never diverted', async () => {
+    // A port that was just closed: the connection is refused at once.
+    const url = await withRegistry(async (url) => url)
+    const sunk: string[] = []
+    const run = wire({
+      parser: avroParse({ registry: confluentSchemaRegistry({ url, timeout: 2000 }) }),
+      onPoison: async (record) => void sunk.push(record.sequenceNumber),
+    })
+    const event = kinesisEvent([{ data: confluent(9, datum('s0')), partitionKey: 'bad-key' }])
+    expect(await run.lambda(event, lambdaContext())).toEqual(answerAt(0))
+    expect(run.handled).toEqual([])
+    expect(sunk).toEqual([])
+    const error = getBatch(event)?.errors.get(0)
+    expect(error?.name).toBe('SchemaRegistryError')
+    expect(error?.retryable).toBe(true)
+    expect(error?.message).toMatch(
+      new RegExp(
+        `^record ${sequenceNumber(0)} of ${SHARD} \\(partition key "bad-key"\\): cannot get schema 9 of the Confluent Schema Registry at ${url}: fetch failed$`,
+      ),
+    )
+    expect(run.logger.lines.map((line) => [line.level, line.message])).toEqual([
+      ['error', 'record failed'],
+      ['warn', 'batch done with failures'],
+    ])
+  })
+
+  it('an unknown schema id with the registry up: the 404 is in the message, and it is final', async () => {
+    await withRegistry(async (url) => {
+      const run = wire({ parser: avroParse({ registry: confluentSchemaRegistry({ url }) }) })
+      const event = avroSandwich(confluent(404, datum('s1')))
+      expect(await run.lambda(event, lambdaContext())).toEqual(answerAt(1))
+      expect(run.handled).toEqual([sequenceNumber(0)])
+      const error = getBatch(event)?.errors.get(1)
+      expect(error?.name).toBe('SchemaRegistryError')
+      expect(error?.message).toMatch(
+        /cannot get schema 404 of .*: GET \/schemas\/ids\/404 answered HTTP 404: Schema not found \(error 40403\)$/,
+      )
+      expect(error?.retryable).toBe(false)
+    })
+  })
+})
+
+describe('an event that is not a Kinesis batch fails the invocation', () => {
+  it.each([
+    ['an SQS event', { Records: [{ eventSource: 'aws:sqs', body: '{}' }] }, 'got aws:sqs'],
+    [
+      'a DynamoDB stream event',
+      { Records: [{ eventSource: 'aws:dynamodb', dynamodb: {} }] },
+      'got aws:dynamodb',
+    ],
+    ['an event without Records', { detail: {} }, 'got an event without Records'],
+    ['null', null, 'got a null event'],
+    ['a null first record', { Records: [null] }, 'got records without eventSource'],
+  ])('%s: ConfigurationError, thrown, logged once', async (_kind, event, got) => {
+    const run = wire()
+    const invocation = run.lambda(event as unknown as KinesisStreamEvent, lambdaContext())
+    await expect(invocation).rejects.toThrow(ConfigurationError)
+    await invocation.catch((error: Error) => {
+      expect(error.name).toBe('ConfigurationError')
+      expect(error.message).toBe(`@shardwise/kinesis-decode: expected an aws:kinesis event, ${got}`)
+      expect(run.logger.lines).toEqual([
+        {
+          level: 'error',
+          message: 'the invocation failed; Lambda will retry the whole batch',
+          details: [error],
+        },
+      ])
+    })
+    expect(run.started).toEqual([])
+  })
+
+  it('a record without a sequence number: ConfigurationError naming its position', async () => {
+    const event = kinesisEvent([{ data: order('a') }, { data: order('b') }])
+    const second = event.Records[1] as KinesisStreamEvent['Records'][number]
+    delete (second.kinesis as { sequenceNumber?: string }).sequenceNumber
+    const run = wire()
+    await expect(run.lambda(event, lambdaContext())).rejects.toThrow(
+      '@shardwise/kinesis-decode: Records[1] has no kinesis.sequenceNumber; expected an aws:kinesis event',
+    )
+    expect(run.started).toEqual([])
+  })
+})
+
+describe('edge batches', () => {
+  it('a record without an eventID: handled, with an empty shard id', async () => {
+    const event = kinesisEvent([{ data: order('a') }])
+    delete (event.Records[0] as { eventID?: string }).eventID
+    const shards: string[] = []
+    const run = wire({ handler: (record) => void shards.push(record.shardId) })
+    expect(await run.lambda(event, lambdaContext())).toEqual({ batchItemFailures: [] })
+    expect(shards).toEqual([''])
+  })
+
+  it('an empty batch: an empty answer, nothing handled, a debug summary', async () => {
+    const run = wire()
+    expect(await run.lambda({ Records: [] }, lambdaContext())).toEqual({ batchItemFailures: [] })
+    expect(run.started).toEqual([])
+    expect(run.logger.lines).toEqual([
+      {
+        level: 'debug',
+        message: 'batch done',
+        details: [
+          {
+            lambdaRecords: 0,
+            failed: 0,
+            checkpoint: null,
+            records: 0,
+            succeeded: 0,
+            diverted: 0,
+            notHandled: 0,
+          },
+        ],
+      },
+    ])
+  })
+})
+
+describe('a record handler that misbehaves fails its record alone', () => {
+  const failingAt =
+    (thrown: () => unknown): RecordHandler<unknown> =>
+    async (record) => {
+      if (record.partitionKey === 'bad-key') throw thrown()
+    }
+
+  it.each([
+    ['a string', () => 'database busy', /: the record handler failed: database busy$/],
+    [
+      'a plain object',
+      () => ({ code: 'EBUSY', attempt: 3 }),
+      /: the record handler failed: non-Error value thrown: {"code":"EBUSY","attempt":3}$/,
+    ],
+    ['null', () => null, /: the record handler failed: non-Error value thrown: null$/],
+    [
+      'undefined',
+      () => undefined,
+      /: the record handler failed: non-Error value thrown: undefined$/,
+    ],
+  ])(
+    'throws %s: RecordHandlerError, retryable, the value as cause',
+    async (_kind, thrown, cause) => {
+      const value = thrown()
+      const error = await reportsTheBadRecord(wire({ handler: failingAt(thrown) }), order('b'), {
+        type: RecordHandlerError,
+        name: 'RecordHandlerError',
+        cause,
+      })
+      expect(error.cause).toEqual(value)
+      expect(error.retryable).toBe(true)
+    },
+  )
+
+  it('throws synchronously (not an async function): RecordHandlerError', async () => {
+    const run = wire({
+      handler: (record) => {
+        if (record.partitionKey === 'bad-key') throw new RangeError('quantity out of range')
+      },
+    })
+    const error = await reportsTheBadRecord(run, order('b'), {
+      type: RecordHandlerError,
+      name: 'RecordHandlerError',
+      cause: /: the record handler failed: quantity out of range$/,
+    })
+    expect(error.cause).toBeInstanceOf(RangeError)
+  })
+
+  it('never settles: the timeout guard answers with that record before the timeout', async () => {
+    let aborted: unknown
+    const run = wire({
+      timeoutMarginMs: 150,
+      handler: (record, _context, { signal }) => {
+        if (record.partitionKey !== 'bad-key') return undefined
+        signal.addEventListener('abort', () => {
+          aborted = signal.reason
+        })
+        return new Promise(() => {})
+      },
+    })
+    const context = lambdaContext(400)
+    const event = kinesisEvent(sandwich(order('b')))
+    expect(await run.lambda(event, context)).toEqual(answerAt(1))
+    expect(context.getRemainingTimeInMillis()).toBeGreaterThan(100)
+    expect(run.started).toEqual([sequenceNumber(0), sequenceNumber(1)])
+    expect(run.handled).toEqual([sequenceNumber(0)])
+    expect(aborted).toMatchObject({
+      name: 'TimeoutError',
+      message: 'the invocation stops 150 ms before its timeout',
+    })
+    // The record was cut off, not failed: it has no error of its own, only its place.
+    expect(getBatch(event)?.status[1]).toBe(RecordStatus.Pending)
+    expect(run.logger.lines.map((line) => [line.level, line.message, line.details[0]])).toEqual([
+      [
+        'error',
+        'record not finished: the invocation stopped before its timeout',
+        {
+          shardId: 'shardId-000000000006',
+          sequenceNumber: sequenceNumber(1),
+          subSequenceNumber: undefined,
+          partitionKey: expect.any(String),
+        },
+      ],
+      [
+        'warn',
+        'batch done with failures',
+        expect.objectContaining({ checkpoint: sequenceNumber(1), succeeded: 1, notHandled: 2 }),
+      ],
+    ])
+  })
+})
+
+describe('poison records', () => {
+  const poisonAt: RecordHandler<unknown> = (record) => {
+    if (record.partitionKey === 'bad-key') throw new NonRetryableError('unknown product')
+  }
+
+  it('without onPoison: reported like any failure, the shard stops at it', async () => {
+    const error = await reportsTheBadRecord(wire({ handler: poisonAt }), order('b'), {
+      type: RecordHandlerError,
+      name: 'RecordHandlerError',
+      cause: /: the record handler failed: unknown product$/,
+    })
+    expect(error.retryable).toBe(false)
+    expect(error.cause).toBeInstanceOf(NonRetryableError)
+  })
+
+  it('with onPoison: the sink takes it with its raw bytes and error, the batch goes on', async () => {
+    const sunk: Array<{ record: KinesisRecord<unknown>; error: RecordError }> = []
+    const run = wire({
+      handler: poisonAt,
+      onPoison: async (record, error) => void sunk.push({ record, error }),
+    })
+    const event = kinesisEvent(sandwich(order('b')))
+    expect(await run.lambda(event, lambdaContext())).toEqual({ batchItemFailures: [] })
+    expect(run.handled).toEqual([sequenceNumber(0), sequenceNumber(2)])
+    expect(sunk).toHaveLength(1)
+    const { record, error } = sunk[0] as (typeof sunk)[number]
+    expect(record.sequenceNumber).toBe(sequenceNumber(1))
+    expect(Buffer.from(record.rawData).toString()).toBe(order('b'))
+    expect(error).toBeInstanceOf(RecordHandlerError)
+    expect(error.message).toBe(
+      `record ${sequenceNumber(1)} of ${SHARD} (partition key "bad-key"): the record handler failed: unknown product`,
+    )
+    expect(run.logger.lines.map((line) => [line.level, line.message])).toEqual([
+      ['warn', 'record sent to the poison sink'],
+      ['debug', 'batch done'],
+    ])
+    expect(run.logger.lines[0]?.details[0]).toMatchObject({
+      shardId: SHARD,
+      sequenceNumber: sequenceNumber(1),
+      partitionKey: 'bad-key',
+      error,
+    })
+  })
+
+  it('with onPoison, bad bytes are poison too: a bad base64 record is diverted', async () => {
+    const sunk: RecordError[] = []
+    const run = wire({
+      parser: jsonParse({ schema: Order }),
+      onPoison: async (_record, error) => void sunk.push(error),
+    })
+    const event = kinesisEvent(sandwich({ base64: 'not base64!' }))
+    expect(await run.lambda(event, lambdaContext())).toEqual({ batchItemFailures: [] })
+    expect(run.handled).toEqual([sequenceNumber(0), sequenceNumber(2)])
+    expect(sunk.map((error) => error.name)).toEqual(['DecodeError'])
+  })
+
+  it('with an onPoison that rejects: PoisonSinkError, reported, the shard stops at it', async () => {
+    const run = wire({
+      handler: poisonAt,
+      onPoison: async () => {
+        throw new Error('queue unavailable')
+      },
+    })
+    const error = await reportsTheBadRecord(run, order('b'), {
+      type: PoisonSinkError,
+      name: 'PoisonSinkError',
+      cause:
+        /: the poison sink failed \(queue unavailable\) for: record .*: the record handler failed: unknown product$/,
+    })
+    expect(error.retryable).toBe(true)
+  })
+})
