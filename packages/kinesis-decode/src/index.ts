@@ -9,7 +9,6 @@
  */
 
 import { constants as bufferConstants } from 'node:buffer'
-import zlib from 'node:zlib'
 import type { MiddlewareObj } from '@middy/core'
 import {
   BATCH,
@@ -101,7 +100,7 @@ function settingsOf(options: KinesisDecodeOptions | undefined): Settings {
     decompress = 'auto',
     maxDecompressedBytes = DEFAULT_MAX_DECOMPRESSED_BYTES,
   } = checkOptions(pkg, optionSchema, options)
-  if (decompress === 'zstd' && typeof zlib.zstdDecompressSync !== 'function') {
+  if (decompress === 'zstd' && typeof zlib().zstdDecompressSync !== 'function') {
     throw new ConfigurationError(
       `${pkg}: decompress 'zstd' needs Node 22.15 or later (this is ${process.version})`,
     )
@@ -205,6 +204,14 @@ function decodeRecords(
 
 const EMPTY = new Uint8Array(0)
 
+// Loaded at the first compressed record, not at import: a function whose records are plain
+// does not pay for node:zlib in its cold start.
+let zlibModule: typeof import('node:zlib') | undefined
+function zlib(): typeof import('node:zlib') {
+  zlibModule ??= process.getBuiltinModule('node:zlib')
+  return zlibModule
+}
+
 /**
  * `previousShardId` is the shard of the record before: a batch comes from one shard, so the
  * records share one string instead of each keeping a slice of its `eventID` alive.
@@ -287,12 +294,13 @@ function decompressed(
   const format = mode === 'auto' ? compressionOf(bytes) : mode
   if (format === false) return bytes
   try {
-    if (format === 'gzip') return zlib.gunzipSync(bytes, { maxOutputLength })
-    if (format === 'zlib') return zlib.inflateSync(bytes, { maxOutputLength })
-    if (typeof zlib.zstdDecompressSync !== 'function') {
+    const z = zlib()
+    if (format === 'gzip') return compact(z.gunzipSync(bytes, { maxOutputLength }))
+    if (format === 'zlib') return compact(z.inflateSync(bytes, { maxOutputLength }))
+    if (typeof z.zstdDecompressSync !== 'function') {
       return new Error(`data is zstd, which needs Node 22.15 or later (this is ${process.version})`)
     }
-    return zlib.zstdDecompressSync(bytes, { maxOutputLength })
+    return compact(z.zstdDecompressSync(bytes, { maxOutputLength }))
   } catch (error) {
     if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
       return new Error(
@@ -302,6 +310,14 @@ function decompressed(
     }
     return new Error(`data is not valid ${format}: ${(error as Error).message}`, { cause: error })
   }
+}
+
+/**
+ * zlib hands back a view of its 16 KiB output chunk; a batch keeps every record until it ends,
+ * so a small payload is copied out rather than keep the whole chunk alive.
+ */
+function compact(output: Buffer): Buffer {
+  return output.byteLength * 2 < output.buffer.byteLength ? Buffer.from(output) : output
 }
 
 /** zlib is never guessed: its only marker is a first byte of `x`, common in plain text too. */

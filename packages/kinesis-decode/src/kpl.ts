@@ -13,8 +13,6 @@
  * the carrier's bytes, without copying.
  */
 
-import { hash } from 'node:crypto'
-
 export interface UserRecord {
   partitionKey: string
   explicitHashKey: string | undefined
@@ -60,8 +58,13 @@ export function readAggregate(bytes: Uint8Array): UserRecord[] | undefined {
   return records
 }
 
+// Loaded at the first aggregate, not at import: a function that never sees one does not pay
+// for node:crypto in its cold start.
+let crypto: typeof import('node:crypto') | undefined
+
 function md5Matches(body: Uint8Array, bytes: Uint8Array, trailer: number): boolean {
-  const digest = hash('md5', body, 'buffer')
+  crypto ??= process.getBuiltinModule('node:crypto')
+  const digest = crypto.hash('md5', body, 'buffer')
   for (let i = 0; i < MD5_LENGTH; i++) {
     if (digest[i] !== bytes[trailer + i]) return false
   }
