@@ -136,6 +136,13 @@ describe('checkOptions', () => {
     )
   })
 
+  it('says so when the options are not an object at all', () => {
+    expect(() => checkOptions('@shardwise/x', schema, 'fast' as never)).toThrow(
+      '@shardwise/x: options must be an object, got string',
+    )
+    expect(() => checkOptions('@shardwise/x', schema, null as never)).toThrow(/got null$/)
+  })
+
   it('returns the options, or an empty object', () => {
     expect(checkOptions('@shardwise/x', schema, { size: 2 })).toEqual({ size: 2 })
     expect(checkOptions('@shardwise/x', schema, undefined)).toEqual({})

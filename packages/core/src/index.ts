@@ -295,6 +295,13 @@ export function checkOptions<T extends object>(
   schema: OptionSchema,
   options: T | undefined,
 ): T {
+  if (
+    options !== undefined &&
+    (typeof options !== 'object' || options === null || Array.isArray(options))
+  ) {
+    const got = options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options
+    throw new ConfigurationError(`${packageName}: options must be an object, got ${got}`)
+  }
   try {
     middyValidateOptions(packageName, schema, (options ?? {}) as Record<string, unknown>)
     return options ?? ({} as T)

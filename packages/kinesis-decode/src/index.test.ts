@@ -125,7 +125,7 @@ describe('kinesisDecode options', () => {
     [{ maxDecompressedBytes: '1MB' }, "Option 'maxDecompressedBytes' must be integer"],
     [{ maxDecompressedBytes: 2 ** 60 }, "Option 'maxDecompressedBytes' must be <="],
     [{ deaggregation: false }, "Unknown option 'deaggregation'"],
-    ['gzip', 'must be object'],
+    ['gzip', 'options must be an object, got string'],
   ])('rejects %j when the middleware is built', (options, message) => {
     expect(() => kinesisDecode(options as never)).toThrow(ConfigurationError)
     expect(() => kinesisDecode(options as never)).toThrow(message)
