@@ -1,4 +1,5 @@
 import middy from '@middy/core'
+import { failRecord, getBatch, type KinesisStreamEvent } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { kinesisEvent, lambdaContext, recordingLogger, sequenceNumber } from '@shardwise/testing'
 import { describe, expect, it } from 'vitest'
@@ -9,7 +10,7 @@ import {
   type Ordering,
   PoisonSinkError,
   partialFailures,
-  type RecordError,
+  RecordError,
 } from './index.js'
 
 const text = new TextDecoder()
@@ -107,6 +108,42 @@ describe('partialFailures({ onPoison })', () => {
         /the poison sink failed \(queue unavailable\) for: record/,
       )
     }
+  })
+
+  it('starts from the lowest retryable failure, whatever order the steps found them in', async () => {
+    const started: string[] = []
+    // A step that finds a retryable failure at record 3, then one at record 1.
+    const flakyStep = {
+      before(request: { event: KinesisStreamEvent }) {
+        const batch = getBatch(request.event)
+        if (batch === undefined) throw new Error('kinesisDecode runs first')
+        for (const index of [3, 1]) {
+          const record = batch.records[index] as KinesisRecord<unknown>
+          failRecord(batch, index, new RecordError(record, 'the lookup timed out'))
+        }
+      },
+    }
+    const lambda = middy(
+      eachRecord(
+        async (record) => {
+          started.push(text.decode(record.data))
+        },
+        { ordering: 'partitionKey', concurrency: 4 },
+      ),
+    )
+      .use(kinesisDecode())
+      .use(flakyStep)
+      .use(partialFailures({ logger: false, onPoison: async () => {} }))
+    // Records 0 and 1 share a key, so record 1 waits for record 0 while other keys are free:
+    // only a limit at record 1 keeps records 2 and later from starting meanwhile.
+    const keys = ['x', 'x', 'y', 'z', 'w']
+    const event = kinesisEvent(
+      ['a', 'b', 'c', 'd', 'e'].map((data, i) => ({ data, partitionKey: keys[i] as string })),
+    )
+    expect(await lambda(event, lambdaContext())).toEqual({
+      batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }],
+    })
+    expect(started).toEqual(['a'])
   })
 
   it('rejects a sink that is not a function when it is built', () => {

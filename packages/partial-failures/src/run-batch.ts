@@ -79,6 +79,15 @@ export async function runBatch<T>(
   middySignal: AbortSignal | undefined,
   sink: PoisonSink | undefined,
 ): Promise<void> {
+  // The margin is checked before any record starts: a batch that cannot run must not begin.
+  const remaining = context?.getRemainingTimeInMillis?.()
+  const guarded = options.timeoutMarginMs !== 0 && typeof remaining === 'number'
+  const delay = guarded ? remaining - options.timeoutMarginMs : 0
+  if (guarded && delay <= 0) {
+    throw new TimeoutError(
+      `only ${remaining} ms remain, within the timeout margin of ${options.timeoutMarginMs} ms: raise the function's timeout or lower timeoutMarginMs`,
+    )
+  }
   const stop = new AbortController()
   const run: Run<T> = {
     batch,
@@ -89,15 +98,8 @@ export async function runBatch<T>(
     limit: sink === undefined ? startLimit(batch) : startLimitWithSink(batch),
   }
   const running = runners[options.ordering](run as Run<unknown>, options.concurrency)
+  if (!guarded) return running
 
-  const remaining = context?.getRemainingTimeInMillis?.()
-  if (options.timeoutMarginMs === 0 || typeof remaining !== 'number') return running
-  const delay = remaining - options.timeoutMarginMs
-  if (delay <= 0) {
-    throw new TimeoutError(
-      `only ${remaining} ms remain, within the timeout margin of ${options.timeoutMarginMs} ms: raise the function's timeout or lower timeoutMarginMs`,
-    )
-  }
   let timer: NodeJS.Timeout | undefined
   const timeUp = new Promise<void>((resolve) => {
     timer = setTimeout(() => {
@@ -120,12 +122,18 @@ function startLimit(batch: RecordBatch): number {
   return failedAt === -1 ? batch.records.length : failedAt
 }
 
-/** With a sink, a record that failed before the loop stops it only if retrying could help. */
+/**
+ * With a sink, a record that failed before the loop stops it only if retrying could help. The
+ * errors are in the order the steps found them, not in batch order, so the lowest is sought.
+ */
 function startLimitWithSink(batch: RecordBatch): number {
+  let limit = batch.records.length
   for (const [index, error] of batch.errors) {
-    if (error.retryable && batch.status[index] === RecordStatus.Failed) return index
+    if (index < limit && error.retryable && batch.status[index] === RecordStatus.Failed) {
+      limit = index
+    }
   }
-  return batch.records.length
+  return limit
 }
 
 /**

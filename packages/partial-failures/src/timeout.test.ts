@@ -77,11 +77,18 @@ describe('the timeout guard', () => {
     expect(reason).toBeDefined()
   })
 
-  it('refuses to start when the margin leaves no time at all', async () => {
-    const lambda = chain(async () => {}, { timeoutMarginMs: 1000 })
+  it('refuses to start when the margin leaves no time at all, and starts no record', async () => {
+    let started = 0
+    const lambda = chain(
+      async () => {
+        started++
+      },
+      { timeoutMarginMs: 1000 },
+    )
     await expect(lambda(tenRecords(), lambdaContext(800))).rejects.toThrow(
       /only \d+ ms remain, within the timeout margin of 1000 ms/,
     )
+    expect(started).toBe(0)
   })
 
   it('is off with a margin of 0', async () => {
