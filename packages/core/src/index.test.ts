@@ -14,6 +14,7 @@ import {
   type RecordBatch,
   RecordHandlerError,
   RecordStatus,
+  shardIdOf,
   ValidationError,
 } from './index.js'
 
@@ -155,6 +156,16 @@ describe('event helpers', () => {
     expect(eventSourceOf({ Records: [{ EventSource: 'aws:sns' }] })).toBe('aws:sns')
     expect(eventSourceOf({})).toBe('an event without Records')
     expect(eventSourceOf(null)).toBe('a null event')
+  })
+
+  it("take the shard id from eventID, sharing the previous record's string when it matches", () => {
+    const previous = shardIdOf('shardId-000000000006:4959')
+    expect(previous).toBe('shardId-000000000006')
+    expect(shardIdOf('shardId-000000000006:4960', previous)).toBe(previous)
+    expect(shardIdOf('shardId-000000000007:4961', previous)).toBe('shardId-000000000007')
+    expect(shardIdOf('shardId-000000000006000:1', previous)).toBe('shardId-000000000006000')
+    expect(shardIdOf('no-colon')).toBe('no-colon')
+    expect(shardIdOf(undefined)).toBe('')
   })
 
   it('find the batch only where kinesisDecode put it', () => {

@@ -310,6 +310,26 @@ export function checkOptions<T extends object>(
   }
 }
 
+/**
+ * The shard a record comes from: the part of its `eventID` before the colon. `previous` is the
+ * shard of the record before it; a batch comes from one shard, so its records can share one
+ * string instead of each keeping a slice of its `eventID` alive.
+ */
+export function shardIdOf(eventID: unknown, previous?: string): string {
+  // Only the shard id comes from eventID; a record without one can still be reported by its
+  // sequence number, so it does not fail the batch.
+  if (typeof eventID !== 'string') return ''
+  if (
+    previous !== undefined &&
+    eventID.charCodeAt(previous.length) === 58 /* : */ &&
+    eventID.startsWith(previous)
+  ) {
+    return previous
+  }
+  const colon = eventID.indexOf(':')
+  return colon === -1 ? eventID : eventID.slice(0, colon)
+}
+
 /** What `eventSource` an event claims, for an error message that says what arrived instead. */
 export function eventSourceOf(event: unknown): string {
   if (typeof event !== 'object' || event === null)

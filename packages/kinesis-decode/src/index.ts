@@ -23,6 +23,7 @@ import {
   type OptionSchema,
   type RecordBatch,
   RecordStatus,
+  shardIdOf,
 } from '@shardwise/core'
 import { readAggregate, type UserRecord } from './kpl.js'
 
@@ -212,10 +213,7 @@ function zlib(): typeof import('node:zlib') {
   return zlibModule
 }
 
-/**
- * `previousShardId` is the shard of the record before: a batch comes from one shard, so the
- * records share one string instead of each keeping a slice of its `eventID` alive.
- */
+/** `previousShardId`, the shard of the record before, lets the batch share one string. */
 function toRecord(
   lambdaRecord: KinesisStreamRecord,
   previousShardId: string | undefined,
@@ -233,21 +231,6 @@ function toRecord(
     eventSourceARN,
     lambdaRecord,
   }
-}
-
-function shardIdOf(eventID: unknown, previous: string | undefined): string {
-  // Only the shard id comes from eventID; a record without one can still be reported by its
-  // sequence number, so it does not fail the batch.
-  if (typeof eventID !== 'string') return ''
-  if (
-    previous !== undefined &&
-    eventID.charCodeAt(previous.length) === 58 /* : */ &&
-    eventID.startsWith(previous)
-  ) {
-    return previous
-  }
-  const colon = eventID.indexOf(':')
-  return colon === -1 ? eventID : eventID.slice(0, colon)
 }
 
 /** A user record of an aggregate: its own keys, the carrier's place in the stream. */

@@ -23,6 +23,7 @@ import {
   type PoisonSink,
   type RecordBatch,
   RecordStatus,
+  shardIdOf,
 } from '@shardwise/core'
 
 const pkg = '@shardwise/partial-failures'
@@ -188,7 +189,7 @@ function collectSettledFailures(
     const at = lambdaRecord ?? lambdaRecords[0]
     if (at === undefined) continue
     const record = {
-      shardId: at.eventID.split(':')[0] ?? at.eventID,
+      shardId: shardIdOf(at.eventID),
       sequenceNumber: at.kinesis.sequenceNumber,
       subSequenceNumber: undefined,
       partitionKey: at.kinesis.partitionKey,
