@@ -554,7 +554,7 @@ describe('a record handler that misbehaves fails its record alone', () => {
     expect(run.logger.lines.map((line) => [line.level, line.message, line.details[0]])).toEqual([
       [
         'error',
-        'record not finished: the invocation stopped before its timeout',
+        'record not finished: the timeout guard cut it off, or the handler reported it',
         {
           shardId: 'shardId-000000000006',
           sequenceNumber: sequenceNumber(1),

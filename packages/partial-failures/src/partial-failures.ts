@@ -238,8 +238,9 @@ function collectReportedFailures(
 }
 
 /**
- * A record the handler reported without failing it: with `eachRecord`, one the invocation
- * stopped before (the timeout guard); the log says where it is and why.
+ * A record the handler reported that no step failed: with `eachRecord`, the one the timeout
+ * guard cut off; with a handler of the user's own, whatever it reported. Which of the two is
+ * not recorded anywhere, so the log names both and gives the record's coordinates.
  */
 function unfinished(sequenceNumber: string, batch: RecordBatch | undefined): Failure {
   const index = batch?.records.findIndex((record) => record.sequenceNumber === sequenceNumber) ?? -1
@@ -248,7 +249,7 @@ function unfinished(sequenceNumber: string, batch: RecordBatch | undefined): Fai
   }
   return {
     sequenceNumber,
-    message: 'record not finished: the invocation stopped before its timeout',
+    message: 'record not finished: the timeout guard cut it off, or the handler reported it',
     details: { ...coordinatesOf(batch.records[index] as KinesisRecord) },
   }
 }
