@@ -1,27 +1,24 @@
 /**
  * The dead-letter path end to end with real AWS clients: the handler's SQSClient sends to an
  * SQS endpoint on 127.0.0.1, and what arrived there is put back on a Kinesis stream (kinesalite,
- * in memory) with the Kinesis client, byte for byte.
+ * in memory, as @shardwise/local starts it) with the Kinesis client, byte for byte.
  */
 import { createHash } from 'node:crypto'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import {
-  CreateStreamCommand,
   DescribeStreamCommand,
   GetRecordsCommand,
   GetShardIteratorCommand,
-  KinesisClient,
   PutRecordCommand,
 } from '@aws-sdk/client-kinesis'
 import { SQSClient } from '@aws-sdk/client-sqs'
+import { type LocalKinesis, startLocalKinesis } from '@shardwise/local'
 import { kinesisEvent, lambdaContext, recordingLogger, sequenceNumber } from '@shardwise/testing'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
-import kinesalite from 'kinesalite'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { type DeadLetter, ordersHandler } from './orders-dlq.js'
 
-const credentials = { accessKeyId: 'test', secretAccessKey: 'test' }
 const listen = async (server: Server) => {
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
@@ -56,32 +53,24 @@ describe('the orders handler with an SQS dead-letter queue', () => {
   const received: Array<{ QueueUrl: string; MessageBody: string }> = []
   let sqsDown = false
   const sqsServer = fakeSqs(received, () => sqsDown)
-  const kinesisServer = kinesalite({ createStreamMs: 0, deleteStreamMs: 0, updateStreamMs: 0 })
   let sqs: SQSClient
-  let kinesis: KinesisClient
+  let kinesis: LocalKinesis
   const queueUrl = 'https://sqs.us-east-2.amazonaws.com/123456789012/orders-dlq'
 
   beforeAll(async () => {
-    const handler = new NodeHttpHandler()
     sqs = new SQSClient({
       endpoint: await listen(sqsServer),
       region: 'us-east-2',
-      credentials,
-      requestHandler: handler,
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+      requestHandler: new NodeHttpHandler(),
       maxAttempts: 1,
     })
-    kinesis = new KinesisClient({
-      endpoint: await listen(kinesisServer),
-      region: 'us-east-2',
-      credentials,
-      requestHandler: handler,
-    })
+    kinesis = await startLocalKinesis({ region: 'us-east-2' })
   })
   afterAll(async () => {
     sqs.destroy()
-    kinesis.destroy()
     await new Promise((resolve) => sqsServer.close(resolve))
-    await new Promise((resolve) => kinesisServer.close(resolve))
+    await kinesis.close()
   })
 
   const orders = () =>
@@ -112,23 +101,24 @@ describe('the orders handler with an SQS dead-letter queue', () => {
 
   it('keeps what is needed to put the record back on a stream, byte for byte', async () => {
     const letter = JSON.parse((received[0] as { MessageBody: string }).MessageBody) as DeadLetter
-    await kinesis.send(new CreateStreamCommand({ StreamName: 'orders-replay', ShardCount: 1 }))
-    const stream = await kinesis.send(new DescribeStreamCommand({ StreamName: 'orders-replay' }))
-    await kinesis.send(
+    await kinesis.createStream('orders-replay', 1)
+    const { client } = kinesis
+    const stream = await client.send(new DescribeStreamCommand({ StreamName: 'orders-replay' }))
+    await client.send(
       new PutRecordCommand({
         StreamName: 'orders-replay',
         PartitionKey: letter.partitionKey,
         Data: Buffer.from(letter.data, 'base64'),
       }),
     )
-    const { ShardIterator } = await kinesis.send(
+    const { ShardIterator } = await client.send(
       new GetShardIteratorCommand({
         StreamName: 'orders-replay',
         ShardId: stream.StreamDescription?.Shards?.[0]?.ShardId,
         ShardIteratorType: 'TRIM_HORIZON',
       }),
     )
-    const { Records } = await kinesis.send(new GetRecordsCommand({ ShardIterator }))
+    const { Records } = await client.send(new GetRecordsCommand({ ShardIterator }))
     expect(Records).toHaveLength(1)
     expect(Records?.[0]?.PartitionKey).toBe('customer-2')
     expect(Buffer.from(Records?.[0]?.Data ?? []).toString()).toBe('{"id": 7 broken')
