@@ -4,7 +4,7 @@
  * Confluent-compatible registry (`GET {url}/schemas/ids/{id}`).
  */
 
-import { checkOptions, type OptionSchema } from '@shardwise/core'
+import { checkOptions, type OptionRules, option } from '@shardwise/core'
 import {
   FinalAnswerError,
   type Frame,
@@ -28,21 +28,14 @@ export interface ConfluentSchemaRegistryOptions {
   timeout?: number
 }
 
-const optionSchema: OptionSchema = {
-  type: 'object',
-  required: ['url'],
-  properties: {
-    url: { type: 'string', pattern: '^https?://' },
-    auth: {
-      type: 'object',
-      required: ['username', 'password'],
-      properties: { username: { type: 'string' }, password: { type: 'string' } },
-      additionalProperties: false,
-    },
-    headers: { type: 'object', additionalProperties: { type: 'string' } },
-    timeout: { type: 'integer', minimum: 1 },
-  },
-  additionalProperties: false,
+const optionRules: OptionRules = {
+  url: option.matching(/^https?:\/\//, 'an http:// or https:// URL'),
+  auth: option.shape({ username: option.string, password: option.string }, [
+    'username',
+    'password',
+  ]),
+  headers: option.recordOf(option.string),
+  timeout: option.integer(1),
 }
 
 const HEADER_LENGTH = 5
@@ -57,7 +50,7 @@ export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions)
     auth,
     headers,
     timeout = 5000,
-  } = checkOptions(`${pkg}: confluentSchemaRegistry()`, optionSchema, options)
+  } = checkOptions(`${pkg}: confluentSchemaRegistry()`, optionRules, options, ['url'])
   const base = url.replace(/\/+$/, '')
   const requestHeaders: Record<string, string> = {
     accept: 'application/vnd.schemaregistry.v1+json, application/json',

@@ -6,7 +6,13 @@
  */
 
 import { inflateSync } from 'node:zlib'
-import { ConfigurationError, checkOptions, messageOf, type OptionSchema } from '@shardwise/core'
+import {
+  ConfigurationError,
+  checkOptions,
+  messageOf,
+  type OptionRules,
+  option,
+} from '@shardwise/core'
 import {
   FinalAnswerError,
   type Frame,
@@ -35,11 +41,7 @@ export interface GlueSchemaRegistryOptions {
   client?: GlueClientLike
 }
 
-const optionSchema: OptionSchema = {
-  type: 'object',
-  properties: { client: { type: 'object' } },
-  additionalProperties: false,
-}
+const optionRules: OptionRules = { client: option.object }
 
 const HEADER_VERSION = 3
 const COMPRESSION_NONE = 0
@@ -58,7 +60,7 @@ type GlueModule = typeof import('@aws-sdk/client-glue')
  * avroParse({ registry: glueSchemaRegistry(), readerSchema: orderSchema })
  */
 export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaRegistry {
-  const { client } = checkOptions(`${pkg}: glueSchemaRegistry()`, optionSchema, options)
+  const { client } = checkOptions(`${pkg}: glueSchemaRegistry()`, optionRules, options)
   if (client !== undefined && typeof client.send !== 'function') {
     throw new ConfigurationError(`${pkg}: glueSchemaRegistry's client must be a GlueClient`)
   }

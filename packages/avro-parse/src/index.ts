@@ -14,7 +14,8 @@ import {
   getBatch,
   type KinesisRecord,
   messageOf,
-  type OptionSchema,
+  type OptionRules,
+  option,
   type ParsedEvent,
   ParseError,
   type RecordBatch,
@@ -72,15 +73,16 @@ export class SchemaRegistryError extends RecordError {
   }
 }
 
-const optionSchema: OptionSchema = {
-  type: 'object',
-  properties: {
-    schema: { oneOf: [{ type: 'object' }, { type: 'array' }, { type: 'string' }] },
-    readerSchema: { oneOf: [{ type: 'object' }, { type: 'array' }, { type: 'string' }] },
-    registry: { type: 'object' },
-    typeOptions: { type: 'object' },
-  },
-  additionalProperties: false,
+const avroSchema = option.that(
+  (value) => typeof value === 'string' || (typeof value === 'object' && value !== null),
+  'an Avro schema: an object, an array, a string or an avsc Type',
+)
+
+const optionRules: OptionRules = {
+  schema: avroSchema,
+  readerSchema: avroSchema,
+  registry: option.object,
+  typeOptions: option.object,
 }
 
 /** How to read the datums of one writer schema. */
@@ -106,7 +108,7 @@ type DecoderOrProblem = Decoder | string
  *   .use(partialFailures())
  */
 export function avroParse<T = unknown>(options: AvroParseOptions): AvroParser<T> {
-  const { schema, readerSchema, registry, typeOptions } = checkOptions(pkg, optionSchema, options)
+  const { schema, readerSchema, registry, typeOptions } = checkOptions(pkg, optionRules, options)
   if (registry !== undefined) {
     if (schema !== undefined) {
       throw new ConfigurationError(

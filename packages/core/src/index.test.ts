@@ -2,8 +2,6 @@ import { describe, expect, it } from 'vitest'
 import {
   BATCH,
   batchResponse,
-  ConfigurationError,
-  checkOptions,
   compareSequenceNumbers,
   DecodeError,
   eventSourceOf,
@@ -117,36 +115,6 @@ describe('errors', () => {
     expect(new RecordHandlerError(at, { code: 7 }).message).toMatch(
       /non-Error value thrown: \{"code":7\}$/,
     )
-  })
-})
-
-describe('checkOptions', () => {
-  const schema = {
-    type: 'object',
-    properties: { size: { type: 'integer', minimum: 1 } },
-    additionalProperties: false,
-  } as const
-
-  it('throws a ConfigurationError naming the package', () => {
-    expect(() => checkOptions('@shardwise/x', schema, { size: 0 })).toThrow(ConfigurationError)
-    expect(() => checkOptions('@shardwise/x', schema, { size: 0 })).toThrow(
-      /^@shardwise\/x: .*size/,
-    )
-    expect(() => checkOptions('@shardwise/x', schema, { sise: 1 } as never)).toThrow(
-      /Unknown option 'sise'/,
-    )
-  })
-
-  it('says so when the options are not an object at all', () => {
-    expect(() => checkOptions('@shardwise/x', schema, 'fast' as never)).toThrow(
-      '@shardwise/x: options must be an object, got string',
-    )
-    expect(() => checkOptions('@shardwise/x', schema, null as never)).toThrow(/got null$/)
-  })
-
-  it('returns the options, or an empty object', () => {
-    expect(checkOptions('@shardwise/x', schema, { size: 2 })).toEqual({ size: 2 })
-    expect(checkOptions('@shardwise/x', schema, undefined)).toEqual({})
   })
 })
 

@@ -7,7 +7,6 @@
  * marks outcomes; `partialFailures` turns the marks into the answer Lambda reads.
  */
 
-import { validateOptions as middyValidateOptions, type OptionSchema } from '@middy/util'
 import type {
   KinesisStreamBatchResponse,
   KinesisStreamEvent,
@@ -279,36 +278,13 @@ export function messageOf(thrown: unknown): string {
   }
 }
 
-/** The event is not a Kinesis event, or an option is wrong: a mistake in the wiring, not in a record. */
-export class ConfigurationError extends Error {
-  override name = 'ConfigurationError'
-}
-
-/**
- * Checks a middleware's options once, when it is built, with the rules of `@middy/util`'s
- * `validateOptions`; a mistake throws a `ConfigurationError` whose message names the package.
- */
-export type { OptionSchema } from '@middy/util'
-
-export function checkOptions<T extends object>(
-  packageName: string,
-  schema: OptionSchema,
-  options: T | undefined,
-): T {
-  if (
-    options !== undefined &&
-    (typeof options !== 'object' || options === null || Array.isArray(options))
-  ) {
-    const got = options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options
-    throw new ConfigurationError(`${packageName}: options must be an object, got ${got}`)
-  }
-  try {
-    middyValidateOptions(packageName, schema, (options ?? {}) as Record<string, unknown>)
-    return options ?? ({} as T)
-  } catch (error) {
-    throw new ConfigurationError(`${packageName}: ${messageOf(error)}`, { cause: error })
-  }
-}
+export {
+  ConfigurationError,
+  checkOptions,
+  type OptionRule,
+  type OptionRules,
+  option,
+} from './options.js'
 
 /**
  * The shard a record comes from: the part of its `eventID` before the colon. `previous` is the

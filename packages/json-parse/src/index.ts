@@ -13,7 +13,8 @@ import {
   getBatch,
   type KinesisRecord,
   messageOf,
-  type OptionSchema,
+  type OptionRules,
+  option,
   type ParsedEvent,
   ParseError,
   type RecordBatch,
@@ -41,12 +42,10 @@ export interface JsonParseOptions<Schema extends StandardSchemaV1 = StandardSche
 /** The middleware `jsonParse` returns; `T` is what the record handler receives as `data`. */
 export type JsonParser<T> = MiddlewareObj<ParsedEvent<T>>
 
-const optionSchema: OptionSchema = {
-  type: 'object',
+const optionRules: OptionRules = {
   // Any value here: zod's and valibot's schemas are objects, arktype's are callables that do not
   // even inherit from Function. validatorOf checks what matters, the `~standard` property.
-  properties: { schema: { allOf: [] } },
-  additionalProperties: false,
+  schema: option.any,
 }
 
 type Validate = StandardSchemaV1['~standard']['validate']
@@ -66,7 +65,7 @@ export function jsonParse<Schema extends StandardSchemaV1>(
 ): JsonParser<StandardSchemaV1.InferOutput<Schema>>
 export function jsonParse(options?: JsonParseOptions<never>): JsonParser<unknown>
 export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
-  const { schema } = checkOptions(pkg, optionSchema, options)
+  const { schema } = checkOptions(pkg, optionRules, options)
   const validate = schema === undefined ? undefined : validatorOf(schema)
 
   return {

@@ -8,7 +8,6 @@
  * failed, and never handled; it never fails the batch.
  */
 
-import { constants as bufferConstants } from 'node:buffer'
 import type { MiddlewareObj } from '@middy/core'
 import {
   BATCH,
@@ -20,7 +19,8 @@ import {
   type KinesisRecord,
   type KinesisStreamEvent,
   type KinesisStreamRecord,
-  type OptionSchema,
+  type OptionRules,
+  option,
   type RecordBatch,
   RecordStatus,
   shardIdOf,
@@ -53,14 +53,12 @@ export const DEFAULT_MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
 
 const pkg = '@shardwise/kinesis-decode'
 
-const optionSchema: OptionSchema = {
-  type: 'object',
-  properties: {
-    deaggregate: { type: 'boolean' },
-    decompress: { enum: ['auto', 'gzip', 'zstd', 'zlib', false] },
-    maxDecompressedBytes: { type: 'integer', minimum: 1, maximum: bufferConstants.MAX_LENGTH },
-  },
-  additionalProperties: false,
+const optionRules: OptionRules = {
+  deaggregate: option.boolean,
+  decompress: option.oneOf('auto', 'gzip', 'zstd', 'zlib', false),
+  // Node's largest Buffer (buffer.constants.MAX_LENGTH on 64-bit), without importing node:buffer
+  // at start-up.
+  maxDecompressedBytes: option.integer(1, Number.MAX_SAFE_INTEGER),
 }
 
 type Decompression = 'auto' | Compression | false
@@ -100,7 +98,7 @@ function settingsOf(options: KinesisDecodeOptions | undefined): Settings {
     deaggregate = true,
     decompress = 'auto',
     maxDecompressedBytes = DEFAULT_MAX_DECOMPRESSED_BYTES,
-  } = checkOptions(pkg, optionSchema, options)
+  } = checkOptions(pkg, optionRules, options)
   if (decompress === 'zstd' && typeof zlib().zstdDecompressSync !== 'function') {
     throw new ConfigurationError(
       `${pkg}: decompress 'zstd' needs Node 22.15 or later (this is ${process.version})`,

@@ -2,7 +2,7 @@
  * The event source mapping's settings, named and bounded as in Lambda's
  * `CreateEventSourceMapping` (AWS docs, "services-kinesis-parameters"), checked once.
  */
-import { ConfigurationError, checkOptions, type OptionSchema } from '@shardwise/core'
+import { ConfigurationError, checkOptions, type OptionRules, option } from '@shardwise/core'
 
 const pkg = '@shardwise/local'
 
@@ -45,25 +45,21 @@ export interface ResolvedSettings {
   tumblingWindowInSeconds: number
 }
 
-const schema: OptionSchema = {
-  type: 'object',
-  properties: {
-    batchSize: { type: 'integer', minimum: 1, maximum: 10_000 },
-    maximumBatchingWindowInSeconds: { type: 'integer', minimum: 0, maximum: 300 },
-    startingPosition: { enum: ['TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP'] },
-    startingPositionTimestamp: { type: 'number', minimum: 0 },
-    functionResponseTypes: { type: 'array', items: { enum: ['ReportBatchItemFailures'] } },
-    bisectBatchOnFunctionError: { type: 'boolean' },
-    maximumRetryAttempts: { type: 'integer', minimum: -1, maximum: 10_000 },
-    maximumRecordAgeInSeconds: { type: 'integer', minimum: -1, maximum: 604_800 },
-    parallelizationFactor: { type: 'integer', minimum: 1, maximum: 10 },
-    tumblingWindowInSeconds: { type: 'integer', minimum: 0, maximum: 900 },
-  },
-  additionalProperties: false,
+const rules: OptionRules = {
+  batchSize: option.integer(1, 10_000),
+  maximumBatchingWindowInSeconds: option.integer(0, 300),
+  startingPosition: option.oneOf('TRIM_HORIZON', 'LATEST', 'AT_TIMESTAMP'),
+  startingPositionTimestamp: option.number(0),
+  functionResponseTypes: option.arrayOf(option.oneOf('ReportBatchItemFailures')),
+  bisectBatchOnFunctionError: option.boolean,
+  maximumRetryAttempts: option.integer(-1, 10_000),
+  maximumRecordAgeInSeconds: option.integer(-1, 604_800),
+  parallelizationFactor: option.integer(1, 10),
+  tumblingWindowInSeconds: option.integer(0, 900),
 }
 
 export function resolveSettings(settings: MappingSettings | undefined): ResolvedSettings {
-  const s = checkOptions(pkg, schema, settings)
+  const s = checkOptions(pkg, rules, settings)
   const age = s.maximumRecordAgeInSeconds ?? -1
   // Lambda refuses 0 to 59: a record younger than a minute is never too old.
   if (age !== -1 && age < 60) {

@@ -12,7 +12,8 @@ import {
   getPoisonSink,
   type KinesisStreamBatchResponse,
   type KinesisStreamEvent,
-  type OptionSchema,
+  type OptionRules,
+  option,
 } from '@shardwise/core'
 import { type Ordering, type RecordHandler, runBatch } from './run-batch.js'
 
@@ -42,17 +43,11 @@ export type BatchHandler = (
   options?: { signal?: AbortSignal },
 ) => Promise<KinesisStreamBatchResponse>
 
-export const runOptionSchema = {
-  ordering: { enum: ['shard', 'partitionKey', 'none'] },
-  concurrency: { type: 'integer', minimum: 1 },
-  timeoutMarginMs: { type: 'integer', minimum: 0 },
-} as const
-
-const optionSchema: OptionSchema = {
-  type: 'object',
-  properties: runOptionSchema,
-  additionalProperties: false,
-}
+export const runOptionRules = {
+  ordering: option.oneOf('shard', 'partitionKey', 'none'),
+  concurrency: option.integer(1),
+  timeoutMarginMs: option.integer(0),
+} satisfies OptionRules
 
 /**
  * @example
@@ -71,7 +66,7 @@ export function eachRecord<T = Uint8Array>(
     ordering = 'shard',
     concurrency = 10,
     timeoutMarginMs = 1000,
-  } = checkOptions(pkg, optionSchema, options)
+  } = checkOptions(pkg, runOptionRules, options)
   const runOptions = { ordering, concurrency, timeoutMarginMs }
 
   return async (event, context, middyOptions) => {

@@ -19,9 +19,10 @@ import {
   type KinesisRecord,
   type KinesisStreamBatchResponse,
   type KinesisStreamEvent,
-  type OptionSchema,
+  type OptionRules,
+  option,
 } from '@shardwise/core'
-import { decodedBatchOf, pkg, runOptionSchema } from './each-record.js'
+import { decodedBatchOf, pkg, runOptionRules } from './each-record.js'
 import { runBatch } from './run-batch.js'
 
 /** Where the invocation sits in its window, as Lambda describes it. */
@@ -56,15 +57,10 @@ interface WindowEvent<S> extends KinesisStreamEvent {
   isWindowTerminatedEarly?: boolean
 }
 
-const optionSchema: OptionSchema = {
-  type: 'object',
-  properties: {
-    initialState: { instanceof: 'Function' },
-    onWindowEnd: { instanceof: 'Function' },
-    timeoutMarginMs: runOptionSchema.timeoutMarginMs,
-  },
-  required: ['initialState'],
-  additionalProperties: false,
+const optionRules: OptionRules = {
+  initialState: option.function,
+  onWindowEnd: option.function,
+  timeoutMarginMs: runOptionRules.timeoutMarginMs,
 }
 
 /**
@@ -90,7 +86,7 @@ export function foldWindow<S, T = Uint8Array>(
     initialState,
     onWindowEnd,
     timeoutMarginMs = 1000,
-  } = checkOptions(pkg, optionSchema, options)
+  } = checkOptions(pkg, optionRules, options, ['initialState'])
 
   return async (event: WindowEvent<S>, context, middyOptions) => {
     if (typeof event?.window !== 'object' || event.window === null) {

@@ -10,7 +10,6 @@
  */
 import type { MiddlewareObj } from '@middy/core'
 import {
-  ConfigurationError,
   checkOptions,
   compareSequenceNumbers,
   coordinatesOf,
@@ -18,7 +17,8 @@ import {
   type KinesisRecord,
   type KinesisStreamBatchResponse,
   type KinesisStreamEvent,
-  type OptionSchema,
+  type OptionRules,
+  option,
   POISON_SINK,
   type PoisonSink,
   type RecordBatch,
@@ -49,16 +49,18 @@ export interface PartialFailuresOptions {
   onPoison?: PoisonSink
 }
 
-const optionSchema: OptionSchema = {
-  type: 'object',
-  properties: {
-    logger: { oneOf: [{ const: false }, { type: 'object' }] },
-    onPoison: { instanceof: 'Function' },
-  },
-  additionalProperties: false,
-}
-
 const levels = ['error', 'warn', 'info', 'debug'] as const
+
+const optionRules: OptionRules = {
+  logger: (logger, name) =>
+    logger === false ||
+    levels.every(
+      (level) => typeof (logger as Record<string, unknown> | null)?.[level] === 'function',
+    )
+      ? undefined
+      : `${name} needs ${levels.join(', ')} methods, or false`,
+  onPoison: option.function,
+}
 
 /**
  * @example
@@ -69,10 +71,7 @@ const levels = ['error', 'warn', 'info', 'debug'] as const
 export function partialFailures(
   options?: PartialFailuresOptions,
 ): MiddlewareObj<KinesisStreamEvent, KinesisStreamBatchResponse> {
-  const { logger = console, onPoison } = checkOptions(pkg, optionSchema, options)
-  if (logger !== false && !levels.every((level) => typeof logger[level] === 'function')) {
-    throw new ConfigurationError(`${pkg}: logger needs ${levels.join(', ')} methods, or false`)
-  }
+  const { logger = console, onPoison } = checkOptions(pkg, optionRules, options)
   const log = logger === false ? undefined : logger
 
   return {
