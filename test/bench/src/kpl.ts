@@ -11,6 +11,23 @@ export type SubRecord = [
 ]
 
 export function deaggregatedJson(kinesis: KinesisStreamRecord['kinesis']): SubRecord[] {
+  return deaggregated(kinesis, (data) => JSON.parse(Buffer.from(data, 'base64').toString('utf8')))
+}
+
+/**
+ * De-aggregation alone: each user record's bytes, which aws-kinesis-agg hands out as base64. A
+ * record that is no aggregate fails, so that the smoke test's bad record is one here too.
+ */
+export function deaggregatedBytes(kinesis: KinesisStreamRecord['kinesis']): SubRecord[] {
+  const records = deaggregated(kinesis, (data) => Buffer.from(data, 'base64'))
+  if (records[0]?.[1] === undefined) throw new Error('not a KPL aggregate')
+  return records
+}
+
+function deaggregated(
+  kinesis: KinesisStreamRecord['kinesis'],
+  valueOf: (base64: string) => unknown,
+): SubRecord[] {
   let out: SubRecord[] = []
   let failure: Error | undefined
   agg.deaggregateSync(kinesis, true, (error, userRecords) => {
@@ -21,7 +38,7 @@ export function deaggregatedJson(kinesis: KinesisStreamRecord['kinesis']): SubRe
     out = (userRecords ?? []).map((user) => [
       user.partitionKey,
       user.subSequenceNumber,
-      JSON.parse(Buffer.from(user.data, 'base64').toString('utf8')),
+      valueOf(user.data),
     ])
   })
   if (failure !== undefined) throw failure

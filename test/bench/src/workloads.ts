@@ -88,6 +88,16 @@ export const workloads: Workload[] = [
     runs: 100,
   },
   {
+    id: 'kpl-bytes-100x100',
+    title:
+      'The same 100 KPL aggregates, de-aggregation alone: the record handler takes the bytes of each user record',
+    format: 'kpl-bytes',
+    records: 10_000,
+    event: () => eventOf(kplPayloads(100, 100)),
+    small: () => eventOf(kplPayloads(3, 5)),
+    runs: 100,
+  },
+  {
     id: 'gzip-1k',
     title: '1,000 gzip records: CloudWatch Logs subscription payloads of 10 log events',
     format: 'gzip',
