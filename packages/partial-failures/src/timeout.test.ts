@@ -77,6 +77,27 @@ describe('the timeout guard', () => {
     expect(reason).toBeDefined()
   })
 
+  it('hands an aborted signal to a handler that first reads it after the guard fired', async () => {
+    let seen!: (signal: { aborted: boolean; reason: unknown }) => void
+    const read = new Promise<{ aborted: boolean; reason: unknown }>((resolve) => {
+      seen = resolve
+    })
+    const lambda = chain(
+      async (record, _context, options) => {
+        if (record.sequenceNumber !== sequenceNumber(0)) return
+        await sleep(150)
+        // The signal is combined with middy's on first read; this is the first read.
+        seen({ aborted: options.signal.aborted, reason: options.signal.reason })
+      },
+      { timeoutMarginMs: 100 },
+    )
+    const response = await lambda(tenRecords(), lambdaContext(200))
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(0) }] })
+    const signal = await read
+    expect(signal.aborted).toBe(true)
+    expect(String(signal.reason)).toMatch(/TimeoutError: the invocation stops 100 ms before/)
+  })
+
   it('refuses to start when the margin leaves no time at all, and starts no record', async () => {
     let started = 0
     const lambda = chain(
