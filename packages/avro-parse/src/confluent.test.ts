@@ -7,6 +7,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import { SchemaRegistry as KafkaJsRegistry, SchemaType } from '@kafkajs/confluent-schema-registry'
 import { getBatch, ParseError } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
+import avro from 'avsc'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { localServer, orderV1, orderV2, parseThrough, shardEvent } from './events.testkit.js'
 import { avroParse, confluentSchemaRegistry, SchemaRegistryError } from './index.js'
@@ -330,6 +331,64 @@ describe('confluentSchemaRegistry', () => {
       [payload],
     )
     expect(outcomes).toEqual([{ id: 'a', customer: { name: 'Zoë' } }])
+  })
+
+  it('reads the datum in place after the header, and counts only its bytes in messages', async () => {
+    // bytes and fixed values are read out of the payload, so they show where reading starts.
+    const blob = {
+      type: 'record',
+      name: 'Blob',
+      namespace: 'com.acme',
+      fields: [
+        { name: 'tag', type: { type: 'fixed', name: 'Tag', size: 2 } },
+        { name: 'body', type: 'bytes' },
+        { name: 'parts', type: { type: 'array', items: 'int' } },
+      ],
+    }
+    const blobV2 = {
+      ...blob,
+      fields: [...blob.fields, { name: 'note', type: 'string', default: '' }],
+    }
+    const id = fake.put('blob-value', JSON.stringify(blob))
+    const value = { tag: Buffer.from('ab'), body: Buffer.from('payload'), parts: [1, 2, 3] }
+    const datum = avro.Type.forSchema(blob as avro.Schema).toBuffer(value)
+    const header = Buffer.of(0, 0, 0, 0, id)
+    const hostile = Buffer.concat([
+      Buffer.from('ab'),
+      Buffer.of(0),
+      avro.Type.forSchema('long').toBuffer(50_000_000),
+    ])
+    const payloads = [
+      Buffer.concat([header, datum]),
+      Buffer.concat([header, datum.subarray(0, -2)]),
+      Buffer.concat([header, datum, Buffer.of(7, 7)]),
+      header,
+      Buffer.concat([header, hostile]),
+    ]
+    const name = `schema ${id} of the Confluent Schema Registry at ${fake.url}`
+    const at = (n: number) =>
+      `record ${100 + n} of shardId-000000000001 (partition key "order-${n}")`
+    const failures = [
+      `${at(1)}: is not a valid Avro datum of ${name}: it ends early, after ${datum.length - 2} bytes`,
+      `${at(2)}: has 2 trailing bytes after the Avro datum of ${name}`,
+      `${at(3)}: is not a valid Avro datum of ${name}: it ends early, after 0 bytes`,
+      `${at(4)}: is not a valid Avro datum of ${name}: a block claims 50000000 items, more than a datum of ${hostile.length} bytes can hold`,
+    ]
+    const registry = confluentSchemaRegistry({ url: fake.url })
+    const plain = avroParse({ registry })
+    const resolved = avroParse({ registry, readerSchema: blobV2 })
+    // The first batch waits for the look-up, the second decodes with the schema it has.
+    for (const batch of [1, 2]) {
+      expect((await parseThrough(plain, payloads)).outcomes, `batch ${batch}`).toEqual([
+        value,
+        ...failures,
+      ])
+      expect((await parseThrough(resolved, payloads)).outcomes, `batch ${batch}`).toEqual([
+        { ...value, note: '' },
+        ...failures,
+      ])
+    }
+    expect(fake.idRequests).toEqual([`/schemas/ids/${id}`])
   })
 
   it('fails bad framing, a schema that is not Avro, and an unknown id alone', async () => {

@@ -116,7 +116,7 @@ export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions)
       if (payload[0] !== 0) {
         return `is not in the Confluent wire format: it starts with byte ${hex(payload[0] as number)}, not the magic byte 0x00`
       }
-      return { id: payload.readUInt32BE(1), datum: payload.subarray(HEADER_LENGTH) }
+      return { id: payload.readUInt32BE(1), bytes: payload, start: HEADER_LENGTH }
     },
     lookUp,
     describe: (id: SchemaId) => `schema ${id} of the Confluent Schema Registry at ${base}`,

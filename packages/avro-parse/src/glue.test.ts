@@ -215,6 +215,34 @@ describe('glueSchemaRegistry', () => {
     expect(errors.get(7)?.retryable).toBe(true)
   })
 
+  it('reads an uncompressed datum in place after the header, and counts only its bytes', async () => {
+    const good = await producer.encode(v1, { id: 'a', quantity: 1 }, { compress: false })
+    const datumLength = good.length - 18
+    const payloads = [
+      good,
+      good.subarray(0, -1),
+      Buffer.concat([good, Buffer.of(7, 7)]),
+      good.subarray(0, 18),
+    ]
+    const name = `schema version ${v1} of the AWS Glue Schema Registry`
+    const at = (n: number) =>
+      `record ${100 + n} of shardId-000000000001 (partition key "order-${n}")`
+    const failures = [
+      `${at(1)}: is not a valid Avro datum of ${name}: it ends early, after ${datumLength - 1} bytes`,
+      `${at(2)}: has 2 trailing bytes after the Avro datum of ${name}`,
+      `${at(3)}: is not a valid Avro datum of ${name}: it ends early, after 0 bytes`,
+    ]
+    const parse = avroParse({ registry: glueSchemaRegistry({ client }), readerSchema: orderV2 })
+    // The first batch waits for the look-up, the second decodes with the schema it has.
+    for (const batch of [1, 2]) {
+      expect((await parseThrough(parse, payloads)).outcomes, `batch ${batch}`).toEqual([
+        { id: 'a', quantity: 1, currency: 'EUR' },
+        ...failures,
+      ])
+    }
+    expect(fake.lookUps).toEqual([v1])
+  })
+
   it('builds a GlueClient from the environment when given none', async () => {
     vi.stubEnv('AWS_REGION', 'eu-west-1')
     vi.stubEnv('AWS_ACCESS_KEY_ID', credentials.accessKeyId)

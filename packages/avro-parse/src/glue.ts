@@ -105,13 +105,13 @@ export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaR
       }
       const compression = payload[1] as number
       const id = payload.toString('hex', 2, HEADER_LENGTH)
-      const body = payload.subarray(HEADER_LENGTH)
-      if (compression === COMPRESSION_NONE) return { id, datum: body }
+      if (compression === COMPRESSION_NONE) return { id, bytes: payload, start: HEADER_LENGTH }
       if (compression !== COMPRESSION_ZLIB) {
         return `has compression byte ${hex(compression)} in its Glue Schema Registry header; only 0x00 (none) and 0x05 (zlib) exist`
       }
       try {
-        return { id, datum: inflateSync(body, { maxOutputLength: MAX_INFLATED_BYTES }) }
+        const body = payload.subarray(HEADER_LENGTH)
+        return { id, bytes: inflateSync(body, { maxOutputLength: MAX_INFLATED_BYTES }), start: 0 }
       } catch (error) {
         return `has a zlib-compressed body that does not inflate: ${messageOf(error)}`
       }

@@ -12,7 +12,7 @@ import { eachRecord } from '@shardwise/partial-failures'
 import avro from 'avsc'
 import { describe, expect, it } from 'vitest'
 import { orderV1, parseThrough, shardEvent } from './events.testkit.js'
-import { avroParse } from './index.js'
+import { avroParse, type SchemaRegistry } from './index.js'
 
 const withStatus = {
   ...orderV1,
@@ -199,6 +199,55 @@ describe('hostile arrays and maps', () => {
       Note.toBuffer(value),
     ])
     expect({ ...(outcomes[0] as object) }).toEqual(value)
+  })
+})
+
+describe('a registry of your own', () => {
+  // Byte 0 names the writer schema; with byte 1 = 0 the datum follows as it is, with byte 1 = 1
+  // it follows reversed (a stand-in for a compressed datum), so the frame gives a new buffer.
+  const schemas: Record<number, object> = { 1: withStatus }
+  const registry: SchemaRegistry = {
+    readFrame(payload) {
+      if (payload.length < 2) return `has ${payload.length} bytes, where the header alone takes 2`
+      const id = payload[0] as number
+      if (payload[1] === 0) return { id, bytes: payload, start: 2 }
+      return { id, bytes: Buffer.from(payload.subarray(2)).reverse(), start: 0 }
+    },
+    async lookUp(id) {
+      const definition = schemas[id as number]
+      if (definition === undefined) throw new Error(`no schema ${id}`)
+      return { definition, references: [] }
+    },
+    describe: (id) => `my schema ${id}`,
+  }
+
+  it('reads each datum where its frame says it starts', async () => {
+    const datum = OrderV1.toBuffer({ id: 'a', quantity: 1, status: 'PAID' })
+    const payloads = [
+      Buffer.concat([Buffer.of(1, 0), datum]),
+      Buffer.concat([Buffer.of(1, 1), Buffer.from(datum).reverse()]),
+      Buffer.concat([Buffer.of(1, 0), datum, Buffer.of(0)]),
+      Buffer.concat([Buffer.of(1, 1), Buffer.from(datum.subarray(0, -1)).reverse()]),
+      Buffer.of(1),
+      Buffer.concat([Buffer.of(2, 0), datum]),
+    ]
+    const parse = avroParse({ registry, readerSchema: OrderV2 })
+    const at = (n: number) =>
+      `record ${100 + n} of shardId-000000000001 (partition key "order-${n}")`
+    const expected = { id: 'a', quantity: 1, status: 'PAID', currency: 'EUR' }
+    // The first batch waits for the look-ups, the second decodes with the schema it has.
+    for (const batch of [1, 2]) {
+      const { outcomes, errors } = await parseThrough(parse, payloads)
+      expect(outcomes, `batch ${batch}`).toEqual([
+        expected,
+        expected,
+        `${at(2)}: has 1 trailing byte after the Avro datum of my schema 1`,
+        `${at(3)}: is not a valid Avro datum of my schema 1: it ends early, after ${datum.length - 1} bytes`,
+        `${at(4)}: has 1 bytes, where the header alone takes 2`,
+        `${at(5)}: cannot get my schema 2: no schema 2`,
+      ])
+      expect(errors.get(5)?.retryable).toBe(true)
+    }
   })
 })
 

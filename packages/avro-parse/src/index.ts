@@ -25,7 +25,7 @@ import {
 } from '@shardwise/core'
 import avro from 'avsc'
 import { boundedOptions, startDatum } from './bounded.js'
-import type { SchemaId, SchemaRegistry } from './registry.js'
+import type { Frame, SchemaId, SchemaRegistry } from './registry.js'
 
 export type { InferData, ParsedEvent } from '@shardwise/core'
 export {
@@ -195,7 +195,7 @@ function decodeBatch(batch: RecordBatch, decoder: Decoder): void {
   for (let i = 0; i < records.length; i++) {
     if (status[i] !== RecordStatus.Pending) continue
     const record = records[i] as KinesisRecord<unknown>
-    decodeRecord(batch, i, record, decoder, bytesOf(record))
+    decodeRecord(batch, i, record, decoder, bytesOf(record), 0)
   }
 }
 
@@ -212,7 +212,7 @@ function decodeFramedBatch(
 ): Promise<void> | undefined {
   const { records, status } = batch
   let waiting: number[] | undefined
-  let waitingFrames: Array<{ id: SchemaId; datum: Buffer }> | undefined
+  let waitingFrames: Frame[] | undefined
   for (let i = 0; i < records.length; i++) {
     if (status[i] !== RecordStatus.Pending) continue
     const record = records[i] as KinesisRecord<unknown>
@@ -223,7 +223,7 @@ function decodeFramedBatch(
     }
     const decoder = decoders.get(frame.id)
     if (decoder !== undefined) {
-      decodeRecord(batch, i, record, decoder, frame.datum)
+      decodeRecord(batch, i, record, decoder, frame.bytes, frame.start)
       continue
     }
     if (waiting === undefined || waitingFrames === undefined) {
@@ -244,7 +244,7 @@ async function lookUpAndDecode(
   reader: avro.Type | undefined,
   typeOptions: AvroParseOptions['typeOptions'],
   waiting: number[],
-  frames: Array<{ id: SchemaId; datum: Buffer }>,
+  frames: Frame[],
 ): Promise<void> {
   const ids = [...new Set(frames.map((frame) => frame.id))]
   const answers = await Promise.allSettled(ids.map((id) => registry.lookUp(id)))
@@ -273,7 +273,7 @@ async function lookUpAndDecode(
   }
   for (let k = 0; k < waiting.length; k++) {
     const index = waiting[k] as number
-    const frame = frames[k] as { id: SchemaId; datum: Buffer }
+    const frame = frames[k] as Frame
     const record = batch.records[index] as KinesisRecord<unknown>
     const failure = failures.get(frame.id)
     if (failure !== undefined) {
@@ -281,7 +281,14 @@ async function lookUpAndDecode(
       failRecord(batch, index, new SchemaRegistryError(record, message, failure))
       continue
     }
-    decodeRecord(batch, index, record, decoders.get(frame.id) as DecoderOrProblem, frame.datum)
+    decodeRecord(
+      batch,
+      index,
+      record,
+      decoders.get(frame.id) as DecoderOrProblem,
+      frame.bytes,
+      frame.start,
+    )
   }
 }
 
@@ -290,26 +297,29 @@ function decodeRecord(
   index: number,
   record: KinesisRecord<unknown>,
   decoder: DecoderOrProblem,
-  datum: Buffer,
+  bytes: Buffer,
+  start: number,
 ): void {
   if (typeof decoder === 'string') {
     failRecord(batch, index, new ParseError(record, decoder))
     return
   }
+  // The datum is `bytes` from `start` to the end; avsc reads it in place, without a slice.
+  const length = bytes.length - start
   let decoded: { value: unknown; offset: number }
-  startDatum(datum.length)
+  startDatum(length)
   try {
-    decoded = decoder.type.decode(datum, 0, decoder.resolver)
+    decoded = decoder.type.decode(bytes, start, decoder.resolver)
   } catch (error) {
     const message = `is not a valid Avro datum of ${decoder.name}: ${messageOf(error)}`
     failRecord(batch, index, new ParseError(record, message, { cause: error }))
     return
   }
   if (decoded.offset === -1) {
-    const message = `is not a valid Avro datum of ${decoder.name}: it ends early, after ${datum.length} bytes`
+    const message = `is not a valid Avro datum of ${decoder.name}: it ends early, after ${length} bytes`
     failRecord(batch, index, new ParseError(record, message))
-  } else if (decoded.offset !== datum.length) {
-    const extra = datum.length - decoded.offset
+  } else if (decoded.offset !== bytes.length) {
+    const extra = bytes.length - decoded.offset
     const message = `has ${extra} trailing byte${extra === 1 ? '' : 's'} after the Avro datum of ${decoder.name}`
     failRecord(batch, index, new ParseError(record, message))
   } else {

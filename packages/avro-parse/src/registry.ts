@@ -5,10 +5,15 @@
 /** A writer schema's id as the frame carries it: a number (Confluent) or a hex string (Glue). */
 export type SchemaId = number | string
 
-/** One payload's frame, read: which writer schema, and the Avro datum after the header. */
+/**
+ * One payload's frame, read: which writer schema, and where the Avro datum is: `bytes` from
+ * `start` to the end. `bytes` is the payload itself when the datum follows the header as it
+ * is, so that no per-record slice is made.
+ */
 export interface Frame {
   id: SchemaId
-  datum: Buffer
+  bytes: Buffer
+  start: number
 }
 
 /** A writer schema as the registry holds it: Avro schema JSON, and the schemas it refers to. */
