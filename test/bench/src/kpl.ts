@@ -26,7 +26,7 @@ export function deaggregatedBytes(kinesis: KinesisStreamRecord['kinesis']): SubR
 
 function deaggregated(
   kinesis: KinesisStreamRecord['kinesis'],
-  valueOf: (base64: string) => unknown,
+  convert: (base64: string) => unknown,
 ): SubRecord[] {
   let out: SubRecord[] = []
   let failure: Error | undefined
@@ -38,7 +38,7 @@ function deaggregated(
     out = (userRecords ?? []).map((user) => [
       user.partitionKey,
       user.subSequenceNumber,
-      valueOf(user.data),
+      convert(user.data),
     ])
   })
   if (failure !== undefined) throw failure
