@@ -59,6 +59,27 @@ export class TimeoutError extends Error {
   override name = 'TimeoutError'
 }
 
+/**
+ * What the record handler gets beside the record. Its signal is combined with middy's on first
+ * read: most handlers never look at it, and `AbortSignal.any` costs about 0.2 ms in a cold start
+ * and 9 µs per invocation after. A class, not an object literal with a getter: V8 gives each
+ * such literal a map of its own, in the old generation, whose getter then keeps the whole batch
+ * alive through every scavenge until the next full collection.
+ */
+class HandlerOptions implements RecordHandlerOptions {
+  private combined: AbortSignal | undefined
+
+  constructor(
+    private readonly stop: AbortSignal,
+    private readonly middySignal: AbortSignal | undefined,
+  ) {}
+
+  get signal(): AbortSignal {
+    this.combined ??= this.middySignal ? AbortSignal.any([this.stop, this.middySignal]) : this.stop
+    return this.combined
+  }
+}
+
 interface Run<T> {
   readonly batch: RecordBatch<T>
   readonly handler: RecordHandler<T>
@@ -89,19 +110,11 @@ export async function runBatch<T>(
     )
   }
   const stop = new AbortController()
-  // Combined on first read: most handlers never look at the signal, and AbortSignal.any costs
-  // about 0.2 ms in a cold start and 9 µs per invocation after.
-  let signal: AbortSignal | undefined
   const run: Run<T> = {
     batch,
     handler,
     context,
-    options: {
-      get signal() {
-        signal ??= middySignal ? AbortSignal.any([stop.signal, middySignal]) : stop.signal
-        return signal
-      },
-    },
+    options: new HandlerOptions(stop.signal, middySignal),
     sink,
     limit: sink === undefined ? startLimit(batch) : startLimitWithSink(batch),
   }
