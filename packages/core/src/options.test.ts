@@ -45,13 +45,14 @@ describe('checkOptions', () => {
     [{ size: '2' }, "Option 'size' must be integer"],
     [{ ratio: Number.NaN }, "Option 'ratio' must be number"],
     [{ ratio: 2 }, "Option 'ratio' must be <= 1"],
-    [{ mode: 'slow' }, "Option 'mode' must be one of fast, safe, false"],
+    [{ mode: 'slow' }, 'Option \'mode\' must be one of "fast", "safe", false'],
+    [{ mode: 'false' }, 'Option \'mode\' must be one of "fast", "safe", false'],
     [{ name: 1 }, "Option 'name' must be string"],
     [{ on: 'yes' }, "Option 'on' must be boolean"],
     [{ call: {} }, "Option 'call' must be a function"],
     [{ target: 'registry:8081' }, "Option 'target' must be an http:// or https:// URL"],
     [{ tags: 'a' }, "Option 'tags' must be an array"],
-    [{ tags: ['a', 'c'] }, "Option 'tags[1]' must be one of a, b"],
+    [{ tags: ['a', 'c'] }, 'Option \'tags[1]\' must be one of "a", "b"'],
     [{ headers: { a: 1 } }, "Option 'headers.a' must be string"],
     [{ headers: [] }, "Option 'headers' must be an object"],
     [{ auth: { password: 'p' } }, "Missing required option 'auth.user'"],
@@ -60,6 +61,16 @@ describe('checkOptions', () => {
   ])('refuses %j with a ConfigurationError that names the package', (options, message) => {
     expect(() => check(options)).toThrow(ConfigurationError)
     expect(() => check(options)).toThrow(`@shardwise/x: ${message}`)
+  })
+
+  it('checks an option the object inherits, as the middleware will read it', () => {
+    expect(() => check(Object.create({ size: 0 }))).toThrow(
+      "@shardwise/x: Option 'size' must be >= 1",
+    )
+  })
+
+  it('names an unknown option before anything else', () => {
+    expect(() => check({ size: 0, sise: 1 }, ['name'])).toThrow("Unknown option 'sise'")
   })
 
   it('names a missing required option', () => {
@@ -79,7 +90,7 @@ describe('checkOptions', () => {
       "@shardwise/x: Option 'n' must be 0 or 2",
     )
     expect(checkOptions('@shardwise/x', { n: even }, { n: 2 })).toEqual({ n: 2 })
-    const odd = option.that((value) => value === 1, 'one')
-    expect(() => checkOptions('@shardwise/x', { n: odd }, { n: 2 })).toThrow("'n' must be one")
+    const one = option.that((value) => value === 1, 'one')
+    expect(() => checkOptions('@shardwise/x', { n: one }, { n: 2 })).toThrow("'n' must be one")
   })
 })

@@ -1,7 +1,7 @@
 /**
- * Option checking for the middlewares, done once when a middleware is built. The messages follow
- * `@middy/util`'s `validateOptions` ("Option 'x' must be integer", "Unknown option 'y'"), whose
- * 4 KB counted against the core chain's bundle budget.
+ * Option checking for the middlewares, done once when a middleware is built. The messages take
+ * the form of `@middy/util`'s `validateOptions` ("Option 'x' must be integer", "Unknown option
+ * 'y'"), whose 4 KB counted against the core chain's bundle budget.
  */
 
 /** The event is not a Kinesis event, or an option is wrong: a mistake in the wiring, not in a record. */
@@ -45,7 +45,10 @@ export const option = {
   integer: (minimum = -Infinity, maximum = Infinity) => inRange(true, minimum, maximum),
   number: (minimum = -Infinity, maximum = Infinity) => inRange(false, minimum, maximum),
   oneOf: (...values: readonly unknown[]) =>
-    that((value) => values.includes(value), `one of ${values.map(String).join(', ')}`),
+    that(
+      (value) => values.includes(value),
+      `one of ${values.map((value) => JSON.stringify(value)).join(', ')}`,
+    ),
   /** A string that `pattern` matches; `what` says in words what that means. */
   matching: (pattern: RegExp, what: string) =>
     that((value) => typeof value === 'string' && pattern.test(value), what),
@@ -87,12 +90,15 @@ function problemOf(
   options: Record<string, unknown>,
   prefix: string,
 ): string | undefined {
+  for (const key of Object.keys(options)) {
+    if (!Object.hasOwn(rules, key)) return `Unknown option '${prefix}${key}'`
+  }
   for (const key of required) {
     if (options[key] === undefined) return `Missing required option '${prefix}${key}'`
   }
-  for (const key of Object.keys(options)) {
+  // Each rule reads its option as the middleware will, inherited or not.
+  for (const key of Object.keys(rules)) {
     const value = options[key]
-    if (!Object.hasOwn(rules, key)) return `Unknown option '${prefix}${key}'`
     if (value === undefined) continue
     const problem = (rules[key] as OptionRule)(value, `${prefix}${key}`)
     if (problem !== undefined) return problem
