@@ -12,7 +12,7 @@ import { eachRecord } from '@shardwise/partial-failures'
 import avro from 'avsc'
 import { describe, expect, it } from 'vitest'
 import { orderV1, parseThrough, shardEvent } from './events.testkit.js'
-import { avroParse, type SchemaRegistry } from './index.js'
+import { avroParse, type Frame, type SchemaRegistry } from './index.js'
 
 const withStatus = {
   ...orderV1,
@@ -247,6 +247,25 @@ describe('a registry of your own', () => {
         `${at(5)}: cannot get my schema 2: no schema 2`,
       ])
       expect(errors.get(5)?.retryable).toBe(true)
+    }
+  })
+
+  it('refuses a frame of another shape, naming what it got', async () => {
+    const datum = Buffer.concat([
+      Buffer.of(1, 0),
+      OrderV1.toBuffer({ id: 'a', quantity: 1, status: 'PAID' }),
+    ])
+    const frames: unknown[] = [
+      { id: 1, datum: datum.subarray(2) },
+      { id: 1, bytes: datum, start: datum.length + 1 },
+      { id: 1, bytes: datum, start: -1 },
+      { id: 1, bytes: new Uint8Array(datum), start: 2 },
+    ]
+    for (const frame of frames) {
+      const parse = avroParse({ registry: { ...registry, readFrame: () => frame as Frame } })
+      await expect(parseThrough(parse, [datum])).rejects.toThrow(
+        /registry\.readFrame\(\) must return \{ id, bytes, start \}.*got \["id","(datum|bytes)"/,
+      )
     }
   })
 })

@@ -221,6 +221,7 @@ function decodeFramedBatch(
       failRecord(batch, i, new ParseError(record, frame))
       continue
     }
+    checkFrame(frame)
     const decoder = decoders.get(frame.id)
     if (decoder !== undefined) {
       decodeRecord(batch, i, record, decoder, frame.bytes, frame.start)
@@ -324,6 +325,17 @@ function decodeRecord(
     failRecord(batch, index, new ParseError(record, message))
   } else {
     record.data = decoded.value
+  }
+}
+
+/** A registry of the user's own that returns another shape would fail far from its cause. */
+function checkFrame(frame: Frame): void {
+  const { bytes, start } = frame as Partial<Frame>
+  const inside = typeof start === 'number' && start >= 0 && start <= (bytes?.length ?? -1)
+  if (!Buffer.isBuffer(bytes) || !Number.isInteger(start) || !inside) {
+    throw new ConfigurationError(
+      `${pkg}: registry.readFrame() must return { id, bytes, start } (a Buffer, and where in it the datum starts) or a string, got ${JSON.stringify(Object.keys(frame))}`,
+    )
   }
 }
 
