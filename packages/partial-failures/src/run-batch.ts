@@ -59,27 +59,6 @@ export class TimeoutError extends Error {
   override name = 'TimeoutError'
 }
 
-/**
- * What the record handler gets beside the record. Its signal is combined with middy's on first
- * read: most handlers never look at it, and `AbortSignal.any` costs about 0.2 ms in a cold start
- * and 9 µs per invocation after. A class, not an object literal with a getter: V8 gives each
- * such literal a map of its own, in the old generation, whose getter then keeps the whole batch
- * alive through every scavenge until the next full collection.
- */
-class HandlerOptions implements RecordHandlerOptions {
-  private combined: AbortSignal | undefined
-
-  constructor(
-    private readonly stop: AbortSignal,
-    private readonly middySignal: AbortSignal | undefined,
-  ) {}
-
-  get signal(): AbortSignal {
-    this.combined ??= this.middySignal ? AbortSignal.any([this.stop, this.middySignal]) : this.stop
-    return this.combined
-  }
-}
-
 interface Run<T> {
   readonly batch: RecordBatch<T>
   readonly handler: RecordHandler<T>
@@ -110,11 +89,15 @@ export async function runBatch<T>(
     )
   }
   const stop = new AbortController()
+  // middy aborts its own signal at its early timeout; the handler hears both through one signal.
+  // A listener, not AbortSignal.any: 4 µs against 9 per invocation here, controller included.
+  if (middySignal?.aborted) stop.abort(middySignal.reason)
+  else middySignal?.addEventListener('abort', () => stop.abort(middySignal.reason), { once: true })
   const run: Run<T> = {
     batch,
     handler,
     context,
-    options: new HandlerOptions(stop.signal, middySignal),
+    options: { signal: stop.signal },
     sink,
     limit: sink === undefined ? startLimit(batch) : startLimitWithSink(batch),
   }

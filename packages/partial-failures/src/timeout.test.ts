@@ -86,7 +86,6 @@ describe('the timeout guard', () => {
       async (record, _context, options) => {
         if (record.sequenceNumber !== sequenceNumber(0)) return
         await sleep(150)
-        // The signal is combined with middy's on first read; this is the first read.
         seen({ aborted: options.signal.aborted, reason: options.signal.reason })
       },
       { timeoutMarginMs: 100 },
