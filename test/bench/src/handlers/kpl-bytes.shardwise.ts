@@ -1,7 +1,7 @@
 import { shardwiseChain } from '../peers/shardwise.js'
 import type { Sink } from '../types.js'
 
-export const label = 'Shardwise (kinesisDecode de-aggregates)'
+export const label = 'Shardwise (kinesisDecode de-aggregates), bytes only'
 export const make = (sink: Sink) =>
   shardwiseChain(async (record) => {
     // As on the aws-kinesis-agg path: a record that is no aggregate fails.
