@@ -205,6 +205,7 @@ function decodeRecords(
 }
 
 const EMPTY = new Uint8Array(0)
+const EQUALS = 61 // '='
 
 // Loaded at the first compressed record, not at import: a function whose records are plain
 // does not pay for node:zlib in its cold start.
@@ -262,7 +263,10 @@ function subRecord(
 function base64Bytes(text: unknown): Buffer | undefined {
   if (typeof text !== 'string' || text.length % 4 !== 0) return undefined
   const bytes = Buffer.from(text, 'base64')
-  const padding = text.endsWith('==') ? 2 : text.endsWith('=') ? 1 : 0
+  // charCodeAt, not endsWith, which costs about 40 ns a call on these strings.
+  const last = text.length - 1
+  const padding =
+    text.charCodeAt(last) !== EQUALS ? 0 : text.charCodeAt(last - 1) !== EQUALS ? 1 : 2
   return bytes.length === (text.length / 4) * 3 - padding ? bytes : undefined
 }
 
