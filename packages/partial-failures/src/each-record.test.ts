@@ -184,6 +184,22 @@ describe('eachRecord wiring', () => {
     expect(seen).toEqual(['orders', true])
   })
 
+  it('hands the signal as a plain own property, so that spreading the options keeps it', async () => {
+    // A getter here once kept every batch alive until a full collection (BENCHMARKS.md).
+    const spread: Array<{ signal?: unknown }> = []
+    const lambda = middy(
+      eachRecord(async (_record, _context, options) => {
+        expect(Object.getOwnPropertyDescriptor(options, 'signal')?.value).toBeInstanceOf(
+          AbortSignal,
+        )
+        spread.push({ ...options })
+      }),
+    ).use(kinesisDecode())
+    await lambda(kinesisEvent([{ data: 'a' }, { data: 'b' }]), lambdaContext())
+    expect(spread).toHaveLength(2)
+    expect(spread[0]?.signal).toBeInstanceOf(AbortSignal)
+  })
+
   it('says what is missing when kinesisDecode is not in the chain', async () => {
     const lambda = middy(eachRecord(async () => {}))
     await expect(lambda(kinesisEvent([{ data: 'a' }]), lambdaContext())).rejects.toThrow(
