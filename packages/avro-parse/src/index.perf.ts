@@ -14,7 +14,7 @@ import { SchemaRegistry } from '@kafkajs/confluent-schema-registry'
 import { avroParse, confluentSchemaRegistry } from '@shardwise/avro-parse'
 import { getBatch, type KinesisRecord, type RecordBatch } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
-import { kinesisEvent } from '@shardwise/testing'
+import { kinesisEvent, printMedians } from '@shardwise/testing'
 import avro from 'avsc'
 import { Bench } from 'tinybench'
 
@@ -123,15 +123,5 @@ await bench.run()
 server.close()
 
 console.log(`${RECORDS} records of ~60-byte Avro datums per batch (${process.version})`)
-console.table(
-  bench.tasks.map((task) => {
-    const result = task.result as { latency?: { p50?: number } } | undefined
-    const median = result?.latency?.p50 ?? Number.NaN
-    return {
-      task: task.name,
-      'ms per batch (median)': median.toFixed(2),
-      'ns per record': Math.round((median * 1e6) / RECORDS),
-    }
-  }),
-)
+printMedians(bench, RECORDS)
 if (sink === 0) console.log('nothing decoded')

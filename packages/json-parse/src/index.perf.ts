@@ -9,7 +9,7 @@
 import { getBatch, type KinesisRecord, type RecordBatch } from '@shardwise/core'
 import { type JsonParser, jsonParse } from '@shardwise/json-parse'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
-import { kinesisEvent } from '@shardwise/testing'
+import { kinesisEvent, printMedians } from '@shardwise/testing'
 import { Bench } from 'tinybench'
 import { z } from 'zod'
 
@@ -85,15 +85,5 @@ bench
 await bench.run()
 
 console.log(`${RECORDS} records of ~150-byte JSON per batch (${process.version})`)
-console.table(
-  bench.tasks.map((task) => {
-    const result = task.result as { latency?: { p50?: number } } | undefined
-    const median = result?.latency?.p50 ?? Number.NaN
-    return {
-      task: task.name,
-      'ms per batch (median)': median.toFixed(2),
-      'ns per record': Math.round((median * 1e6) / RECORDS),
-    }
-  }),
-)
+printMedians(bench, RECORDS)
 if (sink === 0) console.log('nothing parsed')

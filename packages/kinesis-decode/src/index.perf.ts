@@ -7,6 +7,7 @@
 
 import type { KinesisStreamEvent } from '@shardwise/core'
 import { decodeEvent } from '@shardwise/kinesis-decode'
+import { printMedians } from '@shardwise/testing'
 import { Bench } from 'tinybench'
 import { kinesisEvent, lambdaRecord, peer, peerAggregates } from './kpl.fixture.ts'
 
@@ -77,15 +78,5 @@ bench
 await bench.run()
 
 console.log(`${USER_RECORDS} user records in ${CARRIERS} aggregates per batch (${process.version})`)
-console.table(
-  bench.tasks.map((task) => {
-    const result = task.result as { latency?: { p50?: number; mean?: number } } | undefined
-    const median = result?.latency?.p50 ?? Number.NaN
-    return {
-      task: task.name,
-      'ms per batch (median)': median.toFixed(2),
-      'ns per user record': Math.round((median * 1e6) / USER_RECORDS),
-    }
-  }),
-)
+printMedians(bench, USER_RECORDS, 'user record')
 if (sink === 0) console.log('nothing decoded')

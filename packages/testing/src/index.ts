@@ -89,3 +89,26 @@ export function recordingLogger() {
     }
   return { lines, error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') }
 }
+
+/** What `printMedians` reads of a tinybench `Bench`. */
+export interface BenchTasks {
+  tasks: ReadonlyArray<{ name: string; result?: unknown }>
+}
+
+/**
+ * Prints a tinybench run of the per-package perf files: each task's median time per batch, and
+ * per `unit` (`perBatch` of them in a batch).
+ */
+export function printMedians(bench: BenchTasks, perBatch: number, unit = 'record'): void {
+  console.table(
+    bench.tasks.map((task) => {
+      const median =
+        (task.result as { latency?: { p50?: number } } | undefined)?.latency?.p50 ?? Number.NaN
+      return {
+        task: task.name,
+        'ms per batch (median)': median.toFixed(2),
+        [`ns per ${unit}`]: Math.round((median * 1e6) / perBatch),
+      }
+    }),
+  )
+}
