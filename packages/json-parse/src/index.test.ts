@@ -225,6 +225,42 @@ describe('jsonParse with a schema', () => {
     expect(batch.errors.get(1)?.message).toContain('does not match the schema: id: unknown order')
   })
 
+  it('validates at most `concurrency` records at once with an asynchronous schema', async () => {
+    let inFlight = 0
+    let most = 0
+    const validated: string[] = []
+    // valibot: zod runs an async refinement twice through Standard Schema.
+    const schema = v.pipeAsync(
+      v.object({ id: v.string() }),
+      v.checkAsync(async (order) => {
+        most = Math.max(most, ++inFlight)
+        await new Promise((resolve) => setTimeout(resolve, 1 + (order.id.length % 3)))
+        inFlight--
+        validated.push(order.id)
+        return order.id !== 'id-7'
+      }, 'unknown order'),
+    )
+    const payloads = Array.from({ length: 40 }, (_, i) => JSON.stringify({ id: `id-${i}` }))
+    for (const [concurrency, expected] of [
+      [undefined, 10],
+      [3, 3],
+      [1, 1],
+    ] as const) {
+      most = 0
+      validated.length = 0
+      const parser = jsonParse({ schema, ...(concurrency === undefined ? {} : { concurrency }) })
+      const { seen, parsed, batch, response } = await run(parser, eventOf(payloads))
+      expect(most).toBe(expected)
+      expect(validated).toHaveLength(40)
+      expect(parsed).toHaveLength(39)
+      expect(seen).toHaveLength(7)
+      expect(batch.errors.get(7)?.message).toMatch(
+        /: does not match the schema: \(root\): unknown order$/,
+      )
+      expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(7) }] })
+    }
+  })
+
   it('returns no promise when the schema answers synchronously', () => {
     const event = eventOf(['{"id":"a","quantity":1}', '{"id":"b"}', 'nope'])
     kinesisDecode().before?.({ event } as never)
@@ -269,6 +305,9 @@ describe('wiring mistakes', () => {
 
   it('refuses unknown options and schemas that are not Standard Schemas, when built', () => {
     expect(() => jsonParse({ schemas: Order } as never)).toThrow(ConfigurationError)
+    expect(() => jsonParse({ schema: Order, concurrency: 0 })).toThrow(
+      "@shardwise/json-parse: Option 'concurrency' must be >= 1",
+    )
     expect(() => jsonParse({ schema: { parse: () => 1 } } as never)).toThrow(
       /@shardwise\/json-parse: schema must be a Standard Schema v1 validator/,
     )

@@ -37,6 +37,11 @@ export interface JsonParseOptions<Schema extends StandardSchemaV1 = StandardSche
    * record handler. Without one, `record.data` is the parsed JSON, typed `unknown`.
    */
   schema?: Schema
+  /**
+   * With a schema that answers with a promise (an async refinement that calls a service): how
+   * many records it validates at once, at most. Default 10.
+   */
+  concurrency?: number
 }
 
 /** The middleware `jsonParse` returns; `T` is what the record handler receives as `data`. */
@@ -46,6 +51,7 @@ const optionRules: OptionRules = {
   // Any value here: zod's and valibot's schemas are objects, arktype's are callables that do not
   // even inherit from Function. validatorOf checks what matters, the `~standard` property.
   schema: option.any,
+  concurrency: option.integer(1),
 }
 
 type Validate = StandardSchemaV1['~standard']['validate']
@@ -65,7 +71,7 @@ export function jsonParse<Schema extends StandardSchemaV1>(
 ): JsonParser<StandardSchemaV1.InferOutput<Schema>>
 export function jsonParse(options?: JsonParseOptions<never>): JsonParser<unknown>
 export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
-  const { schema } = checkOptions(pkg, optionRules, options)
+  const { schema, concurrency = 10 } = checkOptions(pkg, optionRules, options)
   const validate = schema === undefined ? undefined : validatorOf(schema)
 
   return {
@@ -76,7 +82,7 @@ export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
           `${pkg}: the event has no decoded records; add .use(kinesisDecode()) before .use(jsonParse())`,
         )
       }
-      return parseBatch(batch, validate)
+      return parseBatch(batch, validate, concurrency)
     },
   }
 }
@@ -94,13 +100,15 @@ function validatorOf(schema: unknown): Validate {
 }
 
 /**
- * Parses and validates every pending record. Synchronous schemas never touch a promise; the
- * records whose validation is asynchronous are validated concurrently and awaited together.
+ * Parses and validates every pending record. A synchronous schema never touches a promise; once
+ * a schema answers with one, the rest of the batch goes on in `validateRest`.
  */
-function parseBatch(batch: RecordBatch, validate: Validate | undefined): Promise<void> | undefined {
+function parseBatch(
+  batch: RecordBatch,
+  validate: Validate | undefined,
+  concurrency: number,
+): Promise<void> | undefined {
   const { records, status } = batch
-  let waiting: Promise<Result>[] | undefined
-  let waitingAt: number[] | undefined
   for (let i = 0; i < records.length; i++) {
     if (status[i] !== RecordStatus.Pending) continue
     const record = records[i] as KinesisRecord<unknown>
@@ -110,40 +118,70 @@ function parseBatch(batch: RecordBatch, validate: Validate | undefined): Promise
       record.data = value
       continue
     }
-    let result: Result | Promise<Result>
-    try {
-      result = validate(value)
-    } catch (thrown) {
-      failRecord(batch, i, schemaThrew(record, thrown))
-      continue
-    }
-    if (typeof (result as Partial<Promise<Result>>).then === 'function') {
-      if (waiting === undefined || waitingAt === undefined) {
-        waiting = []
-        waitingAt = []
-      }
-      waiting.push(result as Promise<Result>)
-      waitingAt.push(i)
-      continue
-    }
-    applyResult(batch, i, result as Result)
+    const validation = validateRecord(batch, i, validate, value)
+    if (validation !== undefined) return validateRest(batch, validate, concurrency, i, validation)
   }
-  return waiting === undefined ? undefined : settle(batch, waiting, waitingAt as number[])
+  return undefined
 }
 
-async function settle(batch: RecordBatch, waiting: Promise<Result>[], at: number[]) {
-  const results = await Promise.allSettled(waiting)
-  for (let k = 0; k < results.length; k++) {
-    const index = at[k] as number
-    const outcome = results[k] as PromiseSettledResult<Result>
-    if (outcome.status === 'fulfilled') applyResult(batch, index, outcome.value)
-    else
-      failRecord(
-        batch,
-        index,
-        schemaThrew(batch.records[index] as KinesisRecord<unknown>, outcome.reason),
-      )
+/**
+ * Validates one parsed record. A synchronous answer is applied at once; an asynchronous one is
+ * returned as a promise that applies it when it settles, and never rejects.
+ */
+function validateRecord(
+  batch: RecordBatch,
+  index: number,
+  validate: Validate,
+  value: unknown,
+): Promise<void> | undefined {
+  const record = batch.records[index] as KinesisRecord<unknown>
+  let result: Result | Promise<Result>
+  try {
+    result = validate(value)
+  } catch (thrown) {
+    failRecord(batch, index, schemaThrew(record, thrown))
+    return undefined
   }
+  if (typeof (result as Partial<Promise<Result>>).then !== 'function') {
+    applyResult(batch, index, result as Result)
+    return undefined
+  }
+  return (result as Promise<Result>).then(
+    (settled) => applyResult(batch, index, settled),
+    (thrown: unknown) => failRecord(batch, index, schemaThrew(record, thrown)),
+  )
+}
+
+/**
+ * The rest of the batch after `first`, the first validation that answered with a promise: the
+ * records go on in batch order with at most `concurrency` validations in flight, so that a
+ * schema that calls a service is not sent the whole batch at once.
+ */
+async function validateRest(
+  batch: RecordBatch,
+  validate: Validate,
+  concurrency: number,
+  firstIndex: number,
+  first: Promise<void>,
+): Promise<void> {
+  const inFlight = new Set<Promise<void>>()
+  const track = (validation: Promise<void>) => {
+    inFlight.add(validation)
+    // Registered before any race on it, so a settled validation has left the set when the
+    // race wakes up.
+    void validation.then(() => inFlight.delete(validation))
+  }
+  track(first)
+  const { records, status } = batch
+  for (let i = firstIndex + 1; i < records.length; i++) {
+    if (status[i] !== RecordStatus.Pending) continue
+    const value = parseRecord(batch, i, records[i] as KinesisRecord<unknown>)
+    if (value === FAILED) continue
+    if (inFlight.size >= concurrency) await Promise.race(inFlight)
+    const validation = validateRecord(batch, i, validate, value)
+    if (validation !== undefined) track(validation)
+  }
+  await Promise.all(inFlight)
 }
 
 function applyResult(batch: RecordBatch, index: number, result: Result) {
