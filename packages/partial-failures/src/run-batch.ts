@@ -66,7 +66,29 @@ interface Run<T> {
   readonly options: RecordHandlerOptions
   readonly sink: PoisonSink | undefined
   limit: number
+  readonly guard: Guard
 }
+
+/**
+ * The timeout guard's clock. Its timer fires only when the loop yields to the event loop, which a
+ * handler that never waits for I/O (synchronous, or CPU work behind `async`) never lets it do;
+ * so the loop also reads the clock before records start. A read costs about 50 ns here, more
+ * than a light record, so it reads every `stride` records, with the stride set from the pace of
+ * the records before: about an eighth of the margin's worth of records between two reads.
+ */
+interface Guard {
+  readonly stop: AbortController
+  readonly marginMs: number
+  /** `Date.now()` at which no record may start; `Infinity` without a guard. */
+  readonly deadline: number
+  /** Records to start before the next read of the clock. */
+  untilRead: number
+  stride: number
+  lastRead: number
+}
+
+/** The most records between two reads of the clock, however fast they go. */
+const MAX_STRIDE = 1024
 
 const runners = { shard: runInOrder, partitionKey: runByKey, none: runUnordered }
 
@@ -93,6 +115,7 @@ export async function runBatch<T>(
   // A listener, not AbortSignal.any: 4 µs against 9 per invocation here, controller included.
   if (middySignal?.aborted) stop.abort(middySignal.reason)
   else middySignal?.addEventListener('abort', () => stop.abort(middySignal.reason), { once: true })
+  const now = guarded ? Date.now() : 0
   const run: Run<T> = {
     batch,
     handler,
@@ -100,6 +123,14 @@ export async function runBatch<T>(
     options: { signal: stop.signal },
     sink,
     limit: sink === undefined ? startLimit(batch) : startLimitWithSink(batch),
+    guard: {
+      stop,
+      marginMs: options.timeoutMarginMs,
+      deadline: guarded ? now + delay : Number.POSITIVE_INFINITY,
+      untilRead: guarded ? 1 : Number.POSITIVE_INFINITY,
+      stride: 1,
+      lastRead: now,
+    },
   }
   const running = runners[options.ordering](run as Run<unknown>, options.concurrency)
   if (!guarded) return running
@@ -107,10 +138,7 @@ export async function runBatch<T>(
   let timer: NodeJS.Timeout | undefined
   const timeUp = new Promise<void>((resolve) => {
     timer = setTimeout(() => {
-      run.limit = 0
-      stop.abort(
-        new TimeoutError(`the invocation stops ${options.timeoutMarginMs} ms before its timeout`),
-      )
+      stopRun(run)
       resolve()
     }, delay)
   })
@@ -119,6 +147,31 @@ export async function runBatch<T>(
   } finally {
     clearTimeout(timer)
   }
+}
+
+/** Time is up: no record starts any more, and the handler's signal aborts. */
+function stopRun(run: { limit: number; readonly guard: Guard }): void {
+  run.limit = 0
+  const { stop, marginMs } = run.guard
+  stop.abort(new TimeoutError(`the invocation stops ${marginMs} ms before its timeout`))
+}
+
+/** Before a record starts: `true` when the deadline has passed, and the run is then stopped. */
+function pastDeadline(run: Run<unknown>): boolean {
+  const guard = run.guard
+  if (--guard.untilRead > 0) return false
+  const now = Date.now()
+  if (now >= guard.deadline) {
+    stopRun(run)
+    return true
+  }
+  // Date.now() counts whole milliseconds: records too fast to measure double the stride.
+  const perRecord = (now - guard.lastRead) / guard.stride
+  const stride = perRecord === 0 ? guard.stride * 2 : Math.floor(guard.marginMs / 8 / perRecord)
+  guard.stride = Math.max(1, Math.min(stride, MAX_STRIDE))
+  guard.untilRead = guard.stride
+  guard.lastRead = now
+  return false
 }
 
 function startLimit(batch: RecordBatch): number {
@@ -147,6 +200,7 @@ function startLimitWithSink(batch: RecordBatch): number {
  */
 async function handle(run: Run<unknown>, index: number): Promise<boolean> {
   const { batch } = run
+  if (pastDeadline(run)) return false
   if (batch.status[index] !== RecordStatus.Failed) {
     const record = batch.records[index] as KinesisRecord<unknown>
     try {
@@ -201,6 +255,7 @@ async function divert(
 async function runInOrder(run: Run<unknown>): Promise<void> {
   const { batch } = run
   for (let i = 0; i < run.limit; i++) {
+    if (pastDeadline(run)) return
     if (batch.status[i] !== RecordStatus.Failed) {
       const record = batch.records[i] as KinesisRecord<unknown>
       try {

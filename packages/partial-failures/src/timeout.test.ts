@@ -97,6 +97,50 @@ describe('the timeout guard', () => {
     expect(String(signal.reason)).toMatch(/TimeoutError: the invocation stops 100 ms before/)
   })
 
+  // The guard's timer cannot fire while the loop never yields to the event loop: these handlers
+  // do CPU work only, synchronously or behind `async`, so only the clock read between records
+  // can stop them.
+  const busy = (ms: number) => {
+    const until = Date.now() + ms
+    while (Date.now() < until) {
+      // CPU work, no I/O
+    }
+  }
+  const cases = [
+    ['shard', 'sync'],
+    ['shard', 'async'],
+    ['partitionKey', 'async'],
+    ['none', 'sync'],
+  ] as const
+  for (const [ordering, kind] of cases) {
+    it(`stops a handler that never yields in time (${ordering}, ${kind})`, async () => {
+      const started: number[] = []
+      const work = (record: { data: Uint8Array }) => {
+        started.push(Number(Buffer.from(record.data).toString()))
+        busy(2)
+      }
+      const handler: RecordHandler<Uint8Array> =
+        kind === 'sync' ? work : async (record) => work(record)
+      const lambda = chain(handler, { timeoutMarginMs: 400, ordering })
+      const event = kinesisEvent(
+        Array.from({ length: 300 }, (_, i) => ({ data: String(i), partitionKey: `k${i % 2}` })),
+      )
+      const begin = Date.now()
+      const response = await lambda(event, lambdaContext(600))
+      const took = Date.now() - begin
+      // The deadline is 200 ms in; the clock is read at least every eighth of the margin's
+      // worth of records (50 ms), so the answer comes well before the timeout (600 ms).
+      expect(took).toBeGreaterThanOrEqual(200)
+      expect(took).toBeLessThan(350)
+      expect(started.length).toBeGreaterThan(50)
+      expect(started.length).toBeLessThan(300)
+      expect(started).toEqual(started.map((_, i) => i))
+      expect(response).toEqual({
+        batchItemFailures: [{ itemIdentifier: sequenceNumber(started.length) }],
+      })
+    })
+  }
+
   it('refuses to start when the margin leaves no time at all, and starts no record', async () => {
     let started = 0
     const lambda = chain(
