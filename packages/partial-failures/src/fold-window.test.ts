@@ -90,6 +90,31 @@ describe('foldWindow', () => {
     )
   })
 
+  it('refuses a state that is not a plain object, which Lambda would not carry back as it went', async () => {
+    const counting = (initialState: () => unknown, reduce: (n: never) => unknown = (n) => n) =>
+      middy(foldWindow(reduce as never, { initialState: initialState as never }))
+        .use(kinesisDecode())
+        .use(partialFailures({ logger: false }))
+    await expect(counting(() => 0)(windowEvent(['1'], {}), lambdaContext())).rejects.toThrow(
+      "@shardwise/partial-failures: foldWindow's state must be a plain object, as Lambda carries it between invocations; initialState() gave number",
+    )
+    await expect(
+      counting(
+        () => ({ n: 0 }),
+        () => [1],
+      )(windowEvent(['1'], {}), lambdaContext()),
+    ).rejects.toThrow(/; reduce gave an array$/)
+    await expect(
+      counting(() => ({ n: 0 }))(windowEvent(['1'], 7), lambdaContext()),
+    ).rejects.toThrow(/; the event's state gave number$/)
+  })
+
+  it('types the state as an object', () => {
+    // @ts-expect-error: a number state is refused by the types as well as at run time
+    foldWindow((n: number) => n + 1, { initialState: () => 0 })
+    foldWindow((totals: Totals) => totals, { initialState: () => ({ count: 0, sum: 0 }) })
+  })
+
   it('needs an initial state when it is built', () => {
     expect(() => foldWindow((s) => s, {} as never)).toThrow(/initialState/)
   })

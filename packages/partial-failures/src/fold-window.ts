@@ -75,7 +75,7 @@ const optionRules: OptionRules = {
  *   .use(jsonParse({ schema: Order }))
  *   .use(partialFailures())
  */
-export function foldWindow<S, T = Uint8Array>(
+export function foldWindow<S extends object, T = Uint8Array>(
   reduce: (state: S, record: KinesisRecord<T>, context: Context) => S | Promise<S>,
   options: FoldWindowOptions<S>,
 ): WindowHandler<S> {
@@ -95,7 +95,9 @@ export function foldWindow<S, T = Uint8Array>(
       )
     }
     const batch = decodedBatchOf<T>(event)
-    let state = isEmpty(event.state) ? initialState() : (event.state as S)
+    let state = isEmpty(event.state)
+      ? checkedState(initialState(), 'initialState()')
+      : checkedState(event.state as S, "the event's state")
     const fold = async (record: KinesisRecord<T>) => {
       state = await reduce(state, record, context)
     }
@@ -107,6 +109,7 @@ export function foldWindow<S, T = Uint8Array>(
       middyOptions?.signal,
       getPoisonSink(event),
     )
+    checkedState(state, 'reduce')
     const response = batchResponse(batch)
     // The final invocation closes the window only when every record made it into the state;
     // a throw here fails the invocation, and Lambda retries it until it succeeds.
@@ -115,6 +118,20 @@ export function foldWindow<S, T = Uint8Array>(
     }
     return { ...response, state }
   }
+}
+
+/**
+ * Lambda carries the state between invocations as a JSON object: a number or an array would not
+ * come back as it went, so a state of another kind is a mistake in the function, not a record.
+ */
+function checkedState<S>(state: S, from: string): S {
+  if (typeof state !== 'object' || state === null || Array.isArray(state)) {
+    const got = state === null ? 'null' : Array.isArray(state) ? 'an array' : typeof state
+    throw new ConfigurationError(
+      `${pkg}: foldWindow's state must be a plain object, as Lambda carries it between invocations; ${from} gave ${got}`,
+    )
+  }
+  return state
 }
 
 function isEmpty(state: unknown): boolean {
