@@ -291,6 +291,12 @@ describe('avroParse options', () => {
         /registry must come from confluentSchemaRegistry\(\) or glueSchemaRegistry\(\)/,
       ],
       [{ schema: OrderV1, schemas: OrderV1 }, /@shardwise\/avro-parse/],
+      [
+        withStatus,
+        /give the schema as an option, avroParse\(\{ schema \}\), not avroParse\(schema\)/,
+      ],
+      [OrderV1, /give the schema as an option, avroParse\(\{ schema \}\)/],
+      ['long', /give the schema as an option, avroParse\(\{ schema \}\)/],
       [{ schema: 42 }, /@shardwise\/avro-parse/],
     ]
     for (const [options, message] of cases) {

@@ -108,6 +108,11 @@ type DecoderOrProblem = Decoder | string
  *   .use(partialFailures())
  */
 export function avroParse<T = unknown>(options: AvroParseOptions): AvroParser<T> {
+  if (looksLikeSchema(options)) {
+    throw new ConfigurationError(
+      `${pkg}: give the schema as an option, avroParse({ schema }), not avroParse(schema)`,
+    )
+  }
   const { schema, readerSchema, registry, typeOptions } = checkOptions(pkg, optionRules, options)
   if (registry !== undefined) {
     if (schema !== undefined) {
@@ -146,6 +151,13 @@ export function avroParse<T = unknown>(options: AvroParseOptions): AvroParser<T>
       return decodeFramedBatch(batchOf(request.event), registry, decoders, reader, typeOptions)
     },
   }
+}
+
+/** An Avro schema where the options should be: a type's name, a schema object, an avsc Type. */
+function looksLikeSchema(options: unknown): boolean {
+  if (typeof options === 'string') return true
+  if (typeof options !== 'object' || options === null) return false
+  return avro.Type.isType(options) || 'type' in options
 }
 
 function batchOf(event: unknown): RecordBatch {

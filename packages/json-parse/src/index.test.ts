@@ -305,6 +305,9 @@ describe('wiring mistakes', () => {
 
   it('refuses unknown options and schemas that are not Standard Schemas, when built', () => {
     expect(() => jsonParse({ schemas: Order } as never)).toThrow(ConfigurationError)
+    expect(() => jsonParse(Order as never)).toThrow(
+      '@shardwise/json-parse: give the schema as an option, jsonParse({ schema }), not jsonParse(schema)',
+    )
     expect(() => jsonParse({ schema: Order, concurrency: 0 })).toThrow(
       "@shardwise/json-parse: Option 'concurrency' must be >= 1",
     )

@@ -71,6 +71,11 @@ export function jsonParse<Schema extends StandardSchemaV1>(
 ): JsonParser<StandardSchemaV1.InferOutput<Schema>>
 export function jsonParse(options?: JsonParseOptions<never>): JsonParser<unknown>
 export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
+  if (options !== null && typeof options === 'object' && '~standard' in options) {
+    throw new ConfigurationError(
+      `${pkg}: give the schema as an option, jsonParse({ schema }), not jsonParse(schema)`,
+    )
+  }
   const { schema, concurrency = 10 } = checkOptions(pkg, optionRules, options)
   const validate = schema === undefined ? undefined : validatorOf(schema)
 
