@@ -76,7 +76,7 @@ export function report(): string {
   return [
     `  messages saved: ${messages} (${repeats} of them again, after a retry: at-least-once delivery)`,
     `  partition keys: ${saved.size}, messages saved out of order: ${outOfOrder}`,
-    `  transient failures: ${transientFailures}, retried by Lambda and saved`,
+    `  transient failures: ${transientFailures}, each reported as the checkpoint, delivered again by Lambda and saved`,
     `  poison records sent to the dead-letter sink: ${deadLetters.length}, none blocked its shard`,
     ...deadLetters.map((line) => `    ${line}`),
   ].join('\n')
