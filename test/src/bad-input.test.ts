@@ -210,11 +210,13 @@ describe('bad bytes fail their record alone', () => {
     expect(Buffer.from(seen[0] as Uint8Array).equals(aggregate)).toBe(true)
     expect(getBatch(plainEvent)?.records[0]?.subSequenceNumber).toBeUndefined()
 
-    // With jsonParse it fails alone: the magic bytes are not UTF-8.
+    // With jsonParse it fails alone: the magic bytes are not UTF-8, and the message says what
+    // the bytes are.
     await reportsTheBadRecord(wire({ parser: jsonParse({ schema: Order }) }), aggregate, {
       type: ParseError,
       name: 'ParseError',
-      cause: /: is not valid UTF-8$/,
+      cause:
+        /: is not valid UTF-8 \(it starts with the KPL aggregate magic: an aggregate that kinesisDecode did not expand, because its MD5 or body does not check out or deaggregate is false\)$/,
     })
   })
 })

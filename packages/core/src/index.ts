@@ -155,6 +155,27 @@ export function compareSequenceNumbers(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0
 }
 
+/** True when `bytes` start with the KPL aggregate magic, `F3 89 9A C2`. */
+export function hasKplMagic(bytes: Uint8Array): boolean {
+  return (
+    bytes.length >= 4 &&
+    bytes[0] === 0xf3 &&
+    bytes[1] === 0x89 &&
+    bytes[2] === 0x9a &&
+    bytes[3] === 0xc2
+  )
+}
+
+/**
+ * What a parser adds to its message for a record that starts with the KPL magic, so that the
+ * user learns it is an aggregate `kinesisDecode` did not expand, not a payload of theirs.
+ */
+export function aggregateNote(bytes: Uint8Array): string {
+  return hasKplMagic(bytes)
+    ? ' (it starts with the KPL aggregate magic: an aggregate that kinesisDecode did not expand, because its MD5 or body does not check out or deaggregate is false)'
+    : ''
+}
+
 /** Where a record sits in its stream: what a person needs to find it again. */
 export interface RecordCoordinates {
   shardId: string

@@ -7,6 +7,7 @@
 
 import type { MiddlewareObj } from '@middy/core'
 import {
+  aggregateNote,
   ConfigurationError,
   checkOptions,
   failRecord,
@@ -230,7 +231,8 @@ function parseRecord(
     try {
       text = utf8.decode(data)
     } catch (error) {
-      failRecord(batch, index, new ParseError(record, 'is not valid UTF-8', { cause: error }))
+      const message = `is not valid UTF-8${aggregateNote(data)}`
+      failRecord(batch, index, new ParseError(record, message, { cause: error }))
       return FAILED
     }
   } else if (typeof data === 'string') {
@@ -247,7 +249,11 @@ function parseRecord(
     failRecord(
       batch,
       index,
-      new ParseError(record, `is not valid JSON: ${messageOf(error)}`, { cause: error }),
+      new ParseError(
+        record,
+        `is not valid JSON: ${messageOf(error)}${data instanceof Uint8Array ? aggregateNote(data) : ''}`,
+        { cause: error },
+      ),
     )
     return FAILED
   }

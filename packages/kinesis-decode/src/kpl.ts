@@ -13,6 +13,8 @@
  * the carrier's bytes, without copying.
  */
 
+import { hasKplMagic } from '@shardwise/core'
+
 export interface UserRecord {
   partitionKey: string
   explicitHashKey: string | undefined
@@ -30,16 +32,6 @@ let pos = 0
 
 const MAGIC_LENGTH = 4
 const MD5_LENGTH = 16
-
-export function hasKplMagic(bytes: Uint8Array): boolean {
-  return (
-    bytes.length >= MAGIC_LENGTH &&
-    bytes[0] === 0xf3 &&
-    bytes[1] === 0x89 &&
-    bytes[2] === 0x9a &&
-    bytes[3] === 0xc2
-  )
-}
 
 /**
  * The user records of an aggregate, in order; `undefined` when `bytes` is not one the KCL would
