@@ -11,7 +11,14 @@ import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord } from '@shardwise/partial-failures'
 import avro from 'avsc'
 import { describe, expect, it } from 'vitest'
-import { orderV1, parseThrough, shardEvent } from './events.testkit.js'
+import {
+  bigIntLong,
+  meterV1,
+  meterV2,
+  orderV1,
+  parseThrough,
+  shardEvent,
+} from './events.testkit.js'
 import { avroParse, type Frame, type SchemaRegistry } from './index.js'
 
 const withStatus = {
@@ -92,6 +99,26 @@ describe('avroParse with an inline schema', () => {
     })
     const { handled } = await parseThrough(parse, [type.toBuffer(when)])
     expect(handled).toEqual([when])
+  })
+
+  it('reads longs as BigInt with the long of typeOptions.registry, also with a readerSchema', async () => {
+    const registry = { long: bigIntLong }
+    const Meter = avro.Type.forSchema(meterV1 as avro.Schema, { registry: { ...registry } })
+    const payload = Meter.toBuffer({ micros: 1234567890123456789n })
+    const plain = avroParse({ schema: meterV1, typeOptions: { registry } })
+    expect((await parseThrough(plain, [payload])).outcomes).toEqual([
+      { micros: 1234567890123456789n },
+    ])
+    const resolved = avroParse({
+      schema: meterV1,
+      readerSchema: meterV2,
+      typeOptions: { registry },
+    })
+    expect((await parseThrough(resolved, [payload])).outcomes).toEqual([
+      { micros: 1234567890123456789n, unit: 'us' },
+    ])
+    // Each schema was compiled into a copy, so the named types went there, not into yours.
+    expect(registry).toEqual({ long: bigIntLong })
   })
 
   it('reads old data with a newer reader schema, and new data with an older one', async () => {
