@@ -11,6 +11,10 @@
  * a datum may hold at most one item per byte, plus a fixed allowance for items that take no
  * bytes (nulls, empty records), and no map key "__proto__". Resolvers made from such a reader
  * type take the same reader (avsc copies the reader type's `_read` into them).
+ *
+ * A field the reader schema drops is not read but skipped, by the writer type's own `_skip`,
+ * which trusts the counts just the same: ten bytes claiming 1e15 nulls loop for days. So the
+ * writer types compiled here skip arrays and maps against the same budget.
  */
 
 import avro from 'avsc'
@@ -20,12 +24,16 @@ interface Tap {
   buf: Buffer
   pos: number
   readLong(): number
-  skipLong(): void
   readString(): string
+  skipString(): void
 }
 
 interface Readable {
   _read(tap: Tap): unknown
+}
+
+interface Skippable {
+  _skip(tap: Tap): void
 }
 
 /** Items that take no bytes a datum may hold in all: a million nulls read in milliseconds. */
@@ -34,6 +42,8 @@ const EMPTY_ITEMS_ALLOWED = 1_000_000
 // Decoding is synchronous, so one budget at a time is all there is.
 let datumLength = 0
 let itemsLeft = 0
+/** The byte size the last block carried (a block with a negative count has one), else -1. */
+let blockBytes = -1
 
 /** Call before decoding each datum. */
 export function startDatum(length: number): void {
@@ -41,12 +51,20 @@ export function startDatum(length: number): void {
   itemsLeft = length + EMPTY_ITEMS_ALLOWED
 }
 
-/** The next block's item count; 0 at the end of the blocks or when the bytes ran out. */
+/**
+ * The next block's item count; 0 at the end of the blocks or when the bytes ran out. A block
+ * with a negative count carries its size in bytes, which `blockBytes` then holds.
+ */
 function blockSize(tap: Tap): number {
   let n = tap.readLong()
+  let bytes = -1
   if (n < 0) {
     n = -n
-    tap.skipLong()
+    bytes = tap.readLong()
+    // avsc would move its cursor back by a negative size, and skip the same block forever.
+    if (bytes < 0 && tap.pos <= tap.buf.length) {
+      throw new Error(`a block gives its size as ${bytes} bytes`)
+    }
   }
   // NaN comes from reading past the end: the caller's offset check reports the truncation.
   if (!(n > 0) || tap.pos > tap.buf.length) return 0
@@ -54,6 +72,7 @@ function blockSize(tap: Tap): number {
   if (itemsLeft < 0) {
     throw new Error(`a block claims ${n} items, more than a datum of ${datumLength} bytes can hold`)
   }
+  blockBytes = bytes
   return n
 }
 
@@ -83,17 +102,44 @@ function readMap(this: { valuesType: Readable }, tap: Tap): Record<string, unkno
   return map
 }
 
-/** avsc's array type, reading through the bounded reader; nothing else differs. */
+/** A block that gives its size is skipped at once, as Avro intends; its items still count. */
+function skipArray(this: { itemsType: Skippable }, tap: Tap): void {
+  const items = this.itemsType
+  for (let n = blockSize(tap); n > 0; n = blockSize(tap)) {
+    if (blockBytes >= 0) tap.pos += blockBytes
+    else for (let k = 0; k < n; k++) items._skip(tap)
+  }
+}
+
+function skipMap(this: { valuesType: Skippable }, tap: Tap): void {
+  const values = this.valuesType
+  for (let n = blockSize(tap); n > 0; n = blockSize(tap)) {
+    if (blockBytes >= 0) tap.pos += blockBytes
+    else
+      for (let k = 0; k < n; k++) {
+        tap.skipString()
+        values._skip(tap)
+      }
+  }
+}
+
+/** avsc's array type, reading and skipping through the bounded loops; nothing else differs. */
 class BoundedArrayType extends avro.types.ArrayType {
   _read(tap: Tap): unknown[] {
     return readArray.call(this as unknown as { itemsType: Readable }, tap)
   }
+  _skip(tap: Tap): void {
+    skipArray.call(this as unknown as { itemsType: Skippable }, tap)
+  }
 }
 
-/** avsc's map type, reading through the bounded reader; nothing else differs. */
+/** avsc's map type, reading and skipping through the bounded loops; nothing else differs. */
 class BoundedMapType extends avro.types.MapType {
   _read(tap: Tap): Record<string, unknown> {
     return readMap.call(this as unknown as { valuesType: Readable }, tap)
+  }
+  _skip(tap: Tap): void {
+    skipMap.call(this as unknown as { valuesType: Skippable }, tap)
   }
 }
 

@@ -9,7 +9,16 @@ import { getBatch, ParseError } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import avro from 'avsc'
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest'
-import { localServer, orderV1, orderV2, parseThrough, shardEvent } from './events.testkit.js'
+import {
+  bigIntLong,
+  localServer,
+  meterV1,
+  meterV2,
+  orderV1,
+  orderV2,
+  parseThrough,
+  shardEvent,
+} from './events.testkit.js'
 import { avroParse, confluentSchemaRegistry, SchemaRegistryError } from './index.js'
 
 interface Stored {
@@ -331,6 +340,23 @@ describe('confluentSchemaRegistry', () => {
       [payload],
     )
     expect(outcomes).toEqual([{ id: 'a', customer: { name: 'Zoë' } }])
+  })
+
+  it('reads longs as BigInt with the long of typeOptions.registry, also with a readerSchema', async () => {
+    const id = fake.put('meters-value', JSON.stringify(meterV1))
+    const Meter = avro.Type.forSchema(meterV1 as avro.Schema, { registry: { long: bigIntLong } })
+    const payload = Buffer.concat([
+      Buffer.of(0, 0, 0, 0, id),
+      Meter.toBuffer({ micros: 1234567890123456789n }),
+    ])
+    const registry = confluentSchemaRegistry({ url: fake.url })
+    const typeOptions = { registry: { long: bigIntLong } }
+    const plain = await parseThrough(avroParse({ registry, typeOptions }), [payload])
+    expect(plain.outcomes).toEqual([{ micros: 1234567890123456789n }])
+    const resolved = avroParse({ registry, readerSchema: meterV2, typeOptions })
+    expect((await parseThrough(resolved, [payload])).outcomes).toEqual([
+      { micros: 1234567890123456789n, unit: 'us' },
+    ])
   })
 
   it('reads the datum in place after the header, and counts only its bytes in messages', async () => {

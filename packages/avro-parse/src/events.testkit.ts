@@ -10,6 +10,7 @@ import { type Context, getBatch, type KinesisStreamEvent } from '@shardwise/core
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
 import { kinesisEvent } from '@shardwise/testing'
+import avro from 'avsc'
 import type { AvroParser } from './index.js'
 
 /** Kinesis records of shard 1 carrying the given payloads, numbered from sequence 100. */
@@ -84,3 +85,31 @@ export const orderV2 = {
   ...orderV1,
   fields: [...orderV1.fields, { name: 'currency', type: 'string', default: 'EUR' }],
 }
+
+/** A meter reading in microseconds: a long that needs 64 bits. */
+export const meterV1 = {
+  type: 'record',
+  name: 'Meter',
+  namespace: 'com.acme',
+  fields: [{ name: 'micros', type: 'long' }],
+}
+
+/** Version 2 adds a field with a default. */
+export const meterV2 = {
+  ...meterV1,
+  fields: [...meterV1.fields, { name: 'unit', type: 'string', default: 'us' }],
+}
+
+/** avsc's documented way to read longs as BigInt: `typeOptions: { registry: { long: bigIntLong } }`. */
+export const bigIntLong = avro.types.LongType.__with({
+  fromBuffer: (buf: Buffer) => buf.readBigInt64LE(),
+  toBuffer: (n: bigint) => {
+    const buf = Buffer.alloc(8)
+    buf.writeBigInt64LE(n)
+    return buf
+  },
+  fromJSON: BigInt,
+  toJSON: Number,
+  isValid: (n: unknown) => typeof n === 'bigint',
+  compare: (a: bigint, b: bigint) => (a < b ? -1 : a > b ? 1 : 0),
+})

@@ -11,7 +11,14 @@ import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord } from '@shardwise/partial-failures'
 import avro from 'avsc'
 import { describe, expect, it } from 'vitest'
-import { orderV1, parseThrough, shardEvent } from './events.testkit.js'
+import {
+  bigIntLong,
+  meterV1,
+  meterV2,
+  orderV1,
+  parseThrough,
+  shardEvent,
+} from './events.testkit.js'
 import { avroParse, type Frame, type SchemaRegistry } from './index.js'
 
 const withStatus = {
@@ -29,6 +36,36 @@ const OrderV2 = avro.Type.forSchema({
   ...withStatus,
   fields: [...withStatus.fields, { name: 'currency', type: 'string', default: 'EUR' }],
 } as avro.Schema)
+
+// A readerSchema without tags and scores makes avsc skip those fields instead of reading them.
+const Tagged = avro.Type.forSchema({
+  type: 'record',
+  name: 'Tagged',
+  fields: [
+    { name: 'tags', type: { type: 'array', items: 'null' } },
+    { name: 'scores', type: { type: 'map', values: 'int' } },
+    { name: 'id', type: 'string' },
+  ],
+})
+const untagged = { type: 'record', name: 'Tagged', fields: [{ name: 'id', type: 'string' }] }
+
+/** A datum written by hand: each number a long (a block count or size), each Buffer as it is. */
+function datum(...parts: Array<number | Buffer>): Buffer {
+  const long = avro.Type.forSchema('long')
+  return Buffer.concat(parts.map((part) => (Buffer.isBuffer(part) ? part : long.toBuffer(part))))
+}
+
+/** Tagged datums: two valid, then hostile counts or sizes in tags or scores. */
+const idA = Buffer.of(2, 0x61)
+const taggedPayloads = [
+  Tagged.toBuffer({ tags: [null, null], scores: { x: 1 }, id: 'a' }),
+  // Blocks with a negative count carry their size in bytes: 2 nulls in 0 bytes, then "x" => 1.
+  datum(-2, 0, 0, -1, 3, Buffer.of(2, 0x78, 2), 0, idA),
+  datum(50_000_000, 0, 0, idA),
+  datum(0, 50_000_000, idA),
+  datum(-50_000_000, 0, 0, 0, idA),
+  datum(-2, -1e15, 0, 0, idA),
+]
 
 describe('avroParse with an inline schema', () => {
   it('decodes each record with the schema', async () => {
@@ -62,6 +99,26 @@ describe('avroParse with an inline schema', () => {
     })
     const { handled } = await parseThrough(parse, [type.toBuffer(when)])
     expect(handled).toEqual([when])
+  })
+
+  it('reads longs as BigInt with the long of typeOptions.registry, also with a readerSchema', async () => {
+    const registry = { long: bigIntLong }
+    const Meter = avro.Type.forSchema(meterV1 as avro.Schema, { registry: { ...registry } })
+    const payload = Meter.toBuffer({ micros: 1234567890123456789n })
+    const plain = avroParse({ schema: meterV1, typeOptions: { registry } })
+    expect((await parseThrough(plain, [payload])).outcomes).toEqual([
+      { micros: 1234567890123456789n },
+    ])
+    const resolved = avroParse({
+      schema: meterV1,
+      readerSchema: meterV2,
+      typeOptions: { registry },
+    })
+    expect((await parseThrough(resolved, [payload])).outcomes).toEqual([
+      { micros: 1234567890123456789n, unit: 'us' },
+    ])
+    // Each schema was compiled into a copy, so the named types went there, not into yours.
+    expect(registry).toEqual({ long: bigIntLong })
   })
 
   it('reads old data with a newer reader schema, and new data with an older one', async () => {
@@ -163,6 +220,30 @@ describe('hostile arrays and maps', () => {
     expect(nestedNulls?.errors.get(0)?.message).toMatch(/a block claims 900000 items/)
   })
 
+  it('fails a hostile count or size in a field the readerSchema skips, at once, as when read', async () => {
+    const started = Date.now()
+    const read = await parseThrough(avroParse({ schema: Tagged.schema() }), taggedPayloads)
+    const skipped = await parseThrough(
+      avroParse({ schema: Tagged.schema(), readerSchema: untagged }),
+      taggedPayloads,
+    )
+    expect(Date.now() - started).toBeLessThan(1000)
+    const at = (n: number) =>
+      `record ${100 + n} of shardId-000000000001 (partition key "order-${n}"): is not a valid Avro datum of the schema`
+    const tooMany = (n: number) =>
+      `${at(n)}: a block claims 50000000 items, more than a datum of ${taggedPayloads[n]?.length} bytes can hold`
+    const failures = [
+      tooMany(2),
+      tooMany(3),
+      tooMany(4),
+      `${at(5)}: a block gives its size as -1000000000000000 bytes`,
+    ]
+    const whole = { tags: [null, null], scores: { x: 1 }, id: 'a' }
+    expect(skipped.outcomes).toEqual([{ id: 'a' }, { id: 'a' }, ...failures])
+    expect(read.outcomes).toEqual([whole, whole, ...failures])
+    for (const n of [2, 3, 4, 5]) expect(skipped.errors.get(n)).toBeInstanceOf(ParseError)
+  })
+
   it('fails a datum with a "__proto__" map key alone, and touches no prototype', async () => {
     const Tags = avro.Type.forSchema({ type: 'map', values: { type: 'map', values: 'string' } })
     // Written by hand: avsc's encoder cannot see a "__proto__" key on a plain object either.
@@ -205,7 +286,7 @@ describe('hostile arrays and maps', () => {
 describe('a registry of your own', () => {
   // Byte 0 names the writer schema; with byte 1 = 0 the datum follows as it is, with byte 1 = 1
   // it follows reversed (a stand-in for a compressed datum), so the frame gives a new buffer.
-  const schemas: Record<number, object> = { 1: withStatus }
+  const schemas: Record<number, object> = { 1: withStatus, 3: Tagged.schema() as object }
   const registry: SchemaRegistry = {
     readFrame(payload) {
       if (payload.length < 2) return `has ${payload.length} bytes, where the header alone takes 2`
@@ -248,6 +329,25 @@ describe('a registry of your own', () => {
       ])
       expect(errors.get(5)?.retryable).toBe(true)
     }
+  })
+
+  it("skips the fields the readerSchema drops within the bound of the registry's schema", async () => {
+    const payloads = taggedPayloads.map((payload) => Buffer.concat([Buffer.of(3, 0), payload]))
+    const started = Date.now()
+    const { outcomes, errors } = await parseThrough(
+      avroParse({ registry, readerSchema: untagged }),
+      payloads,
+    )
+    expect(Date.now() - started).toBeLessThan(1000)
+    expect(outcomes.slice(0, 2)).toEqual([{ id: 'a' }, { id: 'a' }])
+    expect(errors.get(2)?.message).toMatch(
+      `: is not a valid Avro datum of my schema 3: a block claims 50000000 items, more than a datum of ${taggedPayloads[2]?.length} bytes can hold`,
+    )
+    expect(errors.get(3)?.message).toMatch('my schema 3: a block claims 50000000 items')
+    expect(errors.get(4)?.message).toMatch('my schema 3: a block claims 50000000 items')
+    expect(errors.get(5)?.message).toMatch(
+      'my schema 3: a block gives its size as -1000000000000000',
+    )
   })
 
   it('refuses a frame of another shape, naming what it got', async () => {

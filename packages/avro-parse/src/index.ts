@@ -51,7 +51,11 @@ export interface AvroParseOptions {
   readerSchema?: AvroSchema
   /** For payloads framed by a schema registry: `confluentSchemaRegistry()` or `glueSchemaRegistry()`. */
   registry?: SchemaRegistry
-  /** avsc's `Type.forSchema` options for every schema this parser compiles (`logicalTypes`, `wrapUnions`, ...). */
+  /**
+   * avsc's `Type.forSchema` options for every schema this parser compiles (`logicalTypes`,
+   * `wrapUnions`, `registry`, ...). Each schema is compiled with a copy of `registry`, which
+   * avroParse leaves as you gave it.
+   */
   typeOptions?: Partial<Parameters<typeof avro.Type.forSchema>[1]>
 }
 
@@ -178,7 +182,7 @@ function compile(
   // A Type of yours is used as it is: avsc types are frozen, so it keeps avsc's own readers.
   if (avro.Type.isType(schema)) return schema as avro.Type
   try {
-    return avro.Type.forSchema(schema as avro.Type, boundedOptions(typeOptions))
+    return avro.Type.forSchema(schema as avro.Type, compileOptions(typeOptions))
   } catch (error) {
     throw new ConfigurationError(
       `${pkg}: ${option} is not a valid Avro schema: ${messageOf(error)}`,
@@ -187,6 +191,18 @@ function compile(
       },
     )
   }
+}
+
+/**
+ * `Type.forSchema` options for one compile: a schema and the references it uses. avsc writes the
+ * named types it defines into `registry`, so each compile takes a copy of yours: your entries
+ * (a `long` that reads BigInt) apply to every schema, and a reader and a writer schema that
+ * define the same names do not collide.
+ */
+function compileOptions(
+  typeOptions: AvroParseOptions['typeOptions'],
+): NonNullable<AvroParseOptions['typeOptions']> {
+  return { ...boundedOptions(typeOptions), registry: { ...typeOptions?.registry } }
 }
 
 function decoderFor(
@@ -273,8 +289,7 @@ async function lookUpAndDecode(
     const name = registry.describe(id)
     let writer: avro.Type
     try {
-      const named: Record<string, avro.Type> = {}
-      const options = { ...boundedOptions(typeOptions), registry: named }
+      const options = compileOptions(typeOptions)
       for (const reference of answer.value.references)
         avro.Type.forSchema(reference as avro.Type, options)
       writer = avro.Type.forSchema(answer.value.definition as avro.Type, options)
