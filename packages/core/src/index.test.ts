@@ -96,6 +96,12 @@ describe('errors', () => {
     expect(error).toMatchObject({ ...at, retryable: false, cause })
   })
 
+  it('mark a decode failure retryable only when told', () => {
+    expect(new DecodeError(at, 'not yet', { retryable: true }).retryable).toBe(true)
+    expect(new DecodeError(at, 'never', { retryable: false }).retryable).toBe(false)
+    expect(new DecodeError(at, 'never', {}).retryable).toBe(false)
+  })
+
   it('list every schema issue with its path', () => {
     const error = new ValidationError(at, [
       { message: 'Expected number', path: ['items', 0, 'qty'] },

@@ -222,11 +222,19 @@ export class RecordError extends Error {
   }
 }
 
-/** The record's bytes could not be decoded (base64, decompression, KPL framing). */
+/**
+ * The record's bytes could not be decoded (base64, decompression, KPL framing). Not retryable
+ * unless told: bad bytes stay bad, but a record refused only because its batch ran out of
+ * room (kinesis-decode's `maxBatchDecompressedBytes`) decodes in a later invocation.
+ */
 export class DecodeError extends RecordError {
   override name = 'DecodeError'
-  constructor(at: RecordCoordinates, message: string, options?: { cause?: unknown }) {
-    super(at, message, { cause: options?.cause, retryable: false })
+  constructor(
+    at: RecordCoordinates,
+    message: string,
+    options?: { cause?: unknown; retryable?: boolean },
+  ) {
+    super(at, message, { cause: options?.cause, retryable: options?.retryable ?? false })
   }
 }
 

@@ -9,8 +9,10 @@ import {
   type KinesisStreamEvent,
   RecordStatus,
 } from '@shardwise/core'
+import fc from 'fast-check'
 import { describe, expect, expectTypeOf, it } from 'vitest'
 import {
+  DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES,
   DEFAULT_MAX_DECOMPRESSED_BYTES,
   decodeEvent,
   type KinesisDecodeOptions,
@@ -124,6 +126,9 @@ describe('kinesisDecode options', () => {
     [{ maxDecompressedBytes: 1.5 }, "Option 'maxDecompressedBytes' must be integer"],
     [{ maxDecompressedBytes: '1MB' }, "Option 'maxDecompressedBytes' must be integer"],
     [{ maxDecompressedBytes: 2 ** 60 }, "Option 'maxDecompressedBytes' must be <="],
+    [{ maxBatchDecompressedBytes: 0 }, "Option 'maxBatchDecompressedBytes' must be >= 1"],
+    [{ maxBatchDecompressedBytes: 1.5 }, "Option 'maxBatchDecompressedBytes' must be integer"],
+    [{ maxBatchDecompressedBytes: 2 ** 60 }, "Option 'maxBatchDecompressedBytes' must be <="],
     [{ deaggregation: false }, "Unknown option 'deaggregation'"],
     ['gzip', 'options must be an object, got string'],
   ])('rejects %j when the middleware is built', (options, message) => {
@@ -141,6 +146,8 @@ describe('kinesisDecode options', () => {
     expect(() => kinesisDecode({ decompress: 'brotli' })).toThrow(ConfigurationError)
     // @ts-expect-error: the limit is a number of bytes
     expect(() => kinesisDecode({ maxDecompressedBytes: '1MB' })).toThrow(ConfigurationError)
+    // @ts-expect-error: so is the batch's
+    expect(() => kinesisDecode({ maxBatchDecompressedBytes: '256MB' })).toThrow(ConfigurationError)
   })
 
   it('accepts every documented value', () => {
@@ -148,7 +155,9 @@ describe('kinesisDecode options', () => {
       expect(() => kinesisDecode({ decompress, deaggregate: false })).not.toThrow()
     }
     expect(() => kinesisDecode({ maxDecompressedBytes: 1 })).not.toThrow()
+    expect(() => kinesisDecode({ maxBatchDecompressedBytes: 1 })).not.toThrow()
     expect(DEFAULT_MAX_DECOMPRESSED_BYTES).toBe(16 * 1024 * 1024)
+    expect(DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES).toBe(256 * 1024 * 1024)
   })
 })
 
@@ -537,6 +546,205 @@ describe('decompression', () => {
     })
     expect(batch.records).toHaveLength(1)
     expect(Buffer.from(batch.records[0]?.data as Uint8Array).equals(aggregate as Buffer)).toBe(true)
+  })
+})
+
+describe('the batch budget (maxBatchDecompressedBytes)', () => {
+  const MiB = 1024 * 1024
+  const limits = { maxDecompressedBytes: MiB, maxBatchDecompressedBytes: 3 * MiB }
+  // Just under the per-record limit, about 1 KiB compressed: three fill the budget but for 3 bytes.
+  const bomb = zlib.gzipSync(Buffer.alloc(MiB - 1))
+  const bombs = (count: number) =>
+    Array.from({ length: count }, (_, i) => ({ partitionKey: `bomb-${i}`, data: bomb }))
+  const carrierOf = (records: ReturnType<typeof bombs>) =>
+    lambdaRecord(peerEncodedAggregate(records), 'aggregate-key')
+
+  /** What the batch holds decompressed: every payload that is not its own raw bytes. */
+  const decompressedTotal = (batch: ReturnType<typeof decodeEvent>) =>
+    batch.records.reduce(
+      (total, record) => total + (record.data === record.rawData ? 0 : record.data.byteLength),
+      0,
+    )
+
+  it('stops an aggregate of gzip bombs at the budget: the records from the first over it on fail retryable', () => {
+    const first = lambdaRecord(bomb)
+    const aggregate = carrierOf(bombs(20))
+    const plain = lambdaRecord('plain after')
+    const compressedAggregate = lambdaRecord(
+      zlib.gzipSync(peerEncodedAggregate([{ partitionKey: 'x', data: Buffer.from('x') }])),
+    )
+    const batch = decodeEvent(kinesisEvent(first, aggregate, plain, compressedAggregate), limits)
+
+    expect(decompressedTotal(batch)).toBe(3 * (MiB - 1))
+    expect(batch.records).toHaveLength(23)
+    expect([...batch.status]).toEqual([0, 0, 0, ...new Array(18).fill(2), 0, 2])
+    expect(batch.records[2]?.data).toHaveLength(MiB - 1)
+    const over = batch.errors.get(3)
+    expect(over).toBeInstanceOf(DecodeError)
+    expect(over).toMatchObject({
+      sequenceNumber: aggregate.kinesis.sequenceNumber,
+      subSequenceNumber: 2,
+      retryable: true,
+    })
+    expect(over?.message).toMatch(
+      /sub-record 2 .*: the batch's decompressed bytes would pass maxBatchDecompressedBytes \(3145728\) with this record, whose data \(gzip\) does not fit in the 3 bytes left; Lambda will deliver it again, in a later invocation with a fresh budget$/,
+    )
+    expect(over?.cause).toMatchObject({ code: 'ERR_BUFFER_TOO_LARGE' })
+    for (const later of [4, 20, 22]) {
+      expect(batch.errors.get(later)?.retryable).toBe(true)
+      expect(batch.errors.get(later)?.message).toMatch(
+        /: the batch's decompressed bytes would pass maxBatchDecompressedBytes \(3145728\) with an earlier record, so this one was not decompressed; Lambda will deliver it again/,
+      )
+    }
+    expect(batch.records[22]?.lambdaRecord).toBe(compressedAggregate)
+    expect(batch.records[3]?.data).toBe(batch.records[3]?.rawData)
+
+    batch.status[0] = RecordStatus.Succeeded
+    batch.status[1] = RecordStatus.Succeeded
+    batch.status[2] = RecordStatus.Succeeded
+    expect(batchResponse(batch)).toEqual({
+      batchItemFailures: [{ itemIdentifier: aggregate.kinesis.sequenceNumber }],
+    })
+  })
+
+  it('fails an aggregate that alone passes the budget for good, from the first user record over it', () => {
+    const aggregate = carrierOf(bombs(5))
+    const next = lambdaRecord(zlib.gzipSync('next'))
+    const batch = decodeEvent(kinesisEvent(aggregate, next), limits)
+    expect(decompressedTotal(batch)).toBe(3 * (MiB - 1))
+    expect([...batch.status]).toEqual([0, 0, 0, 2, 2, 2])
+    expect(batch.errors.get(3)?.retryable).toBe(false)
+    expect(batch.errors.get(3)?.message).toMatch(
+      /sub-record 3 .*with this record, whose data \(gzip\) does not fit in the 3 bytes left; its Kinesis record alone decompresses to more than that, so no invocation can decode it$/,
+    )
+    expect(batch.errors.get(4)?.retryable).toBe(false)
+    expect(batch.errors.get(4)?.message).toContain('with an earlier record')
+    // The next Lambda record decodes in a later invocation that starts with it.
+    expect(batch.errors.get(5)?.retryable).toBe(true)
+  })
+
+  it('lets plain records through whatever their total, at no cost to the budget', () => {
+    const plain = Array.from({ length: 5 }, (_, i) => lambdaRecord(Buffer.alloc(MiB, 97 + i)))
+    const [aggregate] = peerAggregates(
+      Array.from({ length: 4 }, (_, i) => ({
+        partitionKey: `plain-${i}`,
+        data: Buffer.alloc(200_000, 65 + i),
+      })),
+    )
+    const batch = decodeEvent(
+      kinesisEvent(...plain, lambdaRecord(aggregate as Buffer), lambdaRecord(bomb)),
+      { maxDecompressedBytes: MiB, maxBatchDecompressedBytes: MiB },
+    )
+    expect(batch.errors.size).toBe(0)
+    expect(batch.records).toHaveLength(10)
+    expect(batch.records.slice(0, 9).every((record) => record.data === record.rawData)).toBe(true)
+    expect(batch.records[4]?.data).toEqual(Buffer.alloc(MiB, 101))
+    expect(batch.records[9]?.data).toHaveLength(MiB - 1)
+  })
+
+  it('keeps a record over maxDecompressedBytes non-retryable, and charges the budget nothing for it', () => {
+    const tooBig = lambdaRecord(zlib.gzipSync(Buffer.alloc(2 * MiB)))
+    const fitting = [lambdaRecord(bomb), lambdaRecord(bomb), lambdaRecord(bomb)]
+    const batch = decodeEvent(kinesisEvent(tooBig, ...fitting, lambdaRecord(bomb)), limits)
+    expect([...batch.status]).toEqual([2, 0, 0, 0, 2])
+    expect(batch.errors.get(0)?.retryable).toBe(false)
+    expect(batch.errors.get(0)?.message).toMatch(
+      /: data decompresses \(gzip\) to more than 1048576 bytes, the maxDecompressedBytes limit$/,
+    )
+    expect(batch.errors.get(4)?.retryable).toBe(true)
+  })
+
+  it('fails a record alone over a smaller batch budget for good, naming it, and goes on', () => {
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(bomb), lambdaRecord(zlib.gzipSync('ok'))), {
+      maxBatchDecompressedBytes: MiB / 2,
+    })
+    expect([...batch.status]).toEqual([2, 0])
+    expect(batch.errors.get(0)?.retryable).toBe(false)
+    expect(batch.errors.get(0)?.message).toMatch(
+      /: data decompresses \(gzip\) to more than 524288 bytes, the maxBatchDecompressedBytes limit$/,
+    )
+    expect(text(batch.records[1]?.data as Uint8Array)).toBe('ok')
+  })
+
+  // Compressed payloads are at least 1 byte: with the budget spent to the byte, an empty one is
+  // refused too, since zlib cannot be asked for at most 0 bytes.
+  const payload = fc.record({ gzip: fc.boolean(), size: fc.integer({ min: 1, max: 4096 }) })
+  const lambdaPayloads = fc.oneof(
+    payload.map((one) => [one]),
+    fc.array(payload, { maxLength: 6 }).map((users) => ({ users })),
+  )
+
+  it('holds at most the budget, and refuses only what would pass it, from there on (property)', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 8192 }),
+        fc.integer({ min: 1, max: 16_384 }),
+        fc.array(lambdaPayloads, { maxLength: 8 }),
+        (maxDecompressedBytes, maxBatchDecompressedBytes, inputs) => {
+          const sizes: number[] = []
+          const compressed: boolean[] = []
+          const lambdaRecords = inputs.map((input) => {
+            const users = Array.isArray(input) ? input : input.users
+            const bytes = users.map(({ gzip, size }) => {
+              sizes.push(size)
+              compressed.push(gzip)
+              const data = Buffer.alloc(size, 0x20 + (size % 90))
+              return gzip ? zlib.gzipSync(data) : data
+            })
+            return Array.isArray(input)
+              ? lambdaRecord(bytes[0] as Buffer)
+              : lambdaRecord(
+                  peerEncodedAggregate(bytes.map((data) => ({ partitionKey: 'k', data }))),
+                )
+          })
+          const batch = decodeEvent(kinesisEvent(...lambdaRecords), {
+            maxDecompressedBytes,
+            maxBatchDecompressedBytes,
+          })
+          expect(batch.records).toHaveLength(sizes.length)
+
+          const total = decompressedTotal(batch)
+          expect(total).toBeLessThanOrEqual(maxBatchDecompressedBytes)
+          let spentBefore = 0
+          let firstOver = -1
+          for (let i = 0; i < sizes.length; i++) {
+            const record = batch.records[i] as (typeof batch.records)[number]
+            const error = batch.errors.get(i)
+            if (error === undefined) {
+              expect(record.data).toHaveLength(sizes[i] as number)
+              if (compressed[i]) expect(firstOver).toBe(-1)
+              continue
+            }
+            expect(compressed[i]).toBe(true)
+            expect(record.data).toBe(record.rawData)
+            const carrier = record.lambdaRecord
+            if (error.message.includes('would pass maxBatchDecompressedBytes')) {
+              if (firstOver === -1) {
+                firstOver = i
+                // Nothing was decompressed after it, so what is held now is what it met.
+                expect((sizes[i] as number) + total).toBeGreaterThan(maxBatchDecompressedBytes)
+              }
+              // Retryable when Lambda records before its own spent part of the budget.
+              spentBefore = 0
+              for (let j = 0; j < i; j++) {
+                const earlier = batch.records[j] as (typeof batch.records)[number]
+                if (earlier.lambdaRecord !== carrier && earlier.data !== earlier.rawData) {
+                  spentBefore += earlier.data.byteLength
+                }
+              }
+              expect(error.retryable).toBe(spentBefore > 0)
+            } else {
+              expect(firstOver).toBe(-1)
+              expect(error.retryable).toBe(false)
+              expect(sizes[i]).toBeGreaterThan(
+                Math.min(maxDecompressedBytes, maxBatchDecompressedBytes),
+              )
+            }
+          }
+        },
+      ),
+      { numRuns: 1000 },
+    )
   })
 })
 

@@ -40,8 +40,22 @@ export interface KinesisDecodeOptions {
    * compressed that way and fail the ones that are not. `false` never decompresses.
    */
   decompress?: 'auto' | Compression | false
-  /** The most bytes one record may decompress to; a record over it fails alone. Default 16 MiB. */
+  /**
+   * The most bytes one record may decompress to. A record over it fails alone, for good: its
+   * `DecodeError` is not retryable. Default 16 MiB.
+   */
   maxDecompressedBytes?: number
+  /**
+   * The most bytes all the records of one invocation may decompress to together; this, not
+   * `maxDecompressedBytes`, is what bounds the memory of a batch of decompression bombs.
+   * Default 256 MiB. Each decompression is stopped at what is left. The record that would pass
+   * it, and every later record that needs decompressing, fail with a retryable `DecodeError`,
+   * so the shard stops there and Lambda delivers them again in a later invocation, which starts
+   * with the whole budget. Only when the Kinesis record that passes it did so alone (the user
+   * records of one aggregate) can no invocation decode it, and its errors are not retryable.
+   * Records that are not compressed cost nothing.
+   */
+  maxBatchDecompressedBytes?: number
 }
 
 /**
@@ -51,17 +65,24 @@ export interface KinesisDecodeOptions {
  */
 export const DEFAULT_MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
 
+/**
+ * An invocation carries at most 6 MB of base64, about 4.5 MB of bytes: 256 MiB holds a full
+ * batch of records that compress 50 to 1, far more than JSON logs do, while one KPL aggregate
+ * of small gzip bombs could otherwise decompress to about 1 GiB per MiB it carries.
+ */
+export const DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES = 256 * 1024 * 1024
+
 const pkg = '@shardwise/kinesis-decode'
+
+const MAX_BUFFER_LENGTH = process.getBuiltinModule('node:buffer').constants.MAX_LENGTH
 
 const optionRules: OptionRules = {
   deaggregate: option.boolean,
   decompress: option.oneOf('auto', 'gzip', 'zstd', 'zlib', false),
   // Node's largest Buffer. getBuiltinModule, not an import: an ESM import of node:buffer also
   // loads the modules behind its lazy exports, about 0.15 ms of a cold start.
-  maxDecompressedBytes: option.integer(
-    1,
-    process.getBuiltinModule('node:buffer').constants.MAX_LENGTH,
-  ),
+  maxDecompressedBytes: option.integer(1, MAX_BUFFER_LENGTH),
+  maxBatchDecompressedBytes: option.integer(1, MAX_BUFFER_LENGTH),
 }
 
 type Decompression = 'auto' | Compression | false
@@ -70,6 +91,7 @@ interface Settings {
   readonly deaggregate: boolean
   readonly decompress: Decompression
   readonly maxDecompressedBytes: number
+  readonly maxBatchDecompressedBytes: number
 }
 
 /**
@@ -101,13 +123,14 @@ function settingsOf(options: KinesisDecodeOptions | undefined): Settings {
     deaggregate = true,
     decompress = 'auto',
     maxDecompressedBytes = DEFAULT_MAX_DECOMPRESSED_BYTES,
+    maxBatchDecompressedBytes = DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES,
   } = checkOptions(pkg, optionRules, options)
   if (decompress === 'zstd' && typeof zlib().zstdDecompressSync !== 'function') {
     throw new ConfigurationError(
       `${pkg}: decompress 'zstd' needs Node 22.15 or later (this is ${process.version})`,
     )
   }
-  return { deaggregate, decompress, maxDecompressedBytes }
+  return { deaggregate, decompress, maxDecompressedBytes, maxBatchDecompressedBytes }
 }
 
 function kinesisRecordsOf(event: unknown): KinesisStreamRecord[] {
@@ -128,7 +151,12 @@ function decodeRecords(
   lambdaRecords: KinesisStreamRecord[],
   settings: Settings,
 ): RecordBatch<Uint8Array> {
-  const { deaggregate, decompress, maxDecompressedBytes } = settings
+  const { deaggregate, decompress } = settings
+  const budget: Budget = {
+    left: settings.maxBatchDecompressedBytes,
+    leftAtLambdaRecord: settings.maxBatchDecompressedBytes,
+    passed: false,
+  }
   const records: KinesisRecord<Uint8Array>[] = []
   let shardId: string | undefined
   const failedAt: number[] = []
@@ -153,17 +181,18 @@ function decodeRecords(
     }
 
     carrier.rawData = bytes
+    budget.leftAtLambdaRecord = budget.left
 
     // The KPL compresses user records one by one, before aggregating them; some producers
     // compress the aggregate instead, so an aggregate is looked for again after decompressing.
     let userRecords = deaggregate ? readAggregate(bytes) : undefined
     let userRecordDecompression = decompress
     if (userRecords === undefined) {
-      const payload = decompressed(bytes, decompress, maxDecompressedBytes)
-      if (payload instanceof Error) {
+      const payload = decodedPayload(bytes, decompress, carrier, budget, settings)
+      if (payload instanceof DecodeError) {
         carrier.data = bytes
         failedAt.push(records.length)
-        failures.push(new DecodeError(carrier, payload.message, { cause: payload.cause }))
+        failures.push(payload)
         records.push(carrier)
         continue
       }
@@ -183,10 +212,16 @@ function decodeRecords(
     for (let s = 0; s < userRecords.length; s++) {
       const userRecord = userRecords[s] as UserRecord
       const record = subRecord(carrier, userRecord, s)
-      const payload = decompressed(userRecord.data, userRecordDecompression, maxDecompressedBytes)
-      if (payload instanceof Error) {
+      const payload = decodedPayload(
+        userRecord.data,
+        userRecordDecompression,
+        record,
+        budget,
+        settings,
+      )
+      if (payload instanceof DecodeError) {
         failedAt.push(records.length)
-        failures.push(new DecodeError(record, payload.message, { cause: payload.cause }))
+        failures.push(payload)
       } else {
         record.data = payload
       }
@@ -270,17 +305,80 @@ function base64Bytes(text: unknown): Buffer | undefined {
   return bytes.length === (text.length / 4) * 3 - padding ? bytes : undefined
 }
 
+/** What the records of one invocation may still decompress to (`maxBatchDecompressedBytes`). */
+interface Budget {
+  left: number
+  /** `left` when the current Lambda record began: all of it when no earlier one spent any. */
+  leftAtLambdaRecord: number
+  /** A decompression passed the budget; every later one fails without being tried. */
+  passed: boolean
+}
+
 /**
- * The payload after decompression: `bytes` itself when there is nothing to do, or an `Error`
- * whose message says why the record cannot be read (the zlib error is its `cause`).
+ * The payload after decompression: `bytes` itself when there is nothing to do, or the
+ * `DecodeError` that says why the record cannot be read, now or ever. Each decompression stops
+ * at the per-record limit or at what is left of the budget, whichever is less, so the payloads
+ * of a batch never hold more than `maxBatchDecompressedBytes`.
+ */
+function decodedPayload(
+  bytes: Uint8Array,
+  mode: Decompression,
+  record: KinesisRecord<Uint8Array>,
+  budget: Budget,
+  settings: Settings,
+): Uint8Array | DecodeError {
+  const format = mode === 'auto' ? compressionOf(bytes) : mode
+  if (format === false) return bytes
+  const { maxDecompressedBytes, maxBatchDecompressedBytes } = settings
+  const limit = Math.min(budget.left, maxDecompressedBytes)
+  const passedBefore = budget.passed
+  let cause: unknown
+  if (!passedBefore && limit > 0) {
+    const output = decompressed(bytes, format, limit)
+    if (!(output instanceof Error)) {
+      budget.left -= output.byteLength
+      return output
+    }
+    if ((output as { code?: unknown }).code !== 'ERR_BUFFER_TOO_LARGE') {
+      return new DecodeError(record, output.message, { cause: output.cause })
+    }
+    // Over the per-record limit, or over the whole budget before anything else was spent: no
+    // invocation can do better, and nothing was kept, so the records after it go on.
+    if (limit === maxDecompressedBytes || limit === maxBatchDecompressedBytes) {
+      const name =
+        limit === maxDecompressedBytes ? 'maxDecompressedBytes' : 'maxBatchDecompressedBytes'
+      return new DecodeError(
+        record,
+        `data decompresses (${format}) to more than ${limit} bytes, the ${name} limit`,
+        { cause: output },
+      )
+    }
+    cause = output
+  }
+  budget.passed = true
+  // Lambda starts its next delivery at this record's carrier, with the whole budget: that helps
+  // only if earlier Lambda records spent part of this one.
+  const retryable = budget.leftAtLambdaRecord < maxBatchDecompressedBytes
+  const passing = `the batch's decompressed bytes would pass maxBatchDecompressedBytes (${maxBatchDecompressedBytes})`
+  const where = passedBefore
+    ? 'with an earlier record, so this one was not decompressed'
+    : `with this record, whose data (${format}) does not fit in the ${limit} bytes left`
+  const outcome = retryable
+    ? 'Lambda will deliver it again, in a later invocation with a fresh budget'
+    : 'its Kinesis record alone decompresses to more than that, so no invocation can decode it'
+  return new DecodeError(record, `${passing} ${where}; ${outcome}`, { cause, retryable })
+}
+
+/**
+ * zlib's output, or an `Error` whose message says why there is none: the thrown error itself
+ * when the output passed `maxOutputLength` (code `ERR_BUFFER_TOO_LARGE`), otherwise one that
+ * has the zlib error as its `cause`.
  */
 function decompressed(
   bytes: Uint8Array,
-  mode: Decompression,
+  format: Compression,
   maxOutputLength: number,
-): Uint8Array | Error {
-  const format = mode === 'auto' ? compressionOf(bytes) : mode
-  if (format === false) return bytes
+): Buffer | Error {
   try {
     const z = zlib()
     if (format === 'gzip') return compact(z.gunzipSync(bytes, { maxOutputLength }))
@@ -290,12 +388,7 @@ function decompressed(
     }
     return compact(z.zstdDecompressSync(bytes, { maxOutputLength }))
   } catch (error) {
-    if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
-      return new Error(
-        `data decompresses (${format}) to more than ${maxOutputLength} bytes, the maxDecompressedBytes limit`,
-        { cause: error },
-      )
-    }
+    if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') return error as Error
     return new Error(`data is not valid ${format}: ${(error as Error).message}`, { cause: error })
   }
 }
