@@ -128,9 +128,9 @@ describe('the timeout guard', () => {
       const begin = Date.now()
       const response = await lambda(event, lambdaContext(600))
       const took = Date.now() - begin
-      // The deadline is 200 ms in; the clock is read at least every eighth of the margin's
-      // worth of records (50 ms), so the answer comes at about 250 ms, well before the timeout
-      // at 600 ms (the bound leaves room for a loaded machine).
+      // The deadline is 200 ms in; at this steady pace the clock is read about every eighth of
+      // the margin's worth of records (50 ms), so the answer comes at about 250 ms, well before
+      // the timeout at 600 ms (the bound leaves room for a loaded machine).
       expect(took).toBeGreaterThanOrEqual(200)
       expect(took).toBeLessThan(500)
       expect(started.length).toBeGreaterThan(0)
@@ -141,6 +141,28 @@ describe('the timeout guard', () => {
       })
     })
   }
+
+  it('stops in time when records that never yield suddenly slow down', async () => {
+    // 3,000 instant records, then 2 ms ones: a clock read spaced for the fast ones must not let
+    // the slow ones run on long past the deadline.
+    const started: number[] = []
+    const lambda = chain(
+      (record) => {
+        const i = Number(Buffer.from(record.data).toString())
+        started.push(i)
+        if (i >= 3000) busy(2)
+      },
+      { timeoutMarginMs: 400 },
+    )
+    const event = kinesisEvent(Array.from({ length: 3300 }, (_, i) => ({ data: String(i) })))
+    const begin = Date.now()
+    const response = await lambda(event, lambdaContext(600))
+    expect(Date.now() - begin).toBeLessThan(500)
+    expect(started.length).toBeLessThan(3300)
+    expect(response).toEqual({
+      batchItemFailures: [{ itemIdentifier: sequenceNumber(started.length) }],
+    })
+  })
 
   it('refuses to start when the margin leaves no time at all, and starts no record', async () => {
     let started = 0
