@@ -80,7 +80,7 @@ describe('the batch budget through the chain', () => {
     const run = wire()
 
     // 1: the bad base64 record is poison and diverted; the bomb and two user records of the
-    // aggregate fill the budget; its third user record would pass it.
+    // aggregate fill the budget; its third user record does not fit in what is left.
     const first = deliveredFrom(0)
     expect(await run.lambda(first, lambdaContext())).toEqual({
       batchItemFailures: [{ itemIdentifier: sequenceNumber(2) }],
@@ -91,7 +91,7 @@ describe('the batch budget through the chain', () => {
     expect(over).toBeInstanceOf(DecodeError)
     expect(over).toMatchObject({ subSequenceNumber: 2, retryable: true })
     expect(over?.message).toMatch(
-      /would pass maxBatchDecompressedBytes \(3145728\) with this record, .*; Lambda will deliver it again/,
+      /: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(3145728\), the most one invocation decompresses; Lambda will deliver it again/,
     )
     for (const later of [5, 7]) expect(getBatch(first)?.errors.get(later)?.retryable).toBe(true)
 

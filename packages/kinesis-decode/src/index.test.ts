@@ -587,13 +587,14 @@ describe('the batch budget (maxBatchDecompressedBytes)', () => {
       retryable: true,
     })
     expect(over?.message).toMatch(
-      /sub-record 2 .*: the batch's decompressed bytes would pass maxBatchDecompressedBytes \(3145728\) with this record, whose data \(gzip\) does not fit in the 3 bytes left; Lambda will deliver it again, in a later invocation with a fresh budget$/,
+      /sub-record 2 .*: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(3145728\), the most one invocation decompresses; Lambda will deliver it again, in a later invocation with a fresh budget$/,
     )
     expect(over?.cause).toMatchObject({ code: 'ERR_BUFFER_TOO_LARGE' })
+    // The budget is spent: each later compressed record is tried for one byte only.
     for (const later of [4, 20, 22]) {
       expect(batch.errors.get(later)?.retryable).toBe(true)
       expect(batch.errors.get(later)?.message).toMatch(
-        /: the batch's decompressed bytes would pass maxBatchDecompressedBytes \(3145728\) with an earlier record, so this one was not decompressed; Lambda will deliver it again/,
+        /: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(3145728\), the most one invocation decompresses; Lambda will deliver it again/,
       )
     }
     expect(batch.records[22]?.lambdaRecord).toBe(compressedAggregate)
@@ -615,10 +616,9 @@ describe('the batch budget (maxBatchDecompressedBytes)', () => {
     expect([...batch.status]).toEqual([0, 0, 0, 2, 2, 2])
     expect(batch.errors.get(3)?.retryable).toBe(false)
     expect(batch.errors.get(3)?.message).toMatch(
-      /sub-record 3 .*with this record, whose data \(gzip\) does not fit in the 3 bytes left; its Kinesis record alone decompresses to more than that, so no invocation can decode it$/,
+      /sub-record 3 .*: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(3145728\), the most one invocation decompresses; its Kinesis record alone decompresses to more than that, so no invocation can decode it$/,
     )
     expect(batch.errors.get(4)?.retryable).toBe(false)
-    expect(batch.errors.get(4)?.message).toContain('with an earlier record')
     // The next Lambda record decodes in a later invocation that starts with it.
     expect(batch.errors.get(5)?.retryable).toBe(true)
   })
@@ -642,39 +642,74 @@ describe('the batch budget (maxBatchDecompressedBytes)', () => {
     expect(batch.records[9]?.data).toHaveLength(MiB - 1)
   })
 
-  it('keeps a record over maxDecompressedBytes non-retryable, and charges the budget nothing for it', () => {
+  it('keeps a record over maxDecompressedBytes non-retryable, and charges the budget the work it did', () => {
     const tooBig = lambdaRecord(zlib.gzipSync(Buffer.alloc(2 * MiB)))
-    const fitting = [lambdaRecord(bomb), lambdaRecord(bomb), lambdaRecord(bomb)]
-    const batch = decodeEvent(kinesisEvent(tooBig, ...fitting, lambdaRecord(bomb)), limits)
-    expect([...batch.status]).toEqual([2, 0, 0, 0, 2])
+    const batch = decodeEvent(
+      kinesisEvent(tooBig, lambdaRecord(bomb), lambdaRecord(bomb), lambdaRecord(bomb)),
+      limits,
+    )
+    // It produced 1 MiB before zlib stopped: two bombs still fit, the third does not.
+    expect([...batch.status]).toEqual([2, 0, 0, 2])
     expect(batch.errors.get(0)?.retryable).toBe(false)
     expect(batch.errors.get(0)?.message).toMatch(
       /: data decompresses \(gzip\) to more than 1048576 bytes, the maxDecompressedBytes limit$/,
     )
-    expect(batch.errors.get(4)?.retryable).toBe(true)
+    expect(batch.errors.get(3)?.retryable).toBe(true)
   })
 
-  it('fails a record alone over a smaller batch budget for good, naming it, and goes on', () => {
+  it('charges a corrupt stream the work it did, so a batch of them costs at most the budget', () => {
+    // MiB - 1 zeros whose gzip trailer is corrupt: zlib inflates them all, then refuses the CRC.
+    const corrupt = Buffer.from(bomb)
+    corrupt[corrupt.length - 5] = (corrupt[corrupt.length - 5] as number) ^ 0xff
+    const records = Array.from({ length: 5 }, () => lambdaRecord(corrupt))
+    const batch = decodeEvent(kinesisEvent(...records), limits)
+    expect([...batch.status]).toEqual([2, 2, 2, 2, 2])
+    for (const i of [0, 1, 2]) {
+      expect(batch.errors.get(i)?.retryable).toBe(false)
+      expect(batch.errors.get(i)?.message).toMatch(
+        /: data is not valid gzip: incorrect data check$/,
+      )
+    }
+    // Three attempts of 1 MiB each spent the 3 MiB: the rest are tried for one byte only.
+    for (const i of [3, 4]) {
+      expect(batch.errors.get(i)?.retryable).toBe(true)
+      expect(batch.errors.get(i)?.message).toContain('does not fit in what is left')
+    }
+  })
+
+  it('still decodes a payload that decompresses to nothing when the budget is spent to the byte', () => {
+    const exact = lambdaRecord(zlib.gzipSync(Buffer.alloc(100)))
+    const empty = lambdaRecord(zlib.gzipSync(Buffer.alloc(0)))
+    const batch = decodeEvent(kinesisEvent(exact, empty), { maxBatchDecompressedBytes: 100 })
+    expect(batch.errors.size).toBe(0)
+    expect(batch.records[1]?.data).toHaveLength(0)
+  })
+
+  it('fails a record alone over a smaller batch budget for good, naming it; the next waits for its own invocation', () => {
     const batch = decodeEvent(kinesisEvent(lambdaRecord(bomb), lambdaRecord(zlib.gzipSync('ok'))), {
       maxBatchDecompressedBytes: MiB / 2,
     })
-    expect([...batch.status]).toEqual([2, 0])
+    expect([...batch.status]).toEqual([2, 2])
     expect(batch.errors.get(0)?.retryable).toBe(false)
     expect(batch.errors.get(0)?.message).toMatch(
-      /: data decompresses \(gzip\) to more than 524288 bytes, the maxBatchDecompressedBytes limit$/,
+      /: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(524288\), the most one invocation decompresses; its Kinesis record alone decompresses to more than that, so no invocation can decode it$/,
     )
-    expect(text(batch.records[1]?.data as Uint8Array)).toBe('ok')
+    // The bomb spent the budget before zlib stopped it; the next record decodes when Lambda
+    // delivers it again.
+    expect(batch.errors.get(1)?.retryable).toBe(true)
+    const again = decodeEvent(kinesisEvent(lambdaRecord(zlib.gzipSync('ok'))), {
+      maxBatchDecompressedBytes: MiB / 2,
+    })
+    expect(text(again.records[0]?.data as Uint8Array)).toBe('ok')
   })
 
-  // Compressed payloads are at least 1 byte: with the budget spent to the byte, an empty one is
-  // refused too, since zlib cannot be asked for at most 0 bytes.
   const payload = fc.record({ gzip: fc.boolean(), size: fc.integer({ min: 1, max: 4096 }) })
   const lambdaPayloads = fc.oneof(
     payload.map((one) => [one]),
     fc.array(payload, { maxLength: 6 }).map((users) => ({ users })),
   )
 
-  it('holds at most the budget, and refuses only what would pass it, from there on (property)', () => {
+  it('holds at most the budget, charges what each decompression produced, and refuses what does not fit (property)', () => {
     fc.assert(
       fc.property(
         fc.integer({ min: 1, max: 8192 }),
@@ -703,42 +738,42 @@ describe('the batch budget (maxBatchDecompressedBytes)', () => {
           })
           expect(batch.records).toHaveLength(sizes.length)
 
-          const total = decompressedTotal(batch)
-          expect(total).toBeLessThanOrEqual(maxBatchDecompressedBytes)
-          let spentBefore = 0
-          let firstOver = -1
+          expect(decompressedTotal(batch)).toBeLessThanOrEqual(maxBatchDecompressedBytes)
+          // The model: each compressed payload may produce up to the per-record limit or what is
+          // left, whichever is less (at least 1 byte: zlib's smallest limit); what it produced is
+          // charged, kept or not; plain payloads cost nothing.
+          let left = maxBatchDecompressedBytes
+          let leftAtLambdaRecord = left
+          let carrier: unknown
           for (let i = 0; i < sizes.length; i++) {
             const record = batch.records[i] as (typeof batch.records)[number]
             const error = batch.errors.get(i)
-            if (error === undefined) {
-              expect(record.data).toHaveLength(sizes[i] as number)
-              if (compressed[i]) expect(firstOver).toBe(-1)
+            const size = sizes[i] as number
+            if (record.lambdaRecord !== carrier) {
+              carrier = record.lambdaRecord
+              leftAtLambdaRecord = left
+            }
+            if (!compressed[i]) {
+              expect(error).toBeUndefined()
               continue
             }
-            expect(compressed[i]).toBe(true)
+            const perRecordLimitBinds = maxDecompressedBytes <= left
+            const limit = perRecordLimitBinds ? maxDecompressedBytes : left
+            if (size <= Math.max(limit, 1) && size <= left) {
+              expect(error).toBeUndefined()
+              expect(record.data).toHaveLength(size)
+              left -= size
+              continue
+            }
             expect(record.data).toBe(record.rawData)
-            const carrier = record.lambdaRecord
-            if (error.message.includes('would pass maxBatchDecompressedBytes')) {
-              if (firstOver === -1) {
-                firstOver = i
-                // Nothing was decompressed after it, so what is held now is what it met.
-                expect((sizes[i] as number) + total).toBeGreaterThan(maxBatchDecompressedBytes)
-              }
-              // Retryable when Lambda records before its own spent part of the budget.
-              spentBefore = 0
-              for (let j = 0; j < i; j++) {
-                const earlier = batch.records[j] as (typeof batch.records)[number]
-                if (earlier.lambdaRecord !== carrier && earlier.data !== earlier.rawData) {
-                  spentBefore += earlier.data.byteLength
-                }
-              }
-              expect(error.retryable).toBe(spentBefore > 0)
+            const overBudget = size <= Math.max(limit, 1) || !perRecordLimitBinds
+            left = size <= Math.max(limit, 1) ? 0 : left - limit
+            if (overBudget) {
+              expect(error?.message).toContain('does not fit in what is left of')
+              expect(error?.retryable).toBe(leftAtLambdaRecord < maxBatchDecompressedBytes)
             } else {
-              expect(firstOver).toBe(-1)
-              expect(error.retryable).toBe(false)
-              expect(sizes[i]).toBeGreaterThan(
-                Math.min(maxDecompressedBytes, maxBatchDecompressedBytes),
-              )
+              expect(error?.message).toContain('the maxDecompressedBytes limit')
+              expect(error?.retryable).toBe(false)
             }
           }
         },

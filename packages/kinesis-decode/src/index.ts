@@ -46,14 +46,15 @@ export interface KinesisDecodeOptions {
    */
   maxDecompressedBytes?: number
   /**
-   * The most bytes all the records of one invocation may decompress to together; this, not
-   * `maxDecompressedBytes`, is what bounds the memory of a batch of decompression bombs.
-   * Default 256 MiB. Each decompression is stopped at what is left. The record that would pass
-   * it, and every later record that needs decompressing, fail with a retryable `DecodeError`,
-   * so the shard stops there and Lambda delivers them again in a later invocation, which starts
-   * with the whole budget. Only when the Kinesis record that passes it did so alone (the user
-   * records of one aggregate) can no invocation decode it, and its errors are not retryable.
-   * Records that are not compressed cost nothing.
+   * The most bytes decompression may produce in one invocation, kept or not (a record that
+   * fails is charged what it may have produced); this, not `maxDecompressedBytes`, bounds the
+   * memory and the time a batch of decompression bombs takes. Default 256 MiB. Each
+   * decompression is stopped at what is left. A record that does not fit, and every later
+   * compressed record, fail with a retryable `DecodeError`, so the shard stops there and Lambda
+   * delivers them again in a later invocation, which starts with the whole budget. Only when the
+   * Kinesis record that passes it did so alone (the user records of one aggregate) can no
+   * invocation decode it, and its errors are not retryable. Records that are not compressed
+   * cost nothing.
    */
   maxBatchDecompressedBytes?: number
 }
@@ -155,7 +156,6 @@ function decodeRecords(
   const budget: Budget = {
     left: settings.maxBatchDecompressedBytes,
     leftAtLambdaRecord: settings.maxBatchDecompressedBytes,
-    passed: false,
   }
   const records: KinesisRecord<Uint8Array>[] = []
   let shardId: string | undefined
@@ -305,20 +305,20 @@ function base64Bytes(text: unknown): Buffer | undefined {
   return bytes.length === (text.length / 4) * 3 - padding ? bytes : undefined
 }
 
-/** What the records of one invocation may still decompress to (`maxBatchDecompressedBytes`). */
+/** What decompression may still produce in this invocation (`maxBatchDecompressedBytes`). */
 interface Budget {
   left: number
   /** `left` when the current Lambda record began: all of it when no earlier one spent any. */
   leftAtLambdaRecord: number
-  /** A decompression passed the budget; every later one fails without being tried. */
-  passed: boolean
 }
 
 /**
  * The payload after decompression: `bytes` itself when there is nothing to do, or the
  * `DecodeError` that says why the record cannot be read, now or ever. Each decompression stops
- * at the per-record limit or at what is left of the budget, whichever is less, so the payloads
- * of a batch never hold more than `maxBatchDecompressedBytes`.
+ * at the per-record limit or at what is left of the budget, whichever is less. The budget pays
+ * for every byte decompression produces, kept or not: a decompression that fails may have
+ * produced up to its limit first, so a batch of bombs or corrupt streams costs at most the
+ * budget in memory and in time.
  */
 function decodedPayload(
   bytes: Uint8Array,
@@ -329,44 +329,54 @@ function decodedPayload(
 ): Uint8Array | DecodeError {
   const format = mode === 'auto' ? compressionOf(bytes) : mode
   if (format === false) return bytes
-  const { maxDecompressedBytes, maxBatchDecompressedBytes } = settings
-  const limit = Math.min(budget.left, maxDecompressedBytes)
-  const passedBefore = budget.passed
-  let cause: unknown
-  if (!passedBefore && limit > 0) {
-    const output = decompressed(bytes, format, limit)
-    if (!(output instanceof Error)) {
+  const perRecordLimitBinds = settings.maxDecompressedBytes <= budget.left
+  const limit = perRecordLimitBinds ? settings.maxDecompressedBytes : budget.left
+  // zlib takes no limit below 1; a payload that decompresses to nothing fits any budget.
+  const output = decompressed(bytes, format, Math.max(limit, 1))
+  if (!(output instanceof Error)) {
+    if (output.byteLength <= budget.left) {
       budget.left -= output.byteLength
       return output
     }
-    if ((output as { code?: unknown }).code !== 'ERR_BUFFER_TOO_LARGE') {
-      return new DecodeError(record, output.message, { cause: output.cause })
-    }
-    // Over the per-record limit, or over the whole budget before anything else was spent: no
-    // invocation can do better, and nothing was kept, so the records after it go on.
-    if (limit === maxDecompressedBytes || limit === maxBatchDecompressedBytes) {
-      const name =
-        limit === maxDecompressedBytes ? 'maxDecompressedBytes' : 'maxBatchDecompressedBytes'
-      return new DecodeError(
-        record,
-        `data decompresses (${format}) to more than ${limit} bytes, the ${name} limit`,
-        { cause: output },
-      )
-    }
-    cause = output
+    budget.left = 0
+    return overBudget(record, format, budget, settings)
   }
-  budget.passed = true
-  // Lambda starts its next delivery at this record's carrier, with the whole budget: that helps
-  // only if earlier Lambda records spent part of this one.
+  budget.left -= limit
+  if ((output as { code?: unknown }).code !== 'ERR_BUFFER_TOO_LARGE') {
+    return new DecodeError(record, output.message, { cause: output.cause })
+  }
+  if (perRecordLimitBinds) {
+    return new DecodeError(
+      record,
+      `data decompresses (${format}) to more than ${limit} bytes, the maxDecompressedBytes limit`,
+      { cause: output },
+    )
+  }
+  return overBudget(record, format, budget, settings, output)
+}
+
+/**
+ * The record does not fit in what is left of the batch's budget. Lambda starts its next
+ * delivery at this record's carrier, with the whole budget: retrying helps only when earlier
+ * Lambda records spent part of this one; otherwise its Kinesis record alone is too much.
+ */
+function overBudget(
+  record: KinesisRecord<Uint8Array>,
+  format: Compression,
+  budget: Budget,
+  settings: Settings,
+  cause?: unknown,
+): DecodeError {
+  const { maxBatchDecompressedBytes } = settings
   const retryable = budget.leftAtLambdaRecord < maxBatchDecompressedBytes
-  const passing = `the batch's decompressed bytes would pass maxBatchDecompressedBytes (${maxBatchDecompressedBytes})`
-  const where = passedBefore
-    ? 'with an earlier record, so this one was not decompressed'
-    : `with this record, whose data (${format}) does not fit in the ${limit} bytes left`
   const outcome = retryable
     ? 'Lambda will deliver it again, in a later invocation with a fresh budget'
     : 'its Kinesis record alone decompresses to more than that, so no invocation can decode it'
-  return new DecodeError(record, `${passing} ${where}; ${outcome}`, { cause, retryable })
+  return new DecodeError(
+    record,
+    `its data (${format}) does not fit in what is left of maxBatchDecompressedBytes (${maxBatchDecompressedBytes}), the most one invocation decompresses; ${outcome}`,
+    { cause, retryable },
+  )
 }
 
 /**
