@@ -225,7 +225,7 @@ describe('jsonParse with a schema', () => {
     expect(batch.errors.get(1)?.message).toContain('does not match the schema: id: unknown order')
   })
 
-  it('validates at most `concurrency` records at once with an asynchronous schema', async () => {
+  it('validates at most `validationConcurrency` records at once with an asynchronous schema', async () => {
     let inFlight = 0
     let most = 0
     const validated: string[] = []
@@ -248,7 +248,10 @@ describe('jsonParse with a schema', () => {
     ] as const) {
       most = 0
       validated.length = 0
-      const parser = jsonParse({ schema, ...(concurrency === undefined ? {} : { concurrency }) })
+      const parser = jsonParse({
+        schema,
+        ...(concurrency === undefined ? {} : { validationConcurrency: concurrency }),
+      })
       const { seen, parsed, batch, response } = await run(parser, eventOf(payloads))
       expect(most).toBe(expected)
       expect(validated).toHaveLength(40)
@@ -259,6 +262,16 @@ describe('jsonParse with a schema', () => {
       )
       expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(7) }] })
     }
+  })
+
+  it('fails the invocation, with no unhandled rejection, when an asynchronous schema answers with no result', async () => {
+    const validate = async (value: unknown) =>
+      (value as { id: string }).id === 'b' ? undefined : { value }
+    const schema = { '~standard': { version: 1, vendor: 'test', validate } }
+    const payloads = ['{"id":"a"}', '{"id":"b"}', '{"id":"c"}']
+    await expect(run(jsonParse({ schema: schema as never }), eventOf(payloads))).rejects.toThrow(
+      TypeError,
+    )
   })
 
   it('returns no promise when the schema answers synchronously', () => {
@@ -305,11 +318,13 @@ describe('wiring mistakes', () => {
 
   it('refuses unknown options and schemas that are not Standard Schemas, when built', () => {
     expect(() => jsonParse({ schemas: Order } as never)).toThrow(ConfigurationError)
-    expect(() => jsonParse(Order as never)).toThrow(
-      '@shardwise/json-parse: give the schema as an option, jsonParse({ schema }), not jsonParse(schema)',
-    )
-    expect(() => jsonParse({ schema: Order, concurrency: 0 })).toThrow(
-      "@shardwise/json-parse: Option 'concurrency' must be >= 1",
+    for (const schema of [Order, type({ id: 'string' })]) {
+      expect(() => jsonParse(schema as never)).toThrow(
+        '@shardwise/json-parse: give the schema as an option, jsonParse({ schema }), not jsonParse(schema)',
+      )
+    }
+    expect(() => jsonParse({ schema: Order, validationConcurrency: 0 })).toThrow(
+      "@shardwise/json-parse: Option 'validationConcurrency' must be >= 1",
     )
     expect(() => jsonParse({ schema: { parse: () => 1 } } as never)).toThrow(
       /@shardwise\/json-parse: schema must be a Standard Schema v1 validator/,

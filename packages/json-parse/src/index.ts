@@ -42,7 +42,7 @@ export interface JsonParseOptions<Schema extends StandardSchemaV1 = StandardSche
    * With a schema that answers with a promise (an async refinement that calls a service): how
    * many records it validates at once, at most. Default 10.
    */
-  concurrency?: number
+  validationConcurrency?: number
 }
 
 /** The middleware `jsonParse` returns; `T` is what the record handler receives as `data`. */
@@ -52,7 +52,7 @@ const optionRules: OptionRules = {
   // Any value here: zod's and valibot's schemas are objects, arktype's are callables that do not
   // even inherit from Function. validatorOf checks what matters, the `~standard` property.
   schema: option.any,
-  concurrency: option.integer(1),
+  validationConcurrency: option.integer(1),
 }
 
 type Validate = StandardSchemaV1['~standard']['validate']
@@ -72,12 +72,14 @@ export function jsonParse<Schema extends StandardSchemaV1>(
 ): JsonParser<StandardSchemaV1.InferOutput<Schema>>
 export function jsonParse(options?: JsonParseOptions<never>): JsonParser<unknown>
 export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
-  if (options !== null && typeof options === 'object' && '~standard' in options) {
+  // arktype's schemas are functions.
+  const holder = typeof options === 'object' || typeof options === 'function' ? options : null
+  if (holder !== null && '~standard' in holder) {
     throw new ConfigurationError(
       `${pkg}: give the schema as an option, jsonParse({ schema }), not jsonParse(schema)`,
     )
   }
-  const { schema, concurrency = 10 } = checkOptions(pkg, optionRules, options)
+  const { schema, validationConcurrency = 10 } = checkOptions(pkg, optionRules, options)
   const validate = schema === undefined ? undefined : validatorOf(schema)
 
   return {
@@ -88,7 +90,7 @@ export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
           `${pkg}: the event has no decoded records; add .use(kinesisDecode()) before .use(jsonParse())`,
         )
       }
-      return parseBatch(batch, validate, concurrency)
+      return parseBatch(batch, validate, validationConcurrency)
     },
   }
 }
@@ -160,7 +162,8 @@ function validateRecord(
 
 /**
  * The rest of the batch after `first`, the first validation that answered with a promise: the
- * records go on in batch order with at most `concurrency` validations in flight, so that a
+ * records go on in batch order with at most `concurrency` (`validationConcurrency`) validations
+ * in flight, so that a
  * schema that calls a service is not sent the whole batch at once.
  */
 async function validateRest(
@@ -175,7 +178,9 @@ async function validateRest(
     inFlight.add(validation)
     // Registered before any race on it, so a settled validation has left the set when the
     // race wakes up.
-    void validation.then(() => inFlight.delete(validation))
+    const settled = () => inFlight.delete(validation)
+    // Both ways: a validation whose result cannot be applied rejects, and fails the batch below.
+    void validation.then(settled, settled)
   }
   track(first)
   const { records, status } = batch
@@ -249,11 +254,7 @@ function parseRecord(
     failRecord(
       batch,
       index,
-      new ParseError(
-        record,
-        `is not valid JSON: ${messageOf(error)}${data instanceof Uint8Array ? aggregateNote(data) : ''}`,
-        { cause: error },
-      ),
+      new ParseError(record, `is not valid JSON: ${messageOf(error)}`, { cause: error }),
     )
     return FAILED
   }
