@@ -107,6 +107,14 @@ describe('foldWindow', () => {
     await expect(
       counting(() => ({ n: 0 }))(windowEvent(['1'], 7), lambdaContext()),
     ).rejects.toThrow(/; the event's state gave number$/)
+    await expect(
+      counting(() => new Map())(windowEvent(['1'], {}), lambdaContext()),
+    ).rejects.toThrow(/; initialState\(\) gave a Map instance$/)
+    // A plain object, or one without a prototype, is what Lambda carries back.
+    const bare = Object.assign(Object.create(null), { n: 1 })
+    await expect(
+      counting(() => bare)(windowEvent(['1'], {}), lambdaContext()),
+    ).resolves.toMatchObject({ state: { n: 1 } })
   })
 
   it('types the state as an object', () => {

@@ -121,12 +121,21 @@ export function foldWindow<S extends object, T = Uint8Array>(
 }
 
 /**
- * Lambda carries the state between invocations as a JSON object: a number or an array would not
- * come back as it went, so a state of another kind is a mistake in the function, not a record.
+ * Lambda carries the state between invocations as a JSON object: a number, an array, a `Map` or
+ * a class instance would not come back as it went, so a state of another kind is a mistake in
+ * the function, not a record.
  */
 function checkedState<S>(state: S, from: string): S {
-  if (typeof state !== 'object' || state === null || Array.isArray(state)) {
-    const got = state === null ? 'null' : Array.isArray(state) ? 'an array' : typeof state
+  const prototype = typeof state === 'object' && state !== null && Object.getPrototypeOf(state)
+  if (prototype !== Object.prototype && prototype !== null) {
+    const got =
+      state === null
+        ? 'null'
+        : Array.isArray(state)
+          ? 'an array'
+          : typeof state === 'object'
+            ? `a ${(state as object).constructor?.name ?? 'class'} instance`
+            : typeof state
     throw new ConfigurationError(
       `${pkg}: foldWindow's state must be a plain object, as Lambda carries it between invocations; ${from} gave ${got}`,
     )
