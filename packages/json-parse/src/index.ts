@@ -134,7 +134,8 @@ function parseBatch(
 
 /**
  * Validates one parsed record. A synchronous answer is applied at once; an asynchronous one is
- * returned as a promise that applies it when it settles, and never rejects.
+ * returned as a promise that applies it when it settles. A schema that rejects fails its record;
+ * the promise rejects only when the answer cannot be applied (it is not a Standard Schema result).
  */
 function validateRecord(
   batch: RecordBatch,
@@ -163,8 +164,7 @@ function validateRecord(
 /**
  * The rest of the batch after `first`, the first validation that answered with a promise: the
  * records go on in batch order with at most `concurrency` (`validationConcurrency`) validations
- * in flight, so that a
- * schema that calls a service is not sent the whole batch at once.
+ * in flight, so that a schema that calls a service is not sent the whole batch at once.
  */
 async function validateRest(
   batch: RecordBatch,
