@@ -66,6 +66,29 @@ describe('runMapping against kinesalite', () => {
     expect(stats).toMatchObject({ recordsRead: 3, recordsSucceeded: 3, invocations: 1 })
   })
 
+  it('starts no batch after the signal aborts, even with records ready and one failing for ever', async () => {
+    const name = await stream(Array.from({ length: 200 }, (_, i) => `k${i % 5}-${i}`))
+    const stop = new AbortController()
+    let invocations = 0
+    let afterAbort = 0
+    const stats = await runMapping({
+      pollIntervalMs: 50,
+      timeoutSeconds: 5,
+      stream: name,
+      client: kinesis.client,
+      signal: stop.signal,
+      mapping: { batchSize: 10, functionResponseTypes: ['ReportBatchItemFailures'] },
+      handler: async (event: MappingEvent) => {
+        if (stop.signal.aborted) afterAbort++
+        if (++invocations === 3) stop.abort()
+        // The first record fails every time (retries are unlimited by default).
+        return { batchItemFailures: [{ itemIdentifier: event.Records[0]?.kinesis.sequenceNumber }] }
+      },
+    })
+    expect(afterAbort).toBe(0)
+    expect(stats.invocations).toBe(3)
+  })
+
   it('starts at LATEST: only records put after the start', async () => {
     const name = await stream(['old-1'])
     const seen: string[] = []

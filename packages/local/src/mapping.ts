@@ -396,12 +396,14 @@ class MappingRun {
       tumblingWindow: windowed,
     }
     for (;;) {
+      // A stop lets the batch in flight finish (this loop is past it) and starts no other.
+      if (this.stopping) return
       const now = Date.now()
       const expired = lane.expire(now)
       if (expired !== undefined) await this.discard(expired, source, undefined)
       const batch = lane.next(now)
       if (batch === undefined) {
-        if (this.stopping || (reading.closed && lane.waiting === 0)) return
+        if (reading.closed && lane.waiting === 0) return
         await this.wake.wait(this.readyCheckMs())
         continue
       }
