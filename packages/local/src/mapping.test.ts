@@ -89,6 +89,26 @@ describe('runMapping against kinesalite', () => {
     expect(stats.invocations).toBe(3)
   })
 
+  it('produces more than the 5 MiB one PutRecords request takes, in requests within the limit', async () => {
+    const name = `s${++streams}`
+    await kinesis.createStream(name, 1)
+    const big = Array.from({ length: 6 }, (_, i) => ({
+      partitionKey: `big-${i}`,
+      data: new Uint8Array(1_000_000).fill(97 + i),
+    }))
+    await produce({ client: kinesis.client, stream: name }, big)
+    const sizes: number[] = []
+    await runMapping({
+      ...quick,
+      stream: name,
+      client: kinesis.client,
+      handler: async (event: MappingEvent) => {
+        for (const r of event.Records) sizes.push(Buffer.from(r.kinesis.data, 'base64').length)
+      },
+    })
+    expect(sizes).toEqual(new Array(6).fill(1_000_000))
+  })
+
   it('starts at LATEST: only records put after the start', async () => {
     const name = await stream(['old-1'])
     const seen: string[] = []
