@@ -109,6 +109,27 @@ describe('runMapping against kinesalite', () => {
     expect(sizes).toEqual(new Array(6).fill(1_000_000))
   })
 
+  it('rejects with the error, and stops, when the on-failure destination does not take a document', async () => {
+    const name = await stream(['a-1', 'a-2'])
+    const run = runMapping({
+      ...quick,
+      stream: name,
+      client: kinesis.client,
+      mapping: { maximumRetryAttempts: 0 },
+      onFailure: {
+        send: async () => {
+          throw new Error('queue unavailable')
+        },
+      },
+      handler: async () => {
+        throw new Error('always fails')
+      },
+    })
+    await expect(run).rejects.toThrow(
+      /^shardId-000000000000: the on-failure destination did not take the document of 2 records, .*: queue unavailable$/,
+    )
+  })
+
   it('starts at LATEST: only records put after the start', async () => {
     const name = await stream(['old-1'])
     const seen: string[] = []

@@ -289,7 +289,15 @@ class MappingRun {
     this.lanes.push(...lanes)
 
     const reading = { closed: false }
-    const laneRuns = lanes.map((lane) => this.runLane(lane, source, reading))
+    // A lane that fails (its on-failure destination cannot be written) stops the mapping, and
+    // its error is thrown once the shard has wound down, not left as an unhandled rejection.
+    let laneError: { error: unknown } | undefined
+    const laneRuns = lanes.map((lane) =>
+      this.runLane(lane, source, reading).catch((error: unknown) => {
+        laneError ??= { error }
+        this.stop()
+      }),
+    )
     try {
       await this.readRecords(shardId, lanes, source)
     } catch (error) {
@@ -300,6 +308,7 @@ class MappingRun {
       this.wake.notify()
       await Promise.all(laneRuns)
     }
+    if (laneError !== undefined) throw laneError.error
   }
 
   private async readRecords(shardId: string, lanes: Lane[], source: RecordSource) {
@@ -466,7 +475,14 @@ class MappingRun {
         : `${info.batchSize} records, ${info.startSequenceNumber} to ${info.endSequenceNumber}`
     this.options.logger?.warn(`${source.shardId}: ${discard.condition}: discarded ${which}`)
     if (this.destination !== undefined) {
-      await this.destination.send(record)
+      try {
+        await this.destination.send(record)
+      } catch (error) {
+        throw new Error(
+          `${source.shardId}: the on-failure destination did not take the document of ${which}: ${(error as Error)?.message ?? String(error)}`,
+          { cause: error },
+        )
+      }
       this.stats.destinationMessages++
     }
   }
