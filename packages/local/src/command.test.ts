@@ -50,6 +50,15 @@ describe('shardwise', () => {
     expect(io.err()).toContain('--batch-size takes a number')
   })
 
+  it('takes -1 after a flag, as the AWS CLI writes it, and names the flag of a value out of bounds', async () => {
+    const io = capture()
+    const base = ['run', '--handler', 'h.js', '--stream', 's']
+    // -1 parses: the run then fails on the missing module, not on the arguments.
+    expect(await main([...base, '--maximum-retry-attempts', '-1', '--batch-size', '0'])).toBe(2)
+    expect(io.err()).not.toContain('ambiguous')
+    expect(io.err()).toContain('--batch-size must be >= 1')
+  })
+
   it('refuses a response type Lambda does not know', async () => {
     const io = capture()
     const args = [

@@ -4,7 +4,7 @@
  */
 import { existsSync } from 'node:fs'
 import { type ParseArgsConfig, parseArgs } from 'node:util'
-import { messageOf } from '@shardwise/core'
+import { ConfigurationError, messageOf } from '@shardwise/core'
 import { runDemo } from './demo.js'
 import { type MappingStats, runMapping } from './mapping.js'
 import type { MappingSettings, StartingPosition } from './settings.js'
@@ -91,7 +91,7 @@ export async function main(argv: string[]): Promise<number> {
   >
   try {
     parsed = parseArgs({
-      args: argv,
+      args: joinNegativeNumbers(argv),
       options,
       allowPositionals: true,
       allowNegative: true,
@@ -163,6 +163,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   } catch (error) {
     if (error instanceof UsageError) return usage(error.message)
+    // A value out of its bounds is a usage mistake too: say it with the flag's name.
+    if (error instanceof ConfigurationError) return usage(withFlagNames(error.message))
     process.stderr.write(`shardwise: ${messageOf(error)}\n`)
     const cause = (error as { cause?: unknown }).cause
     if (cause !== undefined) process.stderr.write(`  cause: ${messageOf(cause)}\n`)
@@ -200,6 +202,34 @@ function mappingSettings(values: Values): MappingSettings {
   set('parallelizationFactor', number(values, 'parallelization-factor'))
   set('tumblingWindowInSeconds', number(values, 'tumbling-window-in-seconds'))
   return settings
+}
+
+/**
+ * `--maximum-retry-attempts -1`, as the AWS CLI writes it: parseArgs would take `-1` for an
+ * option of its own, so a negative number after a flag that takes a value is joined to it.
+ */
+function joinNegativeNumbers(argv: string[]): string[] {
+  const joined: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string
+    const next = argv[i + 1]
+    const flag = arg.startsWith('--') ? (arg.slice(2) as keyof typeof options) : undefined
+    if (flag !== undefined && options[flag]?.type === 'string' && /^-\d/.test(next ?? '')) {
+      joined.push(`${arg}=${next}`)
+      i++
+    } else {
+      joined.push(arg)
+    }
+  }
+  return joined
+}
+
+/** `Option 'batchSize' must be >= 1` as the command line writes it: `--batch-size`. */
+function withFlagNames(message: string): string {
+  return message.replace(
+    /Option '(?:mapping\.)?([A-Za-z]+)'/g,
+    (_, name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
+  )
 }
 
 function number(values: Values, flag: keyof typeof options): number | undefined {
