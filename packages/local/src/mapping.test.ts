@@ -130,6 +130,22 @@ describe('runMapping against kinesalite', () => {
     )
   })
 
+  it('refuses, before reading, an on-failure file it cannot write, and a timeout that is not whole seconds', async () => {
+    const name = await stream(['a-1'])
+    let invoked = false
+    const handler = async () => {
+      invoked = true
+    }
+    const base = { ...quick, stream: name, client: kinesis.client, handler }
+    await expect(
+      runMapping({ ...base, onFailure: join(dir, 'no-such-dir', 'failed.jsonl') }),
+    ).rejects.toThrow(/^onFailure: cannot write .*no-such-dir\/failed\.jsonl: ENOENT/)
+    await expect(runMapping({ ...base, timeoutSeconds: 2.5 })).rejects.toThrow(
+      "timeoutSeconds must be a whole number of seconds from 1 to 900, as Lambda's, got 2.5",
+    )
+    expect(invoked).toBe(false)
+  })
+
   it('starts at LATEST: only records put after the start', async () => {
     const name = await stream(['old-1'])
     const seen: string[] = []

@@ -5,6 +5,9 @@
  * and runs each lane's batches one at a time through the function with Lambda's rules (`Lane`).
  * The same code reads kinesalite, LocalStack or AWS: only the client's options differ.
  */
+
+import { access, constants } from 'node:fs/promises'
+import { dirname, resolve } from 'node:path'
 import {
   DescribeStreamSummaryCommand,
   GetRecordsCommand,
@@ -90,11 +93,24 @@ export interface MappingStats {
 
 const MAX_GET_RECORDS = 10_000
 
+/** The on-failure file is found wanting before any record is read, not at the first discard. */
+async function checkWritable(path: string): Promise<void> {
+  try {
+    await access(dirname(resolve(path)), constants.W_OK)
+  } catch (error) {
+    throw new ConfigurationError(`onFailure: cannot write ${path}: ${(error as Error).message}`, {
+      cause: error,
+    })
+  }
+}
+
 export async function runMapping(options: RunOptions): Promise<MappingStats> {
   const settings = resolveSettings(options.mapping)
   const timeoutSeconds = options.timeoutSeconds ?? 3
-  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 900) {
-    throw new ConfigurationError(`timeoutSeconds must be 1 to 900, got ${timeoutSeconds}`)
+  if (!Number.isInteger(timeoutSeconds) || timeoutSeconds < 1 || timeoutSeconds > 900) {
+    throw new ConfigurationError(
+      `timeoutSeconds must be a whole number of seconds from 1 to 900, as Lambda's, got ${timeoutSeconds}`,
+    )
   }
   for (const name of ['exitWhenIdleSeconds', 'pollIntervalMs', 'progressIntervalMs'] as const) {
     const value = options[name]
@@ -111,6 +127,7 @@ export async function runMapping(options: RunOptions): Promise<MappingStats> {
 
   const region = options.region ?? process.env.AWS_REGION ?? 'us-east-1'
   const client = options.client ?? kinesisClient(options.endpoint, region)
+  if (typeof options.onFailure === 'string') await checkWritable(options.onFailure)
   const destination =
     typeof options.onFailure === 'string'
       ? jsonLinesDestination(options.onFailure)
