@@ -98,7 +98,7 @@ async function checkWritable(path: string): Promise<void> {
   try {
     await access(dirname(resolve(path)), constants.W_OK)
   } catch (error) {
-    throw new ConfigurationError(`onFailure: cannot write ${path}: ${(error as Error).message}`, {
+    throw new ConfigurationError(`onFailure: cannot write ${path}: ${messageOf(error)}`, {
       cause: error,
     })
   }
@@ -496,7 +496,7 @@ class MappingRun {
         await this.destination.send(record)
       } catch (error) {
         throw new Error(
-          `${source.shardId}: the on-failure destination did not take the document of ${which}: ${(error as Error)?.message ?? String(error)}`,
+          `${source.shardId}: the on-failure destination did not take the document of ${which}: ${messageOf(error)}`,
           { cause: error },
         )
       }
