@@ -7,6 +7,20 @@ import { CreateStreamCommand, KinesisClient, waitUntilStreamExists } from '@aws-
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import kinesalite from 'kinesalite'
 
+/**
+ * The clients and endpoints of the kinesalite servers this package started, so the mapping
+ * knows when it reads one: kinesalite 3.3.3 never answers a GetShardIterator AT_TIMESTAMP on a
+ * shard without a record at or after the timestamp, so the mapping reads such a shard from
+ * TRIM_HORIZON and skips the older records itself.
+ */
+const localClients = new WeakSet<KinesisClient>()
+const localEndpoints = new Set<string>()
+
+export function isLocalKinesis(client: KinesisClient | undefined, endpoint: string | undefined) {
+  if (client !== undefined && localClients.has(client)) return true
+  return endpoint !== undefined && localEndpoints.has(endpoint.replace(/\/+$/, ''))
+}
+
 export interface LocalKinesis {
   /** `http://127.0.0.1:<port>` */
   endpoint: string
@@ -38,6 +52,8 @@ export async function startLocalKinesis(options?: { region?: string }): Promise<
     credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
     requestHandler: new NodeHttpHandler(),
   })
+  localClients.add(client)
+  localEndpoints.add(endpoint)
   return {
     endpoint,
     region,
@@ -47,6 +63,7 @@ export async function startLocalKinesis(options?: { region?: string }): Promise<
       await waitUntilStreamExists({ client, maxWaitTime: 30, minDelay: 1 }, { StreamName: name })
     },
     async close() {
+      localEndpoints.delete(endpoint)
       client.destroy()
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))

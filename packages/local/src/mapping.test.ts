@@ -1,6 +1,8 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { KinesisClient } from '@aws-sdk/client-kinesis'
+import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { InvocationRecord } from './destination.js'
 import type { MappingEvent } from './event.js'
@@ -183,6 +185,56 @@ describe('runMapping against kinesalite', () => {
     })
     expect(seen).toEqual(['new-1', 'new-2'])
   })
+
+  it('starts AT_TIMESTAMP on the built-in kinesalite when no record is at or after the timestamp yet', async () => {
+    // kinesalite 3.3.3 never answers GetShardIterator AT_TIMESTAMP on such a shard.
+    const name = await stream(['old-1', 'old-2'], 2)
+    await new Promise((r) => setTimeout(r, 1100))
+    const seen: string[] = []
+    const run = runMapping({
+      ...quick,
+      exitWhenIdleSeconds: 1.5,
+      stream: name,
+      client: kinesis.client,
+      mapping: { startingPosition: 'AT_TIMESTAMP', startingPositionTimestamp: Date.now() / 1000 },
+      handler: async (event: MappingEvent) => {
+        for (const r of event.Records) seen.push(decode(r.kinesis.data))
+      },
+    })
+    await new Promise((r) => setTimeout(r, 500))
+    await putAll(name, ['new-1'])
+    const stats = await run
+    expect(seen).toEqual(['new-1'])
+    expect(stats.recordsRead).toBe(1)
+  }, 15_000)
+
+  it('fails with an error naming the call and the shard when a Kinesis request never answers', async () => {
+    const name = await stream(['old-1'])
+    await new Promise((r) => setTimeout(r, 1100))
+    // A client of its own: to the mapping this is any endpoint, so it asks for AT_TIMESTAMP,
+    // on which kinesalite hangs.
+    const client = new KinesisClient({
+      endpoint: kinesis.endpoint,
+      region: kinesis.region,
+      credentials: { accessKeyId: 'local', secretAccessKey: 'local' },
+      requestHandler: new NodeHttpHandler(),
+    })
+    try {
+      const run = runMapping({
+        ...quick,
+        requestTimeoutMs: 500,
+        stream: name,
+        client,
+        mapping: { startingPosition: 'AT_TIMESTAMP', startingPositionTimestamp: Date.now() / 1000 },
+        handler: async () => {},
+      })
+      await expect(run).rejects.toThrow(
+        `GetShardIterator AT_TIMESTAMP on ${name}/shardId-000000000000 got no answer within 0.5 s`,
+      )
+    } finally {
+      client.destroy()
+    }
+  }, 15_000)
 
   it('loads <module>:<export>, fails a batch that times out, and writes the destination', async () => {
     const name = await stream(['slow-1'])

@@ -36,6 +36,7 @@ import {
   type KinesisHandler,
   loadHandler,
 } from './invoke.js'
+import { isLocalKinesis } from './kinesalite.js'
 import { type Batch, type Discard, Lane, type LaneRules } from './lane.js'
 import { type MappingSettings, type ResolvedSettings, resolveSettings } from './settings.js'
 import { type Answer, judge } from './verdict.js'
@@ -71,6 +72,11 @@ export interface RunOptions {
   logger?: { info(message: string): void; warn(message: string): void }
   /** The name in the context and the destination's `functionArn`. Default `local-function`. */
   functionName?: string
+  /**
+   * How long one Kinesis request may go unanswered before the run fails with an error that
+   * names the call and the shard, rather than waiting for ever. Default 30000.
+   */
+  requestTimeoutMs?: number
 }
 
 export interface MappingStats {
@@ -92,6 +98,12 @@ export interface MappingStats {
 }
 
 const MAX_GET_RECORDS = 10_000
+const REQUEST_TIMEOUT_MS = 30_000
+
+/** A Kinesis request that got no answer in time; it names the call and the shard. */
+class RequestTimeoutError extends Error {
+  override name = 'RequestTimeoutError'
+}
 
 /** The on-failure file is found wanting before any record is read, not at the first discard. */
 async function checkWritable(path: string): Promise<void> {
@@ -112,7 +124,12 @@ export async function runMapping(options: RunOptions): Promise<MappingStats> {
       `timeoutSeconds must be a whole number of seconds from 1 to 900, as Lambda's, got ${timeoutSeconds}`,
     )
   }
-  for (const name of ['exitWhenIdleSeconds', 'pollIntervalMs', 'progressIntervalMs'] as const) {
+  for (const name of [
+    'exitWhenIdleSeconds',
+    'pollIntervalMs',
+    'progressIntervalMs',
+    'requestTimeoutMs',
+  ] as const) {
     const value = options[name]
     if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
       throw new ConfigurationError(`${name} must be a number above 0, got ${value}`)
@@ -185,6 +202,14 @@ class MappingRun {
   private readonly rules: LaneRules
   private streamArn = ''
   private warnedIgnoredFailures = false
+  private readonly requestTimeoutMs: number
+  /**
+   * AT_TIMESTAMP on the built-in kinesalite: read from TRIM_HORIZON and skip the records that
+   * arrived before this (epoch ms), since its GetShardIterator AT_TIMESTAMP never answers on a
+   * shard without a record at or after the timestamp. `undefined` elsewhere: AWS and other
+   * endpoints position the iterator themselves.
+   */
+  private readonly skipBeforeMs: number | undefined
 
   constructor(
     private readonly client: KinesisClient,
@@ -203,6 +228,32 @@ class MappingRun {
         settings.maximumRecordAgeInSeconds < 0 ? -1 : settings.maximumRecordAgeInSeconds * 1000,
       tumblingWindowMs: settings.tumblingWindowInSeconds * 1000,
     }
+    this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
+    this.skipBeforeMs =
+      settings.startingPosition === 'AT_TIMESTAMP' && isLocalKinesis(client, options.endpoint)
+        ? (settings.startingPositionTimestamp as number) * 1000
+        : undefined
+  }
+
+  /**
+   * Sends one Kinesis request with a deadline: a call that never gets an answer fails the run
+   * with an error naming the call and where, instead of keeping it waiting for ever.
+   */
+  private async request<Output>(
+    call: string,
+    where: string,
+    send: (abortSignal: AbortSignal) => Promise<Output>,
+  ): Promise<Output> {
+    const signal = AbortSignal.timeout(this.requestTimeoutMs)
+    try {
+      return await send(signal)
+    } catch (error) {
+      if (!signal.aborted) throw error
+      throw new RequestTimeoutError(
+        `${call} on ${where} got no answer within ${this.requestTimeoutMs / 1000} s (requestTimeoutMs)`,
+        { cause: error },
+      )
+    }
   }
 
   async start(): Promise<MappingStats> {
@@ -211,8 +262,13 @@ class MappingRun {
     signal?.addEventListener('abort', stop, { once: true })
     const timers: NodeJS.Timeout[] = []
     try {
-      const summary = await this.client.send(
-        new DescribeStreamSummaryCommand({ StreamName: this.options.stream }),
+      const summary = await this.request(
+        'DescribeStreamSummary',
+        this.options.stream,
+        (abortSignal) =>
+          this.client.send(new DescribeStreamSummaryCommand({ StreamName: this.options.stream }), {
+            abortSignal,
+          }),
       )
       this.streamArn = summary.StreamDescriptionSummary?.StreamARN ?? ''
       const shards = await this.listShards()
@@ -281,10 +337,11 @@ class MappingRun {
     const shards: Shard[] = []
     let next: string | undefined
     do {
-      const page: ListShardsCommandOutput = await this.client.send(
-        new ListShardsCommand(
-          next === undefined ? { StreamName: this.options.stream } : { NextToken: next },
-        ),
+      const input = next === undefined ? { StreamName: this.options.stream } : { NextToken: next }
+      const page: ListShardsCommandOutput = await this.request(
+        'ListShards',
+        this.options.stream,
+        (abortSignal) => this.client.send(new ListShardsCommand(input), { abortSignal }),
       )
       shards.push(...(page.Shards ?? []))
       next = page.NextToken
@@ -334,6 +391,7 @@ class MappingRun {
     // Reading stops while this many records wait, so a slow function does not fill the memory.
     const highWater = Math.max(MAX_GET_RECORDS, this.settings.batchSize * 2 * lanes.length)
     let lastSequence: string | undefined
+    let skipBeforeMs = this.skipBeforeMs
     let iterator = await this.iterator(shardId, undefined)
     while (!this.stopping && iterator !== undefined) {
       let waiting = 0
@@ -344,8 +402,9 @@ class MappingRun {
       }
       let out: GetRecordsCommandOutput
       try {
-        out = await this.getRecords(iterator)
+        out = await this.getRecords(shardId, iterator)
       } catch (error) {
+        if (error instanceof RequestTimeoutError) throw error
         const name = (error as { name?: string }).name
         if (name === 'ExpiredIteratorException') {
           iterator = await this.iterator(shardId, lastSequence)
@@ -364,15 +423,26 @@ class MappingRun {
       }
       const records = out.Records ?? []
       const now = Date.now()
+      let read = 0
       for (const record of records) {
+        if (skipBeforeMs !== undefined) {
+          const arrivalMs = record.ApproximateArrivalTimestamp?.getTime() ?? now
+          if (arrivalMs < skipBeforeMs) {
+            lastSequence = record.SequenceNumber
+            continue
+          }
+          // Arrival times grow along a shard: every record after this one is read as well.
+          skipBeforeMs = undefined
+        }
+        read++
         const pending = toPendingRecord(record, source, now)
         const lane =
           lanes.length === 1 ? lanes[0] : lanes[laneOf(pending.partitionKey, lanes.length)]
         ;(lane as Lane).push(pending)
         lastSequence = pending.sequenceNumber
       }
-      if (records.length > 0) {
-        this.stats.recordsRead += records.length
+      if (read > 0) {
+        this.stats.recordsRead += read
         this.lastActivityMs = now
         this.wake.notify()
       }
@@ -382,11 +452,12 @@ class MappingRun {
     }
   }
 
-  private async getRecords(iterator: string) {
+  private async getRecords(shardId: string, iterator: string) {
     this.readsInFlight++
     try {
-      return await this.client.send(
-        new GetRecordsCommand({ ShardIterator: iterator, Limit: MAX_GET_RECORDS }),
+      const input = { ShardIterator: iterator, Limit: MAX_GET_RECORDS }
+      return await this.request('GetRecords', `${this.options.stream}/${shardId}`, (abortSignal) =>
+        this.client.send(new GetRecordsCommand(input), { abortSignal }),
       )
     } finally {
       this.readsInFlight--
@@ -403,12 +474,18 @@ class MappingRun {
     if (after !== undefined) {
       input.ShardIteratorType = 'AFTER_SEQUENCE_NUMBER'
       input.StartingSequenceNumber = after
+    } else if (this.skipBeforeMs !== undefined) {
+      input.ShardIteratorType = 'TRIM_HORIZON'
     } else if (this.settings.startingPosition === 'AT_TIMESTAMP') {
       input.Timestamp = new Date((this.settings.startingPositionTimestamp as number) * 1000)
     }
     this.readsInFlight++
     try {
-      const out = await this.client.send(new GetShardIteratorCommand(input))
+      const out = await this.request(
+        `GetShardIterator ${input.ShardIteratorType}`,
+        `${this.options.stream}/${shardId}`,
+        (abortSignal) => this.client.send(new GetShardIteratorCommand(input), { abortSignal }),
+      )
       return out.ShardIterator
     } finally {
       this.readsInFlight--
