@@ -1,5 +1,6 @@
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
+import { invocationRecord } from './destination.js'
 import { MAX_PAYLOAD_BYTES, type PendingRecord } from './event.js'
 import { type Batch, Lane, type LaneRules, type Settlement } from './lane.js'
 import { records, sequenceNumber as seq } from './test-helpers.js'
@@ -15,6 +16,13 @@ const rules = (overrides: Partial<LaneRules> = {}): LaneRules => ({
   ...overrides,
 })
 
+const destinationContext = {
+  shardId: 'shardId-000000000006',
+  streamArn: 'arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream',
+  functionArn: 'arn:aws:lambda:us-east-2:123456789012:function:local-function',
+  requestId: 'c9b8fa9f-5a7f-4b2a-af9c-0c604cde93a5',
+  nowMs: 0,
+}
 const success: Verdict = { kind: 'success' }
 const failure: Verdict = { kind: 'failure', reason: 'boom', functionError: 'Unhandled' }
 const partial = (checkpoint: number): Verdict => ({ kind: 'partial', checkpoint })
@@ -34,6 +42,19 @@ function step(l: Lane, answer: (batch: Batch) => Verdict, now = 0) {
   if (batch === undefined) throw new Error('no batch ready')
   const settlement = l.settle(batch, answer(batch))
   return { batch, settlement }
+}
+
+/**
+ * Settles `batch` with a success (kind 0), a failure (1) or a partial failure at `at` (2), and
+ * adds the sequence numbers it checkpointed or discarded to `settled`.
+ */
+function answer(l: Lane, batch: Batch, kind: number, at: number, settled: string[]): void {
+  const verdict = kind === 0 ? success : kind === 1 ? failure : partial(at % batch.records.length)
+  const settlement = l.settle(batch, verdict)
+  for (let j = 0; j < settlement.succeeded; j++) {
+    settled.push(batch.records[j]?.sequenceNumber as string)
+  }
+  for (const r of settlement.discarded?.records ?? []) settled.push(r.sequenceNumber)
 }
 
 describe('Lane: batches', () => {
@@ -177,9 +198,11 @@ describe('Lane: MaximumRecordAgeInSeconds', () => {
       { batchSize: 10, maximumRecordAgeMs: 60_000 },
       records(6, { arrivalMs: (i) => (i < 4 ? 0 : 50_000) }),
     )
-    const expired = l.expire(60_001)
+    const [expired, ...more] = l.expire(60_001)
+    expect(more).toEqual([])
     expect(expired?.condition).toBe('RecordAgeExceeded')
     expect(expired?.invokeCount).toBe(0)
+    expect(expired?.failure).toBeUndefined()
     expect(expired?.records.map((r) => r.sequenceNumber)).toEqual(range(0, 4))
     expect(seqs(step(l, () => success, 60_001).batch)).toEqual(range(4, 6))
   })
@@ -188,8 +211,93 @@ describe('Lane: MaximumRecordAgeInSeconds', () => {
     const l = lane({ batchSize: 3, maximumRecordAgeMs: 60_000 }, records(3, { arrivalMs: () => 0 }))
     step(l, () => failure, 10_000)
     step(l, () => failure, 30_000)
-    expect(l.expire(60_001)?.records.length).toBe(3)
+    const [expired, ...more] = l.expire(60_001)
+    expect(more).toEqual([])
+    expect(expired?.records.length).toBe(3)
+    expect(expired?.invokeCount).toBe(2)
+    expect(expired?.failure).toEqual(failure)
     expect(l.next(60_001)).toBeUndefined()
+  })
+
+  it('reports the failing batch and the never-invoked records as separate batches of at most BatchSize', () => {
+    const l = lane({ batchSize: 3, maximumRecordAgeMs: 60_000 }, records(8, { arrivalMs: () => 0 }))
+    step(l, () => failure, 10_000)
+    const expired = l.expire(60_001)
+    expect(expired.map((d) => d.records.map((r) => r.sequenceNumber))).toEqual([
+      range(0, 3),
+      range(3, 6),
+      range(6, 8),
+    ])
+    expect(expired.map((d) => [d.invokeCount, d.failure])).toEqual([
+      [1, failure],
+      [0, undefined],
+      [0, undefined],
+    ])
+    const documents = expired.map((d) => invocationRecord(d, destinationContext))
+    expect(documents.map((d) => d.KinesisBatchInfo.batchSize)).toEqual([3, 3, 2])
+    expect(documents.map((d) => d.responseContext?.functionError)).toEqual([
+      'Unhandled',
+      undefined,
+      undefined,
+    ])
+  })
+
+  it('reports each half of a bisected batch as invoked, with the failure that split it', () => {
+    const l = lane(
+      { batchSize: 4, bisectBatchOnFunctionError: true, maximumRecordAgeMs: 60_000 },
+      records(6, { arrivalMs: () => 0 }),
+    )
+    step(l, () => failure, 10_000)
+    const expired = l.expire(60_001)
+    expect(expired.map((d) => [d.records.map((r) => r.sequenceNumber), d.invokeCount])).toEqual([
+      [range(0, 2), 1],
+      [range(2, 4), 1],
+      [range(4, 6), 0],
+    ])
+    expect(expired.map((d) => d.failure?.reason)).toEqual(['boom', 'boom', undefined])
+  })
+
+  it('whatever the answers and the clock, every record is checkpointed or discarded once, in batches of at most BatchSize', () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 1, max: 40 }),
+        fc.integer({ min: 1, max: 12 }),
+        fc.boolean(),
+        fc.integer({ min: -1, max: 3 }),
+        fc.infiniteStream(fc.tuple(fc.integer({ min: 0, max: 2 }), fc.nat(), fc.nat(30_000))),
+        (count, batchSize, bisectBatchOnFunctionError, maximumRetryAttempts, answers) => {
+          // One record a second; a minute's maximum age.
+          const list = records(count, { arrivalMs: (i) => i * 1000 })
+          const l = lane(
+            {
+              batchSize,
+              bisectBatchOnFunctionError,
+              maximumRetryAttempts,
+              maximumRecordAgeMs: 60_000,
+            },
+            list,
+          )
+          const settled: string[] = []
+          const iterator = answers[Symbol.iterator]()
+          let now = 0
+          for (let i = 0; i < 100_000; i++) {
+            const [kind, at, elapsed] = iterator.next().value as [number, number, number]
+            now += elapsed
+            for (const discard of l.expire(now)) {
+              expect(discard.records.length).toBeLessThanOrEqual(batchSize)
+              expect(discard.invokeCount === 0).toBe(discard.failure === undefined)
+              for (const r of discard.records) settled.push(r.sequenceNumber)
+            }
+            const batch = l.next(now)
+            if (batch === undefined) break
+            answer(l, batch, kind, at, settled)
+          }
+          expect(l.waiting).toBe(0)
+          expect(settled).toEqual(list.map((r) => r.sequenceNumber))
+        },
+      ),
+      { numRuns: 2000 },
+    )
   })
 })
 
@@ -309,13 +417,7 @@ describe('Lane: properties', () => {
             const batch = l.next(0)
             if (batch === undefined) break
             const [kind, at] = iterator.next().value as [number, number]
-            const verdict =
-              kind === 0 ? success : kind === 1 ? failure : partial(at % batch.records.length)
-            const settlement = l.settle(batch, verdict)
-            for (let j = 0; j < settlement.succeeded; j++) {
-              settled.push(batch.records[j]?.sequenceNumber as string)
-            }
-            for (const r of settlement.discarded?.records ?? []) settled.push(r.sequenceNumber)
+            answer(l, batch, kind, at, settled)
           }
           expect(l.waiting).toBe(0)
           expect(settled).toEqual(list.map((r) => r.sequenceNumber))

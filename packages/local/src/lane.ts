@@ -57,14 +57,20 @@ export interface Batch {
 
 export type DiscardCondition = 'RetryAttemptsExhausted' | 'RecordAgeExceeded'
 
-/** Records the mapping gave up on: what the on-failure destination hears about. */
+type Failure = Extract<Verdict, { kind: 'failure' }>
+
+/**
+ * One batch the mapping gave up on: what the on-failure destination hears about, one document
+ * each. It is a batch as the mapping formed it (at most `BatchSize` records), never a merge of
+ * several.
+ */
 export interface Discard {
   readonly records: ReadonlyArray<PendingRecord>
   readonly condition: DiscardCondition
   /** Failed invocations of these records, for `approximateInvokeCount`; 0 when never invoked. */
   readonly invokeCount: number
   /** The last failure, when there was an invocation. */
-  readonly failure: Extract<Verdict, { kind: 'failure' }> | undefined
+  readonly failure: Failure | undefined
 }
 
 export interface Settlement {
@@ -79,8 +85,15 @@ export interface Settlement {
 /** A fixed upcoming batch: made by bisecting, so it is retried exactly, not re-gathered. */
 interface Segment {
   count: number
+  /** Failed invocations that count toward `MaximumRetryAttempts` (a split does not). */
   retries: number
+  /** Failed invocations these records were in, splits included. */
+  invocations: number
+  /** The last of them. */
+  failure: Failure
 }
+
+const NOTHING_EXPIRED: ReadonlyArray<Discard> = []
 
 export class Lane {
   private readonly rules: LaneRules
@@ -90,6 +103,9 @@ export class Lane {
   private segments: Segment[] = []
   /** Failed invocations of the gathered batch that starts at `head`. */
   private headRetries = 0
+  /** Records in its last failed invocation, and that failure. */
+  private headCount = 0
+  private headFailure: Failure | undefined
   private inFlight: Batch | undefined
   private window: TimeWindow | undefined
   private state: unknown = {}
@@ -114,20 +130,47 @@ export class Lane {
 
   /**
    * Discards the records at the front that are older than `MaximumRecordAgeInSeconds`. Arrival
-   * times only grow along a shard, so the old records are a prefix.
+   * times only grow along a shard, so the old records are a prefix. They go in the batches the
+   * mapping would have invoked: the failing batch (and the other halves of a bisected one) with
+   * its invocations and last failure, then batches of never-invoked records, up to `BatchSize`
+   * and 6 MB each, without a response.
    */
-  expire(nowMs: number): Discard | undefined {
+  expire(nowMs: number): ReadonlyArray<Discard> {
     const maxAge = this.rules.maximumRecordAgeMs
-    if (maxAge < 0 || this.inFlight !== undefined) return undefined
+    if (maxAge < 0 || this.inFlight !== undefined) return NOTHING_EXPIRED
     const oldest = nowMs - maxAge
-    let end = this.head
-    while (end < this.queue.length && (this.queue[end] as PendingRecord).arrivalMs < oldest) end++
-    if (end === this.head) return undefined
-    const records = this.queue.slice(this.head, end)
-    // The failed invocations so far of the batch at the head, when it was being retried.
-    const invokeCount = this.segments[0]?.retries ?? this.headRetries
-    this.advance(records.length)
-    return { records, condition: 'RecordAgeExceeded', invokeCount, failure: undefined }
+    let expired = 0
+    while (
+      this.head + expired < this.queue.length &&
+      (this.queue[this.head + expired] as PendingRecord).arrivalMs < oldest
+    ) {
+      expired++
+    }
+    if (expired === 0) return NOTHING_EXPIRED
+    const discards: Discard[] = []
+    while (expired > 0) {
+      const segment = this.segments[0]
+      let count: number
+      let invokeCount = 0
+      let failure: Failure | undefined
+      if (segment !== undefined) {
+        count = segment.count
+        invokeCount = segment.invocations
+        failure = segment.failure
+      } else if (this.headFailure !== undefined) {
+        count = this.headCount
+        invokeCount = this.headRetries
+        failure = this.headFailure
+      } else {
+        count = this.gatherEnd(expired, Number.POSITIVE_INFINITY) - this.head
+      }
+      count = Math.min(count, expired)
+      const records = this.queue.slice(this.head, this.head + count)
+      discards.push({ records, condition: 'RecordAgeExceeded', invokeCount, failure })
+      this.advance(count)
+      expired -= count
+    }
+    return discards
   }
 
   /** The next batch to invoke, or `undefined` while one is in flight or none is ready yet. */
@@ -154,31 +197,34 @@ export class Lane {
     }
 
     if (windowed && this.window === undefined) this.window = this.windowOf(headRecord.arrivalMs)
-    const windowEnd = this.window?.endMs ?? Number.POSITIVE_INFINITY
-    const limit = Math.min(this.queue.length, this.head + this.rules.batchSize)
-    let bytes = EVENT_OVERHEAD_BYTES - SEPARATOR_BYTES
-    let end = this.head
-    let full = false
-    while (end < limit) {
-      const record = this.queue[end] as PendingRecord
-      if (record.arrivalMs >= windowEnd) {
-        full = true
-        break
-      }
-      const after = bytes + SEPARATOR_BYTES + record.bytes
-      // A record over the limit goes alone rather than block its shard for ever; what Lambda
-      // does with one is not documented.
-      if (after > MAX_PAYLOAD_BYTES && end > this.head) {
-        full = true
-        break
-      }
-      bytes = after
-      end++
-    }
-    if (end - this.head === this.rules.batchSize) full = true
+    const available = this.queue.length - this.head
+    const end = this.gatherEnd(available, this.window?.endMs ?? Number.POSITIVE_INFINITY)
+    // Full: something stopped the batch before the records ran out, or it reached BatchSize.
+    const full = end - this.head < available || end - this.head === this.rules.batchSize
     const waited = nowMs - headRecord.readMs >= this.rules.maximumBatchingWindowMs
     if (!full && !waited && this.headRetries === 0) return undefined
     return this.start(this.queue.slice(this.head, end), this.headRetries, false)
+  }
+
+  /**
+   * Where the batch gathered at `head` from the first `available` records ends: at `BatchSize`
+   * records, 6 MB of event, or the first record of the next tumbling window.
+   */
+  private gatherEnd(available: number, windowEnd: number): number {
+    const limit = this.head + Math.min(available, this.rules.batchSize)
+    let bytes = EVENT_OVERHEAD_BYTES - SEPARATOR_BYTES
+    let end = this.head
+    while (end < limit) {
+      const record = this.queue[end] as PendingRecord
+      if (record.arrivalMs >= windowEnd) break
+      const after = bytes + SEPARATOR_BYTES + record.bytes
+      // A record over the limit goes alone rather than block its shard for ever; what Lambda
+      // does with one is not documented.
+      if (after > MAX_PAYLOAD_BYTES && end > this.head) break
+      bytes = after
+      end++
+    }
+    return end
   }
 
   /** Applies Lambda's answer to the batch `next` returned. */
@@ -189,6 +235,9 @@ export class Lane {
 
     const n = batch.records.length
     const bisect = this.rules.bisectBatchOnFunctionError
+    // The failed invocations these records were in, this one included: a bisected part counts
+    // those of the batch it was split from.
+    const invocations = (this.segments[0]?.invocations ?? batch.retries) + 1
     if (verdict.kind === 'success') {
       this.advance(n)
       this.keepState(verdict.state, verdict.stateBytes)
@@ -199,38 +248,45 @@ export class Lane {
       this.advance(k)
       this.keepState(verdict.state, verdict.stateBytes)
       const left = n - k
-      if (bisect && k > 0) {
-        // Split at the returned sequence number: a split, so it consumes no retry. A bisected
-        // batch's own segment already holds just the remaining records.
-        if (this.segments[0] === undefined) {
-          this.segments.unshift({ count: left, retries: batch.retries })
-        }
-        return { succeeded: k, retry: true, bisected: true, discarded: undefined }
-      }
-      if (bisect && left > 1) {
-        this.bisect(left, batch.retries)
-        return { succeeded: 0, retry: true, bisected: true, discarded: undefined }
-      }
-      const retries = (k === 0 ? batch.retries : 0) + 1
       const failure = {
         kind: 'failure',
         reason: `the function reported record ${batch.records[k]?.sequenceNumber} as failed`,
         functionError: 'Unhandled',
       } as const
-      return this.retryOrDiscard(left, retries, k, failure, batch)
+      if (bisect && k > 0) {
+        // Split at the returned sequence number: a split, so it consumes no retry. A bisected
+        // batch's own segment already holds just the remaining records.
+        const rest = this.segments[0]
+        if (rest === undefined) {
+          this.segments.unshift({ count: left, retries: batch.retries, invocations, failure })
+        } else {
+          rest.invocations = invocations
+          rest.failure = failure
+        }
+        return { succeeded: k, retry: true, bisected: true, discarded: undefined }
+      }
+      if (bisect && left > 1) {
+        this.bisect(left, batch.retries, invocations, failure)
+        return { succeeded: 0, retry: true, bisected: true, discarded: undefined }
+      }
+      // Past a checkpoint the rest is a new batch: its first failed invocation is this one.
+      return k === 0
+        ? this.retryOrDiscard(left, batch.retries + 1, invocations, 0, failure, batch)
+        : this.retryOrDiscard(left, 1, 1, k, failure, batch)
     }
     if (bisect && n > 1) {
-      this.bisect(n, batch.retries)
+      this.bisect(n, batch.retries, invocations, verdict)
       return { succeeded: 0, retry: true, bisected: true, discarded: undefined }
     }
-    return this.retryOrDiscard(n, batch.retries + 1, 0, verdict, batch)
+    return this.retryOrDiscard(n, batch.retries + 1, invocations, 0, verdict, batch)
   }
 
   private retryOrDiscard(
     count: number,
     retries: number,
+    invocations: number,
     succeeded: number,
-    failure: Extract<Verdict, { kind: 'failure' }>,
+    failure: Failure,
     batch: Batch,
   ): Settlement {
     const max = this.rules.maximumRetryAttempts
@@ -240,7 +296,7 @@ export class Lane {
       const discarded: Discard = {
         records,
         condition: 'RetryAttemptsExhausted',
-        invokeCount: retries,
+        invokeCount: invocations,
         failure,
       }
       return { succeeded, retry: false, bisected: false, discarded }
@@ -248,18 +304,28 @@ export class Lane {
     const segment = this.segments[0]
     // A bisected part is retried as it is, so a poison record's neighbours are not gathered
     // back in; a gathered batch is gathered again from the checkpoint, as Lambda re-reads.
-    if (segment !== undefined) segment.retries = retries
-    else this.headRetries = retries
+    if (segment !== undefined) {
+      segment.retries = retries
+      segment.invocations = invocations
+      segment.failure = failure
+    } else {
+      this.headRetries = retries
+      this.headCount = count
+      this.headFailure = failure
+    }
     return { succeeded, retry: true, bisected: false, discarded: undefined }
   }
 
   /** Replaces the batch at the head with its two halves, keeping its retry count. */
-  private bisect(count: number, retries: number): void {
+  private bisect(count: number, retries: number, invocations: number, failure: Failure): void {
     const first = Math.ceil(count / 2)
     const segment = this.segments[0]
     if (segment !== undefined && segment.count === count) this.segments.shift()
     else if (segment !== undefined) segment.count -= count
-    this.segments.unshift({ count: first, retries }, { count: count - first, retries })
+    this.segments.unshift(
+      { count: first, retries, invocations, failure },
+      { count: count - first, retries, invocations, failure },
+    )
   }
 
   private settleFinal(batch: Batch, verdict: Verdict): Settlement {
@@ -304,6 +370,8 @@ export class Lane {
     if (count === 0) return
     this.head += count
     this.headRetries = 0
+    this.headCount = 0
+    this.headFailure = undefined
     let left = count
     while (left > 0) {
       const segment = this.segments[0]

@@ -502,8 +502,7 @@ class MappingRun {
       // A stop lets the batch in flight finish (this loop is past it) and starts no other.
       if (this.stopping) return
       const now = Date.now()
-      const expired = lane.expire(now)
-      if (expired !== undefined) await this.discard(expired, source, undefined)
+      for (const expired of lane.expire(now)) await this.discard(expired, source, undefined)
       const batch = lane.next(now)
       if (batch === undefined) {
         if (reading.closed && lane.waiting === 0) return
