@@ -34,12 +34,14 @@ export interface LocalKinesis {
 /** Starts kinesalite on 127.0.0.1 and a free port. */
 export async function startLocalKinesis(options?: { region?: string }): Promise<LocalKinesis> {
   const region = options?.region ?? 'us-east-1'
-  const server = kinesalite({
-    createStreamMs: 0,
-    deleteStreamMs: 0,
-    updateStreamMs: 0,
-    shardLimit: 100,
-  })
+  const server = withRegion(region, () =>
+    kinesalite({
+      createStreamMs: 0,
+      deleteStreamMs: 0,
+      updateStreamMs: 0,
+      shardLimit: 100,
+    }),
+  )
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(0, '127.0.0.1', () => resolve())
@@ -68,5 +70,20 @@ export async function startLocalKinesis(options?: { region?: string }): Promise<
       server.closeAllConnections()
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
+  }
+}
+
+/**
+ * Runs `start` with `AWS_REGION` set to `region`: kinesalite takes the region of its ARNs from
+ * there when it is created, and has no option for it. Synchronous, so nothing else sees it.
+ */
+function withRegion<T>(region: string, start: () => T): T {
+  const before = process.env.AWS_REGION
+  process.env.AWS_REGION = region
+  try {
+    return start()
+  } finally {
+    if (before === undefined) delete process.env.AWS_REGION
+    else process.env.AWS_REGION = before
   }
 }

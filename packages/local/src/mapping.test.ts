@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { KinesisClient } from '@aws-sdk/client-kinesis'
+import { DescribeStreamSummaryCommand, KinesisClient } from '@aws-sdk/client-kinesis'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { InvocationRecord } from './destination.js'
@@ -67,6 +67,53 @@ describe('runMapping against kinesalite', () => {
     expect(remaining).toBeLessThanOrEqual(5000)
     expect(stats).toMatchObject({ recordsRead: 3, recordsSucceeded: 3, invocations: 1 })
   })
+
+  it('puts the region asked for in awsRegion and eventSourceARN, whatever kinesalite was started with', async () => {
+    const name = await stream(['a-1'])
+    const events: MappingEvent[] = []
+    await runMapping({
+      ...quick,
+      stream: name,
+      endpoint: kinesis.endpoint,
+      region: 'ap-southeast-2',
+      handler: async (event: MappingEvent) => {
+        events.push(event)
+      },
+    })
+    expect(events[0]?.Records[0]).toMatchObject({
+      awsRegion: 'ap-southeast-2',
+      eventSourceARN: `arn:aws:kinesis:ap-southeast-2:000000000000:stream/${name}`,
+    })
+
+    const local = await startLocalKinesis({ region: 'eu-west-1' })
+    try {
+      await local.createStream('regional', 1)
+      const summary = await local.client.send(
+        new DescribeStreamSummaryCommand({ StreamName: 'regional' }),
+      )
+      expect(summary.StreamDescriptionSummary?.StreamARN).toBe(
+        'arn:aws:kinesis:eu-west-1:000000000000:stream/regional',
+      )
+      await produce({ client: local.client, stream: 'regional' }, [
+        { partitionKey: 'a', data: text.encode('a-1') },
+      ])
+      const seen: MappingEvent[] = []
+      await runMapping({
+        ...quick,
+        stream: 'regional',
+        client: local.client,
+        handler: async (event: MappingEvent) => {
+          seen.push(event)
+        },
+      })
+      expect(seen[0]?.Records[0]).toMatchObject({
+        awsRegion: 'eu-west-1',
+        eventSourceARN: 'arn:aws:kinesis:eu-west-1:000000000000:stream/regional',
+      })
+    } finally {
+      await local.close()
+    }
+  }, 15_000)
 
   it('starts no batch after the signal aborts, even with records ready and one failing for ever', async () => {
     const name = await stream(Array.from({ length: 200 }, (_, i) => `k${i % 5}-${i}`))

@@ -50,9 +50,12 @@ export interface RunOptions {
   mapping?: MappingSettings
   /** Kinesis endpoint (kinesalite, LocalStack); omitted, the AWS endpoint of `region`. */
   endpoint?: string
-  /** Default: `AWS_REGION`, then `us-east-1`. */
+  /**
+   * The stream's region, and the region of the event's `awsRegion` and ARNs. Default: the
+   * client's region when `client` is given; otherwise `AWS_REGION`, then `us-east-1`.
+   */
   region?: string
-  /** A ready client; `endpoint` and `region` are then ignored. */
+  /** A ready client; `endpoint` is then ignored. */
   client?: KinesisClient
   /** A JSON-lines file, or any `Destination`, for the metadata of discarded batches. */
   onFailure?: string | Destination
@@ -142,7 +145,11 @@ export async function runMapping(options: RunOptions): Promise<MappingStats> {
     typeof options.handler === 'string' ? await loadHandler(options.handler) : options.handler
   if (typeof handler !== 'function') throw new ConfigurationError('handler must be a function')
 
-  const region = options.region ?? process.env.AWS_REGION ?? 'us-east-1'
+  const region =
+    options.region ??
+    (options.client !== undefined ? await options.client.config.region() : undefined) ??
+    process.env.AWS_REGION ??
+    'us-east-1'
   const client = options.client ?? kinesisClient(options.endpoint, region)
   if (typeof options.onFailure === 'string') await checkWritable(options.onFailure)
   const destination =
@@ -270,7 +277,10 @@ class MappingRun {
             abortSignal,
           }),
       )
-      this.streamArn = summary.StreamDescriptionSummary?.StreamARN ?? ''
+      this.streamArn = inRegion(
+        summary.StreamDescriptionSummary?.StreamARN ?? '',
+        this.identity.region,
+      )
       const shards = await this.listShards()
       this.stats.shards = shards.length
       if (signal?.aborted) this.stop()
@@ -610,6 +620,18 @@ function describeBatch(batch: Batch): string {
   const first = batch.records[0] as PendingRecord
   const last = batch.records[n - 1] as PendingRecord
   return `${n} record(s) ${first.sequenceNumber}..${last.sequenceNumber}`
+}
+
+/**
+ * The stream's ARN in the region the run was asked for. AWS answers with that region anyway; a
+ * local endpoint (kinesalite) answers with the one it was started in, which the user did not ask
+ * for and which would disagree with `awsRegion`.
+ */
+function inRegion(arn: string, region: string): string {
+  const parts = arn.split(':')
+  if (parts.length < 6 || parts[3] === region) return arn
+  parts[3] = region
+  return parts.join(':')
 }
 
 /** FNV-1a of the partition key: the same key always lands in the same lane. */
