@@ -38,6 +38,16 @@ describe('shardwise', () => {
     expect(help).toContain('--no-bisect-batch-on-function-error')
   })
 
+  it('takes no command for a usage mistake: exit 2, the reason on stderr, nothing on stdout', async () => {
+    const io = capture()
+    expect(await main([])).toBe(2)
+    expect(io.err()).toBe(
+      'shardwise: missing command: run or demo\nRun shardwise --help for the options.\n',
+    )
+    expect(io.out()).toBe('')
+    expect(await main(['--verbose'])).toBe(2)
+  })
+
   it('refuses an unknown flag', async () => {
     const io = capture()
     expect(await main(['run', '--batchsize', '10'])).toBe(2)

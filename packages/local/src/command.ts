@@ -102,10 +102,12 @@ export async function main(argv: string[]): Promise<number> {
   }
   const { values, positionals } = parsed
   const command = positionals[0]
-  if (values.help || command === undefined || command === 'help') {
+  if (values.help || command === 'help') {
     process.stdout.write(HELP)
-    return command === undefined && !values.help ? 1 : 0
+    return 0
   }
+  // As the AWS CLI does: a missing command is a usage mistake, said in one line on stderr.
+  if (command === undefined) return usage('missing command: run or demo')
   if (positionals.length > 1) return usage(`unexpected argument ${positionals[1]}`)
 
   const controller = new AbortController()
