@@ -41,7 +41,9 @@ async function putAll(name: string, messages: string[]) {
 
 const quick = { exitWhenIdleSeconds: 0.3, pollIntervalMs: 50, timeoutSeconds: 5 }
 
-describe('runMapping against kinesalite', () => {
+// Each test runs a real poller against kinesalite: a second alone, several under a full
+// parallel test run on 2 cores, so vitest's 5 s default is too tight.
+describe('runMapping against kinesalite', { timeout: 20_000 }, () => {
   it('invokes the handler with Lambda events and a context counting down from the timeout', async () => {
     const name = await stream(['a-1', 'a-2', 'a-3'])
     const events: MappingEvent[] = []
@@ -113,7 +115,7 @@ describe('runMapping against kinesalite', () => {
     } finally {
       await local.close()
     }
-  }, 15_000)
+  })
 
   it('starts no batch after the signal aborts, even with records ready and one failing for ever', async () => {
     const name = await stream(Array.from({ length: 200 }, (_, i) => `k${i % 5}-${i}`))
@@ -253,7 +255,7 @@ describe('runMapping against kinesalite', () => {
     const stats = await run
     expect(seen).toEqual(['new-1'])
     expect(stats.recordsRead).toBe(1)
-  }, 15_000)
+  })
 
   it('fails with an error naming the call and the shard when a Kinesis request never answers', async () => {
     const name = await stream(['old-1'])
@@ -281,7 +283,7 @@ describe('runMapping against kinesalite', () => {
     } finally {
       client.destroy()
     }
-  }, 15_000)
+  })
 
   it('loads <module>:<export>, fails a batch that times out, and writes the destination', async () => {
     const name = await stream(['slow-1'])
