@@ -381,7 +381,7 @@ describe('bad Avro fails its record alone', () => {
     expect(error?.retryable).toBe(true)
     expect(error?.message).toMatch(
       new RegExp(
-        `^record ${sequenceNumber(0)} of ${SHARD} \\(partition key "bad-key"\\): cannot get schema 9 of the Confluent Schema Registry at ${url}: fetch failed$`,
+        `^record ${sequenceNumber(0)} of ${SHARD} \\(partition key "bad-key"\\): cannot get schema 9 of the Confluent Schema Registry at ${url}: GET /schemas/ids/9 failed: connect ECONNREFUSED `,
       ),
     )
     expect(run.logger.lines.map((line) => [line.level, line.message])).toEqual([

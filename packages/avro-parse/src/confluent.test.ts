@@ -41,6 +41,8 @@ class FakeConfluentRegistry {
   outage: number | 'reset' | undefined
   /** Milliseconds before `/schemas/ids/*` answers. */
   delay = 0
+  /** When set, `/schemas/ids/*` sends its headers and part of a body, then nothing more. */
+  stallBody = false
   /** When set, every request must carry this Authorization header. */
   authorization: string | undefined
   url = ''
@@ -88,6 +90,7 @@ class FakeConfluentRegistry {
       this.idRequests.push(path)
       if (this.delay > 0) await new Promise((resolve) => setTimeout(resolve, this.delay))
       if (this.outage === 'reset') return void request.socket.destroy()
+      if (this.stallBody) return void response.writeHead(200).write('{"schema":')
       if (this.outage !== undefined)
         return send(this.outage, { error_code: 50001, message: 'Error in the backend data store' })
       const stored = this.byId.get(Number(schemaById[1]))
@@ -162,6 +165,7 @@ afterAll(() => fake.stop())
 beforeEach(() => {
   fake.outage = undefined
   fake.delay = 0
+  fake.stallBody = false
   fake.authorization = undefined
   fake.idRequests.length = 0
 })
@@ -277,7 +281,22 @@ describe('confluentSchemaRegistry', () => {
     ])
     expect(Date.now() - started).toBeLessThan(900)
     expect(errors.get(0)).toBeInstanceOf(SchemaRegistryError)
-    expect(errors.get(0)?.message).toMatch(/timeout|aborted/i)
+    expect(errors.get(0)?.retryable).toBe(true)
+    expect(errors.get(0)?.message).toBe(
+      `record 100 of shardId-000000000001 (partition key "order-0"): cannot get schema ${v1} of the Confluent Schema Registry at ${fake.url}: GET /schemas/ids/${v1} got no answer within 50 ms (the timeout option)`,
+    )
+  })
+
+  it('times out a registry that sends its headers and then stalls the body', async () => {
+    fake.stallBody = true
+    const parse = avroParse({ registry: confluentSchemaRegistry({ url: fake.url, timeout: 50 }) })
+    const { errors } = await parseThrough(parse, [
+      await producer.encode(v1, { id: 'a', quantity: 1 }),
+    ])
+    expect(errors.get(0)?.retryable).toBe(true)
+    expect(errors.get(0)?.message).toMatch(
+      new RegExp(`: GET /schemas/ids/${v1} got no answer within 50 ms \\(the timeout option\\)$`),
+    )
   })
 
   it('fails the records when the registry is not there at all', async () => {
@@ -291,6 +310,10 @@ describe('confluentSchemaRegistry', () => {
     ])
     expect(errors.get(0)).toBeInstanceOf(SchemaRegistryError)
     expect(errors.get(0)?.retryable).toBe(true)
+    // undici says only "fetch failed"; the reason is in its cause.
+    expect(errors.get(0)?.message).toBe(
+      `record 100 of shardId-000000000001 (partition key "order-0"): cannot get schema ${v1} of the Confluent Schema Registry at ${url}: GET /schemas/ids/${v1} failed: connect ECONNREFUSED ${url.slice('http://'.length)}`,
+    )
   })
 
   it('sends basic auth', async () => {

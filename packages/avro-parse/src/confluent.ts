@@ -4,7 +4,7 @@
  * Confluent-compatible registry (`GET {url}/schemas/ids/{id}`).
  */
 
-import { checkOptions, type OptionRules, option } from '@shardwise/core'
+import { checkOptions, messageOf, type OptionRules, option } from '@shardwise/core'
 import {
   FinalAnswerError,
   type Frame,
@@ -62,11 +62,17 @@ export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions)
   }
 
   async function get(path: string): Promise<Record<string, unknown>> {
-    const response = await fetch(`${base}${path}`, {
-      headers: requestHeaders,
-      signal: AbortSignal.timeout(timeout),
-    })
-    const text = await response.text()
+    let response: Response
+    let text: string
+    try {
+      response = await fetch(`${base}${path}`, {
+        headers: requestHeaders,
+        signal: AbortSignal.timeout(timeout),
+      })
+      text = await response.text()
+    } catch (error) {
+      throw new Error(`GET ${path} ${whyNoAnswer(error, timeout)}`, { cause: error })
+    }
     if (!response.ok) {
       const message = `GET ${path} answered HTTP ${response.status}: ${registryMessage(text)}`
       // The registry itself says the schema does not exist (40403): no retry will change that,
@@ -146,4 +152,18 @@ function registryMessage(text: string): string {
     // not JSON: a proxy's or load balancer's page
   }
   return text.length > 200 ? `${text.slice(0, 200)}…` : text || '(empty body)'
+}
+
+/**
+ * Why a request got no answer. undici's own message is only "fetch failed"; what went wrong
+ * (connection refused, a name that does not resolve, a TLS error) is in its cause.
+ */
+function whyNoAnswer(error: unknown, timeout: number): string {
+  if ((error as { name?: unknown } | null)?.name === 'TimeoutError') {
+    return `got no answer within ${timeout} ms (the timeout option)`
+  }
+  let cause = (error as { cause?: unknown } | null)?.cause ?? error
+  // Several addresses tried at once (IPv4 and IPv6) fail together in an AggregateError.
+  if (cause instanceof AggregateError && cause.errors.length > 0) cause = cause.errors[0]
+  return `failed: ${messageOf(cause)}`
 }
