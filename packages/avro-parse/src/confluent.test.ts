@@ -41,6 +41,8 @@ class FakeConfluentRegistry {
   outage: number | 'reset' | undefined
   /** Milliseconds before `/schemas/ids/*` answers. */
   delay = 0
+  /** When set, `/schemas/ids/*` answers with this status and body, as a proxy might. */
+  page: { status: number; type: string; body: string } | undefined
   /** When set, `/schemas/ids/*` sends its headers and part of a body, then nothing more. */
   stallBody = false
   /** When set, every request must carry this Authorization header. */
@@ -91,6 +93,10 @@ class FakeConfluentRegistry {
       if (this.delay > 0) await new Promise((resolve) => setTimeout(resolve, this.delay))
       if (this.outage === 'reset') return void request.socket.destroy()
       if (this.stallBody) return void response.writeHead(200).write('{"schema":')
+      if (this.page !== undefined) {
+        const { status, type, body: page } = this.page
+        return void response.writeHead(status, { 'content-type': type }).end(page)
+      }
       if (this.outage !== undefined)
         return send(this.outage, { error_code: 50001, message: 'Error in the backend data store' })
       const stored = this.byId.get(Number(schemaById[1]))
@@ -166,6 +172,7 @@ beforeEach(() => {
   fake.outage = undefined
   fake.delay = 0
   fake.stallBody = false
+  fake.page = undefined
   fake.authorization = undefined
   fake.idRequests.length = 0
 })
@@ -314,6 +321,77 @@ describe('confluentSchemaRegistry', () => {
     expect(errors.get(0)?.message).toBe(
       `record 100 of shardId-000000000001 (partition key "order-0"): cannot get schema ${v1} of the Confluent Schema Registry at ${url}: GET /schemas/ids/${v1} failed: connect ECONNREFUSED ${url.slice('http://'.length)}`,
     )
+  })
+
+  it('says what a registry or a proxy in front of it answered, and keeps the records for a retry', async () => {
+    const payload = await producer.encode(v1, { id: 'a', quantity: 1 })
+    const login = `<html><head><title>Sign in</title></head><body>${'x'.repeat(300)}</body></html>`
+    const pages = [
+      { status: 200, type: 'text/html', body: login },
+      { status: 502, type: 'text/html', body: '<h1>502 Bad Gateway</h1>' },
+      { status: 503, type: 'text/plain', body: '' },
+      {
+        status: 429,
+        type: 'application/json',
+        body: '{"error_code":42901,"message":"Too Many Requests"}',
+      },
+      {
+        status: 401,
+        type: 'application/json',
+        body: '{"error_code":40101,"message":"Unauthorized"}',
+      },
+      { status: 200, type: 'application/json', body: '{"id":1}' },
+    ]
+    const answers = [
+      `answered HTTP 200 with a body that is not JSON: ${login.slice(0, 200)}…`,
+      'answered HTTP 502: <h1>502 Bad Gateway</h1>',
+      'answered HTTP 503: (empty body)',
+      'answered HTTP 429: Too Many Requests (error 42901)',
+      'answered HTTP 401: Unauthorized (error 40101)',
+      'answered without a schema',
+    ]
+    const parse = avroParse({ registry: confluentSchemaRegistry({ url: fake.url }) })
+    for (const [n, page] of pages.entries()) {
+      fake.page = page
+      const { errors, response } = await parseThrough(parse, [payload])
+      expect(response, page.body).toEqual({ batchItemFailures: [{ itemIdentifier: '100' }] })
+      expect(errors.get(0)).toBeInstanceOf(SchemaRegistryError)
+      expect(errors.get(0)?.retryable).toBe(true)
+      expect(errors.get(0)?.message).toBe(
+        `record 100 of shardId-000000000001 (partition key "order-0"): cannot get schema ${v1} of the Confluent Schema Registry at ${fake.url}: GET /schemas/ids/${v1} ${answers[n]}`,
+      )
+    }
+    fake.page = undefined
+    expect((await parseThrough(parse, [payload])).outcomes).toEqual([{ id: 'a', quantity: 1 }])
+    expect(fake.idRequests).toHaveLength(pages.length + 1)
+  })
+
+  it('fails for good a record whose registered schema is not JSON', async () => {
+    const broken = fake.put('broken-value', '{"type": "record", name: Order}')
+    const referring = fake.put('referring-value', JSON.stringify(orderV1), {
+      references: [{ name: 'com.acme.Broken', subject: 'broken-value', version: 1 }],
+    })
+    const good = await producer.encode(v1, { id: 'a', quantity: 1 })
+    const framed = (id: number) => Buffer.concat([Buffer.of(0, 0, 0, 0, id), good.subarray(5)])
+    const parse = avroParse({ registry: confluentSchemaRegistry({ url: fake.url }) })
+    const { outcomes, errors } = await parseThrough(parse, [framed(broken), framed(referring)])
+    const at = (n: number) =>
+      `record ${100 + n} of shardId-000000000001 (partition key "order-${n}")`
+    expect(outcomes).toEqual([
+      expect.stringMatching(
+        new RegExp(
+          `^${escapeRegExp(`${at(0)}: cannot get schema ${broken} of the Confluent Schema Registry at ${fake.url}: its schema is not JSON: `)}`,
+        ),
+      ),
+      expect.stringMatching(
+        new RegExp(
+          `^${escapeRegExp(`${at(1)}: cannot get schema ${referring} of the Confluent Schema Registry at ${fake.url}: the schema it refers to as com.acme.Broken (subject broken-value, version 1) is not JSON: `)}`,
+        ),
+      ),
+    ])
+    expect(errors.get(0)).toBeInstanceOf(SchemaRegistryError)
+    expect(errors.get(0)?.retryable).toBe(false)
+    expect(errors.get(1)?.retryable).toBe(false)
   })
 
   it('sends basic auth', async () => {
@@ -483,3 +561,7 @@ describe('confluentSchemaRegistry', () => {
     expect(() => confluentSchemaRegistry({ url: fake.url, timeout: 0 })).toThrow(/timeout/)
   })
 })
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}

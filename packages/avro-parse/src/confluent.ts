@@ -80,7 +80,15 @@ export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions)
       if (errorCodeOf(text) === SCHEMA_NOT_FOUND) throw new FinalAnswerError(message)
       throw new Error(message)
     }
-    const body: unknown = JSON.parse(text)
+    let body: unknown
+    try {
+      body = JSON.parse(text)
+    } catch {
+      // A proxy's sign-in page or a wrong URL's web page: it may be gone next time.
+      throw new Error(
+        `GET ${path} answered HTTP ${response.status} with a body that is not JSON: ${shown(text)}`,
+      )
+    }
     if (
       typeof body !== 'object' ||
       body === null ||
@@ -97,13 +105,18 @@ export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions)
       throw new FinalAnswerError(`it is a ${String(body.schemaType)} schema, not Avro`)
     }
     const references = Array.isArray(body.references) ? body.references : []
-    for (const reference of references as Array<{ subject?: unknown; version?: unknown }>) {
+    for (const reference of references as Array<{
+      name?: unknown
+      subject?: unknown
+      version?: unknown
+    }>) {
       const path = `/subjects/${encodeURIComponent(String(reference.subject))}/versions/${encodeURIComponent(String(reference.version))}`
       if (seen.has(path)) continue
       seen.add(path)
       const referenced = await get(path)
       await withReferences(referenced, seen, out)
-      out.push(JSON.parse(referenced.schema as string))
+      const whose = `the schema it refers to as ${String(reference.name)} (subject ${String(reference.subject)}, version ${String(reference.version)})`
+      out.push(schemaJson(referenced.schema as string, whose))
     }
   }
 
@@ -111,7 +124,7 @@ export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions)
     const body = await get(`/schemas/ids/${id}`)
     const references: unknown[] = []
     await withReferences(body, new Set(), references)
-    return { definition: JSON.parse(body.schema as string), references }
+    return { definition: schemaJson(body.schema as string, 'its schema'), references }
   })
 
   return {
@@ -151,7 +164,21 @@ function registryMessage(text: string): string {
   } catch {
     // not JSON: a proxy's or load balancer's page
   }
+  return shown(text)
+}
+
+/** A body as a message shows it: its first 200 characters. */
+function shown(text: string): string {
   return text.length > 200 ? `${text.slice(0, 200)}…` : text || '(empty body)'
+}
+
+/** A registry's schemas never change, so a schema that is not JSON will never be read. */
+function schemaJson(text: string, whose: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch (error) {
+    throw new FinalAnswerError(`${whose} is not JSON: ${messageOf(error)}`, { cause: error })
+  }
 }
 
 /**

@@ -31,9 +31,11 @@ class FakeGlue {
     this.stop = server.stop
   }
 
-  add(definition: object, format = 'AVRO'): string {
+  /** A schema version; a string is stored as it is, as Glue stores what it was given. */
+  add(definition: object | string, format = 'AVRO'): string {
     const id = randomUUID()
-    this.versions.set(id, { definition: JSON.stringify(definition), format })
+    const text = typeof definition === 'string' ? definition : JSON.stringify(definition)
+    this.versions.set(id, { definition: text, format })
     return id
   }
 
@@ -213,6 +215,25 @@ describe('glueSchemaRegistry', () => {
     for (const n of [1, 2, 3, 4, 5]) expect(errors.get(n)).toBeInstanceOf(ParseError)
     expect(errors.get(6)?.retryable).toBe(false)
     expect(errors.get(7)?.retryable).toBe(true)
+  })
+
+  it('fails for good a record whose schema version is not JSON', async () => {
+    const broken = fake.add('{"type": "record", name: Order}')
+    const good = await producer.encode(v1, { id: 'a', quantity: 1 }, { compress: false })
+    const framed = Buffer.concat([
+      good.subarray(0, 2),
+      Buffer.from(broken.replaceAll('-', ''), 'hex'),
+      good.subarray(18),
+    ])
+    const parse = avroParse({ registry: glueSchemaRegistry({ client }) })
+    const { errors } = await parseThrough(parse, [framed])
+    expect(errors.get(0)).toBeInstanceOf(SchemaRegistryError)
+    expect(errors.get(0)?.retryable).toBe(false)
+    expect(errors.get(0)?.message).toMatch(
+      new RegExp(
+        `^${escapeRegExp(`record 100 of shardId-000000000001 (partition key "order-0"): cannot get schema version ${broken} of the AWS Glue Schema Registry: its SchemaDefinition is not JSON: `)}`,
+      ),
+    )
   })
 
   it('reads an uncompressed datum in place after the header, and counts only its bytes', async () => {

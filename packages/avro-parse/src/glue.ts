@@ -92,7 +92,16 @@ export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaR
     if (typeof answer.SchemaDefinition !== 'string') {
       throw new Error('GetSchemaVersion answered without a SchemaDefinition')
     }
-    return { definition: JSON.parse(answer.SchemaDefinition), references: [] }
+    let definition: unknown
+    try {
+      definition = JSON.parse(answer.SchemaDefinition)
+    } catch (error) {
+      // A schema version never changes: asking again would get the same text.
+      throw new FinalAnswerError(`its SchemaDefinition is not JSON: ${messageOf(error)}`, {
+        cause: error,
+      })
+    }
+    return { definition, references: [] }
   })
 
   return {
