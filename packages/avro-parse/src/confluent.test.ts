@@ -410,6 +410,27 @@ describe('confluentSchemaRegistry', () => {
     expect(allowed.outcomes).toEqual([{ id: 'a', quantity: 1 }])
   })
 
+  it('takes basic auth credentials from the url, as Confluent clients do, and never shows them', async () => {
+    // The secret has characters that a URL must percent-encode.
+    fake.authorization = `Basic ${Buffer.from('key:p@ss:w/rd').toString('base64')}`
+    const url = fake.url.replace('http://', `http://key:${encodeURIComponent('p@ss:w/rd')}@`)
+    const registry = confluentSchemaRegistry({ url })
+    const payload = await producer.encode(v1, { id: 'a', quantity: 1 })
+    expect((await parseThrough(avroParse({ registry }), [payload])).outcomes).toEqual([
+      { id: 'a', quantity: 1 },
+    ])
+    const missing = Buffer.concat([Buffer.of(0, 0, 0, 0, 99), payload.subarray(5)])
+    const { outcomes } = await parseThrough(avroParse({ registry }), [missing])
+    expect(outcomes).toEqual([
+      `record 100 of shardId-000000000001 (partition key "order-0"): cannot get schema 99 of the Confluent Schema Registry at ${fake.url}: GET /schemas/ids/99 answered HTTP 404: Schema not found (error 40403)`,
+    ])
+    expect(() =>
+      confluentSchemaRegistry({ url, auth: { username: 'key', password: 'other' } }),
+    ).toThrow(
+      '@shardwise/avro-parse: confluentSchemaRegistry(): give the credentials in the url or as auth, not both',
+    )
+  })
+
   it('reads schemas that refer to named types in other subjects', async () => {
     const customerId = (
       await producer.register(
@@ -555,6 +576,9 @@ describe('confluentSchemaRegistry', () => {
       "@shardwise/avro-parse: confluentSchemaRegistry(): Missing required option 'url'",
     )
     expect(() => confluentSchemaRegistry({ url: 'registry:8081' })).toThrow(/url/)
+    expect(() => confluentSchemaRegistry({ url: 'http://' })).toThrow(
+      "@shardwise/avro-parse: confluentSchemaRegistry(): Option 'url' must be a URL",
+    )
     expect(() =>
       confluentSchemaRegistry({ url: fake.url, auth: { username: 'x' } } as never),
     ).toThrow(/password/)

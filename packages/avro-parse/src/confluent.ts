@@ -4,7 +4,13 @@
  * Confluent-compatible registry (`GET {url}/schemas/ids/{id}`).
  */
 
-import { checkOptions, messageOf, type OptionRules, option } from '@shardwise/core'
+import {
+  ConfigurationError,
+  checkOptions,
+  messageOf,
+  type OptionRules,
+  option,
+} from '@shardwise/core'
 import {
   FinalAnswerError,
   type Frame,
@@ -51,13 +57,13 @@ export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions)
     headers,
     timeout = 5000,
   } = checkOptions(`${pkg}: confluentSchemaRegistry()`, optionRules, options, ['url'])
-  const base = url.replace(/\/+$/, '')
+  const { base, credentials } = splitCredentials(url, auth)
   const requestHeaders: Record<string, string> = {
     accept: 'application/vnd.schemaregistry.v1+json, application/json',
     ...headers,
   }
-  if (auth !== undefined) {
-    const token = Buffer.from(`${auth.username}:${auth.password}`).toString('base64')
+  if (credentials !== undefined) {
+    const token = Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')
     requestHeaders.authorization = `Basic ${token}`
   }
 
@@ -140,6 +146,38 @@ export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions)
     lookUp,
     describe: (id: SchemaId) => `schema ${id} of the Confluent Schema Registry at ${base}`,
   }
+}
+
+/**
+ * The base URL without credentials, and the credentials: `https://key:secret@host` is how
+ * Confluent's own clients take basic auth (`basic.auth.credentials.source=URL`). fetch refuses
+ * such a URL, and messages show the base, so the secret must not stay in it.
+ */
+function splitCredentials(
+  url: string,
+  auth: ConfluentSchemaRegistryOptions['auth'],
+): { base: string; credentials: ConfluentSchemaRegistryOptions['auth'] } {
+  let parsed: URL
+  try {
+    parsed = new URL(url)
+  } catch {
+    throw new ConfigurationError(`${pkg}: confluentSchemaRegistry(): Option 'url' must be a URL`)
+  }
+  if (parsed.username === '' && parsed.password === '') {
+    return { base: url.replace(/\/+$/, ''), credentials: auth }
+  }
+  if (auth !== undefined) {
+    throw new ConfigurationError(
+      `${pkg}: confluentSchemaRegistry(): give the credentials in the url or as auth, not both`,
+    )
+  }
+  const credentials = {
+    username: decodeURIComponent(parsed.username),
+    password: decodeURIComponent(parsed.password),
+  }
+  parsed.username = ''
+  parsed.password = ''
+  return { base: parsed.href.replace(/\/+$/, ''), credentials }
 }
 
 /** Confluent's error body is `{ error_code, message }`; anything else is shown as it came. */
