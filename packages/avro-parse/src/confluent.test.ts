@@ -37,6 +37,8 @@ class FakeConfluentRegistry {
   readonly config = new Map<string, string>()
   /** Paths of every `GET /schemas/ids/{id}`, in order. */
   readonly idRequests: string[] = []
+  /** Paths of every `GET /subjects/{subject}/versions/{version}`, in order. */
+  readonly versionRequests: string[] = []
   /** When set, `/schemas/ids/*` answers with this HTTP status; `'reset'` drops the connection. */
   outage: number | 'reset' | undefined
   /** Milliseconds before `/schemas/ids/*` answers. */
@@ -128,6 +130,7 @@ class FakeConfluentRegistry {
     }
     const version = path.match(/^\/subjects\/(.+)\/versions\/(\d+|latest)$/)
     if (version) {
+      if (request.method === 'GET') this.versionRequests.push(path)
       const versions = this.bySubject.get(version[1] as string) ?? []
       const stored = version[2] === 'latest' ? versions.at(-1) : versions[Number(version[2]) - 1]
       if (!stored) return send(404, { error_code: 40402, message: 'Version not found' })
@@ -175,6 +178,7 @@ beforeEach(() => {
   fake.page = undefined
   fake.authorization = undefined
   fake.idRequests.length = 0
+  fake.versionRequests.length = 0
 })
 
 describe('confluentSchemaRegistry', () => {
@@ -456,12 +460,48 @@ describe('confluentSchemaRegistry', () => {
       { subject: 'orders-with-customer' },
     )
     expect(id).not.toBe(customerId)
-    const payload = await producer.encode(id, { id: 'a', customer: { name: 'Zoë' } })
-    const { outcomes } = await parseThrough(
-      avroParse({ registry: confluentSchemaRegistry({ url: fake.url }) }),
-      [payload],
+    // Version 2 of the subject uses the same reference and adds a field with a default.
+    const withCustomerV2 = {
+      ...withCustomer,
+      fields: [...withCustomer.fields, { name: 'note', type: 'string', default: '' }],
+    }
+    const { id: idV2 } = await producer.register(
+      {
+        type: SchemaType.AVRO,
+        schema: JSON.stringify(withCustomerV2),
+        references: [{ name: 'com.acme.Customer', subject: 'customer', version: 1 }],
+      },
+      { subject: 'orders-with-customer' },
     )
-    expect(outcomes).toEqual([{ id: 'a', customer: { name: 'Zoë' } }])
+    const payloads = [
+      await producer.encode(id, { id: 'a', customer: { name: 'Zoë' } }),
+      await producer.encode(idV2, { id: 'b', customer: { name: 'Jo' }, note: 'gift' }),
+    ]
+    fake.versionRequests.length = 0 // kafkajs reads the reference to register and encode
+    const registry = confluentSchemaRegistry({ url: fake.url })
+    const { outcomes } = await parseThrough(avroParse({ registry }), payloads)
+    expect(outcomes).toEqual([
+      { id: 'a', customer: { name: 'Zoë' } },
+      { id: 'b', customer: { name: 'Jo' }, note: 'gift' },
+    ])
+    // The two writer schemas share their reference: it is fetched once.
+    expect(fake.versionRequests).toEqual(['/subjects/customer/versions/1'])
+
+    // A reader schema stands alone: it defines the referenced type itself.
+    const reader = {
+      ...withCustomerV2,
+      fields: [
+        withCustomerV2.fields[0],
+        { name: 'customer', type: customer },
+        withCustomerV2.fields[2],
+      ],
+    }
+    const resolved = await parseThrough(avroParse({ registry, readerSchema: reader }), payloads)
+    expect(resolved.outcomes).toEqual([
+      { id: 'a', customer: { name: 'Zoë' }, note: '' },
+      { id: 'b', customer: { name: 'Jo' }, note: 'gift' },
+    ])
+    expect(fake.versionRequests).toHaveLength(1)
   })
 
   it('reads longs as BigInt with the long of typeOptions.registry, also with a readerSchema', async () => {

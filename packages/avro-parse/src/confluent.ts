@@ -119,14 +119,17 @@ export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions)
       const path = `/subjects/${encodeURIComponent(String(reference.subject))}/versions/${encodeURIComponent(String(reference.version))}`
       if (seen.has(path)) continue
       seen.add(path)
-      const referenced = await get(path)
+      const referenced = await referencedVersion(path)
       await withReferences(referenced, seen, out)
       const whose = `the schema it refers to as ${String(reference.name)} (subject ${String(reference.subject)}, version ${String(reference.version)})`
       out.push(schemaJson(referenced.schema as string, whose))
     }
   }
 
-  const lookUp = sharedLookUp(async (id): Promise<WriterSchema> => {
+  // Many schemas may refer to one subject version (a common envelope): it is fetched once.
+  const referencedVersion = sharedLookUp(get)
+
+  const lookUp = sharedLookUp(async (id: SchemaId): Promise<WriterSchema> => {
     const body = await get(`/schemas/ids/${id}`)
     const references: unknown[] = []
     await withReferences(body, new Set(), references)

@@ -79,7 +79,7 @@ export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaR
     return sdk
   }
 
-  const lookUp = sharedLookUp(async (id): Promise<WriterSchema> => {
+  const lookUp = sharedLookUp(async (id: SchemaId): Promise<WriterSchema> => {
     const { glue, client: glueClient } = await connect()
     const command = new glue.GetSchemaVersionCommand({ SchemaVersionId: uuidOf(id as string) })
     const answer = (await glueClient.send(command as never)) as {

@@ -46,13 +46,11 @@ export class FinalAnswerError extends Error {
 }
 
 /**
- * Wraps a look-up so that each id is fetched once for the life of the container and concurrent
- * calls for one id share a single request. A failure is forgotten, so the next batch asks again.
+ * Wraps a look-up so that each key is fetched once for the life of the container and concurrent
+ * calls for one key share a single request. A failure is forgotten, so the next batch asks again.
  */
-export function sharedLookUp(
-  load: (id: SchemaId) => Promise<WriterSchema>,
-): (id: SchemaId) => Promise<WriterSchema> {
-  const answers = new Map<SchemaId, Promise<WriterSchema>>()
+export function sharedLookUp<K, V>(load: (key: K) => Promise<V>): (key: K) => Promise<V> {
+  const answers = new Map<K, Promise<V>>()
   return (id) => {
     let answer = answers.get(id)
     if (answer === undefined) {
