@@ -83,6 +83,7 @@ class FakeGlue {
 
 const fake = new FakeGlue()
 const credentials = { accessKeyId: 'AKIDLOCAL', secretAccessKey: 'local-secret' }
+const config = { endpoint: '', region: 'eu-west-1', credentials, maxAttempts: 1 }
 let producer: MeinestadtGlueRegistry
 let client: GlueClient
 let v1: string
@@ -90,7 +91,7 @@ let v2: string
 
 beforeAll(async () => {
   await fake.start()
-  const config = { endpoint: fake.url, region: 'eu-west-1', credentials, maxAttempts: 1 }
+  config.endpoint = fake.url
   producer = new MeinestadtGlueRegistry('orders', config)
   client = new GlueClient(config)
   v1 = fake.add(orderV1)
@@ -175,6 +176,25 @@ describe('glueSchemaRegistry', () => {
     fake.outage = undefined
     const recovered = await parseThrough(parse, [unknown])
     expect(recovered.outcomes).toEqual([{ id: 'new', quantity: 2, currency: 'EUR' }])
+  })
+
+  it('fails the records when Glue does not answer in time, as from a VPC without a route to it', async () => {
+    fake.delay = 2000
+    // The SDK's retries are inside the timeout too.
+    const retrying = new GlueClient({ ...config, maxAttempts: 3 })
+    const parse = avroParse({ registry: glueSchemaRegistry({ client: retrying, timeout: 100 }) })
+    const known = await producer.encode(v1, { id: 'a', quantity: 1 })
+    const started = Date.now()
+    const { errors, response } = await parseThrough(parse, [known])
+    expect(Date.now() - started).toBeLessThan(1500)
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: '100' }] })
+    expect(errors.get(0)).toBeInstanceOf(SchemaRegistryError)
+    expect(errors.get(0)?.retryable).toBe(true)
+    expect(errors.get(0)?.message).toBe(
+      `record 100 of shardId-000000000001 (partition key "order-0"): cannot get schema version ${v1} of the AWS Glue Schema Registry: GetSchemaVersion got no answer within 100 ms (the timeout option)`,
+    )
+    fake.delay = 0
+    expect((await parseThrough(parse, [known])).outcomes).toEqual([{ id: 'a', quantity: 1 }])
   })
 
   it('fails bad headers, bad zlib, unknown and non-Avro schema versions alone', async () => {
@@ -281,6 +301,7 @@ describe('glueSchemaRegistry', () => {
     expect(() => glueSchemaRegistry({ client: {} as never })).toThrow(
       "@shardwise/avro-parse: glueSchemaRegistry's client must be a GlueClient",
     )
+    expect(() => glueSchemaRegistry({ client, timeout: 0 })).toThrow(/timeout/)
     expect(() => glueSchemaRegistry({ region: 'eu-west-1' } as never)).toThrow(
       /@shardwise\/avro-parse/,
     )

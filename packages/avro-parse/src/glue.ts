@@ -39,9 +39,15 @@ export interface GlueSchemaRegistryOptions {
    * `new GlueClient()`, which takes the region and credentials of the Lambda function.
    */
   client?: GlueClientLike
+  /**
+   * How long one look-up may take, the SDK's retries included, in milliseconds. Default 5000.
+   * A Lambda function in a VPC with no route to Glue would otherwise wait until it times out,
+   * and the whole batch with it.
+   */
+  timeout?: number
 }
 
-const optionRules: OptionRules = { client: option.object }
+const optionRules: OptionRules = { client: option.object, timeout: option.integer(1) }
 
 const HEADER_VERSION = 3
 const COMPRESSION_NONE = 0
@@ -60,7 +66,11 @@ type GlueModule = typeof import('@aws-sdk/client-glue')
  * avroParse({ registry: glueSchemaRegistry(), readerSchema: orderSchema })
  */
 export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaRegistry {
-  const { client } = checkOptions(`${pkg}: glueSchemaRegistry()`, optionRules, options)
+  const { client, timeout = 5000 } = checkOptions(
+    `${pkg}: glueSchemaRegistry()`,
+    optionRules,
+    options,
+  )
   if (client !== undefined && typeof client.send !== 'function') {
     throw new ConfigurationError(`${pkg}: glueSchemaRegistry's client must be a GlueClient`)
   }
@@ -82,9 +92,18 @@ export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaR
   const lookUp = sharedLookUp(async (id: SchemaId): Promise<WriterSchema> => {
     const { glue, client: glueClient } = await connect()
     const command = new glue.GetSchemaVersionCommand({ SchemaVersionId: uuidOf(id as string) })
-    const answer = (await glueClient.send(command as never)) as {
-      DataFormat?: string
-      SchemaDefinition?: string
+    const signal = AbortSignal.timeout(timeout)
+    let answer: { DataFormat?: string; SchemaDefinition?: string }
+    try {
+      answer = (await glueClient.send(command as never, { abortSignal: signal } as never)) as {
+        DataFormat?: string
+        SchemaDefinition?: string
+      }
+    } catch (error) {
+      if (!signal.aborted) throw error
+      throw new Error(`GetSchemaVersion got no answer within ${timeout} ms (the timeout option)`, {
+        cause: error,
+      })
     }
     if (answer.DataFormat !== undefined && answer.DataFormat !== 'AVRO') {
       throw new FinalAnswerError(`it is a ${answer.DataFormat} schema, not Avro`)
