@@ -19,6 +19,8 @@ class FakeGlue {
   /** SchemaVersionId of every GetSchemaVersion, in order. */
   readonly lookUps: string[] = []
   outage: 'throttle' | 'reset' | undefined
+  /** When set, GetSchemaVersion answers with this status and body, as a proxy might. */
+  page: { status: number; type: string; body: string } | undefined
   delay = 0
   url = ''
   stop: () => Promise<void> = async () => {}
@@ -59,6 +61,10 @@ class FakeGlue {
     this.lookUps.push(SchemaVersionId)
     if (this.delay > 0) await new Promise((resolve) => setTimeout(resolve, this.delay))
     if (this.outage === 'reset') return void request.socket.destroy()
+    if (this.page !== undefined) {
+      const { status, type, body: page } = this.page
+      return void response.writeHead(status, { 'content-type': type }).end(page)
+    }
     if (this.outage === 'throttle') {
       return send(400, { __type: 'ThrottlingException', Message: 'Rate exceeded' })
     }
@@ -102,6 +108,7 @@ afterAll(() => fake.stop())
 
 beforeEach(() => {
   fake.outage = undefined
+  fake.page = undefined
   fake.delay = 0
   fake.lookUps.length = 0
 })
@@ -170,12 +177,69 @@ describe('glueSchemaRegistry', () => {
       expect(errors.get(1)?.message).toContain(
         `record 101 of shardId-000000000001 (partition key "order-1"): cannot get schema version ${v2} of the AWS Glue Schema Registry: `,
       )
-      if (outage === 'throttle') expect(errors.get(1)?.message).toMatch(/Rate exceeded$/)
+      if (outage === 'throttle') {
+        expect(errors.get(1)?.message).toMatch(
+          /: GetSchemaVersion answered HTTP 400: ThrottlingException: Rate exceeded$/,
+        )
+      }
     }
 
     fake.outage = undefined
     const recovered = await parseThrough(parse, [unknown])
     expect(recovered.outcomes).toEqual([{ id: 'new', quantity: 2, currency: 'EUR' }])
+  })
+
+  it('says what Glue or a proxy in front of it answered, and keeps the records for a retry', async () => {
+    const json = 'application/x-amz-json-1.1'
+    const pages = [
+      { status: 200, type: 'text/html', body: '<html>Sign in</html>' },
+      { status: 502, type: 'text/html', body: '<h1>502 Bad Gateway</h1>' },
+      { status: 503, type: 'text/plain', body: '' },
+      {
+        status: 400,
+        type: json,
+        body: '{"__type":"AccessDeniedException","Message":"User: arn:aws:sts::123456789012:assumed-role/consumer is not authorized to perform: glue:GetSchemaVersion"}',
+      },
+      {
+        status: 500,
+        type: json,
+        body: '{"__type":"InternalServiceException","Message":"Internal service error"}',
+      },
+    ]
+    const answers = [
+      'answered HTTP 200 with a body that is not JSON',
+      'answered HTTP 502 with a body that is not JSON',
+      'answered HTTP 503 with no error in its body',
+      'answered HTTP 400: AccessDeniedException: User: arn:aws:sts::123456789012:assumed-role/consumer is not authorized to perform: glue:GetSchemaVersion',
+      'answered HTTP 500: InternalServiceException: Internal service error',
+    ]
+    const parse = avroParse({ registry: glueSchemaRegistry({ client }) })
+    const payload = await producer.encode(v1, { id: 'a', quantity: 1 })
+    for (const [n, page] of pages.entries()) {
+      fake.page = page
+      const { errors, response } = await parseThrough(parse, [payload])
+      expect(response, page.body).toEqual({ batchItemFailures: [{ itemIdentifier: '100' }] })
+      expect(errors.get(0)).toBeInstanceOf(SchemaRegistryError)
+      expect(errors.get(0)?.retryable).toBe(true)
+      expect(errors.get(0)?.message).toBe(
+        `record 100 of shardId-000000000001 (partition key "order-0"): cannot get schema version ${v1} of the AWS Glue Schema Registry: GetSchemaVersion ${answers[n]}`,
+      )
+    }
+    fake.page = undefined
+    expect((await parseThrough(parse, [payload])).outcomes).toEqual([{ id: 'a', quantity: 1 }])
+
+    const gone = new FakeGlue()
+    await gone.start()
+    await gone.stop()
+    const unreachable = new GlueClient({ ...config, endpoint: gone.url })
+    const refused = await parseThrough(
+      avroParse({ registry: glueSchemaRegistry({ client: unreachable }) }),
+      [payload],
+    )
+    expect(refused.errors.get(0)?.retryable).toBe(true)
+    expect(refused.errors.get(0)?.message).toBe(
+      `record 100 of shardId-000000000001 (partition key "order-0"): cannot get schema version ${v1} of the AWS Glue Schema Registry: GetSchemaVersion failed: connect ECONNREFUSED ${gone.url.slice('http://'.length)}`,
+    )
   })
 
   it('fails the records when Glue does not answer in time, as from a VPC without a route to it', async () => {
@@ -229,7 +293,7 @@ describe('glueSchemaRegistry', () => {
       ),
       `${at(5)}: has 1 trailing byte after the Avro datum of schema version ${v1} of the AWS Glue Schema Registry`,
       `${at(6)}: cannot get schema version ${jsonId} of the AWS Glue Schema Registry: it is a JSON schema, not Avro`,
-      `${at(7)}: cannot get schema version ${missing} of the AWS Glue Schema Registry: Schema version is not found.`,
+      `${at(7)}: cannot get schema version ${missing} of the AWS Glue Schema Registry: GetSchemaVersion answered HTTP 400: EntityNotFoundException: Schema version is not found.`,
       { id: 'a', quantity: 1 },
     ])
     for (const n of [1, 2, 3, 4, 5]) expect(errors.get(n)).toBeInstanceOf(ParseError)

@@ -100,10 +100,10 @@ export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaR
         SchemaDefinition?: string
       }
     } catch (error) {
-      if (!signal.aborted) throw error
-      throw new Error(`GetSchemaVersion got no answer within ${timeout} ms (the timeout option)`, {
-        cause: error,
-      })
+      const why = signal.aborted
+        ? `got no answer within ${timeout} ms (the timeout option)`
+        : whatGlueSaid(error)
+      throw new Error(`GetSchemaVersion ${why}`, { cause: error })
     }
     if (answer.DataFormat !== undefined && answer.DataFormat !== 'AVRO') {
       throw new FinalAnswerError(`it is a ${answer.DataFormat} schema, not Avro`)
@@ -148,6 +148,25 @@ export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaR
     describe: (id: SchemaId) =>
       `schema version ${uuidOf(id as string)} of the AWS Glue Schema Registry`,
   }
+}
+
+/**
+ * An SDK error as a person can act on it: the HTTP status and the exception's name
+ * (`AccessDeniedException`), which the SDK keeps out of its message. The SDK's own words for an
+ * answer it cannot read are a JSON SyntaxError or "UnknownError".
+ */
+function whatGlueSaid(error: unknown): string {
+  const { name, $metadata } = (error ?? {}) as {
+    name?: unknown
+    $metadata?: { httpStatusCode?: unknown }
+  }
+  const status = $metadata?.httpStatusCode
+  if (typeof status !== 'number') return `failed: ${messageOf(error)}`
+  if (name === 'SyntaxError') return `answered HTTP ${status} with a body that is not JSON`
+  if (name === 'Unknown' || typeof name !== 'string') {
+    return `answered HTTP ${status} with no error in its body`
+  }
+  return `answered HTTP ${status}: ${name}: ${messageOf(error)}`
 }
 
 /** 32 hex digits as the 8-4-4-4-12 UUID Glue names schema versions by. */
