@@ -133,6 +133,31 @@ describe('glueSchemaRegistry', () => {
     ])
   })
 
+  it("reads the frame as the AWS Java serde's SerializationDataEncoder writes it", async () => {
+    // Header version 3, compression byte 0 or 5, then the UUID as Java's ByteBuffer puts it:
+    // getMostSignificantBits() then getLeastSignificantBits(), each big-endian; a body that
+    // java.util.zip.Deflater compressed with its defaults is a zlib stream (0x78 0x9c).
+    const id = 'f81d4fae-7dec-11d0-a765-00a0c91e6bf6'
+    fake.versions.set(id, { definition: JSON.stringify(orderV1), format: 'AVRO' })
+    const uuid = Buffer.alloc(16)
+    uuid.writeBigUInt64BE(0xf81d4fae7dec11d0n, 0)
+    uuid.writeBigUInt64BE(0xa76500a0c91e6bf6n, 8)
+    const datum = Buffer.from([0x02, 0x61, 0x54]) // { id: 'a', quantity: 42 }
+    const deflated = deflateSync(datum)
+    expect(deflated.subarray(0, 2)).toEqual(Buffer.of(0x78, 0x9c))
+    const payloads = [
+      Buffer.concat([Buffer.of(3, 0), uuid, datum]),
+      Buffer.concat([Buffer.of(3, 5), uuid, deflated]),
+    ]
+    const parse = avroParse({ registry: glueSchemaRegistry({ client }) })
+    const { outcomes } = await parseThrough(parse, payloads)
+    expect(outcomes).toEqual([
+      { id: 'a', quantity: 42 },
+      { id: 'a', quantity: 42 },
+    ])
+    expect(fake.lookUps).toEqual([id])
+  })
+
   it('resolves every writer version to the readerSchema', async () => {
     const payloads = [
       await producer.encode(v1, { id: 'a', quantity: 1 }),
