@@ -623,6 +623,15 @@ describe('confluentSchemaRegistry', () => {
       confluentSchemaRegistry({ url: fake.url, auth: { username: 'x' } } as never),
     ).toThrow(/password/)
     expect(() => confluentSchemaRegistry({ url: fake.url, timeout: 0 })).toThrow(/timeout/)
+    // fetch would refuse them on every request, failing every record for a typo.
+    const allowed = 'has a name or value that HTTP does not allow'
+    expect(() => confluentSchemaRegistry({ url: fake.url, headers: { 'x api key': 'k' } })).toThrow(
+      `@shardwise/avro-parse: confluentSchemaRegistry(): Option 'headers' cannot be sent: header "x api key" ${allowed}`,
+    )
+    const badToken = () =>
+      confluentSchemaRegistry({ url: fake.url, headers: { authorization: 'Bearer s3cr3t\nX' } })
+    expect(badToken).toThrow(`header "authorization" ${allowed}`)
+    expect(badToken).not.toThrow(/s3cr3t/)
   })
 })
 

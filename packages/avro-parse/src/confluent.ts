@@ -66,6 +66,17 @@ export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions)
     const token = Buffer.from(`${credentials.username}:${credentials.password}`).toString('base64')
     requestHeaders.authorization = `Basic ${token}`
   }
+  // fetch would refuse a bad header on every request and so fail every record. The message
+  // names the header, never its value, which may be a token.
+  for (const [name, value] of Object.entries(requestHeaders)) {
+    try {
+      new Headers([[name, value]])
+    } catch {
+      throw new ConfigurationError(
+        `${pkg}: confluentSchemaRegistry(): Option 'headers' cannot be sent: header ${JSON.stringify(name)} has a name or value that HTTP does not allow (a line break, a control character, a space in the name)`,
+      )
+    }
+  }
 
   async function get(path: string): Promise<Record<string, unknown>> {
     let response: Response
