@@ -51,14 +51,14 @@ export class FinalAnswerError extends Error {
  */
 export function sharedLookUp<K, V>(load: (key: K) => Promise<V>): (key: K) => Promise<V> {
   const answers = new Map<K, Promise<V>>()
-  return (id) => {
-    let answer = answers.get(id)
+  return (key) => {
+    let answer = answers.get(key)
     if (answer === undefined) {
-      answer = load(id)
-      answers.set(id, answer)
+      answer = load(key)
+      answers.set(key, answer)
       const settled = answer
       settled.catch(() => {
-        if (answers.get(id) === settled) answers.delete(id)
+        if (answers.get(key) === settled) answers.delete(key)
       })
     }
     return answer
