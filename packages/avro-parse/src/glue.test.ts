@@ -345,6 +345,24 @@ describe('glueSchemaRegistry', () => {
     )
   })
 
+  it('fails alone a compressed datum that inflates past 64 MiB', async () => {
+    const good = await producer.encode(v1, { id: 'a', quantity: 1 }, { compress: true })
+    // 64 KiB of zlib that inflates to 64 MiB and one byte: a bomb, or a datum too big to read.
+    const bomb = deflateSync(Buffer.alloc(64 * 1024 * 1024 + 1), { level: 9 })
+    const parse = avroParse({ registry: glueSchemaRegistry({ client }) })
+    const { outcomes, errors } = await parseThrough(parse, [
+      good,
+      Buffer.concat([good.subarray(0, 18), bomb]),
+      good,
+    ])
+    expect(outcomes).toEqual([
+      { id: 'a', quantity: 1 },
+      'record 101 of shardId-000000000001 (partition key "order-1"): has a zlib-compressed body that inflates to more than 64 MiB, the most a datum may take',
+      { id: 'a', quantity: 1 },
+    ])
+    expect(errors.get(1)).toBeInstanceOf(ParseError)
+  })
+
   it('reads an uncompressed datum in place after the header, and counts only its bytes', async () => {
     const good = await producer.encode(v1, { id: 'a', quantity: 1 }, { compress: false })
     const datumLength = good.length - 18

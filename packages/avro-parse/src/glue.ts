@@ -141,6 +141,9 @@ export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaR
         const body = payload.subarray(HEADER_LENGTH)
         return { id, bytes: inflateSync(body, { maxOutputLength: MAX_INFLATED_BYTES }), start: 0 }
       } catch (error) {
+        if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
+          return `has a zlib-compressed body that inflates to more than ${MAX_INFLATED_BYTES / 1024 / 1024} MiB, the most a datum may take`
+        }
         return `has a zlib-compressed body that does not inflate: ${messageOf(error)}`
       }
     },
