@@ -5,6 +5,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { deflateSync } from 'node:zlib'
 import { GlueClient } from '@aws-sdk/client-glue'
 import { GlueSchemaRegistry as MeinestadtGlueRegistry } from '@meinestadt.de/glue-schema-registry'
@@ -19,6 +21,8 @@ class FakeGlue {
   /** SchemaVersionId of every GetSchemaVersion, in order. */
   readonly lookUps: string[] = []
   outage: 'throttle' | 'reset' | undefined
+  /** Called as each GetSchemaVersion arrives, while the parser waits for the answer. */
+  whileLookingUp: (() => void) | undefined
   /** When set, GetSchemaVersion answers with this status and body, as a proxy might. */
   page: { status: number; type: string; body: string } | undefined
   delay = 0
@@ -59,6 +63,7 @@ class FakeGlue {
     }
     const { SchemaVersionId } = JSON.parse(text) as { SchemaVersionId: string }
     this.lookUps.push(SchemaVersionId)
+    this.whileLookingUp?.()
     if (this.delay > 0) await new Promise((resolve) => setTimeout(resolve, this.delay))
     if (this.outage === 'reset') return void request.socket.destroy()
     if (this.page !== undefined) {
@@ -109,6 +114,7 @@ afterAll(() => fake.stop())
 beforeEach(() => {
   fake.outage = undefined
   fake.page = undefined
+  fake.whileLookingUp = undefined
   fake.delay = 0
   fake.lookUps.length = 0
 })
@@ -251,6 +257,7 @@ describe('glueSchemaRegistry', () => {
       )
     }
     fake.page = undefined
+    fake.whileLookingUp = undefined
     expect((await parseThrough(parse, [payload])).outcomes).toEqual([{ id: 'a', quantity: 1 }])
 
     const gone = new FakeGlue()
@@ -363,6 +370,29 @@ describe('glueSchemaRegistry', () => {
     expect(errors.get(1)).toBeInstanceOf(ParseError)
   })
 
+  it('holds no inflated datum while the records wait for their schema', async () => {
+    // Each 8 KiB of zlib inflates to 8 MiB: 24 of them waiting would hold 192 MiB, and a batch
+    // of real bombs (64 KiB to 64 MiB each, 90 in a 6 MB event) would take the function down.
+    const inflated = 8 * 1024 * 1024
+    const datum = Buffer.concat([Buffer.from([0x02, 0x61]), Buffer.alloc(inflated - 2)])
+    const body = deflateSync(datum, { level: 9 })
+    const unknown = randomUUID()
+    const header = Buffer.concat([Buffer.of(3, 5), Buffer.from(unknown.replaceAll('-', ''), 'hex')])
+    const payloads = Array.from({ length: 24 }, () => Buffer.concat([header, body]))
+    const gc = collector()
+    gc()
+    const before = process.memoryUsage().arrayBuffers
+    let during = 0
+    fake.whileLookingUp = () => {
+      gc()
+      during = process.memoryUsage().arrayBuffers - before
+    }
+    const parse = avroParse({ registry: glueSchemaRegistry({ client }) })
+    const { errors } = await parseThrough(parse, payloads)
+    expect(errors.get(23)?.message).toMatch(/Schema version is not found\.$/)
+    expect(during).toBeLessThan(2 * inflated)
+  })
+
   it('reads an uncompressed datum in place after the header, and counts only its bytes', async () => {
     const good = await producer.encode(v1, { id: 'a', quantity: 1 }, { compress: false })
     const datumLength = good.length - 18
@@ -414,6 +444,12 @@ describe('glueSchemaRegistry', () => {
     )
   })
 })
+
+/** V8's garbage collector, to measure what is still held rather than what is not yet freed. */
+function collector(): () => void {
+  setFlagsFromString('--expose-gc')
+  return runInNewContext('gc') as () => void
+}
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')

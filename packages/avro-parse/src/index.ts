@@ -240,11 +240,12 @@ function decodeFramedBatch(
 ): Promise<void> | undefined {
   const { records, status } = batch
   let waiting: number[] | undefined
-  let waitingFrames: Frame[] | undefined
+  let waitingFrames: Array<Frame | SchemaId> | undefined
   for (let i = 0; i < records.length; i++) {
     if (status[i] !== RecordStatus.Pending) continue
     const record = records[i] as KinesisRecord<unknown>
-    const frame = registry.readFrame(bytesOf(record))
+    const payload = bytesOf(record)
+    const frame = registry.readFrame(payload)
     if (typeof frame === 'string') {
       failRecord(batch, i, new ParseError(record, frame))
       continue
@@ -260,7 +261,9 @@ function decodeFramedBatch(
       waitingFrames = []
     }
     waiting.push(i)
-    waitingFrames.push(frame)
+    // A frame with bytes of its own (an inflated Glue datum, up to 64 MiB) is read again after
+    // the look-up instead of kept: a batch of them waiting would hold them all at once.
+    waitingFrames.push(frame.bytes === payload ? frame : frame.id)
   }
   if (waiting === undefined || waitingFrames === undefined) return undefined
   return lookUpAndDecode(batch, registry, decoders, reader, typeOptions, waiting, waitingFrames)
@@ -273,9 +276,9 @@ async function lookUpAndDecode(
   reader: avro.Type | undefined,
   typeOptions: AvroParseOptions['typeOptions'],
   waiting: number[],
-  frames: Frame[],
+  frames: Array<Frame | SchemaId>,
 ): Promise<void> {
-  const ids = [...new Set(frames.map((frame) => frame.id))]
+  const ids = [...new Set(frames.map(idOf))]
   const answers = await Promise.allSettled(ids.map((id) => registry.lookUp(id)))
   const failures = new Map<SchemaId, { cause: unknown; retryable: boolean }>()
   for (let k = 0; k < ids.length; k++) {
@@ -301,19 +304,26 @@ async function lookUpAndDecode(
   }
   for (let k = 0; k < waiting.length; k++) {
     const index = waiting[k] as number
-    const frame = frames[k] as Frame
+    const id = idOf(frames[k] as Frame | SchemaId)
     const record = batch.records[index] as KinesisRecord<unknown>
-    const failure = failures.get(frame.id)
+    const failure = failures.get(id)
     if (failure !== undefined) {
-      const message = `cannot get ${registry.describe(frame.id)}: ${messageOf(failure.cause)}`
+      const message = `cannot get ${registry.describe(id)}: ${messageOf(failure.cause)}`
       failRecord(batch, index, new SchemaRegistryError(record, message, failure))
       continue
     }
+    const frame =
+      typeof frames[k] === 'object' ? (frames[k] as Frame) : registry.readFrame(bytesOf(record))
+    if (typeof frame === 'string') {
+      failRecord(batch, index, new ParseError(record, frame))
+      continue
+    }
+    checkFrame(frame)
     decodeRecord(
       batch,
       index,
       record,
-      decoders.get(frame.id) as DecoderOrProblem,
+      decoders.get(id) as DecoderOrProblem,
       frame.bytes,
       frame.start,
     )
@@ -353,6 +363,10 @@ function decodeRecord(
   } else {
     record.data = decoded.value
   }
+}
+
+function idOf(frame: Frame | SchemaId): SchemaId {
+  return typeof frame === 'object' ? frame.id : frame
 }
 
 /** A registry of the user's own that returns another shape would fail far from its cause. */
