@@ -37,6 +37,9 @@ class FakeConfluentRegistry {
   readonly config = new Map<string, string>()
   /** Paths of every `GET /schemas/ids/{id}`, in order. */
   readonly idRequests: string[] = []
+  /** How many `GET /schemas/ids/*` were being answered at once, at most. */
+  mostAtOnce = 0
+  private atOnce = 0
   /** Paths of every `GET /subjects/{subject}/versions/{version}`, in order. */
   readonly versionRequests: string[] = []
   /** When set, `/schemas/ids/*` answers with this HTTP status; `'reset'` drops the connection. */
@@ -92,6 +95,8 @@ class FakeConfluentRegistry {
     const schemaById = path.match(/^\/schemas\/ids\/(\d+)$/)
     if (schemaById) {
       this.idRequests.push(path)
+      this.mostAtOnce = Math.max(this.mostAtOnce, ++this.atOnce)
+      response.once('close', () => this.atOnce--)
       if (this.delay > 0) await new Promise((resolve) => setTimeout(resolve, this.delay))
       if (this.outage === 'reset') return void request.socket.destroy()
       if (this.stallBody) return void response.writeHead(200).write('{"schema":')
@@ -178,6 +183,7 @@ beforeEach(() => {
   fake.page = undefined
   fake.authorization = undefined
   fake.idRequests.length = 0
+  fake.mostAtOnce = 0
   fake.versionRequests.length = 0
 })
 
@@ -281,6 +287,35 @@ describe('confluentSchemaRegistry', () => {
     const recovered = await parseThrough(parse, [unknown])
     expect(recovered.outcomes).toEqual([{ id: 'new', quantity: 2, currency: 'EUR' }])
     expect(fake.idRequests.length).toBe(requestsBefore + 1)
+  })
+
+  it('asks about at most 16 schemas at once, and about no more once the registry fails', async () => {
+    // Bare Avro datums that start with 0x00 (a zero, an empty string) by mistake, each naming
+    // another "schema id": one request each, all at once, ran the function out of sockets
+    // (EMFILE), and the records that should have failed for good were retried for ever.
+    const payloads = Array.from({ length: 400 }, (_, n) =>
+      Buffer.concat([Buffer.of(0), Buffer.from(String(n).padStart(4, '0')), Buffer.of(0)]),
+    )
+    fake.delay = 10
+    const parse = avroParse({ registry: confluentSchemaRegistry({ url: fake.url }) })
+    const unknown = await parseThrough(parse, payloads)
+    expect(fake.idRequests).toHaveLength(400)
+    expect(fake.mostAtOnce).toBeLessThanOrEqual(16)
+    expect([...unknown.errors.values()].every((error) => error.retryable === false)).toBe(true)
+    expect(unknown.outcomes[399]).toMatch(/HTTP 404: Schema not found \(error 40403\)$/)
+
+    fake.idRequests.length = 0
+    fake.outage = 503
+    const down = await parseThrough(parse, payloads)
+    expect(fake.idRequests.length).toBeLessThanOrEqual(16)
+    expect(down.errors.size).toBe(400)
+    expect([...down.errors.values()].every((error) => error.retryable === true)).toBe(true)
+    const registryName = `the Confluent Schema Registry at ${fake.url}`
+    expect(down.outcomes[399]).toMatch(
+      new RegExp(
+        `^${escapeRegExp(`record 499 of shardId-000000000001 (partition key "order-399"): cannot get schema ${Buffer.from('0399').readUInt32BE(0)} of ${registryName}: not asked, after the look-up of schema `)}(\\d+)${escapeRegExp(` of ${registryName} failed in this batch: GET /schemas/ids/`)}\\1 answered HTTP 503: Error in the backend data store \\(error 50001\\)$`,
+      ),
+    )
   })
 
   it('fails the records when the registry does not answer in time', async () => {

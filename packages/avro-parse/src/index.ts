@@ -25,7 +25,7 @@ import {
 } from '@shardwise/core'
 import avro from 'avsc'
 import { boundedOptions, startDatum } from './bounded.js'
-import type { Frame, SchemaId, SchemaRegistry } from './registry.js'
+import type { Frame, SchemaId, SchemaRegistry, WriterSchema } from './registry.js'
 
 export type { InferData, ParsedEvent } from '@shardwise/core'
 export {
@@ -279,11 +279,11 @@ async function lookUpAndDecode(
   frames: Array<Frame | SchemaId>,
 ): Promise<void> {
   const ids = [...new Set(frames.map(idOf))]
-  const answers = await Promise.allSettled(ids.map((id) => registry.lookUp(id)))
+  const answers = await lookUpAll(registry, ids)
   const failures = new Map<SchemaId, { cause: unknown; retryable: boolean }>()
   for (let k = 0; k < ids.length; k++) {
     const id = ids[k] as SchemaId
-    const answer = answers[k] as PromiseSettledResult<Awaited<ReturnType<SchemaRegistry['lookUp']>>>
+    const answer = answers[k] as PromiseSettledResult<WriterSchema>
     if (answer.status === 'rejected') {
       const retryable = (answer.reason as { retryable?: unknown } | null)?.retryable !== false
       failures.set(id, { cause: answer.reason, retryable })
@@ -328,6 +328,50 @@ async function lookUpAndDecode(
       frame.start,
     )
   }
+}
+
+/**
+ * At most this many look-ups at once. Frames that are not what they seem (bare Avro that starts
+ * with 0x00) name thousands of ids in one batch; a request each, all at once, ran the function
+ * out of sockets (EMFILE), and records that should have failed for good were retried.
+ */
+const LOOKUPS_AT_ONCE = 16
+
+/**
+ * Each id's look-up, in the order the batch first names them. Once one fails and may succeed
+ * later, the rest are not asked: their records come after it in the shard, so Lambda delivers
+ * them again anyway, and a registry that is down costs one timeout, not one per id.
+ */
+async function lookUpAll(
+  registry: SchemaRegistry,
+  ids: SchemaId[],
+): Promise<Array<PromiseSettledResult<WriterSchema>>> {
+  const answers = new Array<PromiseSettledResult<WriterSchema>>(ids.length)
+  let next = 0
+  let stop: Error | undefined
+  async function work(): Promise<void> {
+    while (next < ids.length) {
+      const k = next++
+      const id = ids[k] as SchemaId
+      if (stop !== undefined) {
+        answers[k] = { status: 'rejected', reason: stop }
+        continue
+      }
+      try {
+        answers[k] = { status: 'fulfilled', value: await registry.lookUp(id) }
+      } catch (reason) {
+        answers[k] = { status: 'rejected', reason }
+        if ((reason as { retryable?: unknown } | null)?.retryable !== false && stop === undefined) {
+          const message = `not asked, after the look-up of ${registry.describe(id)} failed in this batch: ${messageOf(reason)}`
+          stop = new Error(message, { cause: reason })
+        }
+      }
+    }
+  }
+  const workers: Array<Promise<void>> = []
+  for (let n = 0; n < Math.min(LOOKUPS_AT_ONCE, ids.length); n++) workers.push(work())
+  await Promise.all(workers)
+  return answers
 }
 
 function decodeRecord(
