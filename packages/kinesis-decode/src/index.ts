@@ -391,21 +391,81 @@ function decompressed(
 ): Buffer | Error {
   try {
     const z = zlib()
-    if (format === 'gzip') return compact(z.gunzipSync(bytes, { maxOutputLength }))
-    if (format === 'zlib') return compact(z.inflateSync(bytes, { maxOutputLength }))
+    const options = { maxOutputLength, chunkSize: chunkSizeOf(bytes, format, maxOutputLength) }
+    if (format === 'gzip') return compact(z.gunzipSync(bytes, options))
+    if (format === 'zlib') return compact(z.inflateSync(bytes, options))
     if (typeof z.zstdDecompressSync !== 'function') {
       return new Error(`data is zstd, which needs Node 22.15 or later (this is ${process.version})`)
     }
-    return compact(z.zstdDecompressSync(bytes, { maxOutputLength }))
+    return compact(z.zstdDecompressSync(bytes, options))
   } catch (error) {
     if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') return error as Error
     return new Error(`data is not valid ${format}: ${(error as Error).message}`, { cause: error })
   }
 }
 
+/** zlib's own chunk size, which it uses when given none. */
+const DEFAULT_CHUNK = 16 * 1024
+
 /**
- * zlib hands back a view of its 16 KiB output chunk; a batch keeps every record until it ends,
- * so a small payload is copied out rather than keep the whole chunk alive.
+ * Deflate's highest ratio, 1032 to 1. zstd can go higher (128 KiB from a 4-byte RLE block), but
+ * a payload that compresses better than this is nearly all repetition: it only takes more chunks.
+ */
+const MAX_RATIO = 1032
+
+/**
+ * zlib writes into chunks of `chunkSize` bytes and joins them at the end; an output that fits
+ * in its first chunk, with a byte to spare (else zlib allocates a second one to learn that the
+ * stream has ended), is handed back as that chunk, neither joined nor copied. So the chunk is
+ * sized to what the payload declares: gzip's trailer (ISIZE, the last member's size) or zstd's
+ * Frame_Content_Size. A header that lies, or a multi-member payload, costs speed only: the chunk
+ * is never smaller than zlib's default (a small claim cannot make zlib work in tiny chunks), and
+ * never larger than the input can decompress to at deflate's highest ratio (a tiny record that
+ * claims 4 GiB allocates no more than an honest payload of its size may need). zlib checks
+ * `maxOutputLength` after each chunk: the chunk is `limit + 1` bytes split evenly, so a payload
+ * over the limit is stopped within a few bytes of it (a chunk of just under the limit would let
+ * it produce twice the limit before the check).
+ */
+function chunkSizeOf(bytes: Uint8Array, format: Compression, limit: number): number | undefined {
+  const declared = format === 'gzip' ? gzipSize(bytes) : format === 'zstd' ? zstdSize(bytes) : 0
+  const size = Math.min(declared, limit, bytes.length * MAX_RATIO) + 1
+  if (size <= DEFAULT_CHUNK) return undefined
+  return Math.ceil((limit + 1) / Math.floor((limit + 1) / size))
+}
+
+/** ISIZE, gzip's last 4 bytes: the last member's size mod 2^32. */
+function gzipSize(bytes: Uint8Array): number {
+  return bytes.length < 18 ? 0 : uint32(bytes, bytes.length - 4)
+}
+
+/**
+ * The first frame's Frame_Content_Size (RFC 8878, 3.1.1.1), or 0 when its header leaves it
+ * out or gives it in one byte (less than a chunk anyway).
+ */
+function zstdSize(bytes: Uint8Array): number {
+  const descriptor = bytes[4] ?? 0
+  const field = descriptor >>> 6 // 1, 2, 3: a 2-, 4- or 8-byte field
+  // Before it: the window descriptor, unless Single_Segment_flag, and the dictionary id.
+  const at = 5 + (((descriptor >>> 5) & 1) ^ 1) + ((1 << (descriptor & 3)) >> 1)
+  if (field === 0 || bytes.length < at + (1 << field)) return 0
+  if (field === 1) return (bytes[at] as number) + (bytes[at + 1] as number) * 0x100 + 256
+  return uint32(bytes, at) + (field === 3 ? uint32(bytes, at + 4) * 2 ** 32 : 0)
+}
+
+function uint32(bytes: Uint8Array, at: number): number {
+  return (
+    ((bytes[at] as number) |
+      ((bytes[at + 1] as number) << 8) |
+      ((bytes[at + 2] as number) << 16) |
+      ((bytes[at + 3] as number) << 24)) >>>
+    0
+  )
+}
+
+/**
+ * zlib hands back a view of its output chunk: 16 KiB for a small payload, more for one whose
+ * header claimed more than it holds. A batch keeps every record until it ends, so a payload much
+ * smaller than its chunk is copied out rather than keep the whole chunk alive.
  */
 function compact(output: Buffer): Buffer {
   return output.byteLength * 2 < output.buffer.byteLength ? Buffer.from(output) : output
