@@ -102,6 +102,50 @@ describe('zlib output chunks sized from the payload header', () => {
     expect(chunkSizes()).toEqual([undefined, undefined])
   })
 
+  it('reads zstd’s Frame_Content_Size in every header layout, and keeps zlib’s chunks when the header leaves it out', () => {
+    const payload = logText(30_000)
+    const frame = zlib.zstdCompressSync(payload)
+    // The frame header after the magic: descriptor, window descriptor (unless single-segment),
+    // dictionary id (0, 1, 2 or 4 bytes; 0 means none), content size (0, 1, 2, 4 or 8 bytes).
+    const descriptor = frame[4] as number
+    const single = (descriptor >> 5) & 1
+    const sizeField = descriptor >> 6 === 0 ? single : 1 << (descriptor >> 6)
+    const blocks = frame.subarray(
+      5 + (single ^ 1) + ([0, 1, 2, 4][descriptor & 3] as number) + sizeField,
+    )
+    const layouts: Array<[single: number, sizeFlag: number, dictionaryFlag: number]> = []
+    for (const s of [0, 1]) {
+      for (const sizeFlag of [0, 1, 2, 3]) {
+        for (const dictionaryFlag of [0, 1, 2, 3]) {
+          if (s === 0 || sizeFlag > 0) layouts.push([s, sizeFlag, dictionaryFlag])
+        }
+      }
+    }
+    for (const [s, sizeFlag, dictionaryFlag] of layouts) {
+      const size = Buffer.alloc(sizeFlag === 0 ? 0 : 1 << sizeFlag)
+      if (sizeFlag === 1) size.writeUInt16LE(payload.length - 256)
+      if (sizeFlag === 2) size.writeUInt32LE(payload.length)
+      if (sizeFlag === 3) size.writeBigUInt64LE(BigInt(payload.length))
+      const bytes = Buffer.concat([
+        frame.subarray(0, 4),
+        Buffer.of((sizeFlag << 6) | (s << 5) | (descriptor & 4) | dictionaryFlag),
+        Buffer.alloc(s ^ 1, 0x28), // a 32 KiB window
+        Buffer.alloc([0, 1, 2, 4][dictionaryFlag] as number),
+        size,
+        blocks,
+      ])
+      const { data, error } = decodeOne(bytes)
+      expect(error).toBeUndefined()
+      expect(Buffer.from(data).equals(payload)).toBe(true)
+      if (sizeFlag > 0) expect(data.buffer.byteLength).toBeLessThan(payload.length * 1.02)
+    }
+    const chunks = chunkSizes()
+    layouts.forEach(([, sizeFlag], i) => {
+      if (sizeFlag > 0) expect(chunks[i]).toBeGreaterThan(payload.length)
+      else expect(chunks[i] ?? DEFAULT_CHUNK).toBeLessThanOrEqual(DEFAULT_CHUNK + 1)
+    })
+  })
+
   it('allocates no more for a header that claims 4 GiB than the record could decompress to', () => {
     const gzip = zlib.gzipSync('hello, world')
     const lyingGzip = decodeOne(claiming(gzip, 0xffffffff))
