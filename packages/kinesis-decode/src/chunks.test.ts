@@ -1,7 +1,9 @@
 /**
  * zlib's output chunk is sized from the size a payload declares (gzip's ISIZE trailer, zstd's
  * Frame_Content_Size). The header is not trusted: these tests give it lies and check that the
- * result and every limit are those of zlib's default chunks, and that the chunks stay in bounds.
+ * result and every limit are those of zlib's default chunks, and that the chunks stay in bounds:
+ * at least 2 KiB and 4 bytes per compressed byte (up to zlib's default 16 KiB), at most the
+ * limit + 1 and twice what deflate's 1032:1 lets the compressed bytes become.
  */
 import zlib from 'node:zlib'
 import fc from 'fast-check'
@@ -47,6 +49,9 @@ afterEach(() => {
   for (const spy of spies) spy.mockRestore()
 })
 
+/** The smallest chunk for a payload of these compressed bytes, whatever its header says. */
+const leastChunk = (bytes: Uint8Array) => Math.min(DEFAULT_CHUNK, Math.max(2048, 4 * bytes.length))
+
 /**
  * zlib stops after the first chunk that takes the output past the limit: with chunks of `chunk`
  * bytes, a payload over `limit` produces `ceil((limit + 1) / chunk)` whole chunks first.
@@ -74,18 +79,34 @@ describe('zlib output chunks sized from the payload header', () => {
     },
   )
 
-  it('leaves small payloads and zlib (which declares no size) to the default chunk', () => {
-    const payload = logText(10_000)
-    decodeOne(zlib.gzipSync(payload))
-    decodeOne(zlib.zstdCompressSync(payload))
+  it('sizes a small payload’s chunk too, but leaves zlib, which declares no size, to the default', () => {
+    const wanted: number[] = []
+    // chunkSizes() lists the gzip calls, then the zstd ones.
+    for (const compress of [zlib.gzipSync, zlib.zstdCompressSync]) {
+      for (const size of [300, 2_500, 10_000]) {
+        const bytes = compress(logText(size))
+        const { data, error } = decodeOne(bytes)
+        expect(error).toBeUndefined()
+        expect(Buffer.from(data).equals(logText(size))).toBe(true)
+        wanted.push(Math.max(size + 1, leastChunk(bytes)))
+      }
+    }
     const inflate = vi.spyOn(zlib, 'inflateSync')
     decodeOne(zlib.deflateSync(logText(100_000)), { decompress: 'zlib' })
     expect(inflate.mock.calls[0]?.[1]?.chunkSize).toBeUndefined()
     inflate.mockRestore()
-    expect(chunkSizes()).toEqual([undefined, undefined])
+    // A payload of 2.5 KB gets a chunk of its own size, under 4 KiB and so from Node's shared
+    // pool, instead of an allocation of 16 KiB; 300 bytes get 2 KiB.
+    const chunks = chunkSizes() as number[]
+    expect(chunks).toHaveLength(wanted.length)
+    chunks.forEach((chunk, i) => {
+      expect(chunk).toBeGreaterThanOrEqual(wanted[i] as number)
+      expect(chunk).toBeLessThan((wanted[i] as number) * 1.01)
+    })
+    expect(chunks[1]).toBeLessThan(4096)
   })
 
-  it('keeps the default chunk when the trailer claims less than the payload holds', () => {
+  it('keeps chunks of at least 2 KiB, and 4 bytes per compressed byte up to 16 KiB, when the trailer claims less than the payload holds', () => {
     const payload = logText(300_000)
     const gzip = zlib.gzipSync(payload)
     // Zero padding after the member, which zlib accepts: the "trailer" then reads 0.
@@ -95,7 +116,14 @@ describe('zlib output chunks sized from the payload header', () => {
     // A trailer that lies small fails zlib's length check, after the whole output, as before.
     const lying = decodeOne(claiming(gzip, 100))
     expect(lying.error?.message).toMatch(/: data is not valid gzip: incorrect length check$/)
-    expect(chunkSizes()).toEqual([undefined, undefined])
+    // A tiny bomb whose trailer claims nothing: at most 1032 / 4 = 258 chunks, none under 2 KiB.
+    const bomb = zlib.gzipSync(Buffer.alloc(1_500_000))
+    expect(decodeOne(claiming(bomb, 0)).error?.message).toContain('incorrect length check')
+    const [paddedChunk, lyingChunk, bombChunk] = chunkSizes() as [number, number, number]
+    expect(Math.min(paddedChunk, lyingChunk)).toBeGreaterThanOrEqual(DEFAULT_CHUNK)
+    expect(bombChunk).toBeGreaterThanOrEqual(leastChunk(bomb))
+    expect(leastChunk(bomb)).toBe(4 * bomb.length)
+    expect(Math.ceil(1_500_000 / bombChunk)).toBeLessThanOrEqual(258)
   })
 
   it('reads zstd’s Frame_Content_Size in every header layout, and keeps zlib’s chunks when the header leaves it out', () => {
@@ -215,7 +243,7 @@ describe('zlib output chunks sized from the payload header', () => {
     })
     expect(tooBig.error?.message).toContain('to more than 150000 bytes, the maxDecompressedBytes')
     const chunks = chunkSizes()
-    expect(chunks[0]).toBeUndefined()
+    expect(chunks[0]).toBeLessThanOrEqual(DEFAULT_CHUNK + 1)
     expect(producedBeforeStop(chunks[3] as number, 150_000)).toBe(150_001)
   })
 
@@ -289,11 +317,14 @@ describe('zlib output chunks sized from the payload header', () => {
           expect(error?.message).toContain(overLimit)
         }
         const [chunk] = chunkSizes()
-        if (chunk !== undefined) {
+        const least = leastChunk(bytes)
+        if (chunk === undefined) {
+          expect(least).toBeGreaterThan(limit + 1)
+        } else {
           const declared = Math.min(claim, limit, bytes.length * 1032)
-          expect(chunk).toBeGreaterThan(DEFAULT_CHUNK)
+          expect(chunk).toBeGreaterThanOrEqual(least)
           expect(chunk).toBeGreaterThan(declared)
-          expect(chunk).toBeLessThanOrEqual(Math.min(limit + 1, 2 * (declared + 1)))
+          expect(chunk).toBeLessThanOrEqual(Math.min(limit + 1, 2 * Math.max(least, declared + 1)))
           expect(producedBeforeStop(chunk, limit) - (limit + 1)).toBeLessThan(
             (limit + 1) / chunk + 1,
           )

@@ -391,13 +391,14 @@ function decompressed(
 ): Buffer | Error {
   try {
     const z = zlib()
-    const options = { maxOutputLength, chunkSize: chunkSizeOf(bytes, format, maxOutputLength) }
-    if (format === 'gzip') return compact(z.gunzipSync(bytes, options))
-    if (format === 'zlib') return compact(z.inflateSync(bytes, options))
+    const chunkSize = chunkSizeOf(bytes, format, maxOutputLength)
+    const options = { maxOutputLength, chunkSize }
+    if (format === 'gzip') return compact(z.gunzipSync(bytes, options), chunkSize)
+    if (format === 'zlib') return compact(z.inflateSync(bytes, options), chunkSize)
     if (typeof z.zstdDecompressSync !== 'function') {
       return new Error(`data is zstd, which needs Node 22.15 or later (this is ${process.version})`)
     }
-    return compact(z.zstdDecompressSync(bytes, options))
+    return compact(z.zstdDecompressSync(bytes, options), chunkSize)
   } catch (error) {
     if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') return error as Error
     return new Error(`data is not valid ${format}: ${(error as Error).message}`, { cause: error })
@@ -416,20 +417,27 @@ const MAX_RATIO = 1032
 /**
  * zlib writes into chunks of `chunkSize` bytes and joins them at the end; an output that fits
  * in its first chunk, with a byte to spare (else zlib allocates a second one to learn that the
- * stream has ended), is handed back as that chunk, neither joined nor copied. So the chunk is
- * sized to what the payload declares: gzip's trailer (ISIZE, the last member's size) or zstd's
- * Frame_Content_Size. A header that lies, or a multi-member payload, costs speed only: the chunk
- * is never smaller than zlib's default (a small claim cannot make zlib work in tiny chunks), and
- * never larger than the input can decompress to at deflate's highest ratio (a tiny record that
- * claims 4 GiB allocates no more than an honest payload of its size may need). zlib checks
- * `maxOutputLength` after each chunk: the chunk is `limit + 1` bytes split evenly, so a payload
- * over the limit is stopped within a few bytes of it (a chunk of just under the limit would let
- * it produce twice the limit before the check).
+ * stream has ended), is handed back as that chunk, neither joined nor copied, and a chunk under
+ * 4 KiB comes from Node's shared buffer pool instead of an allocation of its own. So the chunk
+ * is sized to what the payload declares: gzip's trailer (ISIZE, the last member's size) or
+ * zstd's Frame_Content_Size. A header that lies, or a multi-member payload, costs speed only:
+ * - the chunk is at least 2 KiB, and 4 bytes per compressed byte up to zlib's default, so a
+ *   claim that is too small yields at most 1032 / 4 = 258 chunks, none under 2 KiB (or as many
+ *   16 KiB chunks as before). JSON logs compress 4 to 10 to 1, so a CloudWatch Logs payload of
+ *   2 to 4 KB gets a chunk of its own size from the pool;
+ * - it is never larger than the input can decompress to at deflate's highest ratio, so a tiny
+ *   record that claims 4 GiB allocates no more than an honest payload of its size may need;
+ * - zlib checks `maxOutputLength` after each chunk: the chunk is `limit + 1` bytes split evenly,
+ *   so a payload over the limit is stopped within a few bytes of it (a chunk of just under the
+ *   limit would let it produce twice the limit before the check). A limit under the smallest
+ *   chunk keeps zlib's default, as before.
  */
 function chunkSizeOf(bytes: Uint8Array, format: Compression, limit: number): number | undefined {
-  const declared = format === 'gzip' ? gzipSize(bytes) : format === 'zstd' ? zstdSize(bytes) : 0
-  const size = Math.min(declared, limit, bytes.length * MAX_RATIO) + 1
-  if (size <= DEFAULT_CHUNK) return undefined
+  if (format === 'zlib') return undefined
+  const declared = format === 'gzip' ? gzipSize(bytes) : zstdSize(bytes)
+  const least = Math.min(DEFAULT_CHUNK, Math.max(2048, bytes.length * 4))
+  const size = Math.max(least, Math.min(declared, limit, bytes.length * MAX_RATIO) + 1)
+  if (size > limit + 1) return undefined
   return Math.ceil((limit + 1) / Math.floor((limit + 1) / size))
 }
 
@@ -463,12 +471,13 @@ function uint32(bytes: Uint8Array, at: number): number {
 }
 
 /**
- * zlib hands back a view of its output chunk: 16 KiB for a small payload, more for one whose
- * header claimed more than it holds. A batch keeps every record until it ends, so a payload much
- * smaller than its chunk is copied out rather than keep the whole chunk alive.
+ * zlib hands back a view of its output chunk when the output fits in one (several are joined
+ * into a buffer of the output's size): 16 KiB for a small payload of unknown size, more for one
+ * whose header claimed more than it holds. A batch keeps every record until it ends, so a
+ * payload much smaller than its chunk is copied out rather than keep the whole chunk alive.
  */
-function compact(output: Buffer): Buffer {
-  return output.byteLength * 2 < output.buffer.byteLength ? Buffer.from(output) : output
+function compact(output: Buffer, chunkSize = DEFAULT_CHUNK): Buffer {
+  return output.byteLength * 2 < chunkSize ? Buffer.from(output) : output
 }
 
 /** zlib is never guessed: its only marker is a first byte of `x`, common in plain text too. */
