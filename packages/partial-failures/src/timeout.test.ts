@@ -77,6 +77,27 @@ describe('the timeout guard', () => {
     expect(reason).toBeDefined()
   })
 
+  for (const ordering of ['shard', 'partitionKey', 'none'] as const) {
+    it(`starts no record after middy's own early timeout failed the invocation (${ordering})`, async () => {
+      // A handler that does not listen to its signal: only the loop can stop the batch.
+      const started: number[] = []
+      const lambda = chain(
+        async (record) => {
+          started.push(Number(Buffer.from(record.data).toString()))
+          await sleep(20)
+        },
+        { timeoutMarginMs: 50, ordering, concurrency: 2 },
+        250,
+      )
+      await expect(lambda(tenRecords(), lambdaContext(300))).rejects.toThrow(/aborted/)
+      const startedAtTimeout = started.length
+      expect(startedAtTimeout).toBeLessThan(10)
+      // The invocation is over; anything started now runs in a frozen or reused environment.
+      await sleep(120)
+      expect(started.length).toBe(startedAtTimeout)
+    })
+  }
+
   it('hands an aborted signal to a handler that first reads it after the guard fired', async () => {
     let seen!: (signal: { aborted: boolean; reason: unknown }) => void
     const read = new Promise<{ aborted: boolean; reason: unknown }>((resolve) => {
