@@ -194,4 +194,29 @@ describe("middy's early timeout and the timeout guard", () => {
       batchItemFailures: [{ itemIdentifier: sequenceNumber(finished.length) }],
     })
   })
+  it('when middy times out first, the invocation fails and no record starts after it', async () => {
+    const { handler, event, started } = slowChain({ timeoutEarlyInMillis: 300 }, 100)
+    await expect(handler(event, lambdaContext(450))).rejects.toThrow(/aborted/)
+    const startedAtTimeout = started.length
+    await sleep(120)
+    expect(started.length).toBe(startedAtTimeout)
+  })
+
+  it.each([
+    ['nothing', () => undefined],
+    ['an empty batchItemFailures', () => ({ batchItemFailures: [] })],
+  ])(
+    'when middy times out first and its timeoutEarlyResponse returns %s, the answer still names the first record not finished',
+    async (_name, timeoutEarlyResponse) => {
+      const { handler, event, finished } = slowChain(
+        { timeoutEarlyInMillis: 300, timeoutEarlyResponse },
+        100,
+      )
+      const answer = await handler(event, lambdaContext(450))
+      expect(finished.length).toBeLessThan(40)
+      expect(answer).toEqual({
+        batchItemFailures: [{ itemIdentifier: sequenceNumber(finished.length) }],
+      })
+    },
+  )
 })

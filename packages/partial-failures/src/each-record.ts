@@ -14,6 +14,7 @@ import {
   type KinesisStreamEvent,
   type OptionRules,
   option,
+  type RecordBatch,
 } from '@shardwise/core'
 import { type Ordering, type RecordHandler, runBatch } from './run-batch.js'
 
@@ -71,9 +72,26 @@ export function eachRecord<T = Uint8Array>(
 
   return async (event, context, middyOptions) => {
     const batch = decodedBatchOf<T>(event)
+    loopAnswers.set(batch, NOT_ANSWERED)
     await runBatch(batch, handler, runOptions, context, middyOptions?.signal, getPoisonSink(event))
-    return batchResponse(batch)
+    return answered(batch, batchResponse(batch))
   }
+}
+
+/**
+ * The batches a record loop (`eachRecord`, `foldWindow`) ran on, each with the answer it gave, so
+ * that `partialFailures` can tell when that answer is not the one it receives: middy's early
+ * timeout answered instead (its `timeoutEarlyResponse`), or another middleware replaced it.
+ * Records the loop never started are then as undone as any, though no step failed them.
+ */
+export const loopAnswers = new WeakMap<RecordBatch<unknown>, object>()
+
+/** What `loopAnswers` holds for a batch while its loop has not answered. */
+export const NOT_ANSWERED: object = Object.freeze({})
+
+export function answered<A extends object>(batch: RecordBatch<unknown>, answer: A): A {
+  loopAnswers.set(batch, answer)
+  return answer
 }
 
 export function decodedBatchOf<T>(event: unknown) {

@@ -22,7 +22,14 @@ import {
   type OptionRules,
   option,
 } from '@shardwise/core'
-import { decodedBatchOf, pkg, runOptionRules } from './each-record.js'
+import {
+  answered,
+  decodedBatchOf,
+  loopAnswers,
+  NOT_ANSWERED,
+  pkg,
+  runOptionRules,
+} from './each-record.js'
 import { runBatch } from './run-batch.js'
 
 /** Where the invocation sits in its window, as Lambda describes it. */
@@ -95,6 +102,7 @@ export function foldWindow<S extends object, T = Uint8Array>(
       )
     }
     const batch = decodedBatchOf<T>(event)
+    loopAnswers.set(batch, NOT_ANSWERED)
     let state = isEmpty(event.state)
       ? checkedState(initialState(), 'initialState()')
       : checkedState(event.state as S, "the event's state")
@@ -116,7 +124,7 @@ export function foldWindow<S extends object, T = Uint8Array>(
     if (event.isFinalInvokeForWindow === true && response.batchItemFailures.length === 0) {
       await onWindowEnd?.(state, windowOf(event), context)
     }
-    return { ...response, state }
+    return answered(batch, { ...response, state })
   }
 }
 

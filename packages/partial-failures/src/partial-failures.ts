@@ -13,6 +13,7 @@ import {
   checkOptions,
   compareSequenceNumbers,
   coordinatesOf,
+  firstUnfinished,
   getBatch,
   type KinesisRecord,
   type KinesisStreamBatchResponse,
@@ -25,6 +26,7 @@ import {
   RecordStatus,
   shardIdOf,
 } from '@shardwise/core'
+import { loopAnswers } from './each-record.js'
 
 const pkg = '@shardwise/partial-failures'
 
@@ -113,6 +115,9 @@ function answer(
   const failures: Failure[] = []
 
   if (batch !== undefined) collectBatchFailures(batch, failures)
+  const replaced =
+    batch !== undefined && loopAnswers.has(batch) && loopAnswers.get(batch) !== response
+  if (replaced) collectUndone(event, response, batch, failures, log)
   if (Array.isArray(response)) {
     collectSettledFailures(response, lambdaRecords, failures)
   } else {
@@ -139,7 +144,7 @@ function answer(
 
   const batchItemFailures = checkpoint === undefined ? [] : [{ itemIdentifier: checkpoint }]
   // With a tumbling window, Lambda counts an answer without `state` as a failed invocation.
-  const state = stateOf(event, response)
+  const state = stateOf(event, replaced ? undefined : response)
   return state === undefined ? { batchItemFailures } : { batchItemFailures, state }
 }
 
@@ -173,6 +178,45 @@ function collectBatchFailures(batch: RecordBatch, failures: Failure[]) {
       details: { ...coordinatesOf(error), error },
     })
   }
+}
+
+/**
+ * The record loop's answer did not reach this middleware. Without a tumbling window, the batch's
+ * marks say how far the loop got: the first record it did not finish is reported. With one, the
+ * state folded so far went with the lost answer, so the whole batch is retried from the state
+ * Lambda sent; reporting a later record would drop the records before it from the window.
+ */
+function collectUndone(
+  event: KinesisStreamEvent,
+  response: unknown,
+  batch: RecordBatch,
+  failures: Failure[],
+  log: Logger | undefined,
+) {
+  const windowed = (event as { window?: unknown }).window !== undefined
+  const at = windowed ? 0 : firstUnfinished(batch)
+  const record = batch.records[at] as KinesisRecord | undefined
+  if (record === undefined || batch.status[at] === RecordStatus.Failed) return
+  // A copy of the loop's answer (a handler that wraps eachRecord) may already say as much.
+  const reported = (response as Partial<KinesisStreamBatchResponse> | null | undefined)
+    ?.batchItemFailures
+  if (
+    Array.isArray(reported) &&
+    reported.some((item) => item?.itemIdentifier === record.sequenceNumber)
+  ) {
+    return
+  }
+  log?.error(
+    "the record loop's answer was replaced (by middy's timeoutEarlyResponse or another middleware); the records it did not finish are reported",
+    { windowed },
+  )
+  failures.push({
+    sequenceNumber: record.sequenceNumber,
+    message: windowed
+      ? 'window batch not answered: retried from its first record and the state Lambda sent'
+      : 'record not finished: the record loop did not answer',
+    details: { ...coordinatesOf(record) },
+  })
 }
 
 function collectSettledFailures(

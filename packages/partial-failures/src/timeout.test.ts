@@ -1,8 +1,15 @@
 import middy from '@middy/core'
+import type { Context, KinesisStreamEvent } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
-import { kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
+import { kinesisEvent, lambdaContext, recordingLogger, sequenceNumber } from '@shardwise/testing'
 import { describe, expect, it } from 'vitest'
-import { type EachRecordOptions, eachRecord, partialFailures, type RecordHandler } from './index.js'
+import {
+  type EachRecordOptions,
+  eachRecord,
+  foldWindow,
+  partialFailures,
+  type RecordHandler,
+} from './index.js'
 
 const sleep = (ms: number, signal?: AbortSignal) =>
   new Promise<void>((resolve, reject) => {
@@ -202,5 +209,81 @@ describe('the timeout guard', () => {
   it('is off with a margin of 0', async () => {
     const lambda = chain(async () => {}, { timeoutMarginMs: 0 })
     expect(await lambda(tenRecords(), lambdaContext(10))).toEqual({ batchItemFailures: [] })
+  })
+})
+
+describe("an answer other than the record loop's", () => {
+  // middy's early timeout fires 150 ms in, the guard would fire only at 250: records of 20 ms
+  // that ignore their signal.
+  const earlyAnswer = (timeoutEarlyResponse: () => unknown, windowed = false) => {
+    const finished: number[] = []
+    const logger = recordingLogger()
+    const record = async (n: number) => {
+      await sleep(20)
+      finished.push(n)
+    }
+    const batchHandler = windowed
+      ? foldWindow(
+          async (state: { n: number }, r) => {
+            await record(Number(Buffer.from(r.data).toString()))
+            return { n: state.n + 1 }
+          },
+          { initialState: () => ({ n: 0 }), timeoutMarginMs: 50 },
+        )
+      : eachRecord((r) => record(Number(Buffer.from(r.data).toString())), { timeoutMarginMs: 50 })
+    const lambda = middy(batchHandler, { timeoutEarlyInMillis: 150, timeoutEarlyResponse })
+      .use(kinesisDecode())
+      .use(partialFailures({ logger }))
+    const event = windowed
+      ? { ...tenRecords(), window: { start: 'a', end: 'b' }, state: { n: 7 } }
+      : tenRecords()
+    return { call: () => lambda(event as never, lambdaContext(300)), finished, logger }
+  }
+
+  it.each([
+    ['nothing', () => undefined],
+    ['an empty batchItemFailures', () => ({ batchItemFailures: [] })],
+  ])(
+    "names the first record the loop did not finish when middy's timeoutEarlyResponse returns %s",
+    async (_name, response) => {
+      const { call, finished, logger } = earlyAnswer(response)
+      const answer = await call()
+      expect(finished.length).toBeGreaterThan(0)
+      expect(finished.length).toBeLessThan(10)
+      expect(answer).toEqual({
+        batchItemFailures: [{ itemIdentifier: sequenceNumber(finished.length) }],
+      })
+      expect(logger.lines.map((line) => line.message)).toContain(
+        "the record loop's answer was replaced (by middy's timeoutEarlyResponse or another middleware); the records it did not finish are reported",
+      )
+    },
+  )
+
+  it('retries a window batch from its first record with the state Lambda sent, as the folded state was lost', async () => {
+    const { call, finished } = earlyAnswer(() => undefined, true)
+    const answer = await call()
+    expect(finished.length).toBeGreaterThan(0)
+    expect(answer).toEqual({
+      batchItemFailures: [{ itemIdentifier: sequenceNumber(0) }],
+      state: { n: 7 },
+    })
+  })
+
+  it('is silent when a handler wraps eachRecord and returns a copy of its answer', async () => {
+    const logger = recordingLogger()
+    const each = eachRecord(async (r) => {
+      if (r.sequenceNumber === sequenceNumber(4)) throw new Error('no')
+    })
+    const lambda = middy(async (event: KinesisStreamEvent, context: Context) => ({
+      ...(await each(event, context)),
+    }))
+      .use(kinesisDecode())
+      .use(partialFailures({ logger }))
+    expect(await lambda(tenRecords(), lambdaContext())).toEqual({
+      batchItemFailures: [{ itemIdentifier: sequenceNumber(4) }],
+    })
+    expect(
+      logger.lines.filter((line) => line.level === 'error').map((line) => line.message),
+    ).toEqual(['record failed'])
   })
 })
