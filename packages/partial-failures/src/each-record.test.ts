@@ -200,6 +200,30 @@ describe('eachRecord wiring', () => {
     expect(spread[0]?.signal).toBeInstanceOf(AbortSignal)
   })
 
+  it('carries the state of a tumbling window event on, also without partialFailures', async () => {
+    const lambda = middy(eachRecord(async () => {})).use(kinesisDecode())
+    const windowEvent = (state: unknown) => ({
+      ...kinesisEvent([{ data: 'a' }]),
+      window: { start: '2020-12-09T07:04:00Z', end: '2020-12-09T07:06:00Z' },
+      state,
+      shardId: 'shardId-000000000006',
+      isFinalInvokeForWindow: false,
+      isWindowTerminatedEarly: false,
+    })
+    // Lambda fails an answer without `state` on such a mapping, and retries the batch for ever.
+    expect(await lambda(windowEvent({ '1': 282 }), lambdaContext())).toEqual({
+      batchItemFailures: [],
+      state: { '1': 282 },
+    })
+    expect(await lambda(windowEvent(undefined), lambdaContext())).toEqual({
+      batchItemFailures: [],
+      state: {},
+    })
+    expect(await lambda(kinesisEvent([{ data: 'a' }]), lambdaContext())).toEqual({
+      batchItemFailures: [],
+    })
+  })
+
   it('says what is missing when kinesisDecode is not in the chain', async () => {
     const lambda = middy(eachRecord(async () => {}))
     await expect(lambda(kinesisEvent([{ data: 'a' }]), lambdaContext())).rejects.toThrow(

@@ -36,13 +36,14 @@ export interface EachRecordOptions {
 
 /**
  * The batch handler `eachRecord` returns, ready for `middy(...)`. It takes the event Lambda
- * sends; `kinesisDecode` attaches the decoded records to it before the handler runs.
+ * sends; `kinesisDecode` attaches the decoded records to it before the handler runs. On a
+ * tumbling window event the answer carries the window's `state` on, untouched.
  */
 export type BatchHandler = (
   event: KinesisStreamEvent,
   context: Context,
   options?: { signal?: AbortSignal },
-) => Promise<KinesisStreamBatchResponse>
+) => Promise<KinesisStreamBatchResponse & { state?: object }>
 
 export const runOptionRules = {
   ordering: option.oneOf('shard', 'partitionKey', 'none'),
@@ -74,8 +75,24 @@ export function eachRecord<T = Uint8Array>(
     const batch = decodedBatchOf<T>(event)
     loopAnswers.set(batch, NOT_ANSWERED)
     await runBatch(batch, handler, runOptions, context, middyOptions?.signal, getPoisonSink(event))
-    return answered(batch, batchResponse(batch))
+    const answer: KinesisStreamBatchResponse & { state?: object } = batchResponse(batch)
+    // On a tumbling window mapping, Lambda fails an answer without `state`, for ever.
+    const state = windowStateOf(event)
+    if (state !== undefined) answer.state = state
+    return answered(batch, answer)
   }
+}
+
+/**
+ * The state to carry on when the event is one of a tumbling window (`undefined` when it is
+ * not): the one Lambda sent, or `{}` when it sent none.
+ */
+export function windowStateOf(event: unknown): object | undefined {
+  const windowEvent = event as { window?: unknown; state?: unknown } | null | undefined
+  if (windowEvent?.window === undefined) return undefined
+  return typeof windowEvent.state === 'object' && windowEvent.state !== null
+    ? windowEvent.state
+    : {}
 }
 
 /**

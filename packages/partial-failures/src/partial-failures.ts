@@ -26,7 +26,7 @@ import {
   RecordStatus,
   shardIdOf,
 } from '@shardwise/core'
-import { loopAnswers } from './each-record.js'
+import { loopAnswers, windowStateOf } from './each-record.js'
 
 const pkg = '@shardwise/partial-failures'
 
@@ -151,11 +151,7 @@ function answer(
 function stateOf(event: unknown, response: unknown): object | undefined {
   const answered = (response as { state?: unknown } | null | undefined)?.state
   if (typeof answered === 'object' && answered !== null) return answered
-  const windowEvent = event as { window?: unknown; state?: unknown } | null | undefined
-  if (windowEvent?.window === undefined) return undefined
-  return typeof windowEvent.state === 'object' && windowEvent.state !== null
-    ? windowEvent.state
-    : {}
+  return windowStateOf(event)
 }
 
 function logDiverted(batch: RecordBatch, log: Logger) {
