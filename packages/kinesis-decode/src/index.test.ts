@@ -62,6 +62,16 @@ describe('kinesisDecode on plain records', () => {
     expect(event[BATCH].records).toHaveLength(2)
   })
 
+  it('refuses to run twice in one invocation, which would undo what ran in between', async () => {
+    const request = { event: sample() }
+    await kinesisDecode().before?.(request as never)
+    expect(() => kinesisDecode().before?.(request as never)).toThrow(
+      "@shardwise/kinesis-decode: kinesisDecode() is in the middy chain twice; the second would decode the records again and undo what ran in between (a parser's values and failures): keep one .use(kinesisDecode())",
+    )
+    // The same event in a new invocation (a test that calls the handler again) decodes again.
+    await kinesisDecode().before?.({ event: request.event } as never)
+  })
+
   it('fails a record whose data is not base64, alone, naming it', () => {
     const good = lambdaRecord('ok')
     const bad = [base64Record('not base64!'), base64Record('YWJj*GVm'), base64Record('YWJ')]

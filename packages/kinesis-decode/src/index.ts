@@ -105,11 +105,20 @@ export function kinesisDecode(options?: KinesisDecodeOptions): MiddlewareObj<Kin
   const settings = settingsOf(options)
   return {
     before(request) {
+      if (decodedRequests.has(request)) {
+        throw new ConfigurationError(
+          `${pkg}: kinesisDecode() is in the middy chain twice; the second would decode the records again and undo what ran in between (a parser's values and failures): keep one .use(kinesisDecode())`,
+        )
+      }
+      decodedRequests.add(request)
       const event = request.event as DecodedEvent
       event[BATCH] = decodeRecords(kinesisRecordsOf(event), settings)
     },
   }
 }
+
+/** The middy requests (one per invocation) that a kinesisDecode() has decoded. */
+const decodedRequests = new WeakSet<object>()
 
 /** Decodes a whole event; for handlers that do not use middy. */
 export function decodeEvent(
