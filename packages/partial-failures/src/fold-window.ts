@@ -44,7 +44,11 @@ export interface WindowInfo {
 export interface FoldWindowOptions<S> {
   /** The state a window starts from (Lambda sends none, or `{}`, on a window's first call). */
   initialState: () => S
-  /** Called once per window, on its final invocation, after the last records are folded. */
+  /**
+   * Called on a window's final invocation, after the last records are folded; and for each part
+   * of a window Lambda ended early (`window.isWindowTerminatedEarly`), as a window then goes on
+   * from a fresh state: add the parts up rather than overwrite one with the next.
+   */
   onWindowEnd?: (state: S, window: WindowInfo, context: Context) => Promise<unknown> | unknown
   /** As for `eachRecord`. Default 1000. */
   timeoutMarginMs?: number
@@ -75,7 +79,7 @@ const optionRules: OptionRules = {
  * export const handler = middy(
  *   foldWindow((totals: Totals, record: KinesisRecord<Order>) => add(totals, record.data), {
  *     initialState: () => ({ orders: 0, amount: 0 }),
- *     onWindowEnd: (totals, window) => saveTotals(window, totals),
+ *     onWindowEnd: (totals, window) => addToTotals(window.start, totals),
  *   }),
  * )
  *   .use(kinesisDecode())
@@ -119,10 +123,19 @@ export function foldWindow<S extends object, T = Uint8Array>(
     )
     checkedState(state, 'reduce')
     const response = batchResponse(batch)
-    // The final invocation closes the window only when every record made it into the state;
-    // a throw here fails the invocation, and Lambda retries it until it succeeds.
-    if (event.isFinalInvokeForWindow === true && response.batchItemFailures.length === 0) {
-      await onWindowEnd?.(state, windowOf(event), context)
+    const window = windowOf(event)
+    // The window (or the part of it Lambda ended early, whose state it then drops) closes only
+    // when every record made it into the state; a throw here fails the invocation, and Lambda
+    // retries it until it succeeds.
+    if (
+      (window.isFinalInvokeForWindow || window.isWindowTerminatedEarly) &&
+      response.batchItemFailures.length === 0 &&
+      onWindowEnd !== undefined
+    ) {
+      await onWindowEnd(state, window, context)
+      // A part handed over is answered with a fresh state, so that whatever Lambda makes of the
+      // state after an early end, no record reaches onWindowEnd twice.
+      if (!window.isFinalInvokeForWindow) state = checkedState(initialState(), 'initialState()')
     }
     return answered(batch, { ...response, state })
   }
