@@ -172,4 +172,39 @@ describe('foldWindow on tumbling-window events as Lambda sends them', () => {
       [{ '1': 1, '2': 1 }, windowInfo(true, false)],
     ])
   })
+  it('never answers a state past the 1 MB Lambda keeps: it ends the window part itself and starts afresh', async () => {
+    const ended: Array<[Record<string, string>, WindowInfo]> = []
+    const lambda = middy(
+      foldWindow(
+        (seen: Record<string, string>, record: KinesisRecord) => ({
+          ...seen,
+          [record.sequenceNumber]: Buffer.from(record.data).toString(),
+        }),
+        {
+          initialState: () => ({}),
+          onWindowEnd: (seen, window) => {
+            ended.push([seen, window])
+          },
+        },
+      ),
+    )
+      .use(kinesisDecode())
+      .use(partialFailures({ logger: false }))
+    // Each record adds about 100 KB to the state: eleven of them pass 1 MB.
+    const big = 'x'.repeat(100_000)
+    const sent = Array.from({ length: 11 }, (_, i) => kinesisRecord({ data: big }, i))
+    const answer = (await lambda(windowEvent(sent, {}), lambdaContext())) as {
+      batchItemFailures: unknown[]
+      state: Record<string, string>
+    }
+    expect(answer.batchItemFailures).toEqual([])
+    expect(Buffer.byteLength(JSON.stringify(answer.state))).toBeLessThan(1_000_000)
+    expect(ended).toHaveLength(1)
+    const [part, window] = ended[0] as [Record<string, string>, WindowInfo]
+    expect(window.isWindowTerminatedEarly).toBe(true)
+    // Nothing is lost: every record is in the part handed over or in the state answered.
+    expect(Object.keys({ ...part, ...answer.state }).sort()).toEqual(
+      sent.map((record) => record.kinesis.sequenceNumber).sort(),
+    )
+  })
 })

@@ -117,6 +117,20 @@ describe('foldWindow', () => {
     ).resolves.toMatchObject({ state: { n: 1 } })
   })
 
+  it('says so when the state cannot be sent as JSON, which Lambda needs to carry it', async () => {
+    const lambda = middy(
+      foldWindow((state: { n: bigint }) => ({ n: state.n + 1n }), {
+        initialState: () => ({ n: 0n }),
+        onWindowEnd: () => {},
+      }),
+    )
+      .use(kinesisDecode())
+      .use(partialFailures({ logger: false }))
+    await expect(lambda(windowEvent(['1'], {}), lambdaContext())).rejects.toThrow(
+      "@shardwise/partial-failures: foldWindow's state cannot be sent as JSON, as Lambda carries it: Do not know how to serialize a BigInt",
+    )
+  })
+
   it('types the state as an object', () => {
     // @ts-expect-error: a number state is refused by the types as well as at run time
     foldWindow((n: number) => n + 1, { initialState: () => 0 })

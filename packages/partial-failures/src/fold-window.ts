@@ -19,6 +19,7 @@ import {
   type KinesisRecord,
   type KinesisStreamBatchResponse,
   type KinesisStreamEvent,
+  messageOf,
   type OptionRules,
   option,
 } from '@shardwise/core'
@@ -136,9 +137,30 @@ export function foldWindow<S extends object, T = Uint8Array>(
       // A part handed over is answered with a fresh state, so that whatever Lambda makes of the
       // state after an early end, no record reaches onWindowEnd twice.
       if (!window.isFinalInvokeForWindow) state = checkedState(initialState(), 'initialState()')
+    } else if (onWindowEnd !== undefined && jsonBytes(state) > MAX_STATE_BYTES) {
+      // Past 1 MB Lambda ends the window early, and does not say what becomes of that state:
+      // the part is handed over here instead, and the window goes on from a fresh state.
+      await onWindowEnd(state, { ...window, isWindowTerminatedEarly: true }, context)
+      state = checkedState(initialState(), 'initialState()')
     }
     return answered(batch, { ...response, state })
   }
+}
+
+/** The most state Lambda carries from one invocation of a window to the next: 1 MB. */
+const MAX_STATE_BYTES = 1_000_000
+
+function jsonBytes(state: unknown): number {
+  let json: string
+  try {
+    json = JSON.stringify(state)
+  } catch (error) {
+    throw new ConfigurationError(
+      `${pkg}: foldWindow's state cannot be sent as JSON, as Lambda carries it: ${messageOf(error)}`,
+      { cause: error },
+    )
+  }
+  return Buffer.byteLength(json)
 }
 
 /**
