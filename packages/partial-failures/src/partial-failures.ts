@@ -90,9 +90,20 @@ export function partialFailures(
     // the first record instead would retry the same way but hide the error from Lambda's
     // error metrics and switch bisection off.
     onError(request) {
-      log?.error('the invocation failed; Lambda will retry the whole batch', request.error)
+      log?.error(failureMessage(request.event, request.error), request.error)
     },
   }
+}
+
+function failureMessage(event: unknown, error: unknown): string {
+  const batch = getBatch(event)
+  const middyTimeout =
+    (error as Error | null)?.name === 'TimeoutError' &&
+    (error as { cause?: { package?: unknown } }).cause?.package === '@middy/core'
+  if (middyTimeout && batch !== undefined && loopAnswers.has(batch)) {
+    return "middy's early timeout (timeoutEarlyInMillis) fired before the timeout guard of eachRecord or foldWindow; Lambda will retry the whole batch: make timeoutMarginMs larger than timeoutEarlyInMillis, so that the guard answers first"
+  }
+  return 'the invocation failed; Lambda will retry the whole batch'
 }
 
 interface Failure {

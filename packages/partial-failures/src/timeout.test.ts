@@ -105,6 +105,22 @@ describe('the timeout guard', () => {
     })
   }
 
+  it("says to raise timeoutMarginMs when middy's own early timeout fired before the guard", async () => {
+    const logger = recordingLogger()
+    const lambda = middy(
+      eachRecord(() => sleep(20), { timeoutMarginMs: 50 }),
+      {
+        timeoutEarlyInMillis: 250,
+      },
+    )
+      .use(kinesisDecode())
+      .use(partialFailures({ logger }))
+    await expect(lambda(tenRecords(), lambdaContext(300))).rejects.toThrow(/aborted/)
+    expect(logger.lines.map((line) => line.message)).toEqual([
+      "middy's early timeout (timeoutEarlyInMillis) fired before the timeout guard of eachRecord or foldWindow; Lambda will retry the whole batch: make timeoutMarginMs larger than timeoutEarlyInMillis, so that the guard answers first",
+    ])
+  })
+
   it('hands an aborted signal to a handler that first reads it after the guard fired', async () => {
     let seen!: (signal: { aborted: boolean; reason: unknown }) => void
     const read = new Promise<{ aborted: boolean; reason: unknown }>((resolve) => {
