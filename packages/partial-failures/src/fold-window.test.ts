@@ -22,6 +22,8 @@ function windowEvent(values: string[], state: unknown, final = false) {
   } as KinesisStreamEvent
 }
 
+type Answer = { batchItemFailures: Array<{ itemIdentifier: string }>; state: Totals }
+
 function totalsHandler() {
   const ended: Array<[Totals, WindowInfo]> = []
   const lambda = middy(
@@ -81,6 +83,38 @@ describe('foldWindow', () => {
     const { lambda, ended } = totalsHandler()
     await lambda(windowEvent(['x'], { count: 1, sum: 1 }, true), lambdaContext())
     expect(ended).toEqual([])
+  })
+
+  it("keeps foldWindow's checkpoint and state when a middleware answers a copy of them", async () => {
+    const copying = (answer: (response: Answer) => Answer) => {
+      const { lambda } = totalsHandler()
+      return lambda.use({
+        after(request) {
+          request.response = answer(request.response as Answer)
+        },
+      })
+    }
+    const copy = copying((response) => ({ ...response }))
+    expect(await copy(windowEvent(['1', '2'], {}), lambdaContext())).toEqual({
+      batchItemFailures: [],
+      state: { count: 2, sum: 3 },
+    })
+    expect(await copy(windowEvent(['1', 'x', '5'], {}), lambdaContext())).toEqual({
+      batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }],
+      state: { count: 1, sum: 1 },
+    })
+    // A copy that reports a record before foldWindow's checkpoint: the state answered no longer
+    // matches it, so the batch is retried whole from the state Lambda sent.
+    const earlier = copying((response) => ({
+      ...response,
+      batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }],
+    }))
+    expect(
+      await earlier(windowEvent(['1', '2', 'x'], { count: 5, sum: 5 }), lambdaContext()),
+    ).toEqual({
+      batchItemFailures: [{ itemIdentifier: sequenceNumber(0) }],
+      state: { count: 5, sum: 5 },
+    })
   })
 
   it('says what to configure when the event has no window', async () => {

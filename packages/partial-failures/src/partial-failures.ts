@@ -26,7 +26,7 @@ import {
   RecordStatus,
   shardIdOf,
 } from '@shardwise/core'
-import { loopAnswers, windowStateOf } from './each-record.js'
+import { loopAnswers, NOT_ANSWERED, windowStateOf } from './each-record.js'
 
 const pkg = '@shardwise/partial-failures'
 
@@ -126,9 +126,16 @@ function answer(
   const failures: Failure[] = []
 
   if (batch !== undefined) collectBatchFailures(batch, failures)
-  const replaced =
-    batch !== undefined && loopAnswers.has(batch) && loopAnswers.get(batch) !== response
-  if (replaced) collectUndone(event, response, batch, failures, log)
+  // The record loop's own answer, when it is not the response: a copy (a handler that wraps
+  // eachRecord, a middleware) still says how far the loop got; if the loop never answered
+  // (middy's early timeout answered instead), the batch's marks do.
+  const loopAnswer = batch === undefined ? undefined : loopAnswers.get(batch)
+  const replaced = loopAnswer !== undefined && loopAnswer !== response
+  if (replaced && loopAnswer !== NOT_ANSWERED) {
+    collectReportedFailures(loopAnswer, lambdaRecords, batch, failures, log)
+  } else if (replaced && batch !== undefined) {
+    collectUndone(event, response, batch, failures, log)
+  }
   if (Array.isArray(response)) {
     collectSettledFailures(response, lambdaRecords, failures)
   } else {
@@ -144,6 +151,18 @@ function answer(
       checkpoint = failure.sequenceNumber
     }
   }
+  // With a tumbling window, Lambda counts an answer without `state` as a failed invocation, and
+  // the state answered must hold exactly the records before the checkpoint. Only the loop's own
+  // answer pairs them; without it, the batch is retried whole from the state Lambda sent.
+  let state: object | undefined
+  if (!replaced) {
+    state = stateOf(event, response)
+  } else if (loopAnswer !== NOT_ANSWERED && checkpoint === checkpointOf(loopAnswer)) {
+    state = stateOf(event, loopAnswer)
+  } else {
+    state = windowStateOf(event)
+    if (state !== undefined) checkpoint = lambdaRecords[0]?.kinesis.sequenceNumber
+  }
 
   if (log !== undefined) {
     for (const failure of failures) log.error(failure.message ?? 'record failed', failure.details)
@@ -154,9 +173,12 @@ function answer(
   }
 
   const batchItemFailures = checkpoint === undefined ? [] : [{ itemIdentifier: checkpoint }]
-  // With a tumbling window, Lambda counts an answer without `state` as a failed invocation.
-  const state = stateOf(event, replaced ? undefined : response)
   return state === undefined ? { batchItemFailures } : { batchItemFailures, state }
+}
+
+function checkpointOf(loopAnswer: object | undefined): string | undefined {
+  return (loopAnswer as KinesisStreamBatchResponse | undefined)?.batchItemFailures[0]
+    ?.itemIdentifier
 }
 
 function stateOf(event: unknown, response: unknown): object | undefined {
