@@ -16,7 +16,7 @@ import errorLogger from '@middy/error-logger'
 import inputOutputLogger from '@middy/input-output-logger'
 import { jsonParse } from '@shardwise/json-parse'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
-import { eachRecord, partialFailures } from '@shardwise/partial-failures'
+import { eachRecord, type KinesisRecord, partialFailures } from '@shardwise/partial-failures'
 import { kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 
@@ -53,7 +53,7 @@ function ordersEvent(badJsonAt?: number) {
 
 /** The peers' middlewares, each as a user configures it. */
 function peers() {
-  const logger = new Logger({ serviceName: 'orders' })
+  const logger = new Logger({ serviceName: 'orders', logLevel: 'SILENT' })
   const tracer = new Tracer({ serviceName: 'orders' })
   const metrics = new Metrics({ namespace: 'shardwise-test', serviceName: 'orders' })
   const logged: unknown[] = []
@@ -76,7 +76,12 @@ function peers() {
 
 type Placement = 'before' | 'after'
 
-function stack(placement: Placement, failId?: number, extra: MiddlewareObj[] = []) {
+function stack(
+  placement: Placement,
+  failId?: number,
+  extra: MiddlewareObj[] = [],
+  onPoison?: (record: KinesisRecord<unknown>) => Promise<void>,
+) {
   const { logger, metrics, middlewares, logged } = peers()
   const handled: number[] = []
   const handler = middy(
@@ -90,7 +95,7 @@ function stack(placement: Placement, failId?: number, extra: MiddlewareObj[] = [
   const shardwise = [
     kinesisDecode(),
     jsonParse() as MiddlewareObj,
-    partialFailures({ logger }) as MiddlewareObj,
+    partialFailures({ logger, ...(onPoison && { onPoison }) }) as MiddlewareObj,
   ]
   for (const middleware of placement === 'before'
     ? [...peerList, ...shardwise]
@@ -128,6 +133,16 @@ describe.each(['before', 'after'] as const)(
         batchItemFailures: [{ itemIdentifier: sequenceNumber(5) }],
       })
       expect(handled).toEqual([0, 1, 2, 3, 4])
+    })
+
+    it('hands a record that is not JSON to onPoison and goes on with the batch', async () => {
+      const poisoned: string[] = []
+      const { handler, handled } = stack(placement, undefined, [], async (record) => {
+        poisoned.push(record.sequenceNumber)
+      })
+      expect(await handler(ordersEvent(5), lambdaContext())).toEqual({ batchItemFailures: [] })
+      expect(poisoned).toEqual([sequenceNumber(5)])
+      expect(handled).toEqual([0, 1, 2, 3, 4, 6, 7, 8, 9])
     })
 
     it.each([
