@@ -83,6 +83,13 @@ export function partialFailures(
       }
     },
     after(request) {
+      const batch = getBatch(request.event)
+      if (onPoison !== undefined && batch !== undefined && !loopAnswers.has(batch)) {
+        // Only eachRecord and foldWindow hand records to the sink, at their turn.
+        log?.error(
+          'onPoison needs eachRecord or foldWindow as the batch handler: with a handler of your own, no record goes to the sink, and records that can never succeed are reported, holding the shard',
+        )
+      }
       request.response = answer(request.event, request.response, log)
     },
     // A thrown batch handler is rethrown, untouched: Lambda then retries the whole batch, and

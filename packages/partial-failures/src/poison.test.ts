@@ -146,6 +146,29 @@ describe('partialFailures({ onPoison })', () => {
     expect(started).toEqual(['a'])
   })
 
+  it('says that a handler of your own never uses the sink, as records that can never succeed then hold the shard', async () => {
+    const logger = recordingLogger()
+    const sunk: string[] = []
+    const lambda = middy(async () => undefined)
+      .use(kinesisDecode())
+      .use(
+        partialFailures({
+          logger,
+          onPoison: async (record) => {
+            sunk.push(record.sequenceNumber)
+          },
+        }),
+      )
+    const event = kinesisEvent([{ data: 'a' }, { data: { base64: '!!' } }])
+    expect(await lambda(event, lambdaContext())).toEqual({
+      batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }],
+    })
+    expect(sunk).toEqual([])
+    expect(logger.lines[0]?.message).toBe(
+      'onPoison needs eachRecord or foldWindow as the batch handler: with a handler of your own, no record goes to the sink, and records that can never succeed are reported, holding the shard',
+    )
+  })
+
   it('rejects a sink that is not a function when it is built', () => {
     expect(() => partialFailures({ onPoison: 'sqs' as never })).toThrow(/onPoison/)
   })
