@@ -172,14 +172,15 @@ describe('foldWindow on tumbling-window events as Lambda sends them', () => {
       [{ '1': 1, '2': 1 }, windowInfo(true, false)],
     ])
   })
-  it('never answers a state past the 1 MB Lambda keeps: it ends the window part itself and starts afresh', async () => {
+  /** Keeps each record's data under its sequence number: about 100 KB a record. */
+  function keeping(refuse?: string) {
     const ended: Array<[Record<string, string>, WindowInfo]> = []
     const lambda = middy(
       foldWindow(
-        (seen: Record<string, string>, record: KinesisRecord) => ({
-          ...seen,
-          [record.sequenceNumber]: Buffer.from(record.data).toString(),
-        }),
+        (seen: Record<string, string>, record: KinesisRecord) => {
+          if (record.sequenceNumber === refuse) throw new Error('refused')
+          return { ...seen, [record.sequenceNumber]: Buffer.from(record.data).toString() }
+        },
         {
           initialState: () => ({}),
           onWindowEnd: (seen, window) => {
@@ -190,21 +191,47 @@ describe('foldWindow on tumbling-window events as Lambda sends them', () => {
     )
       .use(kinesisDecode())
       .use(partialFailures({ logger: false }))
-    // Each record adds about 100 KB to the state: eleven of them pass 1 MB.
     const big = 'x'.repeat(100_000)
     const sent = Array.from({ length: 11 }, (_, i) => kinesisRecord({ data: big }, i))
-    const answer = (await lambda(windowEvent(sent, {}), lambdaContext())) as {
-      batchItemFailures: unknown[]
+    type Kept = {
+      batchItemFailures: Array<{ itemIdentifier: string }>
       state: Record<string, string>
     }
+    const call = async (records: KinesisStreamRecord[], state: unknown, final = false) =>
+      (await lambda(windowEvent(records, state, { final }), lambdaContext())) as Kept
+    return { call, ended, sent }
+  }
+
+  it('never answers a state past the 1 MB Lambda keeps: it ends the window part itself and starts afresh', async () => {
+    // Eleven records of 100 KB pass 1 MB.
+    const { call, ended, sent } = keeping()
+    const answer = await call(sent, {})
     expect(answer.batchItemFailures).toEqual([])
     expect(Buffer.byteLength(JSON.stringify(answer.state))).toBeLessThan(1_000_000)
     expect(ended).toHaveLength(1)
     const [part, window] = ended[0] as [Record<string, string>, WindowInfo]
-    expect(window.isWindowTerminatedEarly).toBe(true)
+    expect(window).toEqual(windowInfo(false, true))
     // Nothing is lost: every record is in the part handed over or in the state answered.
     expect(Object.keys({ ...part, ...answer.state }).sort()).toEqual(
       sent.map((record) => record.kinesis.sequenceNumber).sort(),
     )
+  })
+
+  it('on a final invocation with a failed record, hands the part past 1 MB over as not final, then the rest as final', async () => {
+    const { call, ended, sent } = keeping(sequenceNumber(10))
+    const failed = await call(sent, {}, true)
+    expect(failed).toEqual({
+      batchItemFailures: [{ itemIdentifier: sequenceNumber(10) }],
+      state: {},
+    })
+    expect(ended.map(([part, window]) => [Object.keys(part).length, window])).toEqual([
+      [10, windowInfo(false, true)],
+    ])
+    // The retry from record 10, which now succeeds, closes the window with it alone.
+    const { call: retry, ended: rest } = keeping()
+    await retry(sent.slice(10), failed.state, true)
+    expect(rest.map(([part, window]) => [Object.keys(part), window])).toEqual([
+      [[sequenceNumber(10)], windowInfo(true, false)],
+    ])
   })
 })

@@ -140,7 +140,10 @@ export function foldWindow<S extends object, T = Uint8Array>(
     } else if (onWindowEnd !== undefined && jsonBytes(state) > MAX_STATE_BYTES) {
       // Past 1 MB Lambda ends the window early, and does not say what becomes of that state:
       // the part is handed over here instead, and the window goes on from a fresh state.
-      await onWindowEnd(state, { ...window, isWindowTerminatedEarly: true }, context)
+      // Not the final part even on the final invocation: the records from the checkpoint on
+      // come again, and close the window then.
+      const part = { ...window, isFinalInvokeForWindow: false, isWindowTerminatedEarly: true }
+      await onWindowEnd(state, part, context)
       state = checkedState(initialState(), 'initialState()')
     }
     return answered(batch, { ...response, state })
