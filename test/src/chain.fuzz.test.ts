@@ -468,11 +468,16 @@ function notKinesis(event: unknown): boolean {
   if (records.length === 0) return false
   const first = records[0] as { eventSource?: unknown; kinesis?: unknown } | null
   if (first?.eventSource !== 'aws:kinesis' || typeof first.kinesis !== 'object') return true
-  return records.some(
-    (record) =>
-      typeof (record as { kinesis?: { sequenceNumber?: unknown } } | null)?.kinesis
-        ?.sequenceNumber !== 'string',
-  )
+  return records.some((record) => {
+    const kinesis = (record as { kinesis?: { sequenceNumber?: unknown; data?: unknown } } | null)
+      ?.kinesis
+    // data that is defined but not text was decoded by a middleware before kinesisDecode.
+    const data = kinesis?.data
+    return (
+      typeof kinesis?.sequenceNumber !== 'string' ||
+      (data !== undefined && typeof data !== 'string')
+    )
+  })
 }
 
 async function checkShape(event: unknown, ordering: Ordering, withSink: boolean) {

@@ -4,6 +4,7 @@
  * error that says what to do, and never answers a checkpoint past a record that did not succeed.
  */
 import middy, { type MiddlewareObj } from '@middy/core'
+import eventNormalizer from '@middy/event-normalizer'
 import type { KinesisStreamBatchResponse } from '@shardwise/core'
 import { jsonParse } from '@shardwise/json-parse'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
@@ -206,6 +207,43 @@ describe('a middleware twice', () => {
       '@shardwise/json-parse: record.data is object, not bytes; use jsonParse() right after kinesisDecode(), once',
     )
     expect(handled).toEqual([])
+  })
+})
+
+describe('@middy/event-normalizer, already in the stack', () => {
+  const chain = (normalizerFirst: boolean) => {
+    const sunk: unknown[] = []
+    const handled: unknown[] = []
+    const lambda = middy(ordersHandler(handled))
+    const shardwise = [
+      kinesisDecode(),
+      jsonParse() as MiddlewareObj,
+      partialFailures({
+        logger: false,
+        onPoison: async (record) => {
+          sunk.push(record.sequenceNumber)
+        },
+      }) as MiddlewareObj,
+    ]
+    const normalizer = eventNormalizer() as MiddlewareObj
+    lambda.use(normalizerFirst ? [normalizer, ...shardwise] : [...shardwise, normalizer])
+    return { lambda, sunk, handled }
+  }
+
+  it('before kinesisDecode: the invocation fails, saying which middleware decoded the data, and no record goes to the sink', async () => {
+    const { lambda, sunk, handled } = chain(true)
+    await expect(lambda(ordersEvent(), lambdaContext())).rejects.toThrow(
+      '@shardwise/kinesis-decode: Records[0].kinesis.data is an object, not the base64 text Lambda sends: a middleware before kinesisDecode decoded it (@middy/event-normalizer does); remove that middleware, or .use() it after kinesisDecode()',
+    )
+    expect(sunk).toEqual([])
+    expect(handled).toEqual([])
+  })
+
+  it('after kinesisDecode: no harm done', async () => {
+    const { lambda, sunk, handled } = chain(false)
+    expect(await lambda(ordersEvent(), lambdaContext())).toEqual({ batchItemFailures: [] })
+    expect(sunk).toEqual([sequenceNumber(2)])
+    expect(handled).toEqual([0, 1, 3, 4, 5])
   })
 })
 

@@ -108,6 +108,22 @@ describe('kinesisDecode refuses what is not a Kinesis event', () => {
     expect(() => decodeEvent(event as never)).toThrow(/expected an aws:kinesis event/)
   })
 
+  it.each([
+    [{ id: 1 }, 'an object'],
+    [[1], 'an array'],
+    [7, 'a number'],
+    [null, 'null'],
+  ])(
+    'fails the batch when data is %j, which a middleware before it decoded, saying which',
+    (data, got) => {
+      const record = lambdaRecord('ok')
+      const decoded = { ...record, kinesis: { ...record.kinesis, data } }
+      expect(() => decodeEvent(kinesisEvent(record, decoded as never))).toThrow(
+        `@shardwise/kinesis-decode: Records[1].kinesis.data is ${got}, not the base64 text Lambda sends: a middleware before kinesisDecode decoded it (@middy/event-normalizer does); remove that middleware, or .use() it after kinesisDecode()`,
+      )
+    },
+  )
+
   it('fails the batch when a record has no sequence number, since it could not be reported', () => {
     const record = lambdaRecord('ok')
     const broken = { ...record, kinesis: { ...record.kinesis, sequenceNumber: undefined } }

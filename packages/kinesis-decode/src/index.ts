@@ -183,6 +183,7 @@ function decodeRecords(
     shardId = carrier.shardId
     const bytes = base64Bytes(lambdaRecord.kinesis.data)
     if (bytes === undefined) {
+      notDecodedBefore(lambdaRecord.kinesis.data, i)
       failedAt.push(records.length)
       failures.push(new DecodeError(carrier, 'data is not valid base64'))
       records.push(carrier)
@@ -304,6 +305,26 @@ function subRecord(
  * payload would silently lose bytes; comparing the decoded length with the one the text
  * promises catches that without a second pass over the text.
  */
+/**
+ * Lambda always sends `data` as base64 text. A JSON value there (an object, a number, `null`)
+ * means a middleware before this one decoded it, as `@middy/event-normalizer` does: failing each
+ * record as bad bytes would send good records to the poison sink, their bytes lost.
+ */
+function notDecodedBefore(data: unknown, position: number): void {
+  if (data === undefined || typeof data === 'string') return
+  const got =
+    data === null
+      ? 'null'
+      : Array.isArray(data)
+        ? 'an array'
+        : typeof data === 'object'
+          ? 'an object'
+          : `a ${typeof data}`
+  throw new ConfigurationError(
+    `${pkg}: Records[${position}].kinesis.data is ${got}, not the base64 text Lambda sends: a middleware before kinesisDecode decoded it (@middy/event-normalizer does); remove that middleware, or .use() it after kinesisDecode()`,
+  )
+}
+
 function base64Bytes(text: unknown): Buffer | undefined {
   if (typeof text !== 'string' || text.length % 4 !== 0) return undefined
   const bytes = Buffer.from(text, 'base64')
