@@ -211,7 +211,7 @@ describe('a middleware twice', () => {
 })
 
 describe('@middy/event-normalizer, already in the stack', () => {
-  const chain = (normalizerFirst: boolean) => {
+  const chain = (normalizerFirst: boolean, keepText = false) => {
     const sunk: unknown[] = []
     const handled: unknown[] = []
     const lambda = middy(ordersHandler(handled))
@@ -221,7 +221,7 @@ describe('@middy/event-normalizer, already in the stack', () => {
       partialFailures({
         logger: false,
         onPoison: async (record) => {
-          sunk.push(record.sequenceNumber)
+          sunk.push(keepText ? Buffer.from(record.rawData).toString() : record.sequenceNumber)
         },
       }) as MiddlewareObj,
     ]
@@ -237,6 +237,13 @@ describe('@middy/event-normalizer, already in the stack', () => {
     )
     expect(sunk).toEqual([])
     expect(handled).toEqual([])
+  })
+
+  it('before kinesisDecode, with text payloads: the sink keeps each text as it was sent', async () => {
+    const { lambda, sunk } = chain(true, true)
+    const event = kinesisEvent([{ data: 'plain text' }, { data: 'more text' }])
+    expect(await lambda(event, lambdaContext())).toEqual({ batchItemFailures: [] })
+    expect(sunk).toEqual(['plain text', 'more text'])
   })
 
   it('after kinesisDecode: no harm done', async () => {

@@ -83,6 +83,8 @@ describe('kinesisDecode on plain records', () => {
     expect(error?.message).toContain(bad[0]?.kinesis.sequenceNumber)
     expect(error?.message).toContain('not valid base64')
     expect(error?.retryable).toBe(false)
+    // What a dead-letter sink keeps of it: the text as it came, not nothing.
+    expect(text(batch.records[1]?.rawData as Uint8Array)).toBe('not base64!')
   })
 
   it('turns an empty event into an empty batch', () => {

@@ -183,7 +183,11 @@ function decodeRecords(
     shardId = carrier.shardId
     const bytes = base64Bytes(lambdaRecord.kinesis.data)
     if (bytes === undefined) {
-      notDecodedBefore(lambdaRecord.kinesis.data, i)
+      const data = lambdaRecord.kinesis.data
+      notDecodedBefore(data, i)
+      // The text itself is all there is of the record: a poison sink keeps it, rather than
+      // nothing (a middleware that decoded the data before leaves the payload's own text).
+      if (typeof data === 'string') carrier.rawData = Buffer.from(data)
       failedAt.push(records.length)
       failures.push(new DecodeError(carrier, 'data is not valid base64'))
       records.push(carrier)
