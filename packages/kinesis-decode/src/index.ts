@@ -305,11 +305,6 @@ function subRecord(
 }
 
 /**
- * Node's base64 decoder skips characters it does not know instead of failing, so a corrupted
- * payload would silently lose bytes; comparing the decoded length with the one the text
- * promises catches that without a second pass over the text.
- */
-/**
  * Lambda always sends `data` as base64 text. A JSON value there (an object, a number, `null`)
  * means a middleware before this one decoded it, as `@middy/event-normalizer` does: failing each
  * record as bad bytes would send good records to the poison sink, their bytes lost.
@@ -329,6 +324,11 @@ function notDecodedBefore(data: unknown, position: number): void {
   )
 }
 
+/**
+ * Node's base64 decoder skips characters it does not know instead of failing, so a corrupted
+ * payload would silently lose bytes; comparing the decoded length with the one the text
+ * promises catches that without a second pass over the text.
+ */
 function base64Bytes(text: unknown): Buffer | undefined {
   if (typeof text !== 'string' || text.length % 4 !== 0) return undefined
   const bytes = Buffer.from(text, 'base64')
