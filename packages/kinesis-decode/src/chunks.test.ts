@@ -9,20 +9,10 @@ import zlib from 'node:zlib'
 import fc from 'fast-check'
 import { afterEach, beforeEach, describe, expect, it, type MockInstance, vi } from 'vitest'
 import { decodeEvent } from './index.js'
-import { kinesisEvent, lambdaRecord } from './kpl.fixture.js'
+import { kinesisEvent, lambdaRecord, logText } from './kpl.fixture.js'
 
 const DEFAULT_CHUNK = 16 * 1024
 const gunzip = zlib.gunzipSync
-
-/** Text that compresses about as JSON logs do (5 to 10 to 1): the first `size` bytes of one text. */
-const logText = (size: number): Buffer => LOG_TEXT.subarray(0, size)
-const LOG_TEXT = Buffer.from(
-  Array.from(
-    { length: 80_000 },
-    (_, i) =>
-      `{"id":"${i.toString(36).padStart(8, '0')}","level":"info","ms":${(i * 7919) % 10007}}\n`,
-  ).join(''),
-)
 
 /** `gzip` with its ISIZE trailer replaced by `claim`. */
 function claiming(gzip: Buffer, claim: number): Buffer {
