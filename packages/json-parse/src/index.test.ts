@@ -264,14 +264,60 @@ describe('jsonParse with a schema', () => {
     }
   })
 
-  it('fails the invocation, with no unhandled rejection, when an asynchronous schema answers with no result', async () => {
-    const validate = async (value: unknown) =>
-      (value as { id: string }).id === 'b' ? undefined : { value }
-    const schema = { '~standard': { version: 1, vendor: 'test', validate } }
-    const payloads = ['{"id":"a"}', '{"id":"b"}', '{"id":"c"}']
-    await expect(run(jsonParse({ schema: schema as never }), eventOf(payloads))).rejects.toThrow(
-      TypeError,
-    )
+  it('fails a record alone, retryable, when the schema answers neither { value } nor { issues }', async () => {
+    const answers: Record<string, unknown> = {
+      undefined: undefined,
+      null: null,
+      true: true,
+      'the value itself': { id: 'value-itself' },
+      '{ issues: "text" }': { issues: 'id is wrong' },
+      'broken issues': { issues: [null, { message: 'at a', path: 'a' }, { path: [null, 1] }] },
+      'a long object': { output: 'x'.repeat(200) },
+    }
+    const expected = [
+      'undefined',
+      'null',
+      'true',
+      '{"id":"value-itself"}',
+      '{"issues":"id is wrong"}',
+      'an object',
+    ]
+    const brokenIssues = 'does not match the schema: (root): null; (root): at a; null.1: undefined'
+    for (const answerAsync of [false, true]) {
+      const validate = (value: unknown) => {
+        const { id } = value as { id: string }
+        const answer = id in answers ? answers[id] : { value }
+        return answerAsync ? Promise.resolve(answer) : answer
+      }
+      const schema = { '~standard': { version: 1 as const, vendor: 'test', validate } }
+      const payloads = ['{"id":"ok"}', ...Object.keys(answers).map((id) => JSON.stringify({ id }))]
+      const { seen, batch, response } = await run(
+        jsonParse({ schema: schema as never }),
+        eventOf(payloads),
+      )
+      expect(seen).toEqual([{ id: 'ok' }])
+      expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
+      const broken = Object.keys(answers).indexOf('broken issues') + 1
+      expect(batch.errors.get(broken)?.message.endsWith(`: ${brokenIssues}`)).toBe(true)
+      for (const [i, shown] of expected.entries()) {
+        const position = i + 1 < broken ? i + 1 : i + 2
+        const error = batch.errors.get(position)
+        expect(error).toBeInstanceOf(RecordError)
+        expect(error?.retryable).toBe(true)
+        expect(error?.message).toBe(
+          `record ${sequenceNumber(position)} of shardId-000000000006 (partition key "key-${position % 3}"): the schema's ~standard.validate answered ${shown}, which is neither { value } nor { issues }: is it a Standard Schema v1 validator?`,
+        )
+      }
+    }
+  })
+
+  it('keeps a success whose value is undefined', async () => {
+    const schema = {
+      '~standard': { version: 1 as const, vendor: 'test', validate: () => ({ value: undefined }) },
+    }
+    const { seen, response } = await run(jsonParse({ schema }), eventOf(['{"id":"a"}']))
+    expect(response).toEqual({ batchItemFailures: [] })
+    expect(seen).toEqual([undefined])
   })
 
   it('returns no promise when the schema answers synchronously', () => {

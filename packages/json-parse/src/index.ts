@@ -134,8 +134,8 @@ function parseBatch(
 
 /**
  * Validates one parsed record. A synchronous answer is applied at once; an asynchronous one is
- * returned as a promise that applies it when it settles. A schema that rejects fails its record;
- * the promise rejects only when the answer cannot be applied (it is not a Standard Schema result).
+ * returned as a promise that applies it when it settles. A schema that throws or rejects fails
+ * its record.
  */
 function validateRecord(
   batch: RecordBatch,
@@ -151,7 +151,7 @@ function validateRecord(
     failRecord(batch, index, schemaThrew(record, thrown))
     return undefined
   }
-  if (typeof (result as Partial<Promise<Result>>).then !== 'function') {
+  if (typeof (result as Partial<Promise<Result>> | null | undefined)?.then !== 'function') {
     applyResult(batch, index, result as Result)
     return undefined
   }
@@ -179,7 +179,7 @@ async function validateRest(
     // Registered before any race on it, so a settled validation has left the set when the
     // race wakes up.
     const settled = () => inFlight.delete(validation)
-    // Both ways: a validation whose result cannot be applied rejects, and fails the batch below.
+    // Both ways, though a validation never rejects: it fails its record instead.
     void validation.then(settled, settled)
   }
   track(first)
@@ -197,19 +197,52 @@ async function validateRest(
 
 function applyResult(batch: RecordBatch, index: number, result: Result) {
   const record = batch.records[index] as KinesisRecord<unknown>
-  if (result.issues === undefined) {
-    record.data = result.value
-  } else {
+  if (typeof result !== 'object' || result === null) {
+    failRecord(batch, index, notAResult(record, result))
+  } else if (result.issues === undefined) {
+    if ('value' in result) record.data = result.value
+    else failRecord(batch, index, notAResult(record, result))
+  } else if (Array.isArray(result.issues)) {
     failRecord(batch, index, new ValidationError(record, result.issues.map(toIssue)))
+  } else {
+    failRecord(batch, index, notAResult(record, result))
   }
 }
 
-function toIssue(issue: StandardSchemaV1.Issue): ValidationIssue {
-  const path: PropertyKey[] = []
-  if (issue.path !== undefined) {
-    for (const segment of issue.path) path.push(typeof segment === 'object' ? segment.key : segment)
+/**
+ * A validator whose `~standard.validate` answers something else than `{ value }` or
+ * `{ issues }` (a wrapper that returns the value itself, a boolean) has a bug, which says nothing
+ * about the record: retryable, as when a schema throws, so no record is checkpointed past.
+ */
+function notAResult(record: RecordCoordinates, answer: unknown): RecordError {
+  return new RecordError(
+    record,
+    `the schema's ~standard.validate answered ${shown(answer)}, which is neither { value } nor { issues }: is it a Standard Schema v1 validator?`,
+  )
+}
+
+function shown(answer: unknown): string {
+  if (answer === undefined) return 'undefined'
+  let text: string | undefined
+  try {
+    text = JSON.stringify(answer)
+  } catch {
+    // A cycle or a BigInt: the type is all that is said.
   }
-  return { message: issue.message, path }
+  if (text !== undefined && text.length <= 100) return text
+  return typeof answer === 'object' ? 'an object' : `a ${typeof answer}`
+}
+
+function toIssue(issue: StandardSchemaV1.Issue): ValidationIssue {
+  // Read with care: the issues come from a validator, and a broken one must not fail the batch.
+  if (typeof issue !== 'object' || issue === null) return { message: String(issue), path: [] }
+  const path: PropertyKey[] = []
+  if (Array.isArray(issue.path)) {
+    for (const segment of issue.path as StandardSchemaV1.Issue['path'] & unknown[]) {
+      path.push(typeof segment === 'object' && segment !== null ? segment.key : segment)
+    }
+  }
+  return { message: String(issue.message), path }
 }
 
 /**
