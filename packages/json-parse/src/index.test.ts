@@ -225,11 +225,49 @@ describe('jsonParse with a schema', () => {
     expect(batch.errors.get(1)?.message).toContain('does not match the schema: id: unknown order')
   })
 
+  it('runs a zod asynchronous refinement once per record after the first, with no unhandled rejection', async () => {
+    const calls = new Map<string, number>()
+    let inFlight = 0
+    let most = 0
+    const schema = z.object({ id: z.string() }).refine(async (order) => {
+      calls.set(order.id, (calls.get(order.id) ?? 0) + 1)
+      most = Math.max(most, ++inFlight)
+      await new Promise((resolve) => setTimeout(resolve, 2))
+      inFlight--
+      if (order.id === 'boom') throw new Error('lookup service down')
+      return true
+    }, 'unknown order')
+    const parser = jsonParse({ schema, validationConcurrency: 2 })
+    const ids = ['a', 'b', 'c', 'boom', 'd', 'e', 'f']
+    const { batch, seen } = await run(parser, eventOf(ids.map((id) => JSON.stringify({ id }))))
+    // zod runs the first record twice (a synchronous try, then asynchronously), before anything
+    // tells that the schema is asynchronous.
+    expect(ids.map((id) => calls.get(id))).toEqual([2, 1, 1, 1, 1, 1, 1])
+    expect(most).toBeLessThanOrEqual(3)
+    expect(seen).toEqual([{ id: 'a' }, { id: 'b' }, { id: 'c' }])
+    expect(batch.errors.get(3)?.message).toMatch(/: the schema threw: lookup service down$/)
+    expect(batch.records[6]?.data).toEqual({ id: 'f' })
+    // The next batch knows the schema is asynchronous from its first record on.
+    calls.clear()
+    most = 0
+    await run(parser, eventOf(ids.map((id) => JSON.stringify({ id }))))
+    expect(ids.map((id) => calls.get(id))).toEqual([1, 1, 1, 1, 1, 1, 1])
+    expect(most).toBe(2)
+    // And mismatches still list zod's issues with their paths.
+    const nested = jsonParse({
+      schema: z.object({ lines: z.array(z.object({ qty: z.number() })) }).refine(async () => true),
+    })
+    const first = await run(nested, eventOf(['{"lines":[]}', '{"lines":[{"qty":1},{"qty":"x"}]}']))
+    expect(first.batch.errors.get(1)?.message).toMatch(
+      /: does not match the schema: lines\.1\.qty: Invalid input: expected number, received string$/,
+    )
+  })
+
   it('validates at most `validationConcurrency` records at once with an asynchronous schema', async () => {
     let inFlight = 0
     let most = 0
     const validated: string[] = []
-    // valibot: zod runs an async refinement twice through Standard Schema.
+    // valibot: zod runs the first record's async refinement twice.
     const schema = v.pipeAsync(
       v.object({ id: v.string() }),
       v.checkAsync(async (order) => {
@@ -332,8 +370,8 @@ describe('jsonParse with a schema', () => {
       if (order.id === 'boom') throw new Error('lookup service down')
       return order
     })
-    // zod runs an async refinement twice through Standard Schema and leaves the first call's
-    // rejection unhandled, so the throwing async case uses valibot.
+    // zod runs the first record's async refinement twice and leaves the first call's rejection
+    // unhandled, so the throwing async case uses valibot.
     const asyncSchema = v.pipeAsync(
       v.object({ id: v.string() }),
       v.checkAsync(async (order) => {

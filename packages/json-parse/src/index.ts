@@ -80,7 +80,7 @@ export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
     )
   }
   const { schema, validationConcurrency = 10 } = checkOptions(pkg, optionRules, options)
-  const validate = schema === undefined ? undefined : validatorOf(schema)
+  const validator = schema === undefined ? undefined : validatorOf(schema)
 
   return {
     before(request) {
@@ -90,21 +90,48 @@ export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
           `${pkg}: the event has no decoded records; add .use(kinesisDecode()) before .use(jsonParse())`,
         )
       }
-      return parseBatch(batch, validate, validationConcurrency)
+      return parseBatch(batch, validator, validationConcurrency)
     },
   }
 }
 
-function validatorOf(schema: unknown): Validate {
+/** How a parser validates: `validate` now, and from the first answer that is a promise on. */
+interface Validator {
+  validate: Validate
+  readonly whenAsync: Validate
+}
+
+function validatorOf(schema: unknown): Validator {
   const holder = typeof schema === 'object' || typeof schema === 'function' ? schema : null
   const standard = (holder as Partial<StandardSchemaV1> | null)?.['~standard']
-  if (standard?.version !== 1 || typeof standard.validate !== 'function') {
+  if (holder === null || standard?.version !== 1 || typeof standard.validate !== 'function') {
     throw new ConfigurationError(
       `${pkg}: schema must be a Standard Schema v1 validator (zod 3.24+, valibot 1+, arktype 2+, ...)`,
     )
   }
   // Bound once here so that the loop calls it without looking it up per record.
-  return standard.validate.bind(standard)
+  const validate = standard.validate.bind(standard)
+  return { validate, whenAsync: zodAsync(holder, standard.vendor) ?? validate }
+}
+
+/**
+ * zod 4's `~standard.validate` runs a schema synchronously first and, when a refinement answers
+ * with a promise, runs the whole schema again asynchronously: each asynchronous refinement (a
+ * call to a service) ran twice per record, twice `validationConcurrency` at once, and the first
+ * run's rejection went unhandled, on which Lambda's Node.js runtime fails the invocation and
+ * exits. Once a zod schema has answered with a promise, its own `safeParseAsync` validates each
+ * record once. The first such record still runs twice: nothing tells beforehand that a schema
+ * is asynchronous.
+ */
+function zodAsync(schema: object, vendor: string): Validate | undefined {
+  const { safeParseAsync } = schema as { safeParseAsync?: unknown }
+  if (vendor !== 'zod' || typeof safeParseAsync !== 'function') return undefined
+  return async (value) => {
+    const result = (await safeParseAsync.call(schema, value)) as
+      | { success: true; data: unknown }
+      | { success: false; error: { issues: ReadonlyArray<StandardSchemaV1.Issue> } }
+    return result.success ? { value: result.data } : { issues: result.error.issues }
+  }
 }
 
 /**
@@ -113,9 +140,10 @@ function validatorOf(schema: unknown): Validate {
  */
 function parseBatch(
   batch: RecordBatch,
-  validate: Validate | undefined,
+  validator: Validator | undefined,
   concurrency: number,
 ): Promise<void> | undefined {
+  const validate = validator?.validate
   const { records, status } = batch
   for (let i = 0; i < records.length; i++) {
     if (status[i] !== RecordStatus.Pending) continue
@@ -127,9 +155,17 @@ function parseBatch(
       continue
     }
     const validation = validateRecord(batch, i, validate, value)
-    if (validation !== undefined) return validateRest(batch, validate, concurrency, i, validation)
+    if (validation !== undefined) {
+      return validateRest(batch, goneAsync(validator as Validator), concurrency, i, validation)
+    }
   }
   return undefined
+}
+
+/** From a schema's first answer that is a promise on, this batch and later ones use `whenAsync`. */
+function goneAsync(validator: Validator): Validate {
+  validator.validate = validator.whenAsync
+  return validator.whenAsync
 }
 
 /**
