@@ -112,6 +112,29 @@ describe('errors', () => {
     )
   })
 
+  it('list the first ten issues, each clipped, and keep them all', () => {
+    const received = 'Expected number but received "'
+    const issues = Array.from({ length: 20_000 }, (_, i) => ({
+      message: `${received}${'x'.repeat(i === 0 ? 1_000_000 : 3)}"`,
+      path: ['items', i, 'qty'],
+    }))
+    const error = new ValidationError(at, issues)
+    expect(error.issues).toBe(issues)
+    expect(error.message.length).toBeLessThan(1000)
+    expect(error.message).toContain(
+      `does not match the schema: items.0.qty: ${received}${'x'.repeat(200 - received.length)}… (1000031 characters); items.1.qty: Expected number but received "xxx"; items.2.qty`,
+    )
+    expect(error.message).toMatch(
+      /; items\.9\.qty: Expected number but received "xxx"; and 19990 more issues$/,
+    )
+    expect(
+      new ValidationError(at, [{ message: 'deep', path: Array(500).fill('a') }]).message,
+    ).toMatch(/: a\.a\.a.*… \(999 characters\): deep$/)
+    expect(new ValidationError(at, []).message).toMatch(
+      /: does not match the schema: \(the schema gave no issue\)$/,
+    )
+  })
+
   it('mark a handler failure retryable unless the thrown value says otherwise', () => {
     expect(new RecordHandlerError(at, new Error('timeout')).retryable).toBe(true)
     expect(new RecordHandlerError(at, new NonRetryableError('never')).retryable).toBe(false)

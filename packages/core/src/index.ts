@@ -255,17 +255,39 @@ export interface ValidationIssue {
 /** The payload parsed but does not match the schema. */
 export class ValidationError extends RecordError {
   override name = 'ValidationError'
+  /** Every issue the schema found; the message lists the first few. */
   readonly issues: ReadonlyArray<ValidationIssue>
   constructor(at: RecordCoordinates, issues: ReadonlyArray<ValidationIssue>) {
-    const list = issues
-      .map(
-        (issue) =>
-          `${issue.path.length ? issue.path.map(String).join('.') : '(root)'}: ${issue.message}`,
-      )
-      .join('; ')
-    super(at, `does not match the schema: ${list}`, { retryable: false })
+    super(at, `does not match the schema: ${listed(issues)}`, { retryable: false })
     this.issues = issues
   }
+}
+
+/**
+ * How many issues a ValidationError's message lists, and how long each part may be: a record of
+ * 20,000 bad items made a 1.3 MB message, and validators quote the value they refused (valibot
+ * quotes a whole string), so one bad 1 MiB field made a 1 MiB line in the log.
+ */
+const LISTED_ISSUES = 10
+const ISSUE_PART_CHARS = 200
+
+function listed(issues: ReadonlyArray<ValidationIssue>): string {
+  if (issues.length === 0) return '(the schema gave no issue)'
+  const parts: string[] = []
+  for (let i = 0; i < issues.length && i < LISTED_ISSUES; i++) {
+    const { path, message } = issues[i] as ValidationIssue
+    parts.push(
+      `${clipped(path.length ? path.map(String).join('.') : '(root)')}: ${clipped(message)}`,
+    )
+  }
+  const more = issues.length - parts.length
+  return more > 0 ? `${parts.join('; ')}; and ${more} more issues` : parts.join('; ')
+}
+
+function clipped(text: string): string {
+  return text.length <= ISSUE_PART_CHARS
+    ? text
+    : `${text.slice(0, ISSUE_PART_CHARS)}… (${text.length} characters)`
 }
 
 /**
