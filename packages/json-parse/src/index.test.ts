@@ -388,6 +388,23 @@ describe('jsonParse with a schema', () => {
       expect(error?.message).toMatch(/: the schema threw: lookup service down$/)
     }
   })
+  it('fails a record that overflows a recursive schema, or a transform with a RangeError, as not retryable', async () => {
+    const deep = `${'['.repeat(100_000)}${']'.repeat(100_000)}`
+    const { batch, seen } = await run(jsonParse({ schema: z.json() }), eventOf(['[[1]]', deep]))
+    expect(seen).toEqual([[[1]]])
+    expect(batch.errors.get(1)?.message).toMatch(
+      /: the schema threw: Maximum call stack size exceeded$/,
+    )
+    expect(batch.errors.get(1)?.retryable).toBe(false)
+    const at = z.object({ at: z.string().transform((text) => new Date(text).toISOString()) })
+    const dates = await run(
+      jsonParse({ schema: at }),
+      eventOf(['{"at":"2026-11-25"}', '{"at":"x"}']),
+    )
+    expect(dates.seen).toEqual([{ at: '2026-11-25T00:00:00.000Z' }])
+    expect(dates.batch.errors.get(1)?.message).toMatch(/: the schema threw: Invalid time value$/)
+    expect(dates.batch.errors.get(1)?.retryable).toBe(false)
+  })
 })
 
 describe('wiring mistakes', () => {

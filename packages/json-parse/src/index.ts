@@ -283,10 +283,15 @@ function toIssue(issue: StandardSchemaV1.Issue): ValidationIssue {
 
 /**
  * A schema that throws (a refinement that calls a service, a bug in a transform) says nothing
- * about the record itself, so the failure stays retryable.
+ * about the record itself, so the failure stays retryable; but a RangeError does: a recursive
+ * schema overflowed the stack on a value nested that deep, or a transform met a value out of
+ * range (`toISOString` of an invalid date), and it will again on every delivery.
  */
 function schemaThrew(record: RecordCoordinates, thrown: unknown): RecordError {
-  return new RecordError(record, `the schema threw: ${messageOf(thrown)}`, { cause: thrown })
+  return new RecordError(record, `the schema threw: ${messageOf(thrown)}`, {
+    cause: thrown,
+    retryable: !(thrown instanceof RangeError),
+  })
 }
 
 const FAILED: unique symbol = Symbol('failed')
