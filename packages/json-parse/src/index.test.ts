@@ -88,6 +88,29 @@ describe('jsonParse without a schema', () => {
     expect(parsed).toEqual([{}])
   })
 
+  it('says so when a record is UTF-16, with or without a byte order mark', async () => {
+    const le = Buffer.from('{"name":"Zoë"}', 'utf16le')
+    const be = Buffer.from(le).swap16()
+    // ASCII text in UTF-16 is valid UTF-8 (with zero bytes), so JSON.parse is what refuses it.
+    const leAscii = Buffer.from('{"name":"Zoe"}', 'utf16le')
+    const beAscii = Buffer.from(leAscii).swap16()
+    const withBom = (bom: number[], text: Buffer) => Buffer.concat([Buffer.from(bom), text])
+    const payloads = [withBom([0xff, 0xfe], le), withBom([0xfe, 0xff], be), leAscii, beAscii, le]
+    const { batch } = await run(jsonParse(), eventOf([...payloads, '{"ok":1}']))
+    const messages = payloads.map((_, i) => batch.errors.get(i)?.message.replace(/^.*?\): /, ''))
+    const bomNote = ' (it starts with a UTF-16 byte order mark: send JSON as UTF-8)'
+    const zeroNote =
+      ' (it has a zero byte in its first two, as UTF-16 or UTF-32 text has: send JSON as UTF-8)'
+    expect(messages[0]).toBe(`is not valid UTF-8${bomNote}`)
+    expect(messages[1]).toBe(`is not valid UTF-8${bomNote}`)
+    for (const message of [messages[2], messages[3]]) {
+      expect(message?.startsWith('is not valid JSON: ')).toBe(true)
+      expect(message?.endsWith(zeroNote)).toBe(true)
+    }
+    expect(messages[4]).toBe(`is not valid UTF-8${zeroNote}`)
+    expect(batch.errors.has(5)).toBe(false)
+  })
+
   it('accepts a leading byte order mark and multi-byte characters', async () => {
     const { seen } = await run(jsonParse(), eventOf(['\uFEFF{"name":"Zoë 🚀"}']))
     expect(seen).toEqual([{ name: 'Zoë 🚀' }])

@@ -310,7 +310,7 @@ function parseRecord(
     try {
       text = utf8.decode(data)
     } catch (error) {
-      const message = `is not valid UTF-8${aggregateNote(data)}`
+      const message = `is not valid UTF-8${aggregateNote(data) || utf16Note(data)}`
       failRecord(batch, index, new ParseError(record, message, { cause: error }))
       return FAILED
     }
@@ -328,7 +328,11 @@ function parseRecord(
     failRecord(
       batch,
       index,
-      new ParseError(record, `is not valid JSON: ${messageOf(error)}`, { cause: error }),
+      new ParseError(
+        record,
+        `is not valid JSON: ${messageOf(error)}${data instanceof Uint8Array ? utf16Note(data) : ''}`,
+        { cause: error },
+      ),
     )
     return FAILED
   }
@@ -341,6 +345,22 @@ function parseRecord(
     }
   }
   return value
+}
+
+/**
+ * Says when bytes look like UTF-16 (or UTF-32), which some producers send (.NET and Java strings,
+ * Windows tools): a byte order mark, or a zero byte among the first two, which UTF-8 JSON never
+ * has. RFC 8259 requires UTF-8 between systems, so such records are refused, with the reason.
+ */
+function utf16Note(bytes: Uint8Array): string {
+  const [first, second] = bytes
+  if ((first === 0xff && second === 0xfe) || (first === 0xfe && second === 0xff)) {
+    return ' (it starts with a UTF-16 byte order mark: send JSON as UTF-8)'
+  }
+  if (bytes.length >= 2 && (first === 0 || second === 0)) {
+    return ' (it has a zero byte in its first two, as UTF-16 or UTF-32 text has: send JSON as UTF-8)'
+  }
+  return ''
 }
 
 /**
