@@ -203,6 +203,16 @@ describe('no any in what a user touches, and wrong options do not compile', () =
     const misuse = () => {
       // @ts-expect-error: a number, not text
       jsonParse({ validationConcurrency: '10' })
+      // @ts-expect-error: a reviver's keys are text
+      jsonParse({ reviver: (key: number) => key })
+      jsonParse({
+        reviver: (key, value, context) => {
+          expectTypeOf(key).toBeString()
+          expectTypeOf(value).toBeUnknown()
+          expectTypeOf(context.source).toEqualTypeOf<string | undefined>()
+          return value
+        },
+      })
       // @ts-expect-error: a zod schema's parse method is no Standard Schema
       jsonParse({ schema: z.string().parse })
       // @ts-expect-error: the schema goes in the options

@@ -62,3 +62,29 @@ describe('README: Sample usage', () => {
     )
   })
 })
+
+describe('README: Numbers beyond 2^53', () => {
+  it('compiles and keeps a 64-bit id exact', async () => {
+    const seen: bigint[] = []
+    // ---- the sample
+    const parse = jsonParse({
+      reviver: (_key, value, { source }) =>
+        typeof value === 'number' && !Number.isSafeInteger(value) && /^-?\d+$/.test(source ?? '')
+          ? BigInt(source as string)
+          : value,
+      schema: z.object({ id: z.bigint() }),
+    })
+    // ----
+    const handler = middy(
+      eachRecord<InferData<typeof parse>>((record) => {
+        seen.push(record.data.id)
+      }),
+    )
+      .use(kinesisDecode())
+      .use(parse)
+      .use(partialFailures({ logger: false }))
+    const event = kinesisEvent([{ data: '{"id":12345678901234567890}' }])
+    expect(await handler(event, lambdaContext())).toEqual({ batchItemFailures: [] })
+    expect(seen).toEqual([12345678901234567890n])
+  })
+})

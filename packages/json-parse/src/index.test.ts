@@ -17,7 +17,7 @@ import { type } from 'arktype'
 import * as v from 'valibot'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { type JsonParser, jsonParse } from './index.js'
+import { type JsonParser, jsonParse, type Reviver } from './index.js'
 
 const context = { functionName: 'json-parse-test' } as Context
 
@@ -136,6 +136,59 @@ describe('jsonParse without a schema', () => {
     expect(batch.records[0]?.data).toEqual({ a: 1 })
     expect(batch.records[1]?.data).toBeInstanceOf(Uint8Array)
     expect(batch.errors.size).toBe(0)
+  })
+})
+
+describe('numbers beyond 2^53', () => {
+  const ids = ['{"id":12345678901234567890,"n":1.5}', '{"id":-9007199254740993,"n":2}']
+
+  it('are rounded by JSON.parse, as in any JavaScript', async () => {
+    const { seen } = await run(jsonParse(), eventOf(ids))
+    expect(seen).toEqual([
+      { id: 12345678901234567000, n: 1.5 },
+      { id: -9007199254740992, n: 2 },
+    ])
+  })
+
+  it('stay exact as BigInt with a reviver that reads the source text, also through a schema', async () => {
+    // The README's sample.
+    const reviver: Reviver = (_key, value, { source }) =>
+      typeof value === 'number' && !Number.isSafeInteger(value) && /^-?\d+$/.test(source ?? '')
+        ? BigInt(source as string)
+        : value
+    const { seen } = await run(jsonParse({ reviver }), eventOf(ids))
+    expect(seen).toEqual([
+      { id: 12345678901234567890n, n: 1.5 },
+      { id: -9007199254740993n, n: 2 },
+    ])
+    const schema = z.object({ id: z.bigint(), n: z.number() })
+    const parsed = await run(jsonParse({ schema, reviver }), eventOf(ids))
+    expect(parsed.seen).toEqual([
+      { id: 12345678901234567890n, n: 1.5 },
+      { id: -9007199254740993n, n: 2 },
+    ])
+  })
+
+  it('fails a record whose reviver throws alone, saying the reviver threw', async () => {
+    const reviver: Reviver = (key, value) => {
+      if (key === 'id' && value === 'bad') throw new Error('unknown id')
+      return value
+    }
+    const { batch, seen } = await run(
+      jsonParse({ reviver }),
+      eventOf(['{"id":"a"}', '{"id":"bad"}', '{"id": oops}', '{"__proto__":{"id":"b"}}']),
+    )
+    expect(seen).toEqual([{ id: 'a' }])
+    expect(batch.errors.get(1)).toBeInstanceOf(ParseError)
+    expect(batch.errors.get(1)?.message).toMatch(/\): the reviver threw: unknown id$/)
+    expect(batch.errors.get(2)?.message).toMatch(/\): is not valid JSON: /)
+    expect(batch.errors.get(3)?.message).toContain('has a "__proto__" key at the root')
+  })
+
+  it('refuses a reviver that is not a function', () => {
+    expect(() => jsonParse({ reviver: 'BigInt' } as never)).toThrow(
+      "@shardwise/json-parse: Option 'reviver' must be a function",
+    )
   })
 })
 

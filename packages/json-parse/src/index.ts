@@ -43,7 +43,21 @@ export interface JsonParseOptions<Schema extends StandardSchemaV1 = StandardSche
    * many records it validates at once, at most. Default 10.
    */
   validationConcurrency?: number
+  /**
+   * Handed to `JSON.parse` as its reviver, before the schema sees the value. Node 22 passes it
+   * each number's text as `context.source`, so integers past 2^53 (64-bit ids), which JSON.parse
+   * rounds, can be kept exact as BigInt.
+   */
+  reviver?: Reviver
 }
+
+/** `JSON.parse`'s reviver, with the source text Node 22 gives for numbers, strings and literals. */
+export type Reviver = (
+  this: unknown,
+  key: string,
+  value: unknown,
+  context: { source?: string },
+) => unknown
 
 /** The middleware `jsonParse` returns; `T` is what the record handler receives as `data`. */
 export type JsonParser<T> = MiddlewareObj<ParsedEvent<T>>
@@ -53,6 +67,7 @@ const optionRules: OptionRules = {
   // even inherit from Function. validatorOf checks what matters, the `~standard` property.
   schema: option.any,
   validationConcurrency: option.integer(1),
+  reviver: option.function,
 }
 
 type Validate = StandardSchemaV1['~standard']['validate']
@@ -79,7 +94,7 @@ export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
       `${pkg}: give the schema as an option, jsonParse({ schema }), not jsonParse(schema)`,
     )
   }
-  const { schema, validationConcurrency = 10 } = checkOptions(pkg, optionRules, options)
+  const { schema, validationConcurrency = 10, reviver } = checkOptions(pkg, optionRules, options)
   const validator = schema === undefined ? undefined : validatorOf(schema)
 
   return {
@@ -90,7 +105,7 @@ export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
           `${pkg}: the event has no decoded records; add .use(kinesisDecode()) before .use(jsonParse())`,
         )
       }
-      return parseBatch(batch, validator, validationConcurrency)
+      return parseBatch(batch, reviver, validator, validationConcurrency)
     },
   }
 }
@@ -140,6 +155,7 @@ function zodAsync(schema: object, vendor: string): Validate | undefined {
  */
 function parseBatch(
   batch: RecordBatch,
+  reviver: Reviver | undefined,
   validator: Validator | undefined,
   concurrency: number,
 ): Promise<void> | undefined {
@@ -148,7 +164,7 @@ function parseBatch(
   for (let i = 0; i < records.length; i++) {
     if (status[i] !== RecordStatus.Pending) continue
     const record = records[i] as KinesisRecord<unknown>
-    const value = parseRecord(batch, i, record)
+    const value = parseRecord(batch, i, record, reviver)
     if (value === FAILED) continue
     if (validate === undefined) {
       record.data = value
@@ -156,7 +172,8 @@ function parseBatch(
     }
     const validation = validateRecord(batch, i, validate, value)
     if (validation !== undefined) {
-      return validateRest(batch, goneAsync(validator as Validator), concurrency, i, validation)
+      const validate = goneAsync(validator as Validator)
+      return validateRest(batch, reviver, validate, concurrency, i, validation)
     }
   }
   return undefined
@@ -204,6 +221,7 @@ function validateRecord(
  */
 async function validateRest(
   batch: RecordBatch,
+  reviver: Reviver | undefined,
   validate: Validate,
   concurrency: number,
   firstIndex: number,
@@ -222,7 +240,7 @@ async function validateRest(
   const { records, status } = batch
   for (let i = firstIndex + 1; i < records.length; i++) {
     if (status[i] !== RecordStatus.Pending) continue
-    const value = parseRecord(batch, i, records[i] as KinesisRecord<unknown>)
+    const value = parseRecord(batch, i, records[i] as KinesisRecord<unknown>, reviver)
     if (value === FAILED) continue
     if (inFlight.size >= concurrency) await Promise.race(inFlight)
     const validation = validateRecord(batch, i, validate, value)
@@ -303,6 +321,7 @@ function parseRecord(
   batch: RecordBatch,
   index: number,
   record: KinesisRecord<unknown>,
+  reviver: Reviver | undefined,
 ): unknown | typeof FAILED {
   const { data } = record
   let text: string
@@ -323,17 +342,13 @@ function parseRecord(
   }
   let value: unknown
   try {
-    value = JSON.parse(text)
+    value = JSON.parse(text, reviver as Parameters<typeof JSON.parse>[1])
   } catch (error) {
-    failRecord(
-      batch,
-      index,
-      new ParseError(
-        record,
-        `is not valid JSON: ${messageOf(error)}${data instanceof Uint8Array ? utf16Note(data) : ''}`,
-        { cause: error },
-      ),
-    )
+    const message =
+      reviver !== undefined && isJson(text)
+        ? `the reviver threw: ${messageOf(error)}`
+        : `is not valid JSON: ${messageOf(error)}${data instanceof Uint8Array ? utf16Note(data) : ''}`
+    failRecord(batch, index, new ParseError(record, message, { cause: error }))
     return FAILED
   }
   if (mayPollute.test(text)) {
@@ -345,6 +360,16 @@ function parseRecord(
     }
   }
   return value
+}
+
+/** Whether the text parses without the reviver: then the reviver is what threw. */
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text)
+    return true
+  } catch {
+    return false
+  }
 }
 
 /**
