@@ -481,6 +481,28 @@ describe('jsonParse with a schema', () => {
     expect(dates.batch.errors.get(1)?.message).toMatch(/: the schema threw: Invalid time value$/)
     expect(dates.batch.errors.get(1)?.retryable).toBe(false)
   })
+
+  it('parses a 1 MiB record, and keeps the message of its 20,000 issues short', async () => {
+    const items = Array.from({ length: 20_000 }, (_, i) => ({
+      id: `item-${i}`,
+      note: 'x'.repeat(24),
+    }))
+    const payload = JSON.stringify({ items })
+    expect(payload.length).toBeGreaterThan(1024 * 1024)
+    const { seen, batch } = await run(
+      jsonParse({ schema: z.object({ items: z.array(z.object({ id: z.number() })) }) }),
+      eventOf([payload]),
+    )
+    expect(seen).toEqual([])
+    const error = batch.errors.get(0) as ValidationError
+    expect(error.issues).toHaveLength(20_000)
+    expect(error.message).toMatch(
+      /: does not match the schema: items\.0\.id: .*; and 19990 more issues$/,
+    )
+    expect(error.message.length).toBeLessThan(1000)
+    const plain = await run(jsonParse(), eventOf([payload]))
+    expect(plain.seen).toEqual([{ items }])
+  })
 })
 
 describe('wiring mistakes', () => {
