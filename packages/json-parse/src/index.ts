@@ -351,7 +351,7 @@ function parseRecord(
     failRecord(batch, index, new ParseError(record, message, { cause: error }))
     return FAILED
   }
-  if (mayPollute.test(text)) {
+  if (mayPollute(text)) {
     const found = pollutingKey(value)
     if (found !== undefined) {
       const message = `has a ${found}, refused because merging it into another object could pollute prototypes`
@@ -389,10 +389,21 @@ function utf16Note(bytes: Uint8Array): string {
 }
 
 /**
- * One cheap scan that rules out nearly every record before walking the parsed value: the two
- * keys, or an escape of one of their letters (a key may spell them with escapes).
+ * Cheap scans that rule out nearly every record before walking the parsed value: the two keys,
+ * or an escape of one of their letters (a key may spell them with escapes). `includes` skips
+ * through the text several times faster than one regular expression with the three
+ * alternatives (280 against 900 ns for a 2 KB CloudWatch Logs body), so the expression only
+ * runs on text that has a `\u00` escape at all.
  */
-const mayPollute = /__proto__|constructor|\\u00(?:5[fF]|6[3eEfF]|7[02345])/
+function mayPollute(text: string): boolean {
+  return (
+    text.includes('__proto__') ||
+    text.includes('constructor') ||
+    (text.includes('\\u00') && escapedKeyLetter.test(text))
+  )
+}
+
+const escapedKeyLetter = /\\u00(?:5[fF]|6[3eEfF]|7[02345])/
 
 /**
  * Finds a `__proto__` key, or a `constructor` key holding an object with a `prototype` key,
