@@ -1,4 +1,6 @@
+import { getEventListeners } from 'node:events'
 import middy from '@middy/core'
+import type { Context, KinesisStreamEvent } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
 import { describe, expect, it } from 'vitest'
@@ -198,6 +200,24 @@ describe('eachRecord wiring', () => {
     await lambda(kinesisEvent([{ data: 'a' }, { data: 'b' }]), lambdaContext())
     expect(spread).toHaveLength(2)
     expect(spread[0]?.signal).toBeInstanceOf(AbortSignal)
+  })
+
+  it("leaves no listener on middy's signal once the batch ends", async () => {
+    // middy 6 (the peer range starts there) hands every invocation one module-level signal until
+    // an abort; a listener left on it kept each batch alive for the life of the environment.
+    const signals = new Set<AbortSignal>()
+    const loop = eachRecord(async () => {})
+    const lambda = middy(
+      async (event: KinesisStreamEvent, context: Context, options: { signal: AbortSignal }) => {
+        signals.add(options.signal)
+        return loop(event, context, options)
+      },
+    ).use(kinesisDecode())
+    for (let i = 0; i < 20; i++) {
+      await lambda(kinesisEvent([{ data: 'a' }]), i % 2 === 0 ? lambdaContext() : ({} as Context))
+    }
+    expect(signals.size).toBeGreaterThan(0)
+    for (const signal of signals) expect(getEventListeners(signal, 'abort')).toHaveLength(0)
   })
 
   it('carries the state of a tumbling window event on, also without partialFailures', async () => {

@@ -135,25 +135,29 @@ export async function runBatch<T>(
   // handler hears it through the same signal, and no record may start any more, as Lambda
   // redelivers them all and a loop left running would go on in a frozen or reused environment.
   // A listener, not AbortSignal.any: 4 µs against 9 per invocation here, controller included.
+  // middy 6 hands every invocation the same module-level signal until one aborts it, so the
+  // listener must go when the batch ends: left on, each would keep its batch alive for good.
+  let onAbort: (() => void) | undefined
   if (middySignal?.aborted) {
     stopRun(run, middySignal.reason)
-  } else {
-    middySignal?.addEventListener('abort', () => stopRun(run, middySignal.reason), { once: true })
+  } else if (middySignal !== undefined) {
+    onAbort = () => stopRun(run, middySignal.reason)
+    middySignal.addEventListener('abort', onAbort, { once: true })
   }
-  const running = runners[options.ordering](run as Run<unknown>, options.concurrency)
-  if (!guarded) return running
-
   let timer: NodeJS.Timeout | undefined
-  const timeUp = new Promise<void>((resolve) => {
-    timer = setTimeout(() => {
-      stopRun(run)
-      resolve()
-    }, delay)
-  })
   try {
+    const running = runners[options.ordering](run as Run<unknown>, options.concurrency)
+    if (!guarded) return await running
+    const timeUp = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        stopRun(run)
+        resolve()
+      }, delay)
+    })
     await Promise.race([running, timeUp])
   } finally {
     clearTimeout(timer)
+    if (onAbort !== undefined) middySignal?.removeEventListener('abort', onAbort)
   }
 }
 
