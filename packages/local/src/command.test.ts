@@ -89,6 +89,22 @@ describe('shardwise', () => {
     expect(await main(['run', '--stream', 's'])).toBe(2)
     expect(io.err()).toContain('--handler is required')
   })
+
+  it('says why a handler module cannot be imported', async () => {
+    // What an esbuild ESM bundle of a CommonJS dependency throws at load without a require banner.
+    const dir = await mkdtemp(join(tmpdir(), 'shardwise-cli-'))
+    const module = join(dir, 'broken.mjs')
+    await writeFile(module, 'throw new Error(\'Dynamic require of "buffer" is not supported\')\n')
+    const io = capture()
+    const args = ['run', '--handler', module, '--stream', 's', '--endpoint', 'http://127.0.0.1:1']
+    expect(await main(args)).toBe(2)
+    expect(io.err()).toContain(
+      `cannot import the handler module ${module}: Dynamic require of "buffer" is not supported`,
+    )
+    const missing = join(dir, 'missing.mjs')
+    expect(await main(['run', '--handler', missing, '--stream', 's'])).toBe(2)
+    expect(io.err()).toMatch(/cannot import the handler module .*missing\.mjs: Cannot find module/)
+  })
 })
 
 describe('shardwise run', () => {

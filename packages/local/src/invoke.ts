@@ -30,7 +30,12 @@ export async function loadHandler(spec: string): Promise<KinesisHandler> {
   try {
     mod = (await import(url)) as Record<string, unknown>
   } catch (error) {
-    throw new ConfigurationError(`cannot import the handler module ${modulePath}`, { cause: error })
+    // The reason goes in the message: the CLI prints a ConfigurationError as a usage mistake,
+    // in one line, and a module that throws at load says nothing without it.
+    throw new ConfigurationError(
+      `cannot import the handler module ${modulePath}: ${messageOf(error)}`,
+      { cause: error },
+    )
   }
   const handler = mod[exportName]
   if (typeof handler !== 'function') {
