@@ -27,7 +27,8 @@ import avro from 'avsc'
 import { boundedOptions, startDatum } from './bounded.js'
 import type { Frame, SchemaId, SchemaRegistry, WriterSchema } from './registry.js'
 
-export type { InferData, ParsedEvent } from '@shardwise/core'
+// The errors this package produces, so that a user tells them apart without importing core.
+export { ConfigurationError, type InferData, type ParsedEvent, ParseError } from '@shardwise/core'
 export {
   type ConfluentSchemaRegistryOptions,
   confluentSchemaRegistry,

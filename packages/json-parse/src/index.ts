@@ -27,7 +27,15 @@ import {
 } from '@shardwise/core'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 
-export type { InferData, ParsedEvent } from '@shardwise/core'
+// The errors this package produces, so that a user tells them apart without importing core.
+export {
+  ConfigurationError,
+  type InferData,
+  type ParsedEvent,
+  ParseError,
+  ValidationError,
+  type ValidationIssue,
+} from '@shardwise/core'
 export type { StandardSchemaV1 } from '@standard-schema/spec'
 
 const pkg = '@shardwise/json-parse'

@@ -35,7 +35,13 @@ import {
 } from './decompress.js'
 import { readAggregate, type UserRecord } from './kpl.js'
 
-export type { DecodedEvent, KinesisRecord } from '@shardwise/core'
+// The errors this package produces, so that a user tells them apart without importing core.
+export {
+  ConfigurationError,
+  type DecodedEvent,
+  DecodeError,
+  type KinesisRecord,
+} from '@shardwise/core'
 
 export type { Compression } from './decompress.js'
 

@@ -1,10 +1,14 @@
 export {
+  ConfigurationError,
   type DecodedEvent,
+  DecodeError,
   type KinesisRecord,
   NonRetryableError,
+  ParseError,
   type PoisonSink,
   RecordError,
   RecordHandlerError,
+  ValidationError,
 } from '@shardwise/core'
 export {
   type BatchHandler,
