@@ -310,37 +310,83 @@ describe('KPL de-aggregation', () => {
   })
 
   it.each([
-    ['a body cut short', [...pb.tag(3, 2), ...pb.varint(40), 1, 2, 3]],
-    ['a record without data', pb.bytes(1, 'k').concat(pb.bytes(3, pb.uint(1, 0)))],
+    ['a body cut short', [...pb.tag(3, 2), ...pb.varint(40), 1, 2, 3], 'field at byte 0'],
+    [
+      'a record without data',
+      pb.bytes(1, 'k').concat(pb.bytes(3, pb.uint(1, 0))),
+      'user record 0 (at byte 3 of the body) has no data',
+    ],
     [
       'a record without partition key index',
       pb.bytes(1, 'k').concat(pb.bytes(3, pb.bytes(3, 'x'))),
+      'user record 0 (at byte 3 of the body) has no partition_key_index',
     ],
     [
       'a partition key index past the table',
-      pb.bytes(1, 'k').concat(pb.bytes(3, [...pb.uint(1, 1), ...pb.bytes(3, 'x')])),
+      pb
+        .bytes(1, 'k')
+        .concat(pb.bytes(3, [...pb.uint(1, 0), ...pb.bytes(3, 'x')]))
+        .concat(pb.bytes(3, [...pb.uint(1, 1), ...pb.bytes(3, 'y')])),
+      'user record 1 has partition_key_index 1, outside the partition key table of 1',
     ],
     [
       'an explicit hash key index with no table',
       pb
         .bytes(1, 'k')
         .concat(pb.bytes(3, [...pb.uint(1, 0), ...pb.uint(2, 0), ...pb.bytes(3, 'x')])),
+      'user record 0 has explicit_hash_key_index 0, outside the explicit hash key table of 0',
     ],
-    ['a varint longer than ten bytes', [...pb.tag(5, 0), ...new Array(11).fill(0xff), 1]],
-    ['field number 0', [...pb.tag(0, 0), 1]],
-    ['wire type 7', [...pb.tag(9, 7), 1]],
-    ['an end group with no start', [...pb.tag(9, 4)]],
-    ['a group that never ends', [...pb.tag(9, 3), ...pb.uint(1, 1)]],
+    [
+      'a varint longer than ten bytes',
+      [...pb.tag(5, 0), ...new Array(11).fill(0xff), 1],
+      'field at byte 0',
+    ],
+    ['field number 0', [...pb.tag(0, 0), 1], 'field at byte 0'],
+    ['wire type 7', [...pb.bytes(1, 'k'), ...pb.tag(9, 7), 1], 'field at byte 3'],
+    ['an end group with no start', [...pb.tag(9, 4)], 'field at byte 0'],
+    ['a group that never ends', [...pb.tag(9, 3), ...pb.uint(1, 1)], 'field at byte 0'],
+    [
+      'a data length past the end of its record',
+      pb.bytes(1, 'k').concat(pb.bytes(3, [...pb.uint(1, 0), ...pb.tag(3, 2), ...pb.varint(9), 1])),
+      'user record 0 (at byte 3 of the body) is not valid protobuf: the field at byte 2 of the record',
+    ],
     [
       'a huge index',
       pb.bytes(1, 'k').concat(pb.bytes(3, [...pb.uint(1, 2n ** 64n - 1n), ...pb.bytes(3, 'x')])),
+      'user record 0 has partition_key_index 18446744073709552000',
     ],
-  ])('passes an aggregate with a right MD5 but %s through as a plain record', (_, body) => {
+  ])('fails the carrier alone when an aggregate with a right MD5 has %s', (_, body, cause) => {
     const bytes = withFraming(Uint8Array.from(body))
-    const batch = decodeEvent(kinesisEvent(lambdaRecord(bytes)))
+    const before = lambdaRecord('before')
+    const carrier = lambdaRecord(bytes)
+    const batch = decodeEvent(kinesisEvent(before, carrier, lambdaRecord('after')))
+    expect(batch.records).toHaveLength(3)
+    expect(batch.records[1]?.lambdaRecord).toBe(carrier)
+    expect([...batch.status]).toEqual([
+      RecordStatus.Pending,
+      RecordStatus.Failed,
+      RecordStatus.Pending,
+    ])
+    const error = batch.errors.get(1)
+    expect(error).toBeInstanceOf(DecodeError)
+    expect(error?.retryable).toBe(false)
+    expect(error?.sequenceNumber).toBe(carrier.kinesis.sequenceNumber)
+    expect(error?.message).toContain(carrier.kinesis.sequenceNumber)
+    expect(error?.message).toContain('KPL aggregate (magic and MD5 match) that cannot be read')
+    expect(error?.message).toContain(cause)
+    // Nothing is lost: a dead-letter sink gets the carrier's bytes whole.
+    expect(Buffer.from(batch.records[1]?.rawData as Uint8Array).equals(bytes)).toBe(true)
+    expect(text(batch.records[2]?.data as Uint8Array)).toBe('after')
+  })
+
+  it('fails a gzip-compressed aggregate with a right MD5 that cannot be read, keeping its bytes', () => {
+    const aggregate = withFraming(Uint8Array.from(pb.bytes(3, pb.bytes(3, 'x'))))
+    const compressed = zlib.gzipSync(aggregate)
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(compressed)))
     expect(batch.records).toHaveLength(1)
-    expect(Buffer.from(batch.records[0]?.data as Uint8Array).equals(bytes)).toBe(true)
-    expect(batch.status[0]).toBe(RecordStatus.Pending)
+    expect(batch.errors.get(0)?.message).toContain('has no partition_key_index')
+    expect(Buffer.from(batch.records[0]?.rawData as Uint8Array).equals(compressed)).toBe(true)
+    expect(Buffer.from(batch.records[0]?.data as Uint8Array).equals(aggregate)).toBe(true)
   })
 
   it('skips tags, unknown fields and groups, and reads tables written after the records', () => {

@@ -215,6 +215,12 @@ function decodeRecords(
     // compress the aggregate instead, so an aggregate is looked for again after decompressing.
     let userRecords = deaggregate ? readAggregate(bytes) : undefined
     let userRecordDecompression = decompress
+    if (typeof userRecords === 'string') {
+      failedAt.push(records.length)
+      failures.push(unreadableAggregate(carrier, bytes, userRecords))
+      records.push(carrier)
+      continue
+    }
     if (userRecords === undefined) {
       const payload = decodedPayload(bytes, decompress, carrier, budget, settings)
       if (payload instanceof DecodeError) {
@@ -229,6 +235,12 @@ function decodeRecords(
         // A compressed aggregate was compressed once, as a whole; only 'auto', which looks at
         // the bytes, may still find a user record that was compressed on its own.
         userRecordDecompression = decompress === 'auto' ? 'auto' : false
+        if (typeof userRecords === 'string') {
+          failedAt.push(records.length)
+          failures.push(unreadableAggregate(carrier, payload, userRecords))
+          records.push(carrier)
+          continue
+        }
       }
       if (userRecords === undefined) {
         carrier.data = payload
@@ -269,6 +281,23 @@ function decodeRecords(
 
 const EMPTY = new Uint8Array(0)
 const EQUALS = 61 // '='
+
+/**
+ * Fails the carrier of an aggregate whose MD5 matches but whose body cannot be read. Poison: the
+ * same bytes fail the same way at every delivery; `rawData` keeps them whole for a dead-letter
+ * sink, and `data` holds the aggregate (decompressed, when it was compressed).
+ */
+function unreadableAggregate(
+  carrier: KinesisRecord<Uint8Array>,
+  aggregate: Uint8Array,
+  cause: string,
+): DecodeError {
+  carrier.data = aggregate
+  return new DecodeError(
+    carrier,
+    `data is a KPL aggregate (magic and MD5 match) that cannot be read: ${cause}`,
+  )
+}
 
 /** `previousShardId`, the shard of the record before, lets the batch share one string. */
 function toRecord(

@@ -34,11 +34,14 @@ const MAGIC_LENGTH = 4
 const MD5_LENGTH = 16
 
 /**
- * The user records of an aggregate, in order; `undefined` when `bytes` is not one the KCL would
- * de-aggregate (no magic, a wrong MD5, a body that is not a valid `AggregatedRecord`), so that
- * the caller passes the record on as it is, like the KCL does.
+ * The user records of an aggregate, in order; `undefined` when `bytes` is not an aggregate (no
+ * magic, or an MD5 that does not match), so that the caller passes the record on as it is, like
+ * the KCL does; a string, why, when the MD5 matches but the body cannot be read. A right MD5 over
+ * bytes that start with the magic does not happen by chance: such bytes are an aggregate that a
+ * faulty encoder wrote, not a user record, and handing them on as one would give the handler
+ * the framing of many records as if it were one.
  */
-export function readAggregate(bytes: Uint8Array): UserRecord[] | undefined {
+export function readAggregate(bytes: Uint8Array): UserRecord[] | string | undefined {
   if (!hasKplMagic(bytes) || bytes.length < MAGIC_LENGTH + MD5_LENGTH) return undefined
   const end = bytes.length - MD5_LENGTH
   const body = bytes.subarray(MAGIC_LENGTH, end)
@@ -47,8 +50,11 @@ export function readAggregate(bytes: Uint8Array): UserRecord[] | undefined {
   pos = 0
   const records = parseAggregatedRecord(buf)
   buf = EMPTY
-  return records
+  return records ?? failure
 }
+
+/** Why the last body could not be read: set by every path that gives up on it. */
+let failure = ''
 
 // Loaded at the first aggregate, not at import: a function that never sees one does not pay
 // for node:crypto in its cold start.
@@ -83,21 +89,25 @@ function parseAggregatedRecord(body: Buffer): UserRecord[] | undefined {
   const fields: number[] = []
   const end = body.length
   while (pos < end) {
+    const at = pos
     const tag = readVarint()
-    if (pos < 0) return undefined
+    if (pos < 0) return malformed(at)
     const field = Math.floor(tag / 8)
     const wireType = tag & 7
     if (wireType === LENGTH_DELIMITED && field >= 1 && field <= 3) {
       const length = readVarint()
-      if (pos < 0 || length > end - pos) return undefined
+      if (pos < 0 || length > end - pos) return malformed(at)
       const start = pos
       pos += length
       if (field === 1) partitionKeys.push(body.toString('utf8', start, pos))
       else if (field === 2) explicitHashKeys.push(body.toString('utf8', start, pos))
-      else if (!parseRecord(start, pos, fields)) return undefined
+      else if (!parseRecord(start, pos, fields)) {
+        failure = `user record ${fields.length / 4} (at byte ${at} of the body) ${failure}`
+        return undefined
+      }
     } else {
       skipField(field, wireType, end)
-      if (pos < 0) return undefined
+      if (pos < 0) return malformed(at)
     }
   }
 
@@ -106,8 +116,12 @@ function parseAggregatedRecord(body: Buffer): UserRecord[] | undefined {
     const partitionKey = partitionKeys[fields[f] as number]
     const hashKeyIndex = fields[f + 1] as number
     const explicitHashKey = hashKeyIndex === -1 ? undefined : explicitHashKeys[hashKeyIndex]
-    // An index outside its table makes the body unreadable, as a protobuf runtime would find it.
-    if (partitionKey === undefined || (hashKeyIndex !== -1 && explicitHashKey === undefined)) {
+    if (partitionKey === undefined) {
+      failure = `user record ${r} has partition_key_index ${fields[f]}, outside the partition key table of ${partitionKeys.length}`
+      return undefined
+    }
+    if (hashKeyIndex !== -1 && explicitHashKey === undefined) {
+      failure = `user record ${r} has explicit_hash_key_index ${hashKeyIndex}, outside the explicit hash key table of ${explicitHashKeys.length}`
       return undefined
     }
     records[r] = {
@@ -119,7 +133,10 @@ function parseAggregatedRecord(body: Buffer): UserRecord[] | undefined {
   return records
 }
 
-/** Reads one `Record` spanning `[start, end)`; false when it is malformed or misses a required field. */
+/**
+ * Reads one `Record` spanning `[start, end)`; false, with `failure` set, when it is malformed or
+ * misses a required field.
+ */
 function parseRecord(start: number, end: number, fields: number[]): boolean {
   pos = start
   let partitionKeyIndex = -1
@@ -127,29 +144,44 @@ function parseRecord(start: number, end: number, fields: number[]): boolean {
   let dataStart = -1
   let dataEnd = -1
   while (pos < end) {
+    const at = pos
     const tag = readVarint()
-    if (pos < 0) return false
+    if (pos < 0) return recordMalformed(at, start)
     const field = Math.floor(tag / 8)
     const wireType = tag & 7
     if (wireType === VARINT && (field === 1 || field === 2)) {
       const index = readVarint()
-      if (pos < 0 || pos > end) return false
+      if (pos < 0 || pos > end) return recordMalformed(at, start)
       if (field === 1) partitionKeyIndex = index
       else hashKeyIndex = index
     } else if (wireType === LENGTH_DELIMITED && field === 3) {
       const length = readVarint()
-      if (pos < 0 || length > end - pos) return false
+      if (pos < 0 || length > end - pos) return recordMalformed(at, start)
       dataStart = pos
       pos += length
       dataEnd = pos
     } else {
       skipField(field, wireType, end)
-      if (pos < 0) return false
+      if (pos < 0) return recordMalformed(at, start)
     }
   }
-  if (pos !== end || partitionKeyIndex === -1 || dataStart === -1) return false
+  if (pos !== end) return recordMalformed(start, start)
+  if (partitionKeyIndex === -1 || dataStart === -1) {
+    failure = `has no ${partitionKeyIndex === -1 ? 'partition_key_index' : 'data'} (a required field)`
+    return false
+  }
   fields.push(partitionKeyIndex, hashKeyIndex, dataStart, dataEnd)
   return true
+}
+
+function malformed(at: number): undefined {
+  failure = `its body is not valid protobuf: the field at byte ${at} is malformed or runs past the end`
+  return undefined
+}
+
+function recordMalformed(at: number, start: number): false {
+  failure = `is not valid protobuf: the field at byte ${at - start} of the record is malformed or runs past its end`
+  return false
 }
 
 /**
