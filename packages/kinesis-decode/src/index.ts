@@ -41,6 +41,8 @@ export {
   type DecodedEvent,
   DecodeError,
   type KinesisRecord,
+  type RecordBatch,
+  RecordStatus,
 } from '@shardwise/core'
 
 export type { Compression } from './decompress.js'
