@@ -216,7 +216,7 @@ describe('bad bytes fail their record alone', () => {
       type: ParseError,
       name: 'ParseError',
       cause:
-        /: is not valid UTF-8 \(it starts with the KPL aggregate magic: an aggregate that kinesisDecode did not expand, because its MD5 or body does not check out or deaggregate is false\)$/,
+        /: is not valid UTF-8 \(it starts with the KPL aggregate magic: an aggregate that kinesisDecode did not expand, because its MD5 does not check out or deaggregate is false\)$/,
     })
   })
 })

@@ -172,7 +172,7 @@ export function hasKplMagic(bytes: Uint8Array): boolean {
  */
 export function aggregateNote(bytes: Uint8Array): string {
   return hasKplMagic(bytes)
-    ? ' (it starts with the KPL aggregate magic: an aggregate that kinesisDecode did not expand, because its MD5 or body does not check out or deaggregate is false)'
+    ? ' (it starts with the KPL aggregate magic: an aggregate that kinesisDecode did not expand, because its MD5 does not check out or deaggregate is false)'
     : ''
 }
 
