@@ -23,14 +23,8 @@ import {
   type OptionRules,
   option,
 } from '@shardwise/core'
-import {
-  answered,
-  decodedBatchOf,
-  loopAnswers,
-  NOT_ANSWERED,
-  pkg,
-  runOptionRules,
-} from './each-record.js'
+import { decodedBatchOf, pkg, runOptionRules } from './each-record.js'
+import { answered, loopAnswers, NOT_ANSWERED } from './loop-answers.js'
 import { runBatch } from './run-batch.js'
 
 /** Where the invocation sits in its window, as Lambda describes it. */

@@ -26,7 +26,7 @@ import {
   RecordStatus,
   shardIdOf,
 } from '@shardwise/core'
-import { loopAnswers, NOT_ANSWERED, windowStateOf } from './each-record.js'
+import { loopAnswers, NOT_ANSWERED, windowStateOf } from './loop-answers.js'
 
 const pkg = '@shardwise/partial-failures'
 
