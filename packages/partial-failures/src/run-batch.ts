@@ -161,7 +161,10 @@ export async function runBatch<T>(
   }
 }
 
-/** Time is up: no record starts any more, and the handler's signal aborts. */
+/**
+ * Time is up, by the timeout margin or by middy's early timeout (then `reason` is middy's): no
+ * record starts any more, and the handler's signal aborts.
+ */
 function stopRun(run: { limit: number; readonly guard: Guard }, reason?: unknown): void {
   run.limit = 0
   const { stop, marginMs } = run.guard
