@@ -41,8 +41,9 @@ export interface FoldWindowOptions<S> {
   initialState: () => S
   /**
    * Called on a window's final invocation, after the last records are folded; and for each part
-   * of a window Lambda ended early (`window.isWindowTerminatedEarly`), as a window then goes on
-   * from a fresh state: add the parts up rather than overwrite one with the next.
+   * of a window that ended early (`window.isWindowTerminatedEarly`), whether Lambda ended it or
+   * the state grew past Lambda's 1 MB, as a window then goes on from a fresh state: add the parts
+   * up rather than overwrite one with the next.
    */
   onWindowEnd?: (state: S, window: WindowInfo, context: Context) => Promise<unknown> | unknown
   /** As for `eachRecord`. Default 1000. */
