@@ -15,8 +15,10 @@ import {
   FinalAnswerError,
   type Frame,
   hex,
+  noAnswerWithin,
   type SchemaId,
   type SchemaRegistry,
+  schemaJson,
   sharedLookUp,
   type WriterSchema,
 } from './registry.js'
@@ -224,22 +226,13 @@ function shown(text: string): string {
   return text.length > 200 ? `${text.slice(0, 200)}…` : text || '(empty body)'
 }
 
-/** A registry's schemas never change, so a schema that is not JSON will never be read. */
-function schemaJson(text: string, whose: string): unknown {
-  try {
-    return JSON.parse(text)
-  } catch (error) {
-    throw new FinalAnswerError(`${whose} is not JSON: ${messageOf(error)}`, { cause: error })
-  }
-}
-
 /**
  * Why a request got no answer. undici's own message is only "fetch failed"; what went wrong
  * (connection refused, a name that does not resolve, a TLS error) is in its cause.
  */
 function whyNoAnswer(error: unknown, timeout: number): string {
   if ((error as { name?: unknown } | null)?.name === 'TimeoutError') {
-    return `got no answer within ${timeout} ms (the timeout option)`
+    return noAnswerWithin(timeout)
   }
   let cause = (error as { cause?: unknown } | null)?.cause ?? error
   // Several addresses tried at once (IPv4 and IPv6) fail together in an AggregateError.

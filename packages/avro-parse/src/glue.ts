@@ -17,8 +17,10 @@ import {
   FinalAnswerError,
   type Frame,
   hex,
+  noAnswerWithin,
   type SchemaId,
   type SchemaRegistry,
+  schemaJson,
   sharedLookUp,
   type WriterSchema,
 } from './registry.js'
@@ -95,14 +97,10 @@ export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaR
     const signal = AbortSignal.timeout(timeout)
     let answer: { DataFormat?: string; SchemaDefinition?: string }
     try {
-      answer = (await glueClient.send(command as never, { abortSignal: signal } as never)) as {
-        DataFormat?: string
-        SchemaDefinition?: string
-      }
+      const sendOptions = { abortSignal: signal } as never
+      answer = (await glueClient.send(command as never, sendOptions)) as typeof answer
     } catch (error) {
-      const why = signal.aborted
-        ? `got no answer within ${timeout} ms (the timeout option)`
-        : whatGlueSaid(error)
+      const why = signal.aborted ? noAnswerWithin(timeout) : whatGlueSaid(error)
       throw new Error(`GetSchemaVersion ${why}`, { cause: error })
     }
     if (answer.DataFormat !== undefined && answer.DataFormat !== 'AVRO') {
@@ -111,16 +109,10 @@ export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaR
     if (typeof answer.SchemaDefinition !== 'string') {
       throw new Error('GetSchemaVersion answered without a SchemaDefinition')
     }
-    let definition: unknown
-    try {
-      definition = JSON.parse(answer.SchemaDefinition)
-    } catch (error) {
-      // A schema version never changes: asking again would get the same text.
-      throw new FinalAnswerError(`its SchemaDefinition is not JSON: ${messageOf(error)}`, {
-        cause: error,
-      })
+    return {
+      definition: schemaJson(answer.SchemaDefinition, 'its SchemaDefinition'),
+      references: [],
     }
-    return { definition, references: [] }
   })
 
   return {

@@ -1,6 +1,9 @@
 /**
- * What `avroParse` asks of a schema registry, and the look-up cache both registries share.
+ * What `avroParse` asks of a schema registry, and what both registries share: the look-up cache
+ * and the way they word a schema that is not JSON and a request that got no answer.
  */
+
+import { messageOf } from '@shardwise/core'
 
 /** A writer schema's id as the frame carries it: a number (Confluent) or a hex string (Glue). */
 export type SchemaId = number | string
@@ -68,4 +71,18 @@ export function sharedLookUp<K, V>(load: (key: K) => Promise<V>): (key: K) => Pr
 /** A byte as a message shows it: `0x7b`. */
 export function hex(byte: number): string {
   return `0x${byte.toString(16).padStart(2, '0')}`
+}
+
+/** A registry's schemas never change, so a schema that is not JSON will never be read. */
+export function schemaJson(text: string, whose: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch (error) {
+    throw new FinalAnswerError(`${whose} is not JSON: ${messageOf(error)}`, { cause: error })
+  }
+}
+
+/** Why a request the `timeout` option cut short has no answer. */
+export function noAnswerWithin(timeout: number): string {
+  return `got no answer within ${timeout} ms (the timeout option)`
 }
