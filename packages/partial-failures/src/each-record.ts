@@ -15,7 +15,7 @@ import {
   type OptionRules,
   option,
 } from '@shardwise/core'
-import { answered, loopAnswers, NOT_ANSWERED, windowStateOf } from './loop-answers.js'
+import { answered, notAnswered, windowStateOf } from './loop-answers.js'
 import { type Ordering, type RecordHandler, runBatch } from './run-batch.js'
 
 export const pkg = '@shardwise/partial-failures'
@@ -73,7 +73,7 @@ export function eachRecord<T = Uint8Array>(
 
   return async (event, context, middyOptions) => {
     const batch = decodedBatchOf<T>(event)
-    loopAnswers.set(batch, NOT_ANSWERED)
+    notAnswered(batch)
     await runBatch(batch, handler, runOptions, context, middyOptions?.signal, getPoisonSink(event))
     const answer: KinesisStreamBatchResponse & { state?: object } = batchResponse(batch)
     // On a tumbling window mapping, Lambda fails an answer without `state`, for ever.

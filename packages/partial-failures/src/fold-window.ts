@@ -24,7 +24,7 @@ import {
   option,
 } from '@shardwise/core'
 import { decodedBatchOf, pkg, runOptionRules } from './each-record.js'
-import { answered, loopAnswers, NOT_ANSWERED } from './loop-answers.js'
+import { answered, notAnswered } from './loop-answers.js'
 import { runBatch } from './run-batch.js'
 
 /** Where the invocation sits in its window, as Lambda describes it. */
@@ -102,7 +102,7 @@ export function foldWindow<S extends object, T = Uint8Array>(
       )
     }
     const batch = decodedBatchOf<T>(event)
-    loopAnswers.set(batch, NOT_ANSWERED)
+    notAnswered(batch)
     let state = isEmpty(event.state)
       ? checkedState(initialState(), 'initialState()')
       : checkedState(event.state as S, "the event's state")

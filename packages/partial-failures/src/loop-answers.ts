@@ -28,6 +28,12 @@ export const loopAnswers = new WeakMap<RecordBatch<unknown>, object>()
 /** What `loopAnswers` holds for a batch while its loop has not answered. */
 export const NOT_ANSWERED: object = Object.freeze({})
 
+/** Called as a loop starts on `batch`: until it answers, an answer received is not its own. */
+export function notAnswered(batch: RecordBatch<unknown>): void {
+  loopAnswers.set(batch, NOT_ANSWERED)
+}
+
+/** Called with the loop's answer, which it returns. */
 export function answered<A extends object>(batch: RecordBatch<unknown>, answer: A): A {
   loopAnswers.set(batch, answer)
   return answer
