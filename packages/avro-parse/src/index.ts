@@ -230,7 +230,8 @@ function decodeBatch(batch: RecordBatch, decoder: Decoder): void {
 
 /**
  * Records whose writer schema is known decode at once; the others wait for one look-up per
- * schema id, all ids at once, and then decode. A batch of known ids never touches a promise.
+ * schema id (`LOOKUPS_AT_ONCE` at a time, see `lookUpAll`), and then decode. A batch of known
+ * ids never touches a promise.
  */
 function decodeFramedBatch(
   batch: RecordBatch,
