@@ -103,8 +103,9 @@ export class Lane {
   private segments: Segment[] = []
   /** Failed invocations of the gathered batch that starts at `head`. */
   private headRetries = 0
-  /** Records in its last failed invocation, and that failure. */
+  /** How many records the head batch's last failed invocation held. */
   private headCount = 0
+  /** That invocation's failure; `undefined` while the head batch has not failed. */
   private headFailure: Failure | undefined
   private inFlight: Batch | undefined
   private window: TimeWindow | undefined
@@ -316,7 +317,10 @@ export class Lane {
     return { succeeded, retry: true, bisected: false, discarded: undefined }
   }
 
-  /** Replaces the batch at the head with its two halves, keeping its retry count. */
+  /**
+   * Replaces the batch at the head with its two halves, each keeping its retry count, its failed
+   * invocations and the last failure (which a discard of either half reports).
+   */
   private bisect(count: number, retries: number, invocations: number, failure: Failure): void {
     const first = Math.ceil(count / 2)
     const segment = this.segments[0]
