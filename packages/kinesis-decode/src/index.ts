@@ -184,8 +184,12 @@ function decodeRecords(
   }
   const records: KinesisRecord<Uint8Array>[] = []
   let shardId: string | undefined
-  const failedAt: number[] = []
-  const failures: DecodeError[] = []
+  const errors = new Map<number, DecodeError>()
+  // A record that cannot be decoded keeps its place in the batch, with its error.
+  const fail = (record: KinesisRecord<Uint8Array>, error: DecodeError) => {
+    errors.set(records.length, error)
+    records.push(record)
+  }
   for (let i = 0; i < lambdaRecords.length; i++) {
     const lambdaRecord = lambdaRecords[i] as KinesisStreamRecord
     if (typeof lambdaRecord?.kinesis?.sequenceNumber !== 'string') {
@@ -204,9 +208,7 @@ function decodeRecords(
       // The text itself is all there is of the record: a poison sink keeps it, rather than
       // nothing (a middleware that decoded the data before leaves the payload's own text).
       if (typeof data === 'string') carrier.rawData = Buffer.from(data)
-      failedAt.push(records.length)
-      failures.push(new DecodeError(carrier, 'data is not valid base64'))
-      records.push(carrier)
+      fail(carrier, new DecodeError(carrier, 'data is not valid base64'))
       continue
     }
 
@@ -218,18 +220,14 @@ function decodeRecords(
     let userRecords = deaggregate ? readAggregate(bytes) : undefined
     let userRecordDecompression = decompress
     if (typeof userRecords === 'string') {
-      failedAt.push(records.length)
-      failures.push(unreadableAggregate(carrier, bytes, userRecords))
-      records.push(carrier)
+      fail(carrier, unreadableAggregate(carrier, bytes, userRecords))
       continue
     }
     if (userRecords === undefined) {
       const payload = decodedPayload(bytes, decompress, carrier, budget, settings)
       if (payload instanceof DecodeError) {
         carrier.data = bytes
-        failedAt.push(records.length)
-        failures.push(payload)
-        records.push(carrier)
+        fail(carrier, payload)
         continue
       }
       if (deaggregate && payload !== bytes) {
@@ -238,9 +236,7 @@ function decodeRecords(
         // the bytes, may still find a user record that was compressed on its own.
         userRecordDecompression = decompress === 'auto' ? 'auto' : false
         if (typeof userRecords === 'string') {
-          failedAt.push(records.length)
-          failures.push(unreadableAggregate(carrier, payload, userRecords))
-          records.push(carrier)
+          fail(carrier, unreadableAggregate(carrier, payload, userRecords))
           continue
         }
       }
@@ -262,22 +258,16 @@ function decodeRecords(
         settings,
       )
       if (payload instanceof DecodeError) {
-        failedAt.push(records.length)
-        failures.push(payload)
+        fail(record, payload)
       } else {
         record.data = payload
+        records.push(record)
       }
-      records.push(record)
     }
   }
 
   const status = new Uint8Array(records.length)
-  const errors = new Map<number, DecodeError>()
-  for (let f = 0; f < failedAt.length; f++) {
-    const index = failedAt[f] as number
-    status[index] = RecordStatus.Failed
-    errors.set(index, failures[f] as DecodeError)
-  }
+  for (const index of errors.keys()) status[index] = RecordStatus.Failed
   return { records, status, errors }
 }
 
