@@ -229,7 +229,7 @@ function collectUndone(
   failures: Failure[],
   log: Logger | undefined,
 ) {
-  const windowed = (event as { window?: unknown }).window !== undefined
+  const windowed = windowStateOf(event) !== undefined
   const at = windowed ? 0 : firstUnfinished(batch)
   const record = batch.records[at] as KinesisRecord | undefined
   if (record === undefined || batch.status[at] === RecordStatus.Failed) return
