@@ -207,8 +207,9 @@ function zstdSize(bytes: Uint8Array): number {
   return uint32(bytes, at) + (field === 3 ? uint32(bytes, at + 4) * 2 ** 32 : 0)
 }
 
+/** `28 B5 2F FD`, read little-endian. */
 const ZSTD_MAGIC = 0xfd2fb528
-const ZSTD_MAGIC_FIRST_BYTE = 0x28
+const ZSTD_MAGIC_FIRST_BYTE = ZSTD_MAGIC & 0xff
 /** Skippable frames have the magic numbers 0x184D2A50 to 0x184D2A5F. */
 const SKIPPABLE_MAGIC_HIGH = 0x184d2a5
 const NOT_A_FRAME = -1
@@ -290,13 +291,8 @@ function compact(output: Buffer, chunkSize = DEFAULT_CHUNK): Buffer {
 /** zlib is never guessed: its only marker is a first byte of `x`, common in plain text too. */
 export function compressionOf(bytes: Uint8Array): Compression | false {
   if (bytes.length >= 2 && bytes[0] === 0x1f && bytes[1] === 0x8b) return 'gzip'
-  if (
-    bytes.length >= 4 &&
-    bytes[0] === 0x28 &&
-    bytes[1] === 0xb5 &&
-    bytes[2] === 0x2f &&
-    bytes[3] === 0xfd
-  ) {
+  // The first byte alone turns nearly every plain record away.
+  if (bytes[0] === ZSTD_MAGIC_FIRST_BYTE && bytes.length >= 4 && uint32(bytes, 0) === ZSTD_MAGIC) {
     return 'zstd'
   }
   return false
