@@ -43,7 +43,7 @@ const quick = { exitWhenIdleSeconds: 0.3, pollIntervalMs: 50, timeoutSeconds: 5 
 
 // Each test runs a real poller against kinesalite: a second alone, several under a full
 // parallel test run on 2 cores, so vitest's 5 s default is too tight.
-describe('runMapping against kinesalite', { timeout: 20_000 }, () => {
+describe('runMapping against kinesalite', { timeout: 60_000 }, () => {
   it('invokes the handler with Lambda events and a context counting down from the timeout', async () => {
     const name = await stream(['a-1', 'a-2', 'a-3'])
     const events: MappingEvent[] = []
