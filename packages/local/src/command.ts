@@ -1,13 +1,20 @@
 /**
  * `shardwise`: run a Lambda Kinesis handler against a stream with the event source mapping's
- * rules (`shardwise run`), or watch it on a generated workload (`shardwise demo`).
+ * rules (`shardwise run`), or watch it on a generated workload (`shardwise demo`). Each command
+ * lives in its own file; this one finds the command, parses its flags and turns errors into exit
+ * statuses.
  */
-import { existsSync } from 'node:fs'
-import { type ParseArgsConfig, parseArgs } from 'node:util'
 import { ConfigurationError, messageOf } from '@shardwise/core'
-import { runDemo } from './demo.js'
-import { type MappingStats, runMapping } from './mapping.js'
-import type { MappingSettings, StartingPosition } from './settings.js'
+import {
+  type Command,
+  type Flags,
+  parseFlags,
+  UsageError,
+  usage,
+  withFlagNames,
+} from './cli-args.js'
+import { demoCommand } from './demo-command.js'
+import { runCommand } from './run-command.js'
 
 const HELP = `Usage:
   shardwise run --handler <module>[:<export>] --stream <name> [options]
@@ -55,60 +62,31 @@ At the end it prints a summary: records read, invocations, retries, bisects, rec
 the on-failure destination, and records per second.
 `
 
-const options = {
-  handler: { type: 'string' },
-  stream: { type: 'string' },
-  endpoint: { type: 'string' },
-  region: { type: 'string' },
-  timeout: { type: 'string' },
-  'batch-size': { type: 'string' },
-  'maximum-batching-window-in-seconds': { type: 'string' },
-  'starting-position': { type: 'string' },
-  'starting-position-timestamp': { type: 'string' },
-  'function-response-types': { type: 'string', multiple: true },
-  'bisect-batch-on-function-error': { type: 'boolean' },
-  'maximum-retry-attempts': { type: 'string' },
-  'maximum-record-age-in-seconds': { type: 'string' },
-  'parallelization-factor': { type: 'string' },
-  'tumbling-window-in-seconds': { type: 'string' },
-  'on-failure': { type: 'string' },
-  'exit-when-idle': { type: 'string' },
-  'poll-interval-ms': { type: 'string' },
-  'progress-interval': { type: 'string' },
-  verbose: { type: 'boolean' },
+const COMMANDS: Command[] = [runCommand, demoCommand]
+
+/** Every command's flags, and --help: the parser takes them all, whichever the command. */
+export const allFlags: Flags = Object.assign({}, ...COMMANDS.map((c) => c.flags), {
   help: { type: 'boolean', short: 'h' },
-} satisfies ParseArgsConfig['options']
-
-const DEMO_HANDLER = 'examples/dist/demo-handler.js'
-
-class UsageError extends Error {
-  override name = 'UsageError'
-}
+} satisfies Flags)
 
 export async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<
-    typeof parseArgs<{ options: typeof options; allowPositionals: true; allowNegative: true }>
-  >
+  let parsed: ReturnType<typeof parseFlags>
   try {
-    parsed = parseArgs({
-      args: joinNegativeNumbers(argv),
-      options,
-      allowPositionals: true,
-      allowNegative: true,
-      strict: true,
-    })
+    parsed = parseFlags(argv, allFlags)
   } catch (error) {
     return usage(messageOf(error))
   }
   const { values, positionals } = parsed
-  const command = positionals[0]
-  if (values.help || command === 'help') {
+  const name = positionals[0]
+  if (values.help || name === 'help') {
     process.stdout.write(HELP)
     return 0
   }
   // As the AWS CLI does: a missing command is a usage mistake, said in one line on stderr.
-  if (command === undefined) return usage('missing command: run or demo')
+  if (name === undefined) return usage('missing command: run or demo')
   if (positionals.length > 1) return usage(`unexpected argument ${positionals[1]}`)
+  const command = COMMANDS.find((c) => c.name === name)
+  if (command === undefined) return usage(`unknown command ${name}`)
 
   const controller = new AbortController()
   const interrupt = () => {
@@ -120,49 +98,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   process.once('SIGINT', interrupt)
   try {
-    if (command === 'demo') {
-      const handler = values.handler ?? DEMO_HANDLER
-      if (values.handler === undefined && !existsSync(DEMO_HANDLER)) {
-        return usage(
-          `${DEMO_HANDLER} is missing: run the demo from the repository root after a build ` +
-            '(pnpm demo), or pass --handler <module>',
-        )
-      }
-      await runDemo({
-        handler,
-        out: process.stdout,
-        signal: controller.signal,
-      })
-      return 0
-    }
-    if (command !== 'run') return usage(`unknown command ${command}`)
-    if (values.handler === undefined) return usage('--handler is required')
-    if (values.stream === undefined) return usage('--stream is required')
-    const progressSeconds = number(values, 'progress-interval') ?? 5
-    const verbose = values.verbose === true
-    const stats = await runMapping({
-      stream: values.stream,
-      handler: values.handler,
-      mapping: mappingSettings(values),
-      endpoint: values.endpoint,
-      region: values.region,
-      onFailure: values['on-failure'],
-      timeoutSeconds: number(values, 'timeout'),
-      exitWhenIdleSeconds: number(values, 'exit-when-idle'),
-      pollIntervalMs: number(values, 'poll-interval-ms'),
-      signal: controller.signal,
-      onProgress:
-        progressSeconds > 0 ? (s) => process.stderr.write(`${progressLine(s)}\n`) : undefined,
-      progressIntervalMs: progressSeconds > 0 ? progressSeconds * 1000 : undefined,
-      logger: {
-        info: (message) => {
-          if (verbose) process.stderr.write(`${message}\n`)
-        },
-        warn: (message) => process.stderr.write(`${message}\n`),
-      },
-    })
-    process.stdout.write(summary(stats))
-    return 0
+    return await command.run(values, controller.signal)
   } catch (error) {
     if (error instanceof UsageError) return usage(error.message)
     // A value out of its bounds is a usage mistake too: say it with the flag's name.
@@ -174,104 +110,4 @@ export async function main(argv: string[]): Promise<number> {
   } finally {
     process.removeListener('SIGINT', interrupt)
   }
-}
-
-type Values = Partial<Record<keyof typeof options, string | boolean | string[] | undefined>>
-
-function mappingSettings(values: Values): MappingSettings {
-  const settings: MappingSettings = {}
-  const set = <K extends keyof MappingSettings>(key: K, value: MappingSettings[K] | undefined) => {
-    if (value !== undefined) settings[key] = value
-  }
-  set('batchSize', number(values, 'batch-size'))
-  set('maximumBatchingWindowInSeconds', number(values, 'maximum-batching-window-in-seconds'))
-  set('startingPosition', values['starting-position'] as StartingPosition | undefined)
-  set('startingPositionTimestamp', number(values, 'starting-position-timestamp'))
-  const types = values['function-response-types'] as string[] | undefined
-  if (types !== undefined) {
-    // The AWS CLI takes a space-separated list; accept commas too.
-    const list = types.flatMap((t) => t.split(/[\s,]+/)).filter((t) => t !== '')
-    for (const t of list) {
-      if (t !== 'ReportBatchItemFailures') {
-        throw new UsageError(`--function-response-types takes ReportBatchItemFailures, got ${t}`)
-      }
-    }
-    settings.functionResponseTypes = list as Array<'ReportBatchItemFailures'>
-  }
-  set('bisectBatchOnFunctionError', values['bisect-batch-on-function-error'] as boolean | undefined)
-  set('maximumRetryAttempts', number(values, 'maximum-retry-attempts'))
-  set('maximumRecordAgeInSeconds', number(values, 'maximum-record-age-in-seconds'))
-  set('parallelizationFactor', number(values, 'parallelization-factor'))
-  set('tumblingWindowInSeconds', number(values, 'tumbling-window-in-seconds'))
-  return settings
-}
-
-/**
- * `--maximum-retry-attempts -1`, as the AWS CLI writes it: parseArgs would take `-1` for an
- * option of its own, so a negative number after a flag that takes a value is joined to it.
- */
-function joinNegativeNumbers(argv: string[]): string[] {
-  const joined: string[] = []
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i] as string
-    const next = argv[i + 1]
-    const flag = arg.startsWith('--') ? (arg.slice(2) as keyof typeof options) : undefined
-    if (flag !== undefined && options[flag]?.type === 'string' && /^-\d/.test(next ?? '')) {
-      joined.push(`${arg}=${next}`)
-      i++
-    } else {
-      joined.push(arg)
-    }
-  }
-  return joined
-}
-
-/** `Option 'batchSize' must be >= 1` as the command line writes it: `--batch-size`. */
-function withFlagNames(message: string): string {
-  return message.replace(
-    /Option '(?:mapping\.)?([A-Za-z]+)'/g,
-    (_, name: string) => `--${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
-  )
-}
-
-function number(values: Values, flag: keyof typeof options): number | undefined {
-  const raw = values[flag]
-  if (raw === undefined) return undefined
-  const value = Number(raw)
-  if (typeof raw !== 'string' || raw.trim() === '' || !Number.isFinite(value)) {
-    throw new UsageError(`--${flag} takes a number, got ${JSON.stringify(raw)}`)
-  }
-  return value
-}
-
-function usage(message: string): number {
-  process.stderr.write(`shardwise: ${message}\nRun shardwise --help for the options.\n`)
-  return 2
-}
-
-export function progressLine(s: MappingStats): string {
-  return (
-    `[${(s.elapsedMs / 1000).toFixed(1)}s] read ${s.recordsRead}, done ${s.recordsSucceeded}, ` +
-    `invocations ${s.invocations}, retries ${s.retries}, bisects ${s.bisects}, ` +
-    `to destination ${s.recordsToDestination}, ${Math.round(s.recordsPerSecond)} records/s`
-  )
-}
-
-export function summary(s: MappingStats): string {
-  const rows: Array<[string, string]> = [
-    ['shards', String(s.shards)],
-    ['records read', String(s.recordsRead)],
-    ['records succeeded', String(s.recordsSucceeded)],
-    ['invocations', String(s.invocations)],
-    ['retries', String(s.retries)],
-    ['bisects', String(s.bisects)],
-    [
-      'records to on-failure destination',
-      `${s.recordsToDestination} (${s.destinationMessages} batch(es))`,
-    ],
-    ['elapsed', `${(s.elapsedMs / 1000).toFixed(1)} s`],
-    ['records per second', String(Math.round(s.recordsPerSecond))],
-  ]
-  const width = Math.max(...rows.map(([k]) => k.length))
-  return `Summary\n${rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n')}\n`
 }

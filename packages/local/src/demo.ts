@@ -9,11 +9,11 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
-import { progressLine, summary } from './command.js'
 import { startLocalKinesis } from './kinesalite.js'
 import { runMapping } from './mapping.js'
 import { aggregate, type ProducedRecord, produce } from './produce.js'
 import type { MappingSettings } from './settings.js'
+import { progressLine, summary } from './summary.js'
 
 export const DEMO_STREAM = 'shardwise-demo'
 export const DEMO_SHARDS = 4

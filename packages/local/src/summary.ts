@@ -1,0 +1,29 @@
+/** The progress line and the summary a run prints, shared by `shardwise run` and `shardwise demo`. */
+import type { MappingStats } from './mapping.js'
+
+export function progressLine(s: MappingStats): string {
+  return (
+    `[${(s.elapsedMs / 1000).toFixed(1)}s] read ${s.recordsRead}, done ${s.recordsSucceeded}, ` +
+    `invocations ${s.invocations}, retries ${s.retries}, bisects ${s.bisects}, ` +
+    `to destination ${s.recordsToDestination}, ${Math.round(s.recordsPerSecond)} records/s`
+  )
+}
+
+export function summary(s: MappingStats): string {
+  const rows: Array<[string, string]> = [
+    ['shards', String(s.shards)],
+    ['records read', String(s.recordsRead)],
+    ['records succeeded', String(s.recordsSucceeded)],
+    ['invocations', String(s.invocations)],
+    ['retries', String(s.retries)],
+    ['bisects', String(s.bisects)],
+    [
+      'records to on-failure destination',
+      `${s.recordsToDestination} (${s.destinationMessages} batch(es))`,
+    ],
+    ['elapsed', `${(s.elapsedMs / 1000).toFixed(1)} s`],
+    ['records per second', String(Math.round(s.recordsPerSecond))],
+  ]
+  const width = Math.max(...rows.map(([k]) => k.length))
+  return `Summary\n${rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n')}\n`
+}
