@@ -163,3 +163,141 @@ describe('shardwise run', () => {
     }
   })
 })
+
+/** A handler module that appends each invocation's decoded payloads, one JSON array a line. */
+async function recordingHandler(
+  dir: string,
+): Promise<{ module: string; calls: () => Promise<string[][]> }> {
+  const log = join(dir, 'calls.jsonl')
+  const module = join(dir, 'recording.mjs')
+  await writeFile(
+    module,
+    `import { appendFileSync } from 'node:fs'
+    export const handler = async (event) => {
+      const payloads = event.Records.map((r) => Buffer.from(r.kinesis.data, 'base64').toString('latin1'))
+      appendFileSync(${JSON.stringify(log)}, JSON.stringify(payloads) + '\\n')
+      return { batchItemFailures: [] }
+    }\n`,
+  )
+  const calls = async () =>
+    (await readFile(log, 'utf8').catch(() => ''))
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as string[])
+  return { module, calls }
+}
+
+describe('shardwise run --filter-criteria', () => {
+  it('invokes only the records that match a filter, and moves past the others', async () => {
+    const kinesis = await startLocalKinesis()
+    try {
+      await kinesis.createStream('filtered', 1)
+      const text = (s: string) => new TextEncoder().encode(s)
+      const json = (v: unknown) => text(JSON.stringify(v))
+      // In put order: the last record matches no filter, so the shard ends on a filtered one.
+      await produce({ client: kinesis.client, stream: 'filtered' }, [
+        { partitionKey: 'a', data: json({ event_type: 'function_1', message: 'foo' }) },
+        { partitionKey: 'a', data: json({ event_type: 'function_2', message: 'bar' }) },
+        { partitionKey: 'a', data: text('plain text, not JSON') },
+        { partitionKey: 'vip', data: text('plain text from a VIP') },
+        { partitionKey: 'a', data: json({ event_type: 'function_1', message: 'baz', n: 300.0 }) },
+        { partitionKey: 'a', data: json({ event_type: 'FUNCTION_1', message: 'qux' }) },
+        { partitionKey: 'a', data: json({ event_type: 'function_3' }) },
+      ])
+      const dir = await mkdtemp(join(tmpdir(), 'shardwise-filter-'))
+      const handler = await recordingHandler(dir)
+      const criteria = {
+        Filters: [
+          { Pattern: JSON.stringify({ data: { event_type: ['function_1'] } }) },
+          { Pattern: JSON.stringify({ partitionKey: [{ prefix: 'vip' }] }) },
+        ],
+      }
+      const file = join(dir, 'criteria.json')
+      await writeFile(file, JSON.stringify(criteria))
+      const io = capture()
+      const code = await main([
+        'run',
+        '--handler',
+        handler.module,
+        '--stream',
+        'filtered',
+        '--endpoint',
+        kinesis.endpoint,
+        '--function-response-types',
+        'ReportBatchItemFailures',
+        '--batch-size',
+        '2',
+        '--filter-criteria',
+        `file://${file}`,
+        '--exit-when-idle',
+        '0.5',
+        '--poll-interval-ms',
+        '50',
+        '--progress-interval',
+        '0',
+      ])
+      expect(io.err()).toBe('')
+      expect(code).toBe(0)
+      // Batches are formed from the records that match, in order: 3 of 7, in two invocations.
+      expect(await handler.calls()).toEqual([
+        ['{"event_type":"function_1","message":"foo"}', 'plain text from a VIP'],
+        ['{"event_type":"function_1","message":"baz","n":300}'],
+      ])
+      expect(io.out()).toMatch(/records read\s+7\n/)
+      expect(io.out()).toMatch(/records filtered out\s+4\n/)
+      expect(io.out()).toMatch(/records succeeded\s+3\n/)
+      expect(io.out()).toMatch(/invocations\s+2\n/)
+    } finally {
+      vi.restoreAllMocks()
+      await kinesis.close()
+    }
+  })
+
+  it('gives each of two mappings the record of its own event_type, as recorded on AWS', async () => {
+    // kinesis-esm-recorded-on-aws.json, test_kinesis_event_filtering_json_pattern: two mappings
+    // on one stream, patterns on data.event_type function_1 and function_2; the first function
+    // received [{"event_type": "function_1", "message": "foo"}].
+    const kinesis = await startLocalKinesis()
+    try {
+      await kinesis.createStream('two-mappings', 1)
+      const json = (v: unknown) => new TextEncoder().encode(JSON.stringify(v))
+      await produce({ client: kinesis.client, stream: 'two-mappings' }, [
+        { partitionKey: 'k', data: json({ event_type: 'function_1', message: 'foo' }) },
+        { partitionKey: 'k', data: json({ event_type: 'function_2', message: 'bar' }) },
+      ])
+      const received: unknown[][] = []
+      for (const type of ['function_1', 'function_2']) {
+        const dir = await mkdtemp(join(tmpdir(), 'shardwise-filter-'))
+        const handler = await recordingHandler(dir)
+        const io = capture()
+        const pattern = JSON.stringify({ data: { event_type: [type] } })
+        const args = ['run', '--handler', handler.module, '--stream', 'two-mappings']
+        args.push('--endpoint', kinesis.endpoint, '--batch-size', '1')
+        args.push('--filter-criteria', JSON.stringify({ Filters: [{ Pattern: pattern }] }))
+        args.push('--exit-when-idle', '0.5', '--poll-interval-ms', '50', '--progress-interval', '0')
+        expect(await main(args)).toBe(0)
+        expect(io.out()).toMatch(/invocations\s+1\n/)
+        vi.restoreAllMocks()
+        received.push((await handler.calls()).flat().map((p) => JSON.parse(p)))
+      }
+      expect(received).toEqual([
+        [{ event_type: 'function_1', message: 'foo' }],
+        [{ event_type: 'function_2', message: 'bar' }],
+      ])
+    } finally {
+      vi.restoreAllMocks()
+      await kinesis.close()
+    }
+  })
+
+  it('refuses an invalid pattern before reading, with the filter, the field and the reason', async () => {
+    const io = capture()
+    const pattern = JSON.stringify({ data: { amount: [{ numeric: ['>', 'ten'] }] } })
+    const args = ['run', '--handler', 'h.js', '--stream', 's', '--endpoint', 'http://127.0.0.1:1']
+    args.push('--filter-criteria', JSON.stringify({ Filters: [{ Pattern: pattern }] }))
+    expect(await main(args)).toBe(2)
+    expect(io.err()).toContain(
+      'FilterCriteria: Filters[0].Pattern data.amount: numeric takes ["<op>", <number>]',
+    )
+  })
+})

@@ -47,6 +47,9 @@ Event source mapping:
   --maximum-record-age-in-seconds <n>       -1 (infinite, default) or 60 to 604800
   --parallelization-factor <n>              concurrent batches per shard, 1 to 10 (default 1)
   --tumbling-window-in-seconds <n>          0 (off, default) to 900
+  --filter-criteria <json>                  event filtering: {"Filters":[{"Pattern":"<json>"}]},
+                                            or file://<path>; records that match no filter
+                                            are never invoked
   --on-failure <file>                       append what Lambda sends the on-failure destination
                                             (batch metadata, one JSON document per line)
 
@@ -58,8 +61,8 @@ Run:
   --verbose                       log every failed invocation, not only discarded batches
   -h, --help                      this help
 
-At the end it prints a summary: records read, invocations, retries, bisects, records sent to
-the on-failure destination, and records per second.
+At the end it prints a summary: records read, records filtered out, invocations, retries,
+bisects, records sent to the on-failure destination, and records per second.
 `
 
 const COMMANDS: Command[] = [runCommand, demoCommand]

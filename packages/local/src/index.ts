@@ -10,6 +10,13 @@ export {
   jsonLinesDestination,
 } from './destination.js'
 export type { MappingEvent, WindowProperties } from './event.js'
+export {
+  type FilterCriteria,
+  matchesFilterCriteria,
+  type ParsedFilterCriteria,
+  type ParseFilterOptions,
+  parseFilterCriteria,
+} from './filter.js'
 export { type KinesisHandler, loadHandler } from './invoke.js'
 export { type LocalKinesis, startLocalKinesis } from './kinesalite.js'
 export { type MappingStats, type RunOptions, runMapping } from './mapping.js'

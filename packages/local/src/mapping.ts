@@ -29,6 +29,7 @@ import {
   jsonLinesDestination,
 } from './destination.js'
 import { buildEvent, type PendingRecord, type RecordSource, toPendingRecord } from './event.js'
+import { matchesFilterCriteria } from './filter.js'
 import {
   type FunctionIdentity,
   functionArn,
@@ -85,6 +86,8 @@ export interface RunOptions {
 export interface MappingStats {
   shards: number
   recordsRead: number
+  /** Records read that matched no filter of `filterCriteria`: never invoked, checkpointed past. */
+  recordsFilteredOut: number
   invocations: number
   /** Records checkpointed after a successful (or partly successful) invocation. */
   recordsSucceeded: number
@@ -187,6 +190,7 @@ class MappingRun {
   private readonly stats: MappingStats = {
     shards: 0,
     recordsRead: 0,
+    recordsFilteredOut: 0,
     invocations: 0,
     recordsSucceeded: 0,
     retries: 0,
@@ -402,6 +406,7 @@ class MappingRun {
     const highWater = Math.max(MAX_GET_RECORDS, this.settings.batchSize * 2 * lanes.length)
     let lastSequence: string | undefined
     let skipBeforeMs = this.skipBeforeMs
+    const filter = this.settings.filterCriteria
     let iterator = await this.iterator(shardId, undefined)
     while (!this.stopping && iterator !== undefined) {
       let waiting = 0
@@ -446,10 +451,15 @@ class MappingRun {
         }
         read++
         const pending = toPendingRecord(record, source, now)
+        lastSequence = pending.sequenceNumber
+        if (filter !== undefined && !matchesFilterCriteria(filter, pending.lambda)) {
+          // Lambda never invokes a record that matches no filter, and checkpoints past it.
+          this.stats.recordsFilteredOut++
+          continue
+        }
         const lane =
           lanes.length === 1 ? lanes[0] : lanes[laneOf(pending.partitionKey, lanes.length)]
         ;(lane as Lane).push(pending)
-        lastSequence = pending.sequenceNumber
       }
       if (read > 0) {
         this.stats.recordsRead += read

@@ -1,4 +1,6 @@
 /** `shardwise run`: a handler module on a stream, with the mapping's settings from the flags. */
+import { readFileSync } from 'node:fs'
+import { messageOf } from '@shardwise/core'
 
 import { type Command, type Flags, number, text, UsageError, type Values } from './cli-args.js'
 import { runMapping } from './mapping.js'
@@ -21,6 +23,7 @@ export const runFlags = {
   'maximum-record-age-in-seconds': { type: 'string' },
   'parallelization-factor': { type: 'string' },
   'tumbling-window-in-seconds': { type: 'string' },
+  'filter-criteria': { type: 'string' },
   'on-failure': { type: 'string' },
   'exit-when-idle': { type: 'string' },
   'poll-interval-ms': { type: 'string' },
@@ -64,6 +67,17 @@ export const runCommand: Command = {
   },
 }
 
+/** The JSON itself, or `file://<path>` to read it from a file, as the AWS CLI takes it. */
+function filterCriteria(value: string | undefined): string | undefined {
+  if (value === undefined || !value.startsWith('file://')) return value
+  const path = value.slice('file://'.length)
+  try {
+    return readFileSync(path, 'utf8')
+  } catch (error) {
+    throw new UsageError(`--filter-criteria: cannot read ${path}: ${messageOf(error)}`)
+  }
+}
+
 /** The `aws lambda create-event-source-mapping` flags, as `runMapping`'s `mapping`. */
 export function mappingSettings(values: Values): MappingSettings {
   const settings: MappingSettings = {}
@@ -90,5 +104,6 @@ export function mappingSettings(values: Values): MappingSettings {
   set('maximumRecordAgeInSeconds', number(values, 'maximum-record-age-in-seconds'))
   set('parallelizationFactor', number(values, 'parallelization-factor'))
   set('tumblingWindowInSeconds', number(values, 'tumbling-window-in-seconds'))
+  set('filterCriteria', filterCriteria(text(values, 'filter-criteria')))
   return settings
 }

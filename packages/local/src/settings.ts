@@ -3,6 +3,7 @@
  * `CreateEventSourceMapping` (AWS docs, "services-kinesis-parameters"), checked once.
  */
 import { ConfigurationError, checkOptions, type OptionRules, option } from '@shardwise/core'
+import { type FilterCriteria, type ParsedFilterCriteria, parseFilterCriteria } from './filter.js'
 
 const pkg = '@shardwise/local'
 
@@ -29,6 +30,11 @@ export interface MappingSettings {
   parallelizationFactor?: number
   /** 0 (off) to 900. Default 0. */
   tumblingWindowInSeconds?: number
+  /**
+   * Event filtering: only records that match one of the filters are invoked; the others are
+   * skipped. The object (or its JSON text) that `--filter-criteria` takes. Default: none.
+   */
+  filterCriteria?: FilterCriteria | string
 }
 
 /** The settings with every default applied. */
@@ -43,6 +49,8 @@ export interface ResolvedSettings {
   maximumRecordAgeInSeconds: number
   parallelizationFactor: number
   tumblingWindowInSeconds: number
+  /** `undefined` when no filter is set: every record is invoked. */
+  filterCriteria: ParsedFilterCriteria | undefined
 }
 
 const rules: OptionRules = {
@@ -56,6 +64,8 @@ const rules: OptionRules = {
   maximumRecordAgeInSeconds: option.integer(-1, 604_800),
   parallelizationFactor: option.integer(1, 10),
   tumblingWindowInSeconds: option.integer(0, 900),
+  // Checked by parseFilterCriteria, whose errors name the filter and the field.
+  filterCriteria: () => undefined,
 }
 
 export function resolveSettings(settings: MappingSettings | undefined): ResolvedSettings {
@@ -84,5 +94,13 @@ export function resolveSettings(settings: MappingSettings | undefined): Resolved
     maximumRecordAgeInSeconds: age,
     parallelizationFactor: s.parallelizationFactor ?? 1,
     tumblingWindowInSeconds: s.tumblingWindowInSeconds ?? 0,
+    filterCriteria: filters(s.filterCriteria as FilterCriteria | string | undefined),
   }
+}
+
+/** Criteria without a filter (`{}`, `{"Filters": []}`) filter nothing, as in Lambda. */
+function filters(input: FilterCriteria | string | undefined): ParsedFilterCriteria | undefined {
+  if (input === undefined) return undefined
+  const parsed = parseFilterCriteria(input)
+  return parsed.filters.length > 0 ? parsed : undefined
 }

@@ -13,6 +13,7 @@ export function summary(s: MappingStats): string {
   const rows: Array<[string, string]> = [
     ['shards', String(s.shards)],
     ['records read', String(s.recordsRead)],
+    ['records filtered out', String(s.recordsFilteredOut)],
     ['records succeeded', String(s.recordsSucceeded)],
     ['invocations', String(s.invocations)],
     ['retries', String(s.retries)],
