@@ -1,3 +1,4 @@
+import { hostileThrownValues } from '@shardwise/testing'
 import { describe, expect, it } from 'vitest'
 import {
   BATCH,
@@ -7,12 +8,15 @@ import {
   eventSourceOf,
   failRecord,
   getBatch,
+  isNonRetryable,
   type KinesisRecord,
+  messageOf,
   NonRetryableError,
   type RecordBatch,
   RecordHandlerError,
   RecordStatus,
   shardIdOf,
+  shownValue,
   ValidationError,
 } from './index.js'
 
@@ -143,6 +147,46 @@ describe('errors', () => {
     expect(new RecordHandlerError(at, 'a string').message).toMatch(/failed: a string$/)
     expect(new RecordHandlerError(at, { code: 7 }).message).toMatch(
       /non-Error value thrown: \{"code":7\}$/,
+    )
+  })
+})
+
+describe('what the library reads of values it did not create', () => {
+  it.each(hostileThrownValues)('never throws on %s', (_name, make) => {
+    const thrown = make()
+    const error = new RecordHandlerError(at, thrown)
+    expect(error.message).toMatch(
+      /^record \d+ sub-record 2 of shardId-000000000006 \(partition key "order-7"\): the record handler failed: ./,
+    )
+    expect(error.cause).toBe(thrown)
+    expect(typeof messageOf(thrown)).toBe('string')
+    expect(typeof shownValue(thrown)).toBe('string')
+    expect(typeof isNonRetryable(thrown)).toBe('boolean')
+  })
+
+  it('takes a value whose retryable cannot be read as retryable, and says what it could read', () => {
+    const [, make] = hostileThrownValues[0] as readonly [string, () => unknown]
+    expect(new RecordHandlerError(at, make()).retryable).toBe(true)
+    const { proxy, revoke } = Proxy.revocable({}, {})
+    revoke()
+    expect(messageOf(proxy)).toBe(
+      'non-Error value thrown: an object that cannot be shown (JSON.stringify and String both threw)',
+    )
+    const hidden = hostileThrownValues[1]?.[1]() as Error
+    expect(messageOf(hidden)).toBe(
+      'an Error whose message cannot be read (its message or name getter threw)',
+    )
+    expect(messageOf(Symbol('s'))).toBe('non-Error value thrown: Symbol(s)')
+    expect(messageOf(undefined)).toBe('non-Error value thrown: undefined')
+    expect(messageOf(10n)).toBe('non-Error value thrown: 10')
+    expect(shownValue('x'.repeat(600))).toMatch(/^"x{499}… \(602 characters\)$/)
+  })
+
+  it('names a record whose coordinates a handler overwrote with anything', () => {
+    const [, make] = hostileThrownValues[4] as readonly [string, () => unknown]
+    const mangled = { ...at, partitionKey: make() as string, sequenceNumber: 7 as never }
+    expect(new RecordHandlerError(mangled, 'x').message).toBe(
+      'record 7 sub-record 2 of shardId-000000000006 (partition key an object that cannot be shown (JSON.stringify and String both threw)): the record handler failed: x',
     )
   })
 })

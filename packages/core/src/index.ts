@@ -194,8 +194,14 @@ export function coordinatesOf(record: RecordCoordinates): RecordCoordinates {
 }
 
 function describe(at: RecordCoordinates): string {
-  const sub = at.subSequenceNumber === undefined ? '' : ` sub-record ${at.subSequenceNumber}`
-  return `record ${at.sequenceNumber}${sub} of ${at.shardId} (partition key ${JSON.stringify(at.partitionKey)})`
+  const sub =
+    at.subSequenceNumber === undefined ? '' : ` sub-record ${shownValue(at.subSequenceNumber)}`
+  return `record ${textOf(at.sequenceNumber)}${sub} of ${textOf(at.shardId)} (partition key ${shownValue(at.partitionKey)})`
+}
+
+/** A coordinate as it is when it is a string; a handler may have written anything over it. */
+function textOf(value: unknown): string {
+  return typeof value === 'string' ? value : shownValue(value)
 }
 
 /** Base of every error that belongs to one record; carries the record's coordinates. */
@@ -310,28 +316,83 @@ export class RecordHandlerError extends RecordError {
   }
 }
 
-function isNonRetryable(cause: unknown): boolean {
-  return (
-    typeof cause === 'object' &&
-    cause !== null &&
-    (cause as { retryable?: unknown }).retryable === false
-  )
+/**
+ * Whether a thrown value says that retrying cannot help (`retryable: false`). A value whose
+ * `retryable` cannot be read (a getter that throws, a revoked Proxy) is taken as retryable:
+ * retrying loses nothing, while checkpointing past the record would.
+ */
+export function isNonRetryable(thrown: unknown): boolean {
+  if ((typeof thrown !== 'object' && typeof thrown !== 'function') || thrown === null) return false
+  try {
+    return (thrown as { retryable?: unknown }).retryable === false
+  } catch {
+    return false
+  }
 }
 
-/** A readable one-line message for any thrown value, `Error` or not. */
+/**
+ * A readable one-line message for any thrown value, `Error` or not. It never throws: the value
+ * is the user's, and may be a Proxy, revoked, or have a `message` getter or a `toString` that
+ * throws; then the message says what could be read.
+ */
 export function messageOf(thrown: unknown): string {
-  if (thrown instanceof Error) return thrown.message || thrown.name
   if (typeof thrown === 'string') return thrown
+  let isError: boolean
   try {
-    return `non-Error value thrown: ${JSON.stringify(thrown)}`
+    isError = thrown instanceof Error
   } catch {
-    return `non-Error value thrown: ${String(thrown)}`
+    // A revoked Proxy throws on every question, instanceof included.
+    return `non-Error value thrown: ${shownValue(thrown)}`
+  }
+  if (!isError) return `non-Error value thrown: ${shownValue(thrown)}`
+  try {
+    const { message } = thrown as Error
+    if (typeof message === 'string' && message !== '') return message
+    const { name } = thrown as Error
+    if (typeof name === 'string' && name !== '') return name
+  } catch {
+    return 'an Error whose message cannot be read (its message or name getter threw)'
+  }
+  return 'an Error without a message'
+}
+
+/** The most characters `shownValue` gives: a thrown megabyte must not become a log line. */
+const SHOWN_CHARS = 500
+
+/**
+ * A value as a message shows it: its JSON, or its `String()`, clipped; or, when both throw (a
+ * revoked Proxy, `toJSON` and `toString` that throw), what kind of value it is. Never throws.
+ */
+export function shownValue(value: unknown): string {
+  if (value === undefined || typeof value === 'symbol' || typeof value === 'function') {
+    return safeString(value) ?? `a ${typeof value}`
+  }
+  let text: string | undefined
+  try {
+    text = JSON.stringify(value)
+  } catch {
+    // A cycle, a BigInt, a toJSON that throws: String() may still say something.
+  }
+  if (typeof text !== 'string') text = safeString(value)
+  if (text === undefined)
+    return `an ${typeof value} that cannot be shown (JSON.stringify and String both threw)`
+  return text.length <= SHOWN_CHARS
+    ? text
+    : `${text.slice(0, SHOWN_CHARS)}… (${text.length} characters)`
+}
+
+function safeString(value: unknown): string | undefined {
+  try {
+    return String(value)
+  } catch {
+    return undefined
   }
 }
 
 export {
   ConfigurationError,
   checkOptions,
+  MAX_TIMER_MS,
   type OptionRule,
   type OptionRules,
   option,

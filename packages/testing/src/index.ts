@@ -112,3 +112,94 @@ export function printMedians(bench: BenchTasks, perBatch: number, unit = 'record
     }),
   )
 }
+
+/**
+ * Values a hostile or careless handler, sink, schema or reviver may throw, each made fresh: every
+ * question the library might ask of them (`retryable`, `message`, `name`, `cause`, `instanceof`,
+ * `JSON.stringify`, `String`) throws for at least one of them. The library must fail the record
+ * with its own error, never throw itself.
+ */
+export const hostileThrownValues: ReadonlyArray<readonly [string, () => unknown]> = [
+  [
+    'an Error whose retryable getter throws',
+    () =>
+      Object.defineProperty(new Error('retryable getter'), 'retryable', {
+        get() {
+          throw new Error('no retryable for you')
+        },
+      }),
+  ],
+  [
+    'an Error whose message and name getters throw',
+    () => {
+      const error = new Error('hidden')
+      for (const key of ['message', 'name', 'stack']) {
+        Object.defineProperty(error, key, {
+          get() {
+            throw new Error(`no ${key} for you`)
+          },
+        })
+      }
+      return error
+    },
+  ],
+  [
+    'an Error whose cause getter throws',
+    () =>
+      Object.defineProperty(new Error('cause getter'), 'cause', {
+        get() {
+          throw new Error('no cause for you')
+        },
+      }),
+  ],
+  [
+    'an Error whose cause chain loops',
+    () => {
+      const error = new Error('loop') as Error & { cause: unknown }
+      error.cause = error
+      return error
+    },
+  ],
+  [
+    'a Proxy whose every trap throws',
+    () =>
+      new Proxy(
+        {},
+        new Proxy(
+          {},
+          {
+            get(_target, trap) {
+              return () => {
+                throw new Error(`trap ${String(trap)}`)
+              }
+            },
+          },
+        ),
+      ),
+  ],
+  [
+    'a revoked Proxy',
+    () => {
+      const { proxy, revoke } = Proxy.revocable(new Error('revoked'), {})
+      revoke()
+      return proxy
+    },
+  ],
+  [
+    'an object whose toJSON and toString both throw',
+    () => ({
+      toJSON() {
+        throw new Error('no JSON')
+      },
+      toString() {
+        throw new Error('no string')
+      },
+    }),
+  ],
+  ['a Symbol', () => Symbol('thrown')],
+  ['a BigInt', () => 10n ** 30n],
+  ['null', () => null],
+  ['undefined', () => undefined],
+  ['a number', () => 42],
+  ['a string', () => 'plain text'],
+]
