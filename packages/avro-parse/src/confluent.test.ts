@@ -19,7 +19,12 @@ import {
   parseThrough,
   shardEvent,
 } from './events.testkit.js'
-import { avroParse, confluentSchemaRegistry, SchemaRegistryError } from './index.js'
+import {
+  avroParse,
+  confluentSchemaRegistry,
+  glueSchemaRegistry,
+  SchemaRegistryError,
+} from './index.js'
 
 interface Stored {
   id: number
@@ -659,6 +664,13 @@ describe('confluentSchemaRegistry', () => {
       confluentSchemaRegistry({ url: fake.url, auth: { username: 'x' } } as never),
     ).toThrow(/password/)
     expect(() => confluentSchemaRegistry({ url: fake.url, timeout: 0 })).toThrow(/timeout/)
+    // Past 2^31 - 1 ms Node runs the timer after 1 ms: every look-up would time out at once.
+    expect(() => confluentSchemaRegistry({ url: fake.url, timeout: 2 ** 31 })).toThrow(
+      "@shardwise/avro-parse: confluentSchemaRegistry(): Option 'timeout' must be <= 2147483647",
+    )
+    expect(() => glueSchemaRegistry({ timeout: 2 ** 31 })).toThrow(
+      "@shardwise/avro-parse: glueSchemaRegistry(): Option 'timeout' must be <= 2147483647",
+    )
     // fetch would refuse them on every request, failing every record for a typo.
     const allowed = 'has a name or value that HTTP does not allow'
     expect(() => confluentSchemaRegistry({ url: fake.url, headers: { 'x api key': 'k' } })).toThrow(

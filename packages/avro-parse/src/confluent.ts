@@ -7,6 +7,7 @@
 import {
   ConfigurationError,
   checkOptions,
+  MAX_TIMER_MS,
   messageOf,
   type OptionRules,
   option,
@@ -43,7 +44,7 @@ const optionRules: OptionRules = {
     'password',
   ]),
   headers: option.recordOf(option.string),
-  timeout: option.integer(1),
+  timeout: option.integer(1, MAX_TIMER_MS),
 }
 
 const HEADER_LENGTH = 5

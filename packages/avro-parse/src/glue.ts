@@ -9,6 +9,7 @@ import { inflateSync } from 'node:zlib'
 import {
   ConfigurationError,
   checkOptions,
+  MAX_TIMER_MS,
   messageOf,
   type OptionRules,
   option,
@@ -49,7 +50,7 @@ export interface GlueSchemaRegistryOptions {
   timeout?: number
 }
 
-const optionRules: OptionRules = { client: option.object, timeout: option.integer(1) }
+const optionRules: OptionRules = { client: option.object, timeout: option.integer(1, MAX_TIMER_MS) }
 
 const HEADER_VERSION = 3
 const COMPRESSION_NONE = 0

@@ -9,6 +9,12 @@ export class ConfigurationError extends Error {
   override name = 'ConfigurationError'
 }
 
+/**
+ * The longest delay a Node timer keeps: one set for longer, or for `Infinity` or `NaN`, fires
+ * after 1 ms, so an option or a value that feeds a timer stays at or under it.
+ */
+export const MAX_TIMER_MS = 2 ** 31 - 1
+
 /** What is wrong with the option `name`'s value, or `undefined` when it is right. */
 export type OptionRule = (value: unknown, name: string) => string | undefined
 

@@ -194,6 +194,13 @@ describe('runMapping against kinesalite', { timeout: 60_000 }, () => {
     await expect(runMapping({ ...base, timeoutSeconds: 2.5 })).rejects.toThrow(
       "timeoutSeconds must be a whole number of seconds from 1 to 900, as Lambda's, got 2.5",
     )
+    // Each feeds a timer, which Node runs after 1 ms past 2^31 - 1 ms: a poll that never waits.
+    await expect(runMapping({ ...base, pollIntervalMs: 2 ** 31 })).rejects.toThrow(
+      'pollIntervalMs must be a number above 0 and at most 2147483647, got 2147483648',
+    )
+    await expect(runMapping({ ...base, exitWhenIdleSeconds: 3e6 })).rejects.toThrow(
+      'exitWhenIdleSeconds must be a number above 0 and at most 2147483.647, got 3000000',
+    )
     expect(invoked).toBe(false)
   })
 

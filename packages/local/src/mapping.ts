@@ -20,7 +20,7 @@ import {
   type ListShardsCommandOutput,
   type Shard,
 } from '@aws-sdk/client-kinesis'
-import { ConfigurationError, messageOf } from '@shardwise/core'
+import { ConfigurationError, MAX_TIMER_MS, messageOf } from '@shardwise/core'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import {
   type Destination,
@@ -137,8 +137,16 @@ export async function runMapping(options: RunOptions): Promise<MappingStats> {
     'requestTimeoutMs',
   ] as const) {
     const value = options[name]
-    if (value !== undefined && !(Number.isFinite(value) && value > 0)) {
-      throw new ConfigurationError(`${name} must be a number above 0, got ${value}`)
+    // Each feeds a timer, which Node would run after 1 ms past its longest delay.
+    const ms = name === 'exitWhenIdleSeconds' ? (value ?? 0) * 1000 : value
+    if (
+      value !== undefined &&
+      !(Number.isFinite(value) && value > 0 && (ms as number) <= MAX_TIMER_MS)
+    ) {
+      const most = name === 'exitWhenIdleSeconds' ? MAX_TIMER_MS / 1000 : MAX_TIMER_MS
+      throw new ConfigurationError(
+        `${name} must be a number above 0 and at most ${most}, got ${value}`,
+      )
     }
   }
   if (typeof options.stream !== 'string' || options.stream === '') {

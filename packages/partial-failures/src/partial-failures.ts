@@ -27,6 +27,7 @@ import {
   shardIdOf,
 } from '@shardwise/core'
 import { loopAnswers, NOT_ANSWERED, windowStateOf } from './loop-answers.js'
+import { guardNotes } from './run-batch.js'
 
 const pkg = '@shardwise/partial-failures'
 
@@ -174,6 +175,8 @@ function answer(
   if (log !== undefined) {
     for (const failure of failures) log.error(failure.message ?? 'record failed', failure.details)
     if (batch !== undefined) logDiverted(batch, log)
+    const guardNote = batch === undefined ? undefined : guardNotes.get(batch)
+    if (guardNote !== undefined) log.debug(guardNote)
     const summary = summarize(batch, lambdaRecords.length, failures.length, checkpoint)
     if (checkpoint === undefined) log.debug('batch done', summary)
     else log.warn('batch done with failures', summary)

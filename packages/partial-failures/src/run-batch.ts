@@ -12,12 +12,14 @@ import {
   failRecord,
   firstFailed,
   type KinesisRecord,
+  MAX_TIMER_MS,
   messageOf,
   type PoisonSink,
   type RecordBatch,
   RecordError,
   RecordHandlerError,
   RecordStatus,
+  shownValue,
 } from '@shardwise/core'
 
 /**
@@ -105,8 +107,8 @@ export async function runBatch<T>(
   sink: PoisonSink | undefined,
 ): Promise<void> {
   // The margin is checked before any record starts: a batch that cannot run must not begin.
-  const remaining = context?.getRemainingTimeInMillis?.()
-  const guarded = options.timeoutMarginMs !== 0 && typeof remaining === 'number'
+  const remaining = options.timeoutMarginMs === 0 ? undefined : remainingTime(batch, context)
+  const guarded = remaining !== undefined
   const delay = guarded ? remaining - options.timeoutMarginMs : 0
   if (guarded && delay <= 0) {
     throw new TimeoutError(
@@ -159,6 +161,39 @@ export async function runBatch<T>(
     clearTimeout(timer)
     if (onAbort !== undefined) middySignal?.removeEventListener('abort', onAbort)
   }
+}
+
+/**
+ * What the timeout guard has to say about a batch, for `partialFailures` to log at debug level:
+ * why it did not guard the batch.
+ */
+export const guardNotes = new WeakMap<RecordBatch<unknown>, string>()
+
+/**
+ * The context's remaining time, or `undefined` when no deadline is known: no context, or a
+ * `getRemainingTimeInMillis` that throws or answers something else than a number of
+ * milliseconds a timer can wait (`Infinity`, `NaN`, more than 2^31 - 1, a negative number, as
+ * local runners and tests give); Lambda's own is always one, as its timeout is 900 s at most.
+ */
+function remainingTime(batch: RecordBatch<unknown>, context: Context): number | undefined {
+  const read = context?.getRemainingTimeInMillis
+  if (typeof read !== 'function') return undefined
+  let remaining: unknown
+  try {
+    remaining = read.call(context)
+  } catch (thrown) {
+    guardNotes.set(
+      batch,
+      `no deadline known: getRemainingTimeInMillis() threw (${messageOf(thrown)}); the timeout guard is off for this batch`,
+    )
+    return undefined
+  }
+  if (typeof remaining === 'number' && remaining >= 0 && remaining <= MAX_TIMER_MS) return remaining
+  guardNotes.set(
+    batch,
+    `no deadline known: getRemainingTimeInMillis() answered ${shownValue(remaining)}, not a number of milliseconds from 0 to 2^31 - 1; the timeout guard is off for this batch`,
+  )
+  return undefined
 }
 
 /**

@@ -260,6 +260,49 @@ describe('the timeout guard', () => {
     expect(started).toBe(0)
   })
 
+  const oddRemainingTimes: Array<[string, () => number]> = [
+    ['Infinity', () => Number.POSITIVE_INFINITY],
+    ['NaN', () => Number.NaN],
+    ['2^31', () => 2 ** 31],
+    ['a negative number', () => -5],
+    [
+      'a throw',
+      () => {
+        throw new Error('no clock here')
+      },
+    ],
+  ]
+  for (const [what, getRemainingTimeInMillis] of oddRemainingTimes) {
+    it(`runs the whole batch, with no deadline known, when the remaining time is ${what}`, async () => {
+      useFakeClock()
+      const logger = recordingLogger()
+      let handled = 0
+      const lambda = middy(
+        eachRecord(
+          async () => {
+            await sleep(10)
+            handled++
+          },
+          { ordering: 'partitionKey', concurrency: 2 },
+        ),
+        // middy's own early timeout reads the remaining time too, and meets the same clamp.
+        { timeoutEarlyInMillis: 0 },
+      )
+        .use(kinesisDecode())
+        .use(partialFailures({ logger }))
+      const event = kinesisEvent(
+        Array.from({ length: 50 }, (_, i) => ({ data: String(i), partitionKey: `k${i % 2}` })),
+      )
+      const context = { ...lambdaContext(), getRemainingTimeInMillis }
+      expect(await settle(lambda(event, context))).toEqual({ batchItemFailures: [] })
+      expect(handled).toBe(50)
+      const debug = logger.lines.filter((line) => line.level === 'debug').map((l) => l.message)
+      expect(debug[0]).toMatch(
+        /^no deadline known: getRemainingTimeInMillis\(\) (answered|threw) .*; the timeout guard is off for this batch$/,
+      )
+    })
+  }
+
   it('is off with a margin of 0', async () => {
     const lambda = chain(async () => {}, { timeoutMarginMs: 0 })
     expect(await lambda(tenRecords(), lambdaContext(10))).toEqual({ batchItemFailures: [] })
