@@ -70,6 +70,21 @@ export function text(values: Values, flag: string): string | undefined {
   return typeof raw === 'string' ? raw : undefined
 }
 
+/** `--function-response-types`: the AWS CLI takes a space-separated list; commas work too. */
+export function functionResponseTypes(
+  values: Values,
+): Array<'ReportBatchItemFailures'> | undefined {
+  const types = values['function-response-types'] as string[] | undefined
+  if (types === undefined) return undefined
+  const list = types.flatMap((t) => t.split(/[\s,]+/)).filter((t) => t !== '')
+  for (const t of list) {
+    if (t !== 'ReportBatchItemFailures') {
+      throw new UsageError(`--function-response-types takes ReportBatchItemFailures, got ${t}`)
+    }
+  }
+  return list as Array<'ReportBatchItemFailures'>
+}
+
 /** `Option 'batchSize' must be >= 1` as the command line writes it: `--batch-size`. */
 export function withFlagNames(message: string): string {
   return message.replace(
@@ -78,14 +93,20 @@ export function withFlagNames(message: string): string {
   )
 }
 
-export function usage(message: string): number {
-  process.stderr.write(`shardwise: ${message}\nRun shardwise --help for the options.\n`)
+/** A usage mistake: the reason and where the help is, on stderr; exit status 2. */
+export function usage(message: string, command?: string): number {
+  const help = command === undefined ? 'shardwise --help' : `shardwise ${command} --help`
+  process.stderr.write(`shardwise: ${message}\nRun ${help} for the options.\n`)
   return 2
 }
 
-/** One `shardwise` command: its flags, and what it does with them (its exit status). */
+/** One `shardwise` command: its flags, its help, and what it does with them (its exit status). */
 export interface Command {
   name: string
+  /** One line for `shardwise --help`. */
+  summary: string
+  /** What `shardwise <name> --help` prints. */
+  help: string
   flags: Flags
   run(values: Values, signal: AbortSignal): Promise<number>
 }

@@ -1,48 +1,69 @@
+import { readFileSync } from 'node:fs'
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import { allFlags, main } from './command.js'
+import { COMMANDS, main } from './command.js'
+import { invokeCommand } from './invoke-command.js'
 import { startLocalKinesis } from './kinesalite.js'
 import { produce } from './produce.js'
-
-function capture() {
-  let out = ''
-  let err = ''
-  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
-    out += String(chunk)
-    return true
-  })
-  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
-    err += String(chunk)
-    return true
-  })
-  return { out: () => out, err: () => err }
-}
+import { capture } from './test-helpers.js'
 
 afterEach(() => {
   vi.restoreAllMocks()
 })
 
 describe('shardwise', () => {
-  it('--help documents every flag the parser accepts', async () => {
+  it('<command> --help documents every flag that command takes, and only its own', async () => {
+    for (const command of COMMANDS) {
+      const io = capture()
+      expect(await main([command.name, '--help'])).toBe(0)
+      const help = io.out()
+      expect(help).toMatch(new RegExp(`^Usage: shardwise ${command.name} `))
+      for (const flag of Object.keys(command.flags)) expect(help).toContain(`--${flag}`)
+      expect(help).toContain('-h, --help')
+      vi.restoreAllMocks()
+    }
+    const io = capture()
+    expect(await main(['run', '--help'])).toBe(0)
+    expect(io.out()).toContain('--no-bisect-batch-on-function-error')
+    // A flag of another command is refused, with the command's own help named.
+    expect(await main(['demo', '--batch-size', '3'])).toBe(2)
+    expect(io.err()).toContain("Unknown option '--batch-size'")
+    expect(io.err()).toContain('Run shardwise demo --help for the options.')
+  })
+
+  it('--help lists every command; help <command> is <command> --help', async () => {
     const io = capture()
     expect(await main(['--help'])).toBe(0)
-    const help = io.out()
-    const flags = Object.keys(allFlags)
-    expect(flags.length).toBeGreaterThan(15)
-    for (const flag of flags) expect(help).toContain(`--${flag}`)
-    expect(help).toContain('--no-bisect-batch-on-function-error')
+    for (const command of COMMANDS) expect(io.out()).toContain(`  ${command.name}  `)
+    expect(io.out()).toContain('--version')
+    vi.restoreAllMocks()
+    const help = capture()
+    expect(await main(['help', 'invoke'])).toBe(0)
+    expect(help.out()).toBe(invokeCommand.help)
+  })
+
+  it('--version prints the version of the package', async () => {
+    const io = capture()
+    const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8'))
+    expect(await main(['--version'])).toBe(0)
+    expect(io.out()).toBe(`${pkg.version}\n`)
+    expect(pkg.version).toMatch(/^\d+\.\d+\.\d+/)
   })
 
   it('takes no command for a usage mistake: exit 2, the reason on stderr, nothing on stdout', async () => {
     const io = capture()
     expect(await main([])).toBe(2)
+    const names = COMMANDS.map((c) => c.name)
     expect(io.err()).toBe(
-      'shardwise: missing command: run or demo\nRun shardwise --help for the options.\n',
+      `shardwise: missing command: ${names.slice(0, -1).join(', ')} or ${names.at(-1)}\n` +
+        'Run shardwise --help for the options.\n',
     )
     expect(io.out()).toBe('')
     expect(await main(['--verbose'])).toBe(2)
+    expect(await main(['bogus'])).toBe(2)
+    expect(io.err()).toContain(`unknown command bogus (commands: ${names.join(', ')})`)
   })
 
   it('refuses an unknown flag', async () => {

@@ -9,8 +9,23 @@ export const demoFlags = {
   handler: { type: 'string' },
 } satisfies Flags
 
+const HELP = `Usage: shardwise demo [--handler <module>[:<export>]]
+
+Starts kinesalite in this process, creates a stream of 4 shards, puts a mixed workload (JSON,
+KPL aggregates, gzip records and a few poison records), and runs the handler through the
+mapping with bisect, retries, ReportBatchItemFailures and a parallelization factor of 2. It
+prints progress, a summary that says what each number means, the on-failure destination, and
+the handler's own account when its module exports report(). It takes a few seconds.
+
+  --handler <module>[:<export>]   default: \`${DEMO_HANDLER}\`, which needs a build
+                                  (run \`pnpm demo\` from the repository root)
+  -h, --help                      this help
+`
+
 export const demoCommand: Command = {
   name: 'demo',
+  summary: 'a mixed workload on an embedded kinesalite, through the mapping, with a summary',
+  help: HELP,
   flags: demoFlags,
   async run(values, signal) {
     const given = text(values, 'handler')

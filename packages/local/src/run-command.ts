@@ -2,7 +2,15 @@
 import { readFileSync } from 'node:fs'
 import { messageOf } from '@shardwise/core'
 
-import { type Command, type Flags, number, text, UsageError, type Values } from './cli-args.js'
+import {
+  type Command,
+  type Flags,
+  functionResponseTypes,
+  number,
+  text,
+  UsageError,
+  type Values,
+} from './cli-args.js'
 import { runMapping } from './mapping.js'
 import type { MappingSettings, StartingPosition } from './settings.js'
 import { progressLine, summary } from './summary.js'
@@ -31,8 +39,57 @@ export const runFlags = {
   verbose: { type: 'boolean' },
 } satisfies Flags
 
+const HELP = `Usage: shardwise run --handler <module>[:<export>] --stream <name> [options]
+
+Reads every shard of a stream (kinesalite, LocalStack or AWS) and invokes the handler with the
+events Lambda builds, applying the event source mapping's rules. Mapping flags are named as in
+\`aws lambda create-event-source-mapping\`.
+
+Function:
+  --handler <module>[:<export>]   the handler module (a path, relative to the current
+                                  directory) and its export; default export name: handler
+  --timeout <seconds>             the function's timeout, 1 to 900 (default 3)
+
+Stream:
+  --stream <name>                 the stream to read
+  --endpoint <url>                a Kinesis endpoint (kinesalite, LocalStack); without it, AWS
+  --region <region>               default: $AWS_REGION, then us-east-1
+
+Event source mapping:
+  --batch-size <n>                          records per invocation, 1 to 10000 (default 100)
+  --maximum-batching-window-in-seconds <n>  wait for a full batch up to n seconds, 0 to 300 (default 0)
+  --starting-position <position>            TRIM_HORIZON (default), LATEST or AT_TIMESTAMP
+  --starting-position-timestamp <seconds>   epoch seconds, with AT_TIMESTAMP
+  --function-response-types ReportBatchItemFailures
+                                            read batchItemFailures from the answer
+  --bisect-batch-on-function-error          split a failed batch in two before retrying
+  --no-bisect-batch-on-function-error       (the default)
+  --maximum-retry-attempts <n>              -1 (infinite, default) or 0 to 10000
+  --maximum-record-age-in-seconds <n>       -1 (infinite, default) or 60 to 604800
+  --parallelization-factor <n>              concurrent batches per shard, 1 to 10 (default 1)
+  --tumbling-window-in-seconds <n>          0 (off, default) to 900
+  --filter-criteria <json>                  event filtering: {"Filters":[{"Pattern":"<json>"}]},
+                                            or file://<path>; records that match no filter
+                                            are never invoked
+  --on-failure <file>                       append what Lambda sends the on-failure destination
+                                            (batch metadata, one JSON document per line)
+
+Run:
+  --exit-when-idle <seconds>      stop once nothing was read or invoked for that long
+                                  (default: run until Ctrl-C)
+  --poll-interval-ms <ms>         wait between reads of a caught-up shard (default 1000)
+  --progress-interval <seconds>   progress line every n seconds; 0 turns it off (default 5)
+  --verbose                       log every failed invocation, not only discarded batches
+  -h, --help                      this help
+
+At the end it prints a summary: records read, records filtered out, invocations, retries,
+bisects, records sent to the on-failure destination, and records per second.
+`
+
 export const runCommand: Command = {
   name: 'run',
+  summary: "read a stream and invoke a handler with the event source mapping's rules",
+  help: HELP,
   flags: runFlags,
   async run(values, signal) {
     const handler = text(values, 'handler')
@@ -88,17 +145,8 @@ export function mappingSettings(values: Values): MappingSettings {
   set('maximumBatchingWindowInSeconds', number(values, 'maximum-batching-window-in-seconds'))
   set('startingPosition', text(values, 'starting-position') as StartingPosition | undefined)
   set('startingPositionTimestamp', number(values, 'starting-position-timestamp'))
-  const types = values['function-response-types'] as string[] | undefined
-  if (types !== undefined) {
-    // The AWS CLI takes a space-separated list; accept commas too.
-    const list = types.flatMap((t) => t.split(/[\s,]+/)).filter((t) => t !== '')
-    for (const t of list) {
-      if (t !== 'ReportBatchItemFailures') {
-        throw new UsageError(`--function-response-types takes ReportBatchItemFailures, got ${t}`)
-      }
-    }
-    settings.functionResponseTypes = list as Array<'ReportBatchItemFailures'>
-  }
+  const types = functionResponseTypes(values)
+  if (types !== undefined) settings.functionResponseTypes = types
   set('bisectBatchOnFunctionError', values['bisect-batch-on-function-error'] as boolean | undefined)
   set('maximumRetryAttempts', number(values, 'maximum-retry-attempts'))
   set('maximumRecordAgeInSeconds', number(values, 'maximum-record-age-in-seconds'))

@@ -1,5 +1,6 @@
 /** Records for the tests of the rules: no stream needed. */
 import { sequenceNumber } from '@shardwise/testing'
+import { vi } from 'vitest'
 import { type PendingRecord, type RecordSource, toPendingRecord } from './event.js'
 
 export { sequenceNumber }
@@ -36,4 +37,19 @@ export function records(
     )
   }
   return out
+}
+
+/** Captures what a CLI command writes to stdout and stderr (restore with vi.restoreAllMocks). */
+export function capture(): { out: () => string; err: () => string } {
+  let out = ''
+  let err = ''
+  vi.spyOn(process.stdout, 'write').mockImplementation((chunk) => {
+    out += String(chunk)
+    return true
+  })
+  vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => {
+    err += String(chunk)
+    return true
+  })
+  return { out: () => out, err: () => err }
 }

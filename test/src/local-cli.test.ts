@@ -1,0 +1,60 @@
+/** The `shardwise` executable as a user runs it: a process, its output and its exit status. */
+import { execFile } from 'node:child_process'
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { describe, expect, it } from 'vitest'
+
+const CLI = fileURLToPath(new URL('../../packages/local/dist/cli.js', import.meta.url))
+const SAMPLE = fileURLToPath(new URL('../../examples/events/kinesis-sample.json', import.meta.url))
+
+function shardwise(args: string[], cwd?: string) {
+  return new Promise<{ code: number | null; out: string; err: string; ms: number }>((done) => {
+    const started = Date.now()
+    const child = execFile(process.execPath, [CLI, ...args], { cwd, timeout: 20_000 }, (error) => {
+      done({ code: child.exitCode ?? (error ? 1 : 0), out, err, ms: Date.now() - started })
+    })
+    let out = ''
+    let err = ''
+    child.stdout?.on('data', (chunk) => {
+      out += chunk
+    })
+    child.stderr?.on('data', (chunk) => {
+      err += chunk
+    })
+  })
+}
+
+describe('the shardwise executable', { timeout: 30_000 }, () => {
+  it('prints its version', async () => {
+    const pkg = JSON.parse(
+      await readFile(new URL('../../packages/local/package.json', import.meta.url), 'utf8'),
+    )
+    const { code, out } = await shardwise(['--version'])
+    expect([code, out]).toEqual([0, `${pkg.version}\n`])
+  })
+
+  it('exits after invoke even when the handler leaves a timer running, as Lambda freezes it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'shardwise-exe-'))
+    const module = join(dir, 'lingering.mjs')
+    // Times out (1 s) and leaves an interval that would keep Node alive for ever.
+    await writeFile(
+      module,
+      'export const handler = () => new Promise(() => { setInterval(() => {}, 1000) })\n',
+    )
+    const run = await shardwise([
+      'invoke',
+      '--handler',
+      module,
+      '--event',
+      SAMPLE,
+      '--timeout',
+      '1',
+    ])
+    expect(run.out).toContain('Task timed out after 1.00 seconds')
+    expect(run.code).toBe(1)
+    // The 20 s exec timeout would kill a process that stayed: it left long before.
+    expect(run.ms).toBeLessThan(15_000)
+  })
+})
