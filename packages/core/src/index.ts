@@ -283,7 +283,7 @@ function listed(issues: ReadonlyArray<ValidationIssue>): string {
   for (let i = 0; i < issues.length && i < LISTED_ISSUES; i++) {
     const { path, message } = issues[i] as ValidationIssue
     parts.push(
-      `${clipped(path.length ? path.map(String).join('.') : '(root)')}: ${clipped(message)}`,
+      `${clipped(path.length ? path.map(textOf).join('.') : '(root)')}: ${clipped(textOf(message))}`,
     )
   }
   const more = issues.length - parts.length

@@ -12,12 +12,12 @@ import {
 } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
-import { kinesisEvent, sequenceNumber } from '@shardwise/testing'
+import { hostileThrownValues, kinesisEvent, sequenceNumber } from '@shardwise/testing'
 import { type } from 'arktype'
 import * as v from 'valibot'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { type JsonParser, jsonParse, type Reviver } from './index.js'
+import { type JsonParser, jsonParse, type Reviver, type StandardSchemaV1 } from './index.js'
 
 const context = { functionName: 'json-parse-test' } as Context
 
@@ -556,6 +556,98 @@ describe('wiring mistakes', () => {
     jsonParse().before?.({ event } as never)
     expect(() => jsonParse().before?.({ event } as never)).toThrow(
       /record\.data is object, not bytes; use jsonParse\(\) right after kinesisDecode\(\), once/,
+    )
+  })
+})
+
+describe('jsonParse with a schema or reviver that throws a value the library did not create', () => {
+  /** A Standard Schema whose `validate` does `act` for the record whose value is 1. */
+  const schemaDoing = (act: () => unknown): StandardSchemaV1 => ({
+    '~standard': {
+      version: 1,
+      vendor: 'hostile',
+      validate: (value: unknown) =>
+        (value === 1 ? act() : { value }) as StandardSchemaV1.Result<unknown>,
+    },
+  })
+  const unreadable = () => {
+    const { proxy, revoke } = Proxy.revocable({}, {})
+    revoke()
+    return proxy
+  }
+  const everyTrapThrows = hostileThrownValues.find(([name]) => name.startsWith('a Proxy'))?.[1]
+
+  const cases: Array<[string, () => JsonParser<unknown>]> = [
+    ...hostileThrownValues.flatMap(
+      ([name, make]): Array<[string, () => JsonParser<unknown>]> => [
+        [
+          `validate throws ${name}`,
+          () =>
+            jsonParse({
+              schema: schemaDoing(() => {
+                throw make()
+              }),
+            }),
+        ],
+        [
+          `validate rejects with ${name}`,
+          () => jsonParse({ schema: schemaDoing(() => Promise.reject(make())) }),
+        ],
+        [
+          `the reviver throws ${name}`,
+          () =>
+            jsonParse({
+              reviver: (key, value) => {
+                if (key === '' && value === 1) throw make()
+                return value
+              },
+            }),
+        ],
+      ],
+    ),
+    ['validate answers a revoked Proxy', () => jsonParse({ schema: schemaDoing(unreadable) })],
+    [
+      'validate answers a Proxy whose traps throw',
+      () => jsonParse({ schema: schemaDoing(() => everyTrapThrows?.()) }),
+    ],
+    [
+      'validate answers a promise of a revoked Proxy',
+      () => jsonParse({ schema: schemaDoing(async () => unreadable()) }),
+    ],
+    [
+      'validate answers issues that cannot be read',
+      () =>
+        jsonParse({
+          schema: schemaDoing(() => ({
+            issues: [{ message: everyTrapThrows?.(), path: [{ key: everyTrapThrows?.() }] }],
+          })),
+        }),
+    ],
+    [
+      'validate answers a thenable whose then getter throws',
+      () =>
+        jsonParse({
+          schema: schemaDoing(() =>
+            Object.defineProperty({}, 'then', {
+              get() {
+                throw new Error('no then for you')
+              },
+            }),
+          ),
+        }),
+    ],
+  ]
+
+  it.each(cases)('fails that record alone, named: %s', async (_name, parser) => {
+    const { response, batch, seen } = await run(parser(), eventOf(['0', '1', '2']))
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
+    expect(seen).toContain(0)
+    const error = batch.errors.get(1)
+    expect(error).toBeInstanceOf(RecordError)
+    expect(error?.message).toMatch(
+      new RegExp(
+        `^record ${sequenceNumber(1)} of shardId-000000000006 \\(partition key "key-1"\\): .`,
+      ),
     )
   })
 })

@@ -22,6 +22,7 @@ import {
   type RecordCoordinates,
   RecordError,
   RecordStatus,
+  shownValue,
   ValidationError,
   type ValidationIssue,
 } from '@shardwise/core'
@@ -206,17 +207,20 @@ function validateRecord(
 ): Promise<void> | undefined {
   const record = batch.records[index] as KinesisRecord<unknown>
   let result: Result | Promise<Result>
+  let pending: boolean
   try {
     result = validate(value)
+    pending = typeof (result as Partial<Promise<Result>> | null | undefined)?.then === 'function'
   } catch (thrown) {
     failRecord(batch, index, schemaThrew(record, thrown))
     return undefined
   }
-  if (typeof (result as Partial<Promise<Result>> | null | undefined)?.then !== 'function') {
+  if (!pending) {
     applyResult(batch, index, result as Result)
     return undefined
   }
-  return (result as Promise<Result>).then(
+  // Promise.resolve reads the answer's `then` once more, and turns a throw there into a rejection.
+  return Promise.resolve(result).then(
     (settled) => applyResult(batch, index, settled),
     (thrown: unknown) => failRecord(batch, index, schemaThrew(record, thrown)),
   )
@@ -257,7 +261,19 @@ async function validateRest(
   await Promise.all(inFlight)
 }
 
+/**
+ * Applies a schema's answer to its record. The answer is the validator's, and is read with care:
+ * one whose getters throw (a Proxy, revoked or not) fails its record as a schema that threw.
+ */
 function applyResult(batch: RecordBatch, index: number, result: Result) {
+  try {
+    applyReadableResult(batch, index, result)
+  } catch (thrown) {
+    failRecord(batch, index, schemaThrew(batch.records[index] as KinesisRecord<unknown>, thrown))
+  }
+}
+
+function applyReadableResult(batch: RecordBatch, index: number, result: Result) {
   const record = batch.records[index] as KinesisRecord<unknown>
   if (typeof result !== 'object' || result === null) {
     failRecord(batch, index, notAResult(record, result))
@@ -304,7 +320,8 @@ function toIssue(issue: StandardSchemaV1.Issue): ValidationIssue {
       path.push(typeof segment === 'object' && segment !== null ? segment.key : segment)
     }
   }
-  return { message: String(issue.message), path }
+  const { message } = issue
+  return { message: typeof message === 'string' ? message : shownValue(message), path }
 }
 
 /**
@@ -316,8 +333,17 @@ function toIssue(issue: StandardSchemaV1.Issue): ValidationIssue {
 function schemaThrew(record: RecordCoordinates, thrown: unknown): RecordError {
   return new RecordError(record, `the schema threw: ${messageOf(thrown)}`, {
     cause: thrown,
-    retryable: !(thrown instanceof RangeError),
+    retryable: !isRangeError(thrown),
   })
+}
+
+function isRangeError(thrown: unknown): boolean {
+  try {
+    return thrown instanceof RangeError
+  } catch {
+    // A revoked Proxy throws on instanceof.
+    return false
+  }
 }
 
 const FAILED: unique symbol = Symbol('failed')
