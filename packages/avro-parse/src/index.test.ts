@@ -9,6 +9,7 @@ import {
 } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord } from '@shardwise/partial-failures'
+import { hostileThrownValues } from '@shardwise/testing'
 import avro from 'avsc'
 import { describe, expect, it } from 'vitest'
 import {
@@ -19,7 +20,7 @@ import {
   parseThrough,
   shardEvent,
 } from './events.testkit.js'
-import { avroParse, type Frame, type SchemaRegistry } from './index.js'
+import { avroParse, type Frame, type SchemaRegistry, SchemaRegistryError } from './index.js'
 
 const withStatus = {
   ...orderV1,
@@ -301,6 +302,26 @@ describe('a registry of your own', () => {
     },
     describe: (id) => `my schema ${id}`,
   }
+
+  it.each(hostileThrownValues)(
+    'fails the records whose look-up rejects with %s, naming them',
+    async (_name, make) => {
+      const datum = OrderV1.toBuffer({ id: 'a', quantity: 1, status: 'PAID' })
+      const parse = avroParse({
+        registry: {
+          ...registry,
+          lookUp: async () => {
+            throw make()
+          },
+        },
+      })
+      const { errors } = await parseThrough(parse, [Buffer.concat([Buffer.of(1, 0), datum])])
+      expect(errors.get(0)).toBeInstanceOf(SchemaRegistryError)
+      expect(errors.get(0)?.message).toMatch(
+        /^record 100 of shardId-000000000001 \(partition key "order-0"\): cannot get my schema 1: ./,
+      )
+    },
+  )
 
   it('reads each datum where its frame says it starts', async () => {
     const datum = OrderV1.toBuffer({ id: 'a', quantity: 1, status: 'PAID' })

@@ -12,6 +12,7 @@ import {
   checkOptions,
   failRecord,
   getBatch,
+  isNonRetryable,
   type KinesisRecord,
   messageOf,
   type OptionRules,
@@ -287,7 +288,7 @@ async function lookUpAndDecode(
     const id = ids[k] as SchemaId
     const answer = answers[k] as PromiseSettledResult<WriterSchema>
     if (answer.status === 'rejected') {
-      const retryable = (answer.reason as { retryable?: unknown } | null)?.retryable !== false
+      const retryable = !isNonRetryable(answer.reason)
       failures.set(id, { cause: answer.reason, retryable })
       continue
     }
@@ -363,7 +364,7 @@ async function lookUpAll(
         answers[k] = { status: 'fulfilled', value: await registry.lookUp(id) }
       } catch (reason) {
         answers[k] = { status: 'rejected', reason }
-        if ((reason as { retryable?: unknown } | null)?.retryable !== false && stop === undefined) {
+        if (!isNonRetryable(reason) && stop === undefined) {
           const message = `not asked, after the look-up of ${registry.describe(id)} failed in this batch: ${messageOf(reason)}`
           stop = new Error(message, { cause: reason })
         }
