@@ -184,6 +184,11 @@ async function check(s: Scenario) {
     if ((starts[i] as number) > 1) violations.push(`record ${i} started ${starts[i]} times`)
     if ((sunk[i] as number) > 1) violations.push(`record ${i} reached the sink ${sunk[i]} times`)
     if ((sunk[i] as number) > 0 && !poisoned(i)) violations.push(`healthy record ${i} was sunk`)
+    // A record goes to the sink only when the answer moves past it: one after the checkpoint
+    // comes again, and would reach the sink again.
+    if (i > end && (sunk[i] as number) > 0) {
+      violations.push(`record ${i}, after the checkpoint ${end}, reached the sink`)
+    }
     // Invariant 3: once a record has failed for good, nothing after it starts.
     const failed = failedAt[i] as number
     if (failed !== -1 && (latestStartFrom[i + 1] as number) > failed) {

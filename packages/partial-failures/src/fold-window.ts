@@ -128,7 +128,7 @@ export function foldWindow<S extends object, T = Uint8Array>(
       response.batchItemFailures.length === 0 &&
       onWindowEnd !== undefined
     ) {
-      await onWindowEnd(state, window, context)
+      await endWindow(onWindowEnd, state, window, context)
       // A part handed over is answered with a fresh state, so that whatever Lambda makes of the
       // state after an early end, no record reaches onWindowEnd twice.
       if (!window.isFinalInvokeForWindow) state = checkedState(initialState(), 'initialState()')
@@ -138,10 +138,35 @@ export function foldWindow<S extends object, T = Uint8Array>(
       // Not the final part even on the final invocation: the records from the checkpoint on
       // come again, and close the window then.
       const part = { ...window, isFinalInvokeForWindow: false, isWindowTerminatedEarly: true }
-      await onWindowEnd(state, part, context)
+      await endWindow(onWindowEnd, state, part, context)
       state = checkedState(initialState(), 'initialState()')
     }
     return answered(batch, { ...response, state })
+  }
+}
+
+/**
+ * `onWindowEnd` failed: the invocation fails, and Lambda retries it until it succeeds. Its
+ * `cause` is what `onWindowEnd` threw, which may be anything: middy and the logs read this error
+ * instead, which they can read whatever was thrown.
+ */
+export class WindowEndError extends Error {
+  override name = 'WindowEndError'
+}
+
+async function endWindow<S>(
+  onWindowEnd: NonNullable<FoldWindowOptions<S>['onWindowEnd']>,
+  state: S,
+  window: WindowInfo,
+  context: Context,
+): Promise<void> {
+  try {
+    await onWindowEnd(state, window, context)
+  } catch (thrown) {
+    throw new WindowEndError(
+      `${pkg}: onWindowEnd failed for the window from ${window.start} to ${window.end} of ${window.shardId}; Lambda retries the invocation: ${messageOf(thrown)}`,
+      { cause: thrown },
+    )
   }
 }
 
@@ -149,9 +174,11 @@ export function foldWindow<S extends object, T = Uint8Array>(
 const MAX_STATE_BYTES = 1_000_000
 
 function jsonBytes(state: unknown): number {
-  let json: string
+  let json: string | undefined
   try {
     json = JSON.stringify(state)
+    // A toJSON that answers undefined: Lambda would carry nothing.
+    if (json === undefined) throw new TypeError('JSON.stringify gave undefined')
   } catch (error) {
     throw new ConfigurationError(
       `${pkg}: foldWindow's state cannot be sent as JSON, as Lambda carries it: ${messageOf(error)}`,
@@ -167,21 +194,33 @@ function jsonBytes(state: unknown): number {
  * the function, not a record.
  */
 function checkedState<S>(state: S, from: string): S {
-  const prototype = typeof state === 'object' && state !== null && Object.getPrototypeOf(state)
-  if (prototype !== Object.prototype && prototype !== null) {
-    const got =
-      state === null
-        ? 'null'
-        : Array.isArray(state)
-          ? 'an array'
-          : typeof state === 'object'
-            ? `a ${(state as object).constructor?.name ?? 'class'} instance`
-            : typeof state
+  let got: string | undefined
+  try {
+    const prototype = typeof state === 'object' && state !== null && Object.getPrototypeOf(state)
+    if (prototype !== Object.prototype && prototype !== null) got = kindOf(state)
+  } catch {
+    // A revoked Proxy, or one whose getPrototypeOf trap throws: nothing Lambda could carry.
+    got = 'an object that cannot be read (a revoked Proxy?)'
+  }
+  if (got !== undefined) {
     throw new ConfigurationError(
       `${pkg}: foldWindow's state must be a plain object, as Lambda carries it between invocations; ${from} gave ${got}`,
     )
   }
   return state
+}
+
+function kindOf(state: unknown): string {
+  if (state === null) return 'null'
+  if (Array.isArray(state)) return 'an array'
+  if (typeof state !== 'object') return typeof state
+  let name: unknown
+  try {
+    name = (state as object).constructor?.name
+  } catch {
+    // A constructor getter that throws: the instance is all that is said.
+  }
+  return `a ${typeof name === 'string' ? name : 'class'} instance`
 }
 
 function isEmpty(state: unknown): boolean {

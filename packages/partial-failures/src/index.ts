@@ -18,6 +18,7 @@ export {
 export {
   type FoldWindowOptions,
   foldWindow,
+  WindowEndError,
   type WindowHandler,
   type WindowInfo,
 } from './fold-window.js'

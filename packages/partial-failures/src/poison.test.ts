@@ -2,7 +2,7 @@ import middy from '@middy/core'
 import { failRecord, getBatch, type KinesisStreamEvent } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { kinesisEvent, lambdaContext, recordingLogger, sequenceNumber } from '@shardwise/testing'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   eachRecord,
   type KinesisRecord,
@@ -167,6 +167,127 @@ describe('partialFailures({ onPoison })', () => {
     expect(logger.lines[0]?.message).toBe(
       'onPoison needs eachRecord or foldWindow as the batch handler: with a handler of your own, no record goes to the sink, and records that can never succeed are reported, holding the shard',
     )
+  })
+
+  // Time is the subject here: which record fails first decides what the sink may take.
+  describe('takes a record only when the answer will move past it', () => {
+    afterEach(() => {
+      vi.useRealTimers()
+    })
+
+    /** Record i waits `plan[i].ms` of fake time, then succeeds or throws as planned. */
+    async function run(
+      ordering: 'none' | 'partitionKey',
+      plan: Array<{ ms: number; fails?: 'retryable' | 'poison'; key?: string }>,
+      timeoutMarginMs = 0,
+      remainingMs = 60_000,
+    ) {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
+      const sunk: number[] = []
+      const events: string[] = []
+      const lambda = middy(
+        eachRecord(
+          async (record) => {
+            const i = Number(text.decode(record.data))
+            const step = plan[i] as (typeof plan)[number]
+            events.push(`start ${i}`)
+            await new Promise((resolve) => setTimeout(resolve, step.ms))
+            if (step.fails === 'retryable') throw new Error(`record ${i} is busy`)
+            if (step.fails === 'poison') throw new NonRetryableError(`record ${i} is poison`)
+          },
+          { ordering, concurrency: plan.length, timeoutMarginMs },
+        ),
+        { timeoutEarlyInMillis: 0 },
+      )
+        .use(kinesisDecode())
+        .use(
+          partialFailures({
+            logger: false,
+            onPoison: async (record) => {
+              const i = Number(text.decode(record.data as Uint8Array))
+              events.push(`sink ${i}`)
+              sunk.push(i)
+            },
+          }),
+        )
+      const event = kinesisEvent(
+        plan.map((step, i) => ({ data: String(i), partitionKey: step.key ?? `k${i}` })),
+      )
+      let answer: unknown
+      const invocation = lambda(event, lambdaContext(remainingMs)).then((a) => {
+        answer = a
+      })
+      while (answer === undefined) await vi.advanceTimersToNextTimerAsync()
+      await invocation
+      return { answer, sunk, events }
+    }
+
+    for (const ordering of ['none', 'partitionKey'] as const) {
+      it(`not when an earlier record, still running, then fails and will come again (${ordering})`, async () => {
+        // Record 2 is poison at 5 ms; record 1, started before it, fails retryably at 20 ms.
+        const { answer, sunk } = await run(ordering, [
+          { ms: 1 },
+          { ms: 20, fails: 'retryable' },
+          { ms: 5, fails: 'poison' },
+        ])
+        expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
+        expect(sunk).toEqual([])
+      })
+
+      it(`not when an earlier record already failed and will come again (${ordering})`, async () => {
+        for (const failing of [0, 1]) {
+          const plan: Array<{ ms: number; fails?: 'retryable' | 'poison' }> = [
+            { ms: 1 },
+            { ms: 1 },
+            { ms: 20, fails: 'poison' },
+          ]
+          plan[failing] = { ms: 5, fails: 'retryable' }
+          const { answer, sunk } = await run(ordering, plan)
+          expect(answer).toEqual({
+            batchItemFailures: [{ itemIdentifier: sequenceNumber(failing) }],
+          })
+          expect(sunk).toEqual([])
+        }
+      })
+
+      it(`once the earlier records running beside it have succeeded (${ordering})`, async () => {
+        // Record 2 is poison at 5 ms; record 1 succeeds at 20 ms, and then the sink takes 2.
+        const { answer, sunk, events } = await run(ordering, [
+          { ms: 1, fails: 'poison' },
+          { ms: 20 },
+          { ms: 5, fails: 'poison' },
+          { ms: 1 },
+        ])
+        expect(answer).toEqual({ batchItemFailures: [] })
+        expect(sunk).toEqual([0, 2])
+        expect(events.indexOf('sink 2')).toBeGreaterThan(events.indexOf('sink 0'))
+      })
+
+      it(`starts no sink call after the timeout guard answered (${ordering})`, async () => {
+        // The guard fires at 100 ms; record 0 then fails for good at 150 ms, after the answer.
+        const { answer, sunk } = await run(
+          ordering,
+          [{ ms: 150, fails: 'poison' }, { ms: 1 }],
+          200,
+          300,
+        )
+        expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(0) }] })
+        await vi.advanceTimersByTimeAsync(100)
+        expect(sunk).toEqual([])
+      })
+    }
+
+    it("keeps a poison record's partition key until the sink took it (partitionKey)", async () => {
+      // Records 1 and 3 share a key: 3 starts only once the sink took 1, after record 0 succeeded.
+      const { answer, events } = await run('partitionKey', [
+        { ms: 20 },
+        { ms: 1, fails: 'poison', key: 'x' },
+        { ms: 1 },
+        { ms: 1, key: 'x' },
+      ])
+      expect(answer).toEqual({ batchItemFailures: [] })
+      expect(events.indexOf('start 3')).toBeGreaterThan(events.indexOf('sink 1'))
+    })
   })
 
   it('rejects a sink that is not a function when it is built', () => {

@@ -5,7 +5,12 @@
  *
  * The limit is the heart of it: no record at or after it may start. It begins at the first
  * record that failed before the loop (decoding, parsing), drops to each failure as it happens,
- * and to 0 when time runs out. Records before it all start, so all of them finish.
+ * and to 0 when time runs out or the loop ends, however it ends. Records before it all start,
+ * so all of them finish.
+ *
+ * A record that can never succeed goes to the poison sink only when the answer will move past
+ * it: when every record before it succeeded or went to the sink. In the concurrent orders a
+ * record before it may still be running; the record then waits for it (see `advanceFrontier`).
  */
 import {
   type Context,
@@ -68,6 +73,17 @@ interface Run<T> {
   readonly options: RecordHandlerOptions
   readonly sink: PoisonSink | undefined
   limit: number
+  /** Set when time is up or the loop has ended: no record or sink call starts any more. */
+  stopped: boolean
+  /**
+   * Every record before it succeeded or went to the sink: the first the answer may name. Kept
+   * in the concurrent orders with a sink, where it decides which records go to the sink.
+   */
+  frontier: number
+  /** Whether a worker is moving the frontier (and may be waiting for the sink). */
+  movingFrontier: boolean
+  /** Called when the sink took a record, for `runByKey` to free its partition key. */
+  onDiverted: ((index: number) => void) | undefined
   readonly guard: Guard
 }
 
@@ -124,6 +140,10 @@ export async function runBatch<T>(
     options: { signal: stop.signal },
     sink,
     limit: sink === undefined ? startLimit(batch) : startLimitWithSink(batch),
+    stopped: false,
+    frontier: 0,
+    movingFrontier: false,
+    onDiverted: undefined,
     guard: {
       stop,
       marginMs: options.timeoutMarginMs,
@@ -160,6 +180,10 @@ export async function runBatch<T>(
   } finally {
     clearTimeout(timer)
     if (onAbort !== undefined) middySignal?.removeEventListener('abort', onAbort)
+    // However the loop ended, the answer comes next: nothing may start after it, in a frozen
+    // environment or beside the redelivered copies of these records.
+    run.limit = 0
+    run.stopped = true
   }
 }
 
@@ -200,8 +224,12 @@ function remainingTime(batch: RecordBatch<unknown>, context: Context): number | 
  * Time is up, by the timeout margin or by middy's early timeout (then `reason` is middy's): no
  * record starts any more, and the handler's signal aborts.
  */
-function stopRun(run: { limit: number; readonly guard: Guard }, reason?: unknown): void {
+function stopRun(
+  run: { limit: number; stopped: boolean; readonly guard: Guard },
+  reason?: unknown,
+): void {
   run.limit = 0
+  run.stopped = true
   const { stop, marginMs } = run.guard
   stop.abort(reason ?? new TimeoutError(`the invocation stops ${marginMs} ms before its timeout`))
 }
@@ -246,34 +274,90 @@ function startLimitWithSink(batch: RecordBatch): number {
 }
 
 /**
- * Runs one record at its turn; resolves `true` when it succeeded or was diverted, never
+ * Runs one record at its turn in the concurrent orders; resolves `true` when it succeeded, never
  * rejects. A failure lowers the limit in the same step that observes it, so no other worker
- * can start a later record first.
+ * can start a later record first; with a sink, a record that can never succeed waits for the
+ * frontier instead, and the frontier lowers the limit if the sink does not take it.
  */
 async function handle(run: Run<unknown>, index: number): Promise<boolean> {
   const { batch } = run
   if (pastDeadline(run)) return false
-  if (batch.status[index] !== RecordStatus.Failed) {
+  const status = batch.status[index]
+  // The frontier may have sent a record that failed before the loop to the sink already.
+  if (status === RecordStatus.Diverted) return false
+  if (status !== RecordStatus.Failed) {
     const record = batch.records[index] as KinesisRecord<unknown>
     try {
       const result = run.handler(record, run.context, run.options)
       if (isThenable(result)) await result
       batch.status[index] = RecordStatus.Succeeded
-      return true
     } catch (thrown) {
       failRecord(batch, index, new RecordHandlerError(record, thrown))
     }
   }
-  return afterFailure(run, index)
+  const failed = batch.status[index] === RecordStatus.Failed
+  if (failed && !mayDivert(run, index) && index < run.limit) run.limit = index
+  if (run.sink !== undefined) {
+    const moving = advanceFrontier(run)
+    if (moving !== undefined) await moving
+  }
+  return !failed
 }
 
-/** A record failed: a poison sink may take it; otherwise nothing after it may start. */
+/**
+ * Moves the frontier over the records that succeeded or went to the sink. At a record that
+ * failed for good it calls the sink, and goes on if the sink took it; it stops at a record still
+ * pending (whoever finishes it moves the frontier on), and at one that failed otherwise, which
+ * the answer will name: the limit drops to it, and no record after it goes to the sink, as all
+ * of them come again. One worker moves it at a time; one that finds it moving leaves the work
+ * to that one, which looks again after each sink call. `undefined` when no sink was called.
+ */
+function advanceFrontier(run: Run<unknown>): Promise<void> | undefined {
+  if (run.movingFrontier) return undefined
+  const { status } = run.batch
+  let at = run.frontier
+  while (at < status.length) {
+    const s = status[at]
+    if (s !== RecordStatus.Succeeded && s !== RecordStatus.Diverted) break
+    at++
+  }
+  run.frontier = at
+  if (at === status.length || status[at] !== RecordStatus.Failed) return undefined
+  run.movingFrontier = true
+  return divertAtFrontier(run).finally(() => {
+    run.movingFrontier = false
+  })
+}
+
+async function divertAtFrontier(run: Run<unknown>): Promise<void> {
+  const { status, errors } = run.batch
+  for (let at = run.frontier; at < status.length; at = ++run.frontier) {
+    const s = status[at]
+    if (s === RecordStatus.Succeeded || s === RecordStatus.Diverted) continue
+    if (s !== RecordStatus.Failed) return
+    if (!run.stopped && mayDivert(run, at)) {
+      if (await divert(run, run.sink as PoisonSink, at, errors.get(at) as RecordError)) {
+        run.onDiverted?.(at)
+        continue
+      }
+    }
+    if (at < run.limit) run.limit = at
+    return
+  }
+}
+
+/** Whether the record at `index`, which failed, may go to the sink. */
+function mayDivert(run: Run<unknown>, index: number): boolean {
+  return run.sink !== undefined && !(run.batch.errors.get(index) as RecordError).retryable
+}
+
+/** A record failed, in batch order: a poison sink may take it; otherwise nothing after it may start. */
 async function afterFailure(run: Run<unknown>, index: number): Promise<boolean> {
-  const error = run.batch.errors.get(index) as RecordError
-  // Only a sink call may come between a failure and the limit: until the sink says no, the
-  // record is not lost, so later records may go on.
-  if (run.sink !== undefined && !error.retryable && run.limit !== 0) {
-    if (await divert(run, run.sink, index, error)) return true
+  // Every record before this one is done: the sink call is all that may come between a failure
+  // and the limit (until the sink says no, the record is not lost, so later records may go on).
+  if (mayDivert(run, index) && !run.stopped) {
+    const error = run.batch.errors.get(index) as RecordError
+    if (await divert(run, run.sink as PoisonSink, index, error)) return true
   }
   if (index < run.limit) run.limit = index
   return false
@@ -351,6 +435,12 @@ async function runByKey(run: Run<unknown>, concurrency: number): Promise<void> {
     if (last === undefined) ready.push(i)
     else nextOfKey[last] = i
     lastOfKey.set(key, i)
+  }
+
+  // The sink took a record whose key was held while it waited: the key's next may start.
+  run.onDiverted = (index) => {
+    const after = nextOfKey[index] as number
+    if (after !== -1) ready.push(after)
   }
 
   // A worker with nothing ready waits until a record in flight finishes and frees its key.
