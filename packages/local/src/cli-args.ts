@@ -64,6 +64,15 @@ export function number(values: Values, flag: string): number | undefined {
   return value
 }
 
+/** `--timeout`: the function's timeout in whole seconds, 1 to 900 as Lambda's; default 3. */
+export function timeoutSeconds(values: Values): number {
+  const seconds = number(values, 'timeout') ?? 3
+  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 900) {
+    throw new UsageError(`--timeout takes whole seconds from 1 to 900, as Lambda's, got ${seconds}`)
+  }
+  return seconds
+}
+
 /** A flag that takes a string: its value, or undefined. */
 export function text(values: Values, flag: string): string | undefined {
   const raw = values[flag]

@@ -10,9 +10,10 @@ import { ConfigurationError, messageOf } from '@shardwise/core'
 import { type Command, parseFlags, UsageError, usage, withFlagNames } from './cli-args.js'
 import { demoCommand } from './demo-command.js'
 import { invokeCommand } from './invoke-command.js'
+import { redriveCommand } from './redrive-command.js'
 import { runCommand } from './run-command.js'
 
-export const COMMANDS: readonly Command[] = [runCommand, invokeCommand, demoCommand]
+export const COMMANDS: readonly Command[] = [runCommand, invokeCommand, redriveCommand, demoCommand]
 
 const GLOBAL_FLAGS = {
   help: { type: 'boolean', short: 'h' },

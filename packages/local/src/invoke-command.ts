@@ -10,10 +10,9 @@ import {
   type Command,
   type Flags,
   functionResponseTypes,
-  number,
   text,
+  timeoutSeconds,
   UsageError,
-  type Values,
 } from './cli-args.js'
 import { MAX_PAYLOAD_BYTES, type MappingEvent, type PendingRecord } from './event.js'
 import { describeAnswer, explainAnswer, pendingOf } from './explain.js'
@@ -59,14 +58,14 @@ export const invokeCommand: Command = {
     if (handlerSpec === undefined) throw new UsageError('--handler is required')
     if (eventPath === undefined) throw new UsageError('--event is required')
     const { event, records } = await readEvent(eventPath)
-    const timeoutSeconds = timeout(values)
+    const seconds = timeoutSeconds(values)
     const handler = await loadHandler(handlerSpec)
 
     const started = Date.now()
     const { answer } = await invoke(handler, event, {
       functionName: 'local-function',
       region: event.Records[0]?.awsRegion ?? process.env.AWS_REGION ?? 'us-east-1',
-      timeoutMs: timeoutSeconds * 1000,
+      timeoutMs: seconds * 1000,
       memoryLimitInMB: 128,
     })
     const tookMs = Date.now() - started
@@ -78,20 +77,12 @@ export const invokeCommand: Command = {
     const shards = records.length > 0 ? ` of ${shardOf(records[0] as PendingRecord)}` : ''
     process.stdout.write(
       `Invoked ${handlerSpec} with ${eventPath}: ${records.length} record(s)${shards}, ` +
-        `in ${tookMs} ms (timeout ${timeoutSeconds} s)\n` +
+        `in ${tookMs} ms (timeout ${seconds} s)\n` +
         `Answer: ${describeAnswer(answer)}\n` +
         explanation.lines.map((line) => `${line}\n`).join(''),
     )
     return explanation.outcome === 'success' ? 0 : 1
   },
-}
-
-function timeout(values: Values): number {
-  const seconds = number(values, 'timeout') ?? 3
-  if (!Number.isInteger(seconds) || seconds < 1 || seconds > 900) {
-    throw new UsageError(`--timeout takes whole seconds from 1 to 900, as Lambda's, got ${seconds}`)
-  }
-  return seconds
 }
 
 function shardOf(record: PendingRecord): string {

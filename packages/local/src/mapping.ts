@@ -181,7 +181,8 @@ export async function runMapping(options: RunOptions): Promise<MappingStats> {
   }
 }
 
-function kinesisClient(endpoint: string | undefined, region: string): KinesisClient {
+/** The client of a run, and of `shardwise redrive`: a local endpoint gets placeholder keys. */
+export function kinesisClient(endpoint: string | undefined, region: string): KinesisClient {
   const config: KinesisClientConfig = { region, requestHandler: new NodeHttpHandler() }
   if (endpoint !== undefined) {
     config.endpoint = endpoint

@@ -25,6 +25,11 @@ export function summary(s: MappingStats): string {
     ['elapsed', `${(s.elapsedMs / 1000).toFixed(1)} s`],
     ['records per second', String(Math.round(s.recordsPerSecond))],
   ]
+  return table('Summary', rows)
+}
+
+/** A title, then one indented row per line with the values aligned. */
+export function table(title: string, rows: ReadonlyArray<readonly [string, string]>): string {
   const width = Math.max(...rows.map(([k]) => k.length))
-  return `Summary\n${rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n')}\n`
+  return `${title}\n${rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`).join('\n')}\n`
 }
