@@ -112,7 +112,7 @@ export function explainAnswer(
   } else {
     retried = n
     lines.push(
-      `Failure (${verdict.functionError}: ${verdict.reason}): Lambda checkpoints nothing and retries all ${n} record(s) from ${n > 0 ? at(0) : 'the window'}.`,
+      `Failure (${failureKind(answer, verdict.reason)}: ${verdict.reason}): Lambda checkpoints nothing and retries all ${n} record(s) from ${n > 0 ? at(0) : 'the window'}.`,
     )
     if (settings.bisectBatchOnFunctionError && n > 1) {
       const half = Math.ceil(n / 2)
@@ -132,6 +132,11 @@ export function explainAnswer(
     )
   }
   return { outcome: verdict.kind, verdict, retried, dropped, droppedWithoutSetting, lines }
+}
+
+function failureKind(answer: Answer, reason: string): string {
+  if (!('thrown' in answer)) return 'Lambda rejects the answer'
+  return reason.startsWith('Task timed out') ? 'the function timed out' : 'the function threw'
 }
 
 /** The answer as Lambda would log it: JSON, or the error a thrown value becomes. */

@@ -249,6 +249,7 @@ function compilePattern(
     if (!Array.isArray(value)) {
       throw invalid(at, 'must be an array of values or matchers, e.g. ["a", {"prefix": "b"}]')
     }
+    // Lambda refuses it: "Invalid filter pattern definition" (aws-cdk#31458, #31701).
     if (value.length === 0) throw invalid(at, 'an empty array matches nothing')
     fields.push({ path, matchers: value.map((m) => compileMatcher(m, at)) })
     if (path[0] === 'data') usesData = true

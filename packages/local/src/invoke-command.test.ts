@@ -85,7 +85,7 @@ describe('shardwise invoke, on the AWS sample event', () => {
     expect(await main(args)).toBe(1)
     expect(io.out()).toContain('Answer: threw TypeError: boom')
     expect(io.out()).toContain(
-      `Failure (Unhandled: boom): Lambda checkpoints nothing and retries all 2 record(s) from shardId-000000000006 ${FIRST}`,
+      `Failure (the function threw: boom): Lambda checkpoints nothing and retries all 2 record(s) from shardId-000000000006 ${FIRST}`,
     )
     expect(io.out()).toContain('splits the batch into 1 and 1 record(s) and retries each half')
   })
@@ -95,8 +95,39 @@ describe('shardwise invoke, on the AWS sample event', () => {
     const io = capture()
     const args = ['invoke', '--handler', module, '--event', SAMPLE, '--timeout', '1']
     expect(await main(args)).toBe(1)
-    expect(io.out()).toContain('Failure (Unhandled: Task timed out after 1.00 seconds)')
+    expect(io.out()).toContain(
+      'Failure (the function timed out: Task timed out after 1.00 seconds)',
+    )
     expect(io.out()).toContain('(timeout 1 s)')
+  })
+
+  it("judges an event with a tumbling window as a window's: an answer without state fails", async () => {
+    const sample = JSON.parse(await readFile(SAMPLE, 'utf8'))
+    const dir = await mkdtemp(join(tmpdir(), 'shardwise-invoke-'))
+    const windowed = join(dir, 'window.json')
+    await writeFile(
+      windowed,
+      JSON.stringify({
+        ...sample,
+        window: { start: '2020-12-09T07:04:00Z', end: '2020-12-09T07:06:00Z' },
+        state: {},
+        shardId: 'shardId-000000000006',
+        eventSourceARN: sample.Records[0].eventSourceARN,
+        isFinalInvokeForWindow: false,
+        isWindowTerminatedEarly: false,
+      }),
+    )
+    const stateless = await handlerModule('async () => ({ batchItemFailures: [] })')
+    const io = capture()
+    expect(await main(['invoke', '--handler', stateless, '--event', windowed])).toBe(1)
+    expect(io.out()).toContain(
+      'Failure (Lambda rejects the answer: a tumbling window needs the answer to carry `state`)',
+    )
+    const counting = await handlerModule(
+      'async (event) => ({ state: { n: (event.state.n ?? 0) + event.Records.length } })',
+    )
+    expect(await main(['invoke', '--handler', counting, '--event', windowed])).toBe(0)
+    expect(io.out()).toContain('Answer: {"state":{"n":2}}')
   })
 
   it('refuses an event Lambda would never send, naming the record', async () => {
