@@ -65,6 +65,16 @@ export interface RecordBatch<T = unknown> {
   readonly records: KinesisRecord<T>[]
   readonly status: Uint8Array
   readonly errors: Map<number, RecordError>
+  /** What decoding did beyond the records themselves; set by `kinesisDecode`. */
+  readonly decoded?: DecodeStats
+}
+
+/** What `kinesisDecode` did to the batch's bytes, for metrics. */
+export interface DecodeStats {
+  /** Kinesis records that were KPL aggregates and were expanded into their user records. */
+  readonly kplAggregates: number
+  /** Bytes that decompression (gzip, zstd, zlib) produced for the payloads it handed on. */
+  readonly bytesDecompressed: number
 }
 
 /** `Symbol.for` so that two copies of this package in one bundle still find each other's batch. */

@@ -260,6 +260,31 @@ describe('KPL de-aggregation', () => {
     expect(batch.status).toHaveLength(5)
   })
 
+  it('counts the aggregates it expanded and the bytes decompression handed on, for metrics', () => {
+    const [aggregate] = peerAggregates([
+      { partitionKey: 'a', data: zlib.gzipSync('fine') },
+      { partitionKey: 'b', data: Buffer.from([0x1f, 0x8b, 0x08, 0x00, 0x01]) },
+      { partitionKey: 'c', data: Buffer.from('plain') },
+    ])
+    const batch = decodeEvent(
+      kinesisEvent(
+        lambdaRecord(aggregate as Buffer),
+        lambdaRecord(zlib.gzipSync('compressed alone')),
+        lambdaRecord(zlib.gzipSync(aggregate as Buffer)),
+        lambdaRecord('plain'),
+      ),
+    )
+    // The compressed aggregate's bytes count, and its 'fine' again; the corrupt gzip, nothing.
+    expect(batch.decoded).toEqual({
+      kplAggregates: 2,
+      bytesDecompressed:
+        'fine'.length * 2 + 'compressed alone'.length + (aggregate as Buffer).length,
+    })
+    expect(
+      decodeEvent(kinesisEvent(lambdaRecord(aggregate as Buffer)), { deaggregate: false }).decoded,
+    ).toEqual({ kplAggregates: 0, bytesDecompressed: 0 })
+  })
+
   it('leaves aggregates as they are with deaggregate: false', () => {
     const [aggregate] = peerAggregates(userRecords)
     const batch = decodeEvent(kinesisEvent(lambdaRecord(aggregate as Buffer)), {

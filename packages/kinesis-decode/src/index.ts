@@ -185,6 +185,8 @@ function decodeRecords(
   const records: KinesisRecord<Uint8Array>[] = []
   let shardId: string | undefined
   const errors = new Map<number, DecodeError>()
+  let kplAggregates = 0
+  let bytesDecompressed = 0
   // A record that cannot be decoded keeps its place in the batch, with its error.
   const fail = (record: KinesisRecord<Uint8Array>, error: DecodeError) => {
     errors.set(records.length, error)
@@ -230,6 +232,7 @@ function decodeRecords(
         fail(carrier, payload)
         continue
       }
+      if (payload !== bytes) bytesDecompressed += payload.byteLength
       if (deaggregate && payload !== bytes) {
         userRecords = readAggregate(payload)
         // A compressed aggregate was compressed once, as a whole; only 'auto', which looks at
@@ -247,6 +250,7 @@ function decodeRecords(
       }
     }
 
+    kplAggregates++
     for (let s = 0; s < userRecords.length; s++) {
       const userRecord = userRecords[s] as UserRecord
       const record = subRecord(carrier, userRecord, s)
@@ -260,6 +264,7 @@ function decodeRecords(
       if (payload instanceof DecodeError) {
         fail(record, payload)
       } else {
+        if (payload !== userRecord.data) bytesDecompressed += payload.byteLength
         record.data = payload
         records.push(record)
       }
@@ -268,7 +273,7 @@ function decodeRecords(
 
   const status = new Uint8Array(records.length)
   for (const index of errors.keys()) status[index] = RecordStatus.Failed
-  return { records, status, errors }
+  return { records, status, errors, decoded: { kplAggregates, bytesDecompressed } }
 }
 
 const EMPTY = new Uint8Array(0)

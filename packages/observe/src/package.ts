@@ -1,0 +1,1 @@
+export const pkg = '@shardwise/observe'
