@@ -1,4 +1,5 @@
 import type { KinesisStreamRecord } from '@shardwise/core'
+import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { matchesFilterCriteria, parseFilterCriteria } from './filter.js'
 
@@ -240,5 +241,82 @@ describe('parseFilterCriteria', () => {
       [criteria({ $or: [{ a: ['1'] }] }), '$or takes an array of two patterns or more'],
     ]
     for (const [input, reason] of cases) expect(refused(input)).toContain(reason)
+  })
+})
+
+describe('filtering, as properties', () => {
+  const scalar = fc.oneof(
+    fc.string({ maxLength: 8 }),
+    fc.integer({ min: -1000, max: 1000 }),
+    fc.boolean(),
+    fc.constant(null),
+  )
+  const payload = fc.dictionary(fc.string({ minLength: 1, maxLength: 4 }), scalar, {
+    minKeys: 1,
+    maxKeys: 4,
+  })
+
+  it('a payload matches a pattern on one of its own values, and never anything-but that value', () => {
+    fc.assert(
+      fc.property(payload, fc.nat(), (data, pick) => {
+        const keys = Object.keys(data)
+        const key = keys[pick % keys.length] as string
+        const value = data[key]
+        expect(matches({ data: { [key]: [value] } }, data)).toBe(true)
+        expect(matches({ data: { [key]: [{ exists: true }] } }, data)).toBe(true)
+        expect(matches({ data: { [key]: [{ exists: false }] } }, data)).toBe(false)
+        if (typeof value === 'string' || typeof value === 'number') {
+          expect(matches({ data: { [key]: [{ 'anything-but': [value] }] } }, data)).toBe(false)
+        }
+        if (typeof value === 'number') {
+          const range = { numeric: ['>=', value, '<=', value + 1] }
+          expect(matches({ data: { [key]: [range] } }, data)).toBe(true)
+        }
+      }),
+      { numRuns: 2000 },
+    )
+  })
+
+  it('refuses any pattern only with a ConfigurationError, and never throws while matching', () => {
+    const rule = fc.oneof(
+      scalar,
+      fc.dictionary(
+        fc.constantFrom(
+          'prefix',
+          'suffix',
+          'anything-but',
+          'numeric',
+          'exists',
+          'wildcard',
+          'equals-ignore-case',
+          'x',
+        ),
+        fc.oneof(scalar, fc.array(scalar, { maxLength: 4 }), fc.dictionary(fc.string(), scalar)),
+        { maxKeys: 2 },
+      ),
+    )
+    const pattern = fc.dictionary(
+      fc.constantFrom('data', 'partitionKey', 'eventSource', '$or', 'a'),
+      fc.oneof(
+        fc.array(rule, { maxLength: 3 }),
+        fc.dictionary(fc.string({ maxLength: 3 }), fc.array(rule, { maxLength: 3 })),
+        scalar,
+      ),
+      { maxKeys: 3 },
+    )
+    fc.assert(
+      fc.property(pattern, fc.oneof(payload, fc.string()), (p, data) => {
+        let parsed: ReturnType<typeof parseFilterCriteria>
+        try {
+          parsed = parseFilterCriteria(criteria(p))
+        } catch (error) {
+          expect((error as Error).name).toBe('ConfigurationError')
+          expect((error as Error).message).toMatch(/^FilterCriteria: /)
+          return
+        }
+        expect(typeof matchesFilterCriteria(parsed, record(data))).toBe('boolean')
+      }),
+      { numRuns: 3000 },
+    )
   })
 })
