@@ -64,7 +64,7 @@ export async function main(argv: string[]): Promise<number> {
   const controller = new AbortController()
   const interrupt = () => {
     process.stderr.write(
-      '\nstopping: the batches in flight finish first (Ctrl-C again to quit now)\n',
+      '\nstopping: what is in flight finishes first (Ctrl-C again to quit now)\n',
     )
     process.once('SIGINT', () => process.exit(130))
     controller.abort()

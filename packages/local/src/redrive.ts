@@ -120,8 +120,10 @@ export interface FoundBatch {
 }
 
 const REQUEST_TIMEOUT_MS = 30_000
-/** Empty reads in a row before a range is taken as read to the end of what the shard holds. */
-const EMPTY_READS = 3
+/** Reads of one range at most: 10,000 records each, far beyond any batch. */
+const MAX_READS = 1000
+/** GetRecords calls a throttled read makes before it fails. */
+const THROTTLED_TRIES = 10
 
 /**
  * Reads each document's range, in shard and sequence order so that each partition key keeps its
@@ -200,31 +202,44 @@ async function readRange(
     )
   }
   const records: _Record[] = []
-  let empty = 0
-  while (iterator !== undefined && empty < EMPTY_READS) {
-    let out: Awaited<ReturnType<typeof getRecords>>
-    try {
-      out = await getRecords(client, iterator)
-    } catch (error) {
-      throw new Error(`GetRecords on ${where} failed: ${messageOf(error)}`, { cause: error })
+  let reads = 0
+  while (iterator !== undefined) {
+    if (++reads > MAX_READS) {
+      throw new Error(
+        `GetRecords on ${where}: ${MAX_READS} reads did not reach ${info.endSequenceNumber}`,
+      )
     }
+    const out = await getRecords(client, iterator, where)
     const batch = out.Records ?? []
-    empty = batch.length === 0 ? empty + 1 : 0
     for (const record of batch) {
       const sequence = record.SequenceNumber ?? ''
-      if (compareSequenceNumbers(sequence, info.endSequenceNumber) > 0)
+      if (compareSequenceNumbers(sequence, info.endSequenceNumber) > 0) {
         return { records, missing: undefined }
+      }
       if (compareSequenceNumbers(sequence, info.startSequenceNumber) >= 0) records.push(record)
     }
-    // Caught up with the shard: nothing after this read.
-    if (batch.length === 0 && out.MillisBehindLatest === 0) break
+    // Nothing more in the shard: an empty read at its tip (a sparse shard answers empty reads
+    // while MillisBehindLatest is above 0, and is read on).
+    if (batch.length === 0 && (out.MillisBehindLatest ?? 0) === 0) break
     iterator = out.NextShardIterator
   }
   return { records, missing: undefined }
 }
 
-function getRecords(client: KinesisClient, iterator: string) {
-  return client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 10_000 }), {
-    abortSignal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-  })
+/** GetRecords, waiting a second and asking again while the shard's read limit is exceeded. */
+async function getRecords(client: KinesisClient, iterator: string, where: string) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.send(new GetRecordsCommand({ ShardIterator: iterator, Limit: 10_000 }), {
+        abortSignal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+      })
+    } catch (error) {
+      const name = (error as { name?: string }).name
+      if (name === 'ProvisionedThroughputExceededException' && attempt < THROTTLED_TRIES) {
+        await new Promise((resolve) => setTimeout(resolve, 1000))
+        continue
+      }
+      throw new Error(`GetRecords on ${where} failed: ${messageOf(error)}`, { cause: error })
+    }
+  }
 }
