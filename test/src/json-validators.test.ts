@@ -356,12 +356,19 @@ describe.each(validators.filter((validator) => validator.checked !== undefined))
       const twice = validator.firstRunsTwice ? 1 : 0
       expect(most).toBeGreaterThanOrEqual(3)
       expect(most).toBeLessThanOrEqual(3 + twice)
-      expect(ids.map((id) => calls.get(id))).toEqual(ids.map((_, i) => (i === 0 ? 1 + twice : 1)))
+      const called = ids.map((id) => calls.get(id) ?? 0)
+      expect(called.slice(0, 8)).toEqual(
+        called.slice(0, 8).map((_, i) => (i === 0 ? 1 + twice : 1)),
+      )
       expect(seen).toEqual(ids.slice(0, 7).map(goodOrder))
       expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(7) }] })
       expect(batch.errors.get(7)?.message).toContain(unknownOrder)
-      // Records after the failed one are still validated: a poison sink may take the failed one.
-      expect(batch.records[19]?.data).toEqual(goodOrder('order-19'))
+      // Records are validated at their turn in the loop, under its timeout guard, at most
+      // validationConcurrency ahead of it: the ones after the failed record that the loop never
+      // reached are not (they come again), and none is validated twice.
+      expect(called.slice(8).every((n) => n <= 1)).toBe(true)
+      expect(calls.has('order-19')).toBe(false)
+      expect(batch.records[19]?.data).toBeInstanceOf(Uint8Array)
     })
 
     it('fails a record whose check rejects alone, retryable', async () => {
@@ -377,7 +384,6 @@ describe.each(validators.filter((validator) => validator.checked !== undefined))
       const error = batch.errors.get(1)
       expect(error?.name).toBe(validator.rejectedAs ?? validator.thrownAs)
       expect(error?.message).toContain('lookup service down')
-      expect(batch.records[2]?.data).toEqual(goodOrder('c'))
     })
   },
 )

@@ -67,6 +67,11 @@ export interface RecordBatch<T = unknown> {
   readonly errors: Map<number, RecordError>
   /** What decoding did beyond the records themselves; set by `kinesisDecode`. */
   readonly decoded?: DecodeStats
+  /**
+   * What a parser left for each record's turn in the record loop (`eachRecord`, `foldWindow`),
+   * so that it runs under the loop's timeout guard: a schema's asynchronous validation.
+   */
+  turnSteps?: TurnSteps
 }
 
 /** What `kinesisDecode` did to the batch's bytes, for metrics. */
@@ -75,6 +80,20 @@ export interface DecodeStats {
   readonly kplAggregates: number
   /** Bytes that decompression (gzip, zstd, zlib) produced for the payloads it handed on. */
   readonly bytesDecompressed: number
+}
+
+/**
+ * A step some records wait for before their handler may run. Data still flows one way: the
+ * parser leaves it on the batch, and the loop asks for it at each record's turn.
+ */
+export interface TurnSteps {
+  /**
+   * Starts what `records[index]` waits for, if it has not started, and resolves (never rejects)
+   * once the record is ready, its `data` set, or failed; `undefined` when it waits for nothing.
+   */
+  at(index: number): Promise<void> | undefined
+  /** The loop has stopped, and answers: nothing may start any more. */
+  stop(): void
 }
 
 /** `Symbol.for` so that two copies of this package in one bundle still find each other's batch. */

@@ -12,10 +12,15 @@ import {
 } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
-import { hostileThrownValues, kinesisEvent, sequenceNumber } from '@shardwise/testing'
+import {
+  hostileThrownValues,
+  kinesisEvent,
+  lambdaContext,
+  sequenceNumber,
+} from '@shardwise/testing'
 import { type } from 'arktype'
 import * as v from 'valibot'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { z } from 'zod'
 import { type JsonParser, jsonParse, type Reviver, type StandardSchemaV1 } from './index.js'
 
@@ -368,7 +373,10 @@ describe('jsonParse with a schema', () => {
       })
       const { seen, parsed, batch, response } = await run(parser, eventOf(payloads))
       expect(most).toBe(expected)
-      expect(validated).toHaveLength(40)
+      // Validation runs at each record's turn in the loop, a few ahead of it: once record 7
+      // failed, the records the loop never reached are not validated (they come again).
+      expect(validated.length).toBeGreaterThanOrEqual(8)
+      expect(validated.length).toBeLessThan(40)
       expect(parsed).toHaveLength(39)
       expect(seen).toHaveLength(7)
       expect(batch.errors.get(7)?.message).toMatch(
@@ -649,5 +657,83 @@ describe('jsonParse with a schema or reviver that throws a value the library did
         `^record ${sequenceNumber(1)} of shardId-000000000006 \\(partition key "key-1"\\): .`,
       ),
     )
+  })
+})
+
+describe('jsonParse with a slow asynchronous schema, under the timeout guard', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  const slowSchema = (ms: number | 'never'): StandardSchemaV1 => ({
+    '~standard': {
+      version: 1,
+      vendor: 'slow',
+      validate: (value: unknown) =>
+        new Promise((resolve) => {
+          if (ms !== 'never') setTimeout(() => resolve({ value }), ms)
+        }),
+    },
+  })
+
+  for (const ordering of ['shard', 'partitionKey', 'none'] as const) {
+    it(`validates at each record's turn, and answers before the deadline with the records handled (${ordering})`, async () => {
+      // Time is the subject: the fake clock's, so a busy machine changes nothing.
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
+      const handled = new Set<number>()
+      const lambda = middy(
+        eachRecord(
+          (record) => {
+            handled.add(Number(record.sequenceNumber.slice(-7)))
+          },
+          { ordering },
+        ),
+        { timeoutEarlyInMillis: 0 },
+      )
+        .use(kinesisDecode())
+        .use(jsonParse({ schema: slowSchema(20), validationConcurrency: 1 }))
+        .use(partialFailures({ logger: false }))
+      const payloads = Array.from({ length: 200 }, (_, i) => JSON.stringify({ id: i }))
+      // 200 validations of 20 ms, one at a time, take 4 s: twice the time left.
+      const begin = Date.now()
+      let answer: unknown
+      let settled = false
+      const invocation = lambda(eventOf(payloads), lambdaContext(2000))
+        .then((a) => {
+          answer = a
+        })
+        .finally(() => {
+          settled = true
+        })
+      while (!settled && vi.getTimerCount() > 0) await vi.advanceTimersToNextTimerAsync()
+      await invocation
+      // The guard stops 1,000 ms before the deadline (the default margin).
+      expect(Date.now() - begin).toBeLessThanOrEqual(1000)
+      expect(handled.size).toBeGreaterThan(10)
+      expect(handled.size).toBeLessThan(200)
+      let firstNotHandled = 0
+      while (handled.has(firstNotHandled)) firstNotHandled++
+      expect(answer).toEqual({
+        batchItemFailures: [{ itemIdentifier: sequenceNumber(firstNotHandled) }],
+      })
+    })
+  }
+
+  it('answers in time when a validation never settles, naming its record', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
+    const lambda = middy(
+      eachRecord(() => {}),
+      { timeoutEarlyInMillis: 0 },
+    )
+      .use(kinesisDecode())
+      .use(jsonParse({ schema: slowSchema('never') }))
+      .use(partialFailures({ logger: false }))
+    let answer: unknown
+    void lambda(eventOf(['{}', '{}']), lambdaContext(1500)).then((a) => {
+      answer = a
+    })
+    // The guard fires 1,000 ms before the deadline, 500 ms in.
+    await vi.advanceTimersByTimeAsync(500)
+    expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(0) }] })
   })
 })

@@ -23,6 +23,7 @@ import {
   RecordError,
   RecordStatus,
   shownValue,
+  type TurnSteps,
   ValidationError,
   type ValidationIssue,
 } from '@shardwise/core'
@@ -114,7 +115,7 @@ export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
           `${pkg}: the event has no decoded records; add .use(kinesisDecode()) before .use(jsonParse())`,
         )
       }
-      return parseBatch(batch, reviver, validator, validationConcurrency)
+      parseBatch(batch, reviver, validator, validationConcurrency)
     },
   }
 }
@@ -160,14 +161,15 @@ function zodAsync(schema: object, vendor: string): Validate | undefined {
 
 /**
  * Parses and validates every pending record. A synchronous schema never touches a promise; once
- * a schema answers with one, the rest of the batch goes on in `validateRest`.
+ * a schema answers with one, the rest of the batch is validated at each record's turn
+ * (`validateAtTurn`).
  */
 function parseBatch(
   batch: RecordBatch,
   reviver: Reviver | undefined,
   validator: Validator | undefined,
   concurrency: number,
-): Promise<void> | undefined {
+): void {
   const validate = validator?.validate
   const { records, status } = batch
   for (let i = 0; i < records.length; i++) {
@@ -182,10 +184,10 @@ function parseBatch(
     const validation = validateRecord(batch, i, validate, value)
     if (validation !== undefined) {
       const validate = goneAsync(validator as Validator)
-      return validateRest(batch, reviver, validate, concurrency, i, validation)
+      batch.turnSteps = validateAtTurn(batch, reviver, validate, concurrency, i, validation)
+      return
     }
   }
-  return undefined
 }
 
 /** From a schema's first answer that is a promise on, this batch and later ones use `whenAsync`. */
@@ -227,38 +229,93 @@ function validateRecord(
 }
 
 /**
- * The rest of the batch after `first`, the first validation that answered with a promise: the
- * records go on in batch order with at most `concurrency` (`validationConcurrency`) validations
- * in flight, so that a schema that calls a service is not sent the whole batch at once.
+ * The rest of the batch after `firstIndex`, the first record whose validation answered with a
+ * promise: parsed now, and validated under the record loop's timeout guard, so that a slow
+ * schema (a refinement that calls a service) cannot keep the loop from starting before its
+ * deadline, and the answer carries the records handled by then. The loop asks for each record
+ * at its turn; validations run ahead of it in batch order, at most `concurrency`
+ * (`validationConcurrency`) at once, and start only while the loop asks, so none starts after
+ * the loop has answered.
  */
-async function validateRest(
+function validateAtTurn(
   batch: RecordBatch,
   reviver: Reviver | undefined,
   validate: Validate,
   concurrency: number,
   firstIndex: number,
   first: Promise<void>,
-): Promise<void> {
-  const inFlight = new Set<Promise<void>>()
-  const track = (validation: Promise<void>) => {
-    inFlight.add(validation)
-    // Registered before any race on it, so a settled validation has left the set when the
-    // race wakes up.
-    const settled = () => inFlight.delete(validation)
-    // Both ways, though a validation never rejects: it fails its record instead.
-    void validation.then(settled, settled)
-  }
-  track(first)
+): TurnSteps {
   const { records, status } = batch
+  // The records waiting for validation, in batch order, and their parsed values.
+  const waiting: number[] = []
+  const values = new Map<number, unknown>()
   for (let i = firstIndex + 1; i < records.length; i++) {
     if (status[i] !== RecordStatus.Pending) continue
     const value = parseRecord(batch, i, records[i] as KinesisRecord<unknown>, reviver)
     if (value === FAILED) continue
-    if (inFlight.size >= concurrency) await Promise.race(inFlight)
-    const validation = validateRecord(batch, i, validate, value)
-    if (validation !== undefined) track(validation)
+    waiting.push(i)
+    values.set(i, value)
   }
-  await Promise.all(inFlight)
+  const started = new Map<number, Promise<void>>()
+  // Validations in flight: at most `concurrency`.
+  let running = 1
+  let next = 0
+  let stopped = false
+  // Loop turns that found every slot taken, in the order they came; a settled validation hands
+  // its slot to the first of them.
+  const queued: Array<() => void> = []
+  const settled = () => {
+    const resume = queued.shift()
+    if (resume === undefined) running--
+    else resume()
+  }
+  /** Starts a validation in a slot already counted in `running`. */
+  const startInSlot = (index: number): Promise<void> => {
+    const value = values.get(index)
+    values.delete(index)
+    const validation = validateRecord(batch, index, validate, value)
+    if (validation === undefined) {
+      settled()
+      return Promise.resolve()
+    }
+    void validation.then(settled)
+    return validation
+  }
+  const start = (index: number): Promise<void> => {
+    let validation: Promise<void>
+    if (running < concurrency) {
+      running++
+      validation = startInSlot(index)
+    } else {
+      const slot = new Promise<void>((resolve) => queued.push(resolve))
+      validation = slot.then(() => (stopped ? undefined : startInSlot(index)))
+    }
+    started.set(index, validation)
+    return validation
+  }
+  void first.then(settled)
+  started.set(firstIndex, first)
+
+  return {
+    at(index) {
+      let validation = started.get(index)
+      if (validation === undefined) {
+        if (!values.has(index)) return undefined
+        validation = start(index)
+      }
+      // Keep the validations after it going, ahead of the loop, while slots are free.
+      while (running < concurrency && next < waiting.length) {
+        const ahead = waiting[next++] as number
+        if (!started.has(ahead)) start(ahead)
+      }
+      return validation
+    },
+    stop() {
+      stopped = true
+      // The loop waits for none of them any more; they resolve without starting.
+      for (const resume of queued.splice(0)) resume()
+    },
+  }
 }
 
 /**

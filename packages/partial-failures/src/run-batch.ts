@@ -8,6 +8,9 @@
  * and to 0 when time runs out or the loop ends, however it ends. Records before it all start,
  * so all of them finish.
  *
+ * A record may wait for a step a parser left for its turn (an asynchronous validation): the loop
+ * waits for it under the same guard, as part of the record.
+ *
  * A record that can never succeed goes to the poison sink only when the answer will move past
  * it: when every record before it succeeded or went to the sink. In the concurrent orders a
  * record before it may still be running; the record then waits for it (see `advanceFrontier`).
@@ -184,6 +187,7 @@ export async function runBatch<T>(
     // environment or beside the redelivered copies of these records.
     run.limit = 0
     run.stopped = true
+    batch.turnSteps?.stop()
   }
 }
 
@@ -282,6 +286,12 @@ function startLimitWithSink(batch: RecordBatch): number {
 async function handle(run: Run<unknown>, index: number): Promise<boolean> {
   const { batch } = run
   if (pastDeadline(run)) return false
+  const step = batch.turnSteps?.at(index)
+  if (step !== undefined) {
+    await step
+    // A record before it may have failed, or time run out, while it waited.
+    if (index >= run.limit) return false
+  }
   const status = batch.status[index]
   // The frontier may have sent a record that failed before the loop to the sink already.
   if (status === RecordStatus.Diverted) return false
@@ -390,8 +400,15 @@ async function divert(
  */
 async function runInOrder(run: Run<unknown>): Promise<void> {
   const { batch } = run
+  const steps = batch.turnSteps
   for (let i = 0; i < run.limit; i++) {
     if (pastDeadline(run)) return
+    const step = steps?.at(i)
+    if (step !== undefined) {
+      await step
+      // Time may have run out while it waited.
+      if (i >= run.limit) return
+    }
     if (batch.status[i] !== RecordStatus.Failed) {
       const record = batch.records[i] as KinesisRecord<unknown>
       try {
