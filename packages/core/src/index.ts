@@ -419,6 +419,13 @@ function safeString(value: unknown): string | undefined {
 }
 
 export {
+  currentRecord,
+  getRecordObservers,
+  observedHandler,
+  observeRecords,
+  type RecordObserver,
+} from './observers.js'
+export {
   ConfigurationError,
   checkOptions,
   MAX_TIMER_MS,

@@ -16,3 +16,9 @@ export {
   type MetricsPublisher,
   type MetricUnit,
 } from './batch-metrics.js'
+export {
+  currentRecord,
+  type PowertoolsLogger,
+  type RecordLogContextOptions,
+  recordLogContext,
+} from './record-log-context.js'

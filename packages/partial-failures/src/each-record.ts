@@ -10,9 +10,11 @@ import {
   checkOptions,
   getBatch,
   getPoisonSink,
+  getRecordObservers,
   type KinesisStreamBatchResponse,
   type KinesisStreamEvent,
   type OptionRules,
+  observedHandler,
   option,
 } from '@shardwise/core'
 import { answered, notAnswered, windowStateOf } from './loop-answers.js'
@@ -74,7 +76,8 @@ export function eachRecord<T = Uint8Array>(
   return async (event, context, middyOptions) => {
     const batch = decodedBatchOf<T>(event)
     notAnswered(batch)
-    await runBatch(batch, handler, runOptions, context, middyOptions?.signal, getPoisonSink(event))
+    const observed = observedHandler(handler, getRecordObservers(event), ordering !== 'shard')
+    await runBatch(batch, observed, runOptions, context, middyOptions?.signal, getPoisonSink(event))
     const answer: KinesisStreamBatchResponse & { state?: object } = batchResponse(batch)
     // On a tumbling window mapping, Lambda fails an answer without `state`, for ever.
     const state = windowStateOf(event)

@@ -16,11 +16,13 @@ import {
   type Context,
   checkOptions,
   getPoisonSink,
+  getRecordObservers,
   type KinesisRecord,
   type KinesisStreamBatchResponse,
   type KinesisStreamEvent,
   messageOf,
   type OptionRules,
+  observedHandler,
   option,
 } from '@shardwise/core'
 import { decodedBatchOf, pkg, runOptionRules } from './each-record.js'
@@ -111,7 +113,7 @@ export function foldWindow<S extends object, T = Uint8Array>(
     }
     await runBatch(
       batch,
-      fold,
+      observedHandler(fold, getRecordObservers(event), false),
       { ordering: 'shard', concurrency: 1, timeoutMarginMs },
       context,
       middyOptions?.signal,
