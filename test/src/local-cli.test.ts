@@ -9,12 +9,13 @@ import { describe, expect, it } from 'vitest'
 const CLI = fileURLToPath(new URL('../../packages/local/dist/cli.js', import.meta.url))
 const SAMPLE = fileURLToPath(new URL('../../examples/events/kinesis-sample.json', import.meta.url))
 
-function shardwise(args: string[], cwd?: string) {
+function shardwise(args: string[], stdin?: string) {
   return new Promise<{ code: number | null; out: string; err: string; ms: number }>((done) => {
     const started = Date.now()
-    const child = execFile(process.execPath, [CLI, ...args], { cwd, timeout: 20_000 }, (error) => {
+    const child = execFile(process.execPath, [CLI, ...args], { timeout: 20_000 }, (error) => {
       done({ code: child.exitCode ?? (error ? 1 : 0), out, err, ms: Date.now() - started })
     })
+    child.stdin?.end(stdin ?? '')
     let out = ''
     let err = ''
     child.stdout?.on('data', (chunk) => {
@@ -56,5 +57,18 @@ describe('the shardwise executable', { timeout: 30_000 }, () => {
     expect(run.code).toBe(1)
     // The 20 s exec timeout would kill a process that stayed: it left long before.
     expect(run.ms).toBeLessThan(15_000)
+  })
+
+  it('invoke reads the event from stdin with --event -', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'shardwise-exe-'))
+    const module = join(dir, 'ok.mjs')
+    await writeFile(
+      module,
+      'export const handler = async (event) => ({ n: event.Records.length })\n',
+    )
+    const sample = await readFile(SAMPLE, 'utf8')
+    const run = await shardwise(['invoke', '--handler', module, '--event', '-'], sample)
+    expect(run.out).toContain('Answer: {"n":2}')
+    expect(run.code).toBe(0)
   })
 })

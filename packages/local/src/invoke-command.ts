@@ -35,7 +35,8 @@ An event with a tumbling window (a \`window\` property) is judged as a window's:
 must carry \`state\`.
 
   --handler <module>[:<export>]   the handler module and its export (default: handler)
-  --event <file>                  the event: {"Records": [...]}, one shard, in sequence order
+  --event <file>                  the event: {"Records": [...]}, one shard, in sequence order;
+                                  - reads it from stdin
   --timeout <seconds>             the function's timeout, 1 to 900 (default 3)
   --function-response-types ReportBatchItemFailures
                                   judge the answer as a mapping with the setting does
@@ -96,7 +97,7 @@ function shardOf(record: PendingRecord): string {
 async function readEvent(path: string): Promise<{ event: MappingEvent; records: PendingRecord[] }> {
   let text: string
   try {
-    text = await readFile(path, 'utf8')
+    text = path === '-' ? await readStdin() : await readFile(path, 'utf8')
   } catch (error) {
     throw new UsageError(`--event: cannot read ${path}: ${messageOf(error)}`)
   }
@@ -131,6 +132,13 @@ async function readEvent(path: string): Promise<{ event: MappingEvent; records: 
     )
   }
   return { event, records }
+}
+
+async function readStdin(): Promise<string> {
+  let text = ''
+  process.stdin.setEncoding('utf8')
+  for await (const chunk of process.stdin) text += chunk
+  return text
 }
 
 const SEQUENCE_NUMBER = /^(0|[1-9]\d{0,128})$/
