@@ -38,7 +38,13 @@ import {
   type PoisonSink,
   partialFailures,
 } from '@shardwise/partial-failures'
-import { kinesisEvent, lambdaContext, type RecordSpec, sequenceNumber } from '@shardwise/testing'
+import {
+  hostileThrownValue,
+  kinesisEvent,
+  lambdaContext,
+  type RecordSpec,
+  sequenceNumber,
+} from '@shardwise/testing'
 import type { KinesisStreamEvent } from 'aws-lambda'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
@@ -136,18 +142,47 @@ const payload = fc.oneof(
   { weight: 1, arbitrary: aggregatePayload },
 )
 
-type Behaviour = 'ok' | 'slow' | 'throw' | 'throw-sync' | 'non-error' | 'poison' | 'poison-sync'
+type Behaviour =
+  | 'ok'
+  | 'slow'
+  | 'mutate'
+  | 'throw'
+  | 'throw-sync'
+  | 'non-error'
+  | 'hostile'
+  | 'mutate-throw'
+  | 'poison'
+  | 'poison-sync'
 const behaviour = fc.oneof(
   { weight: 12, arbitrary: fc.constant<Behaviour>('ok') },
   { weight: 3, arbitrary: fc.constant<Behaviour>('slow') },
-  fc.constantFrom<Behaviour>('throw', 'throw-sync', 'non-error', 'poison', 'poison-sync'),
+  fc.constantFrom<Behaviour>(
+    'mutate',
+    'throw',
+    'throw-sync',
+    'non-error',
+    'hostile',
+    'mutate-throw',
+    'poison',
+    'poison-sync',
+  ),
 )
+
+/**
+ * Where the schema's answer comes from: at once, or from an asynchronous refinement that takes
+ * a few turns of the event loop (then records are validated at their turn in the loop).
+ */
+type Validation = 'sync' | 'async'
 
 interface Scenario {
   records: Array<{ payload: Payload; partitionKey: string }>
   behaviours: Behaviour[]
   sinkRefuses: boolean[]
-  sink: 'none' | 'reliable' | 'flaky'
+  /** 'hostile' refuses as 'flaky' does, rejecting with a value whose getters throw. */
+  sink: 'none' | 'reliable' | 'flaky' | 'hostile'
+  validation: Validation
+  /** A logger whose every method answers a promise that never settles, which nothing awaits. */
+  logger: 'silent' | 'hanging'
   ordering: Ordering
   concurrency: number
 }
@@ -160,10 +195,26 @@ const scenario: fc.Arbitrary<Scenario> = fc.record({
   // Indexed by position in the decoded batch, which an aggregate makes longer than Records.
   behaviours: fc.array(behaviour, { minLength: 4 * MAX_RECORDS, maxLength: 4 * MAX_RECORDS }),
   sinkRefuses: fc.array(fc.boolean(), { minLength: 4 * MAX_RECORDS, maxLength: 4 * MAX_RECORDS }),
-  sink: fc.constantFrom('none', 'reliable', 'flaky'),
+  sink: fc.constantFrom('none', 'reliable', 'flaky', 'hostile'),
+  validation: fc.constantFrom<Validation>('sync', 'async'),
+  logger: fc.constantFrom('silent', 'hanging'),
   ordering: fc.constantFrom<Ordering>('shard', 'partitionKey', 'none'),
   concurrency: fc.integer({ min: 1, max: 8 }),
 })
+
+/** The schema, answering at once or after a few turns of the event loop. */
+const AsyncOrder = Order.refine(async () => {
+  for (let t = 0; t < 2; t++) await tick()
+  return true
+})
+const schemaOf = (validation: Validation) => (validation === 'sync' ? Order : AsyncOrder)
+
+const hanging = {
+  error: () => new Promise(() => {}),
+  warn: () => new Promise(() => {}),
+  info: () => new Promise(() => {}),
+  debug: () => new Promise(() => {}),
+}
 
 const VALID = Symbol('valid')
 const BAD_INPUT = new Set(['DecodeError', 'ParseError', 'ValidationError'])
@@ -201,6 +252,8 @@ function instrumented(s: Scenario) {
     sinkTook: new Set<number>(),
     sunkRetryable: [] as number[],
     failedForGoodAt: new Map<number, number>(),
+    keyOf: new Map<number, string>(),
+    seen: new Map<number, string>(),
     overlaps: [] as number[],
     inFlight: 0,
     mostInFlight: 0,
@@ -212,29 +265,42 @@ function instrumented(s: Scenario) {
     if (!trace.failedForGoodAt.has(i)) trace.failedForGoodAt.set(i, trace.clock++)
   }
 
+  // A handler may overwrite its record's fields: the test keeps each record's key itself.
   const started = (record: KinesisRecord<unknown>) => {
     const i = trace.position.get(record) as number
+    const key = trace.keyOf.get(i) as string
     trace.starts.push(i)
     trace.startedAt.set(i, trace.clock++)
+    trace.seen.set(i, JSON.stringify(record.data))
     trace.mostInFlight = Math.max(trace.mostInFlight, ++trace.inFlight)
-    if (s.ordering !== 'none' && busyKeys.has(record.partitionKey)) trace.overlaps.push(i)
-    busyKeys.add(record.partitionKey)
+    if (s.ordering !== 'none' && busyKeys.has(key)) trace.overlaps.push(i)
+    busyKeys.add(key)
     return i
   }
-  const ended = (record: KinesisRecord<unknown>) => {
+  const ended = (i: number) => {
     trace.inFlight--
-    if (s.ordering !== 'none') busyKeys.delete(record.partitionKey)
+    if (s.ordering !== 'none') busyKeys.delete(trace.keyOf.get(i) as string)
+  }
+  /** What a careless handler does to its record (not its sequence number, which is #13-3's). */
+  const mutate = (record: KinesisRecord<unknown>, i: number) => {
+    const writable = record as { -readonly [K in keyof KinesisRecord<unknown>]: unknown }
+    writable.data = { replaced: i }
+    writable.partitionKey = hostileThrownValue(i)
+    writable.shardId = i
+    writable.subSequenceNumber = 'x'
   }
 
   const body = async (record: KinesisRecord<unknown>, i: number, b: Behaviour) => {
     try {
       if (b === 'slow') for (let t = 0; t < 3; t++) await tick()
-      if (b === 'throw') throw new Error(`record ${i} failed`)
+      if (b === 'mutate' || b === 'mutate-throw') mutate(record, i)
+      if (b === 'throw' || b === 'mutate-throw') throw new Error(`record ${i} failed`)
       if (b === 'non-error') throw { record: i }
+      if (b === 'hostile') throw hostileThrownValue(i)
       if (b === 'poison') throw new NonRetryableError(`record ${i} is poison`)
       trace.succeeded.add(i)
     } finally {
-      ended(record)
+      ended(i)
     }
   }
 
@@ -242,7 +308,7 @@ function instrumented(s: Scenario) {
     const i = started(record)
     const b = s.behaviours[i] as Behaviour
     if (b === 'throw-sync' || b === 'poison-sync') {
-      ended(record)
+      ended(i)
       if (s.sink === 'none' || b === 'throw-sync') failedForGood(i)
       throw b === 'throw-sync' ? new Error(`record ${i} failed`) : new NonRetryableError('poison')
     }
@@ -259,6 +325,7 @@ function instrumented(s: Scenario) {
     const taken = (async () => {
       await tick()
       if (s.sink === 'flaky' && s.sinkRefuses[i]) throw new Error('queue unavailable')
+      if (s.sink === 'hostile' && s.sinkRefuses[i]) throw hostileThrownValue(i)
       trace.sinkTook.add(i)
     })()
     taken.catch(() => failedForGood(i))
@@ -273,6 +340,7 @@ function instrumented(s: Scenario) {
       trace.errorsBefore = new Map(batch.errors)
       batch.records.forEach((record, i) => {
         trace.position.set(record, i)
+        trace.keyOf.set(i, record.partitionKey)
       })
     },
   }
@@ -281,10 +349,13 @@ function instrumented(s: Scenario) {
     eachRecord<unknown>(handler, { ordering: s.ordering, concurrency: s.concurrency }),
   )
     .use(kinesisDecode())
-    .use(jsonParse({ schema: Order }))
+    .use(jsonParse({ schema: schemaOf(s.validation) }))
     .use(probe)
     .use(
-      partialFailures(s.sink === 'none' ? { logger: silent } : { logger: silent, onPoison: sink }),
+      partialFailures({
+        logger: s.logger === 'silent' ? silent : hanging,
+        ...(s.sink === 'none' ? {} : { onPoison: sink }),
+      }),
     )
   return { lambda, trace }
 }
@@ -304,14 +375,23 @@ async function check(s: Scenario) {
   // Invariant 7: a good record is unaffected by its neighbours; a bad one fails alone, with an
   // error that names it, and never reaches the handler.
   // Found by sequence number, not position: an aggregate of no user records leaves no record.
+  // With an asynchronous schema, a record is validated at its turn: what the handler saw is what
+  // counts, and a record the loop never reached keeps its bytes.
   s.records.forEach(({ payload }, k) => {
     if (payload.good === undefined) return
     const i = batch.records.findIndex((record) => record.sequenceNumber === sequenceNumber(k))
-    const record = batch.records[i] as KinesisRecord<unknown>
-    if (before[i] !== RecordStatus.Pending) violations.push(`good record ${i} failed`)
-    else if (JSON.stringify(record.data) !== JSON.stringify(payload.good))
-      violations.push(`good record ${i} arrived as ${JSON.stringify(record.data)}`)
+    const error = batch.errors.get(i)
+    const seen = trace.seen.get(i)
+    if (before[i] !== RecordStatus.Pending || (error !== undefined && BAD_INPUT.has(error.name)))
+      violations.push(`good record ${i} failed`)
+    else if (seen !== undefined && seen !== JSON.stringify(payload.good))
+      violations.push(`good record ${i} arrived as ${seen}`)
   })
+  // A record that failed validation at its turn never reaches the handler either.
+  for (const [i, error] of batch.errors) {
+    if (error.name === 'ValidationError' && trace.startedAt.has(i))
+      violations.push(`record ${i} failed validation and was handled`)
+  }
   for (let i = 0; i < size; i++) {
     if (before[i] !== RecordStatus.Failed) continue
     const record = batch.records[i] as KinesisRecord<unknown>
@@ -326,6 +406,13 @@ async function check(s: Scenario) {
       )
     if (trace.startedAt.has(i)) violations.push(`record ${i} failed parsing and was handled`)
   }
+
+  // Nothing starts after the answer: not a record, not a sink call.
+  const startsAtAnswer = trace.starts.length
+  const sunkAtAnswer = trace.sunk.length
+  for (let t = 0; t < 5; t++) await tick()
+  if (trace.starts.length !== startsAtAnswer) violations.push('a record started after the answer')
+  if (trace.sunk.length !== sunkAtAnswer) violations.push('a sink call started after the answer')
 
   // Invariants 1, 2, 6: exactly the first record that neither succeeded nor was diverted.
   let first = -1
@@ -540,16 +627,20 @@ async function checkShape(event: unknown, ordering: Ordering, withSink: boolean)
 const SEQUENCE_NUMBER = /^(0|[1-9]\d{0,128})$/
 
 /**
- * Record handlers that never settle, among ones that succeed or throw: the timeout guard must
- * answer, and the answer names the first record that did not succeed. Handlers here settle
- * synchronously or never, so nothing can finish between the guard's answer and the check.
+ * Record handlers, poison sinks and asynchronous validations that never settle, among handlers
+ * that succeed or throw: the timeout guard must answer, the answer names the first record that
+ * did not succeed, and nothing starts after it. Handlers here settle synchronously or never, so
+ * nothing can finish between the guard's answer and the check.
  */
 const hangScenario = fc.record({
   orders: fc.array(goodOrder, { minLength: 1, maxLength: 16 }),
-  outcomes: fc.array(fc.constantFrom('ok', 'ok', 'ok', 'hang', 'throw'), {
-    minLength: 16,
-    maxLength: 16,
-  }),
+  outcomes: fc.array(
+    fc.constantFrom('ok', 'ok', 'ok', 'hang', 'throw', 'poison', 'hang-validate', 'hostile'),
+    { minLength: 16, maxLength: 16 },
+  ),
+  /** 'hang': a poison sink that never settles. */
+  sink: fc.constantFrom('none', 'hang'),
+  validation: fc.constantFrom<Validation>('sync', 'async'),
   keys: fc.array(fc.constantFrom('k0', 'k1', 'k2'), { minLength: 16, maxLength: 16 }),
   ordering: fc.constantFrom<Ordering>('shard', 'partitionKey', 'none'),
   concurrency: fc.integer({ min: 1, max: 4 }),
@@ -558,7 +649,17 @@ const hangScenario = fc.record({
 async function checkHang(h: typeof hangScenario extends fc.Arbitrary<infer H> ? H : never) {
   const succeeded = new Set<string>()
   const starts: string[] = []
+  let sinkCalls = 0
   const outcomeOf = (sequence: string) => h.outcomes[Number(sequence.slice(-7))]
+  // The order id says where the record is, for the schema.
+  const schema =
+    h.validation === 'sync'
+      ? Order
+      : Order.refine(async (order) => {
+          if (h.outcomes[Number(order.orderId)] === 'hang-validate') await new Promise(() => {})
+          await tick()
+          return true
+        })
   const lambda = middy(
     eachRecord<Order>(
       (record) => {
@@ -566,6 +667,8 @@ async function checkHang(h: typeof hangScenario extends fc.Arbitrary<infer H> ? 
         const outcome = outcomeOf(record.sequenceNumber)
         if (outcome === 'hang') return new Promise(() => {})
         if (outcome === 'throw') throw new Error('failed')
+        if (outcome === 'poison') throw new NonRetryableError('poison')
+        if (outcome === 'hostile') throw hostileThrownValue(starts.length)
         succeeded.add(record.sequenceNumber)
         return undefined
       },
@@ -573,20 +676,45 @@ async function checkHang(h: typeof hangScenario extends fc.Arbitrary<infer H> ? 
     ),
   )
     .use(kinesisDecode())
-    .use(jsonParse({ schema: Order }))
-    .use(partialFailures({ logger: silent }))
+    .use(jsonParse({ schema }))
+    .use(
+      partialFailures({
+        logger: silent,
+        ...(h.sink === 'hang'
+          ? {
+              onPoison: () => {
+                sinkCalls++
+                return new Promise(() => {})
+              },
+            }
+          : {}),
+      }),
+    )
   const event = kinesisEvent(
-    h.orders.map((o, i) => ({ data: JSON.stringify(o), partitionKey: h.keys[i] as string })),
+    h.orders.map((o, i) => ({
+      data: JSON.stringify({ ...o, orderId: String(i) }),
+      partitionKey: h.keys[i] as string,
+    })),
   )
   // Lambda's deadline is 100 ms away; middy's own early timeout would fire at 95 ms.
   const response = await within(2_000, lambda(event, lambdaContext(100)))
+  const startsAtAnswer = starts.length
+  const sinkCallsAtAnswer = sinkCalls
+  await new Promise((resolve) => setTimeout(resolve, 20))
+  expect(starts.length, 'records started after the answer').toBe(startsAtAnswer)
+  expect(sinkCalls, 'sink calls started after the answer').toBe(sinkCallsAtAnswer)
   const first = event.Records.findIndex((record) => !succeeded.has(record.kinesis.sequenceNumber))
   expect(response).toEqual({
     batchItemFailures:
       first === -1 ? [] : [{ itemIdentifier: event.Records[first]?.kinesis.sequenceNumber }],
   })
   expect(new Set(starts).size).toBe(starts.length)
-  const failed = starts.findIndex((sequence) => outcomeOf(sequence) === 'throw')
+  const failed = starts.findIndex((sequence) => {
+    const outcome = outcomeOf(sequence)
+    return (
+      outcome === 'throw' || outcome === 'hostile' || (outcome === 'poison' && h.sink === 'none')
+    )
+  })
   if (failed !== -1) {
     const after = starts.slice(failed + 1)
     // Started after the failure, later in the batch: never.

@@ -1,16 +1,23 @@
 /**
  * The invariants of DESIGN.md section 2, stated as properties over random batches: sizes from 1
  * to 10,000 records, random partition keys, random failures (retryable and not, in the handler
- * and in decoding), a poison sink that is absent, reliable or flaky, random handler latencies,
- * every ordering mode and concurrency.
+ * and in decoding; thrown values whose getters throw, Proxies, Symbols), a poison sink that is
+ * absent, reliable, flaky or rejecting with such values, handlers that overwrite their record's
+ * fields, random handler latencies, every ordering mode and concurrency.
  */
 import middy from '@middy/core'
 import { NonRetryableError } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
-import { kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
+import { hostileThrownValue, kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { eachRecord, type Ordering, type PoisonSink, partialFailures } from './index.js'
+import {
+  eachRecord,
+  type KinesisRecord,
+  type Ordering,
+  type PoisonSink,
+  partialFailures,
+} from './index.js'
 
 /** A small deterministic generator, so that a large batch costs one fast-check value. */
 function prng(seed: number) {
@@ -29,7 +36,10 @@ interface Scenario {
   handlerFailureRate: number
   nonRetryableRate: number
   decodeFailureRate: number
-  sink: 'none' | 'reliable' | 'flaky'
+  sink: 'none' | 'reliable' | 'flaky' | 'hostile'
+  /** How often a retryable failure throws a value the library did not create. */
+  hostileRate: number
+  mutateRate: number
   slowRate: number
   ordering: Ordering
   concurrency: number
@@ -48,7 +58,9 @@ const scenario = fc.record<Scenario>({
   handlerFailureRate: rate(0.2),
   nonRetryableRate: fc.double({ min: 0, max: 1, noNaN: true }),
   decodeFailureRate: rate(0.05),
-  sink: fc.constantFrom('none', 'reliable', 'flaky'),
+  sink: fc.constantFrom('none', 'reliable', 'flaky', 'hostile'),
+  hostileRate: rate(1),
+  mutateRate: rate(1),
   slowRate: fc.double({ min: 0, max: 1, noNaN: true }),
   ordering: fc.constantFrom<Ordering>('shard', 'partitionKey', 'none'),
   concurrency: fc.integer({ min: 1, max: 16 }),
@@ -65,6 +77,8 @@ async function check(s: Scenario) {
   const nonRetryable: boolean[] = []
   const failsInDecoding: boolean[] = []
   const sinkRefuses: boolean[] = []
+  const hostileThrow: boolean[] = []
+  const mutates: boolean[] = []
   const latency: number[] = []
   const specs = []
   for (let i = 0; i < s.size; i++) {
@@ -72,7 +86,9 @@ async function check(s: Scenario) {
     failsInDecoding.push(random() < s.decodeFailureRate)
     failsInHandler.push(random() < s.handlerFailureRate)
     nonRetryable.push(random() < s.nonRetryableRate)
-    sinkRefuses.push(s.sink === 'flaky' && random() < 0.5)
+    sinkRefuses.push((s.sink === 'flaky' || s.sink === 'hostile') && random() < 0.5)
+    hostileThrow.push(random() < s.hostileRate)
+    mutates.push(random() < s.mutateRate)
     latency.push(random() < s.slowRate ? Math.floor(random() * 4) : 0)
     specs.push({
       data: failsInDecoding[i] ? { base64: 'bad base64!' } : String(i),
@@ -95,7 +111,7 @@ async function check(s: Scenario) {
   let inFlight = 0
   let mostInFlight = 0
 
-  const body = async (i: number, key: string) => {
+  const body = async (record: KinesisRecord<unknown>, i: number, key: string) => {
     starts[i] = (starts[i] ?? 0) + 1
     startedAt[i] = clock++
     mostInFlight = Math.max(mostInFlight, ++inFlight)
@@ -104,8 +120,17 @@ async function check(s: Scenario) {
     busyKeys.add(key)
     try {
       for (let t = 0; t < (latency[i] ?? 0); t++) await tick()
+      if (mutates[i]) {
+        // Everything but the sequence number, which the answer is read from (issue 13, item 3).
+        const writable = record as { -readonly [K in keyof KinesisRecord<unknown>]: unknown }
+        writable.data = hostileThrownValue(i)
+        writable.partitionKey = hostileThrownValue(i + 1)
+        writable.shardId = undefined
+        writable.subSequenceNumber = hostileThrownValue(i + 2)
+      }
       if (failsInHandler[i]) {
-        throw nonRetryable[i] ? new NonRetryableError(`record ${i} is poison`) : new Error(`${i}`)
+        if (nonRetryable[i]) throw new NonRetryableError(`record ${i} is poison`)
+        throw hostileThrow[i] ? hostileThrownValue(i) : new Error(`${i}`)
       }
       succeeded[i] = true
     } finally {
@@ -122,7 +147,8 @@ async function check(s: Scenario) {
     if (error.retryable) violations.push(`retryable record ${i} reached the sink`)
     const taken = (async () => {
       await tick()
-      if (sinkRefuses[i]) throw new Error('queue unavailable')
+      if (sinkRefuses[i])
+        throw s.sink === 'hostile' ? hostileThrownValue(i) : new Error('unavailable')
     })()
     taken.catch(() => {
       failedAt[i] = clock++
@@ -134,7 +160,7 @@ async function check(s: Scenario) {
     eachRecord(
       (record) => {
         const i = positionOf(record.sequenceNumber)
-        const settled = body(i, record.partitionKey)
+        const settled = body(record, i, record.partitionKey)
         if (s.sink === 'none' || !poisoned(i)) {
           settled.catch(() => {
             failedAt[i] = clock++

@@ -203,3 +203,12 @@ export const hostileThrownValues: ReadonlyArray<readonly [string, () => unknown]
   ['a number', () => 42],
   ['a string', () => 'plain text'],
 ]
+
+/** The `i`-th of `hostileThrownValues`, in turn, made fresh: for a property test's cases. */
+export function hostileThrownValue(i: number): unknown {
+  const [, make] = hostileThrownValues[i % hostileThrownValues.length] as readonly [
+    string,
+    () => unknown,
+  ]
+  return make()
+}
