@@ -15,6 +15,7 @@ import {
   DecodeError,
   getBatch,
   ParseError,
+  RecordError,
   RecordStatus,
   ValidationError,
 } from '@shardwise/core'
@@ -22,13 +23,14 @@ import { jsonParse } from '@shardwise/json-parse'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import {
   eachRecord,
+  foldWindow,
   type KinesisRecord,
   NonRetryableError,
   PoisonSinkError,
   partialFailures,
-  type RecordError,
   type RecordHandler,
   RecordHandlerError,
+  WindowEndError,
 } from '@shardwise/partial-failures'
 import {
   kinesisEvent,
@@ -39,7 +41,7 @@ import {
 } from '@shardwise/testing'
 import avro from 'avsc'
 import type { KinesisStreamEvent } from 'aws-lambda'
-import { describe, expect, it } from 'vitest'
+import { afterEach, describe, expect, it, vi } from 'vitest'
 import { z } from 'zod'
 
 const SHARD = 'shardId-000000000006'
@@ -645,3 +647,233 @@ describe('poison records', () => {
     expect(error.retryable).toBe(true)
   })
 })
+
+describe('values the library did not create', () => {
+  const revoked = () => {
+    const { proxy, revoke } = Proxy.revocable({}, {})
+    revoke()
+    return proxy
+  }
+  const unreadable =
+    'non-Error value thrown: an object that cannot be shown (JSON.stringify and String both threw)'
+
+  it.each([
+    ['a revoked Proxy', revoked, unreadable],
+    [
+      'an Error whose message and name getters throw',
+      () =>
+        Object.defineProperties(new Error('hidden'), {
+          message: {
+            get() {
+              throw new Error('no')
+            },
+          },
+          name: {
+            get() {
+              throw new Error('no')
+            },
+          },
+        }),
+      'an Error whose message cannot be read (its message or name getter threw)',
+    ],
+    ['a Symbol', () => Symbol('busy'), 'non-Error value thrown: Symbol(busy)'],
+  ])(
+    'the record handler throws %s: RecordHandlerError, retryable, saying what could be read',
+    async (_kind, thrown, message) => {
+      const run = wire({
+        handler: async (record) => {
+          if (record.partitionKey === 'bad-key') throw thrown()
+        },
+      })
+      const error = await reportsTheBadRecord(run, order('b'), {
+        type: RecordHandlerError,
+        name: 'RecordHandlerError',
+        cause: new RegExp(`: the record handler failed: ${literally(message)}$`),
+      })
+      expect(error.retryable).toBe(true)
+    },
+  )
+
+  it('onPoison rejects with a revoked Proxy: PoisonSinkError, reported, the shard stops at it', async () => {
+    const run = wire({
+      handler: async (record) => {
+        if (record.partitionKey === 'bad-key') throw new NonRetryableError('unknown product')
+      },
+      onPoison: async () => {
+        throw revoked()
+      },
+    })
+    await reportsTheBadRecord(run, order('b'), {
+      type: PoisonSinkError,
+      name: 'PoisonSinkError',
+      cause: new RegExp(`: the poison sink failed \\(${literally(unreadable)}\\) for: record `),
+    })
+  })
+
+  it("a schema's validate or a reviver throws a revoked Proxy: the record fails, named", async () => {
+    const schema = {
+      '~standard': {
+        version: 1 as const,
+        vendor: 'hostile',
+        validate: (value: unknown) => {
+          if ((value as { orderId?: unknown }).orderId === 'b') throw revoked()
+          return { value }
+        },
+      },
+    }
+    await reportsTheBadRecord(wire({ parser: jsonParse({ schema }) }), order('b'), {
+      type: RecordError,
+      name: 'RecordError',
+      cause: new RegExp(`: the schema threw: ${literally(unreadable)}$`),
+    })
+    const reviver = (key: string, value: unknown) => {
+      if (key === 'orderId' && value === 'b') throw revoked()
+      return value
+    }
+    await reportsTheBadRecord(wire({ parser: jsonParse({ reviver }) }), order('b'), {
+      type: ParseError,
+      name: 'ParseError',
+      cause: new RegExp(`: the reviver threw: ${literally(unreadable)}$`),
+    })
+  })
+})
+
+describe('time and order', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it("a slow asynchronous schema: validated at each record's turn, the guard answers with the records handled", async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
+    const Slow = Order.refine(async () => {
+      await new Promise((resolve) => setTimeout(resolve, 20))
+      return true
+    })
+    const run = wire({ parser: jsonParse({ schema: Slow, validationConcurrency: 1 }) })
+    const event = kinesisEvent(Array.from({ length: 200 }, (_, i) => ({ data: order(`o${i}`) })))
+    let answer: unknown
+    let settled = false
+    const invocation = run
+      .lambda(event, lambdaContext(2000))
+      .then((a) => {
+        answer = a
+      })
+      .finally(() => {
+        settled = true
+      })
+    while (!settled && vi.getTimerCount() > 0) await vi.advanceTimersToNextTimerAsync()
+    await invocation
+    // 200 validations of 20 ms one at a time take 4 s, twice the time left: the guard answers
+    // 1,000 ms before the deadline, naming the first record not handled.
+    expect(run.handled.length).toBeGreaterThan(10)
+    expect(run.handled.length).toBeLessThan(200)
+    expect(answer).toEqual(answerAt(run.handled.length))
+  })
+
+  it.each(['partitionKey', 'none'] as const)(
+    'a poison record after one that fails retryably, in %s order: not sent to the sink, it comes again',
+    async (ordering) => {
+      vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
+      const sunk: string[] = []
+      const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+      const lambda = middy(
+        eachRecord<unknown>(
+          async (record) => {
+            const position = Number(record.sequenceNumber.slice(-7))
+            // Record 1 fails retryably at 20 ms; record 2, started beside it, is poison at 5 ms.
+            if (position === 1) {
+              await sleep(20)
+              throw new Error('database busy')
+            }
+            if (position === 2) {
+              await sleep(5)
+              throw new NonRetryableError('unknown product')
+            }
+          },
+          { ordering },
+        ),
+        { timeoutEarlyInMillis: 0 },
+      )
+        .use(kinesisDecode())
+        .use(
+          partialFailures({
+            logger: false,
+            onPoison: async (record) => void sunk.push(record.sequenceNumber),
+          }),
+        )
+      const event = kinesisEvent(
+        ['a', 'b', 'c'].map((data, i) => ({ data: order(data), partitionKey: `k${i}` })),
+      )
+      let answer: unknown
+      const invocation = lambda(event, lambdaContext()).then((a) => {
+        answer = a
+      })
+      while (answer === undefined) await vi.advanceTimersToNextTimerAsync()
+      await invocation
+      expect(answer).toEqual(answerAt(1))
+      expect(sunk).toEqual([])
+    },
+  )
+
+  it.each([
+    ['Infinity', Number.POSITIVE_INFINITY],
+    ['NaN', Number.NaN],
+    ['2^31', 2 ** 31],
+  ])(
+    'a remaining time of %s: no deadline known, the whole batch runs, said at debug level',
+    async (_what, remaining) => {
+      const logger = recordingLogger()
+      const lambda = middy(
+        eachRecord(async () => {
+          await new Promise((resolve) => setTimeout(resolve, 1))
+        }),
+        // middy's own early timeout reads the remaining time too: off, as it has the same clamp.
+        { timeoutEarlyInMillis: 0 },
+      )
+        .use(kinesisDecode())
+        .use(partialFailures({ logger }))
+      const event = kinesisEvent(Array.from({ length: 20 }, (_, i) => ({ data: order(`o${i}`) })))
+      const context = { ...lambdaContext(), getRemainingTimeInMillis: () => remaining }
+      expect(await lambda(event, context)).toEqual({ batchItemFailures: [] })
+      expect(logger.lines.map((line) => [line.level, line.message])).toEqual([
+        [
+          'debug',
+          `no deadline known: getRemainingTimeInMillis() answered ${String(remaining)}, not a number of milliseconds from 0 to 2^31 - 1; the timeout guard is off for this batch`,
+        ],
+        ['debug', 'batch done'],
+      ])
+    },
+  )
+
+  it('onWindowEnd throws anything: WindowEndError with it as cause, the invocation fails', async () => {
+    const thrown = Symbol('store down')
+    const lambda = middy(
+      foldWindow((state: { n: number }) => ({ n: state.n + 1 }), {
+        initialState: () => ({ n: 0 }),
+        onWindowEnd: () => {
+          throw thrown
+        },
+      }),
+    )
+      .use(kinesisDecode())
+      .use(partialFailures({ logger: false }))
+    const event = {
+      ...kinesisEvent([{ data: order('a') }]),
+      window: { start: '2026-11-25T10:00:00Z', end: '2026-11-25T10:05:00Z' },
+      state: {},
+      shardId: SHARD,
+      isFinalInvokeForWindow: true,
+      isWindowTerminatedEarly: false,
+    } as KinesisStreamEvent
+    const failure = await lambda(event, lambdaContext()).catch((error: unknown) => error)
+    expect(failure).toBeInstanceOf(WindowEndError)
+    expect(failure).toMatchObject({
+      message: `@shardwise/partial-failures: onWindowEnd failed for the window from 2026-11-25T10:00:00Z to 2026-11-25T10:05:00Z of ${SHARD}; Lambda retries the invocation: non-Error value thrown: Symbol(store down)`,
+      cause: thrown,
+    })
+  })
+})
+
+function literally(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}

@@ -179,6 +179,8 @@ describe('what the library reads of values it did not create', () => {
     expect(messageOf(Symbol('s'))).toBe('non-Error value thrown: Symbol(s)')
     expect(messageOf(undefined)).toBe('non-Error value thrown: undefined')
     expect(messageOf(10n)).toBe('non-Error value thrown: 10')
+    expect(shownValue(Number.NaN)).toBe('NaN')
+    expect(shownValue(Number.POSITIVE_INFINITY)).toBe('Infinity')
     expect(shownValue('x'.repeat(600))).toMatch(/^"x{499}… \(602 characters\)$/)
   })
 

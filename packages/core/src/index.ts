@@ -393,8 +393,10 @@ const SHOWN_CHARS = 500
  * revoked Proxy, `toJSON` and `toString` that throw), what kind of value it is. Never throws.
  */
 export function shownValue(value: unknown): string {
-  if (value === undefined || typeof value === 'symbol' || typeof value === 'function') {
-    return safeString(value) ?? `a ${typeof value}`
+  // JSON would show NaN and Infinity as null.
+  const type = typeof value
+  if (value === undefined || type === 'symbol' || type === 'function' || type === 'number') {
+    return safeString(value) ?? `a ${type}`
   }
   let text: string | undefined
   try {
