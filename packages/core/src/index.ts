@@ -426,6 +426,7 @@ export {
   observedHandler,
   observeRecords,
   type RecordObserver,
+  unobserveRecords,
 } from './observers.js'
 export {
   ConfigurationError,

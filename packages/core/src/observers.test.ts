@@ -6,6 +6,7 @@ import {
   observedHandler,
   observeRecords,
   type RecordObserver,
+  unobserveRecords,
 } from './observers.js'
 
 const record = (sequenceNumber: string) =>
@@ -25,6 +26,9 @@ describe('record observers', () => {
     observeRecords(event, observer)
     expect(getRecordObservers(event)).toEqual([observer])
     expect(JSON.stringify(event)).toBe('{}')
+    unobserveRecords(event, observer)
+    unobserveRecords(event, observer)
+    expect(getRecordObservers(event)).toEqual([])
     expect(getRecordObservers(null)).toBeUndefined()
   })
 

@@ -37,6 +37,13 @@ export function observeRecords(event: unknown, observer: RecordObserver): void {
   else if (!observers.includes(observer)) observers.push(observer)
 }
 
+/** Takes `observer` off the event: an observer kept for one invocation leaves with it. */
+export function unobserveRecords(event: unknown, observer: RecordObserver): void {
+  const observers = getRecordObservers(event) as RecordObserver[] | undefined
+  const at = observers?.indexOf(observer) ?? -1
+  if (at !== -1) observers?.splice(at, 1)
+}
+
 export function getRecordObservers(event: unknown): readonly RecordObserver[] | undefined {
   if (typeof event !== 'object' || event === null) return undefined
   return (event as { [RECORD_OBSERVERS]?: RecordObserver[] })[RECORD_OBSERVERS]

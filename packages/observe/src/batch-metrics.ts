@@ -20,6 +20,7 @@ import {
   ValidationError,
 } from '@shardwise/core'
 import { pkg } from './package.js'
+import { streamNameOf } from './stream-name.js'
 
 /** The units the metrics use, as CloudWatch (and Powertools' `MetricUnit`) name them. */
 export type MetricUnit = 'Count' | 'Bytes' | 'Milliseconds'
@@ -148,8 +149,9 @@ export function batchMetrics(
       }
     },
     onError(request) {
-      // The error goes on to Lambda; the metrics say what the batch got to before it.
-      publish(request, undefined, true)
+      // The error goes on to Lambda; the metrics say what the batch got to before it. An error
+      // thrown by a middleware whose after() runs after this one's has found them published.
+      if (started.has(request)) publish(request, undefined, true)
     },
   }
 }
@@ -176,17 +178,6 @@ function addDimensions(
     if (name) metrics.addDimension('FunctionName', name)
   }
   if (wanted.shardId && first?.shardId) metrics.addDimension('ShardId', first.shardId)
-}
-
-/** `arn:aws:kinesis:us-east-2:123456789012:stream/orders` is stream `orders`. */
-export function streamNameOf(arn: unknown): string | undefined {
-  if (typeof arn !== 'string') return undefined
-  const at = arn.indexOf(':stream/')
-  if (at === -1) return undefined
-  const name = arn.slice(at + ':stream/'.length)
-  // An ARN of a consumer (enhanced fan-out) goes on: stream/orders/consumer/...
-  const slash = name.indexOf('/')
-  return slash === -1 ? name : name.slice(0, slash)
 }
 
 function addCounts(metrics: MetricsPublisher, batch: RecordBatch): void {

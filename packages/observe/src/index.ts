@@ -16,9 +16,11 @@ export {
   type MetricsPublisher,
   type MetricUnit,
 } from './batch-metrics.js'
+export { FullBatchFailureError, throwOnFullBatchFailure } from './full-batch-failure.js'
 export {
   currentRecord,
   type PowertoolsLogger,
   type RecordLogContextOptions,
   recordLogContext,
 } from './record-log-context.js'
+export { type RecordTracingOptions, recordTracing, SEMCONV_VERSION } from './record-tracing.js'

@@ -15,6 +15,7 @@ import {
   type RecordCoordinates,
   type RecordObserver,
   currentRecord as runningRecord,
+  unobserveRecords,
 } from '@shardwise/core'
 import { pkg } from './package.js'
 
@@ -70,6 +71,12 @@ export function recordLogContext(
   return {
     before(request) {
       observeRecords(request.event, keepRecordContext)
+    },
+    after(request) {
+      unobserveRecords(request.event, keepRecordContext)
+    },
+    onError(request) {
+      unobserveRecords(request.event, keepRecordContext)
     },
   }
 }
