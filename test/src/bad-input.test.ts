@@ -770,6 +770,37 @@ describe('time and order', () => {
     expect(answer).toEqual(answerAt(run.handled.length))
   })
 
+  it('Avro: a registry that never answers a look-up: the guard answers with the records handled', async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
+    // Schema 1 answers; schema 2's look-up never settles (a registry of your own, no timeout).
+    const registry = {
+      readFrame: (payload: Buffer) => ({ id: payload.readUInt32BE(1), bytes: payload, start: 5 }),
+      lookUp: (id: string | number) =>
+        id === 1
+          ? Promise.resolve({ definition: Reading, references: [] })
+          : new Promise<never>(() => {}),
+      describe: (id: string | number) => `schema ${id}`,
+    }
+    const run = wire({ parser: avroParse({ registry }) })
+    const known = confluent(1, datum('s'))
+    await run.lambda(kinesisEvent([{ data: known }]), lambdaContext(60_000))
+    run.handled.length = 0
+    let answer: unknown
+    const event = kinesisEvent([
+      { data: known },
+      { data: known },
+      { data: confluent(2, datum('s')) },
+      { data: known },
+    ])
+    void run.lambda(event, lambdaContext(1500)).then((a) => {
+      answer = a
+    })
+    // The guard fires 1,000 ms before the deadline; records 0 and 1 decoded at once.
+    await vi.advanceTimersByTimeAsync(500)
+    expect(answer).toEqual(answerAt(2))
+    expect(run.handled).toEqual([sequenceNumber(0), sequenceNumber(1)])
+  })
+
   it.each(['partitionKey', 'none'] as const)(
     'a poison record after one that fails retryably, in %s order: not sent to the sink, it comes again',
     async (ordering) => {

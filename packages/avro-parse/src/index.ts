@@ -23,6 +23,7 @@ import {
   type RecordCoordinates,
   RecordError,
   RecordStatus,
+  type TurnSteps,
 } from '@shardwise/core'
 import avro from 'avsc'
 import { boundedOptions, startDatum } from './bounded.js'
@@ -154,7 +155,7 @@ export function avroParse<T = unknown>(options: AvroParseOptions): AvroParser<T>
   const decoders = new Map<SchemaId, DecoderOrProblem>()
   return {
     before(request) {
-      return decodeFramedBatch(batchOf(request.event), registry, decoders, reader, typeOptions)
+      decodeFramedBatch(batchOf(request.event), registry, decoders, reader, typeOptions)
     },
   }
 }
@@ -231,8 +232,8 @@ function decodeBatch(batch: RecordBatch, decoder: Decoder): void {
 
 /**
  * Records whose writer schema is known decode at once; the others wait for one look-up per
- * schema id (`LOOKUPS_AT_ONCE` at a time, see `lookUpAll`), and then decode. A batch of known
- * ids never touches a promise.
+ * schema id (`LOOKUPS_AT_ONCE` at a time, see `lookUpAll`), at their turn in the record loop
+ * (`lookUpAtTurn`). A batch of known ids never touches a promise.
  */
 function decodeFramedBatch(
   batch: RecordBatch,
@@ -240,7 +241,7 @@ function decodeFramedBatch(
   decoders: Map<SchemaId, DecoderOrProblem>,
   reader: avro.Type | undefined,
   typeOptions: AvroParseOptions['typeOptions'],
-): Promise<void> | undefined {
+): void {
   const { records, status } = batch
   let waiting: number[] | undefined
   let waitingFrames: Array<Frame | SchemaId> | undefined
@@ -268,11 +269,27 @@ function decodeFramedBatch(
     // the look-up instead of kept: a batch of them waiting would hold them all at once.
     waitingFrames.push(frame.bytes === payload ? frame : frame.id)
   }
-  if (waiting === undefined || waitingFrames === undefined) return undefined
-  return lookUpAndDecode(batch, registry, decoders, reader, typeOptions, waiting, waitingFrames)
+  if (waiting === undefined || waitingFrames === undefined) return
+  batch.turnSteps = lookUpAtTurn(
+    batch,
+    registry,
+    decoders,
+    reader,
+    typeOptions,
+    waiting,
+    waitingFrames,
+  )
 }
 
-async function lookUpAndDecode(
+/**
+ * The look-ups start now, and the waiting records decode together once they are done; the record
+ * loop waits for that at the turn of the first waiting record it reaches, under its timeout
+ * guard: a registry that answers slowly (each request may take its `timeout`, and a registry of
+ * your own may have none) cannot keep the loop from answering before the deadline, and the
+ * answer carries the records handled by then. Once the loop has answered, no look-up starts and
+ * no record decodes.
+ */
+function lookUpAtTurn(
   batch: RecordBatch,
   registry: SchemaRegistry,
   decoders: Map<SchemaId, DecoderOrProblem>,
@@ -280,16 +297,43 @@ async function lookUpAndDecode(
   typeOptions: AvroParseOptions['typeOptions'],
   waiting: number[],
   frames: Array<Frame | SchemaId>,
-): Promise<void> {
-  const ids = [...new Set(frames.map(idOf))]
-  const answers = await lookUpAll(registry, ids)
+): TurnSteps {
+  const halt = { halted: false }
+  const waits = new Set(waiting)
   const failures = new Map<SchemaId, { cause: unknown; retryable: boolean }>()
+  const ids = [...new Set(frames.map(idOf))]
+  const ready = lookUpAndCompile(registry, decoders, reader, typeOptions, ids, failures, halt).then(
+    () => {
+      if (halt.halted) return
+      for (let k = 0; k < waiting.length; k++) {
+        decodeWaiting(batch, registry, decoders, failures, waiting[k] as number, frames[k])
+      }
+    },
+  )
+  return {
+    at: (index) => (waits.has(index) ? ready : undefined),
+    stop() {
+      halt.halted = true
+    },
+  }
+}
+
+/** Looks each id up and compiles its decoder; the failed look-ups go to `failures`. Never rejects. */
+async function lookUpAndCompile(
+  registry: SchemaRegistry,
+  decoders: Map<SchemaId, DecoderOrProblem>,
+  reader: avro.Type | undefined,
+  typeOptions: AvroParseOptions['typeOptions'],
+  ids: SchemaId[],
+  failures: Map<SchemaId, { cause: unknown; retryable: boolean }>,
+  halt: { halted: boolean },
+): Promise<void> {
+  const answers = await lookUpAll(registry, ids, halt)
   for (let k = 0; k < ids.length; k++) {
     const id = ids[k] as SchemaId
     const answer = answers[k] as PromiseSettledResult<WriterSchema>
     if (answer.status === 'rejected') {
-      const retryable = !isNonRetryable(answer.reason)
-      failures.set(id, { cause: answer.reason, retryable })
+      failures.set(id, { cause: answer.reason, retryable: !isNonRetryable(answer.reason) })
       continue
     }
     const name = registry.describe(id)
@@ -305,33 +349,37 @@ async function lookUpAndDecode(
     }
     decoders.set(id, decoderFor(writer, reader, name))
   }
-  for (let k = 0; k < waiting.length; k++) {
-    const index = waiting[k] as number
-    const id = idOf(frames[k] as Frame | SchemaId)
-    const record = batch.records[index] as KinesisRecord<unknown>
-    const failure = failures.get(id)
-    if (failure !== undefined) {
-      const message = `cannot get ${registry.describe(id)}: ${messageOf(failure.cause)}`
-      failRecord(batch, index, new SchemaRegistryError(record, message, failure))
-      continue
-    }
-    const frame =
-      typeof frames[k] === 'object' ? (frames[k] as Frame) : registry.readFrame(bytesOf(record))
-    if (typeof frame === 'string') {
-      failRecord(batch, index, new ParseError(record, frame))
-      continue
-    }
-    checkFrame(frame)
-    decodeRecord(
-      batch,
-      index,
-      record,
-      decoders.get(id) as DecoderOrProblem,
-      frame.bytes,
-      frame.start,
-    )
-  }
 }
+
+/** Decodes a record that waited for its schema's look-up, or fails it with the look-up's error. */
+function decodeWaiting(
+  batch: RecordBatch,
+  registry: SchemaRegistry,
+  decoders: Map<SchemaId, DecoderOrProblem>,
+  failures: Map<SchemaId, { cause: unknown; retryable: boolean }>,
+  index: number,
+  waitingFrame: Frame | SchemaId | undefined,
+): void {
+  const id = idOf(waitingFrame as Frame | SchemaId)
+  const record = batch.records[index] as KinesisRecord<unknown>
+  const failure = failures.get(id)
+  if (failure !== undefined) {
+    const message = `cannot get ${registry.describe(id)}: ${messageOf(failure.cause)}`
+    failRecord(batch, index, new SchemaRegistryError(record, message, failure))
+    return
+  }
+  const frame =
+    typeof waitingFrame === 'object' ? waitingFrame : registry.readFrame(bytesOf(record))
+  if (typeof frame === 'string') {
+    failRecord(batch, index, new ParseError(record, frame))
+    return
+  }
+  checkFrame(frame)
+  decodeRecord(batch, index, record, decoders.get(id) as DecoderOrProblem, frame.bytes, frame.start)
+}
+
+/** No look-up starts once the record loop has answered; its records come again. */
+const NOT_ASKED_AFTER_ANSWER = new Error('not asked: the invocation had answered')
 
 /**
  * At most this many look-ups at once. Frames that are not what they seem (bare Avro that starts
@@ -348,6 +396,7 @@ const LOOKUPS_AT_ONCE = 16
 async function lookUpAll(
   registry: SchemaRegistry,
   ids: SchemaId[],
+  halt: { halted: boolean },
 ): Promise<Array<PromiseSettledResult<WriterSchema>>> {
   const answers = new Array<PromiseSettledResult<WriterSchema>>(ids.length)
   let next = 0
@@ -358,6 +407,10 @@ async function lookUpAll(
       const id = ids[k] as SchemaId
       if (stop !== undefined) {
         answers[k] = { status: 'rejected', reason: stop }
+        continue
+      }
+      if (halt.halted) {
+        answers[k] = { status: 'rejected', reason: NOT_ASKED_AFTER_ANSWER }
         continue
       }
       try {
