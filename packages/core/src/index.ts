@@ -351,11 +351,19 @@ export class RecordHandlerError extends RecordError {
  * retrying loses nothing, while checkpointing past the record would.
  */
 export function isNonRetryable(thrown: unknown): boolean {
-  if ((typeof thrown !== 'object' && typeof thrown !== 'function') || thrown === null) return false
+  return propertyOf(thrown, 'retryable') === false
+}
+
+/**
+ * `value[key]` for a value the library did not create, or `undefined` when it has none or
+ * reading it throws (a getter that throws, a revoked Proxy).
+ */
+export function propertyOf(value: unknown, key: PropertyKey): unknown {
+  if ((typeof value !== 'object' && typeof value !== 'function') || value === null) return undefined
   try {
-    return (thrown as { retryable?: unknown }).retryable === false
+    return (value as Record<PropertyKey, unknown>)[key]
   } catch {
-    return false
+    return undefined
   }
 }
 

@@ -4,7 +4,7 @@
  * `judge` (verdict.ts), the same the mapping applies; this only tells it.
  */
 import type { KinesisStreamRecord } from '@shardwise/core'
-import { messageOf } from '@shardwise/core'
+import { messageOf, propertyOf } from '@shardwise/core'
 import type { PendingRecord } from './event.js'
 import { type Answer, judge, type Verdict } from './verdict.js'
 
@@ -142,7 +142,7 @@ function failureKind(answer: Answer, reason: string): string {
 /** The answer as Lambda would log it: JSON, or the error a thrown value becomes. */
 export function describeAnswer(answer: Answer): string {
   if ('returned' in answer) return JSON.stringify(answer.returned)
-  const thrown = answer.thrown as { name?: unknown } | undefined
-  const name = typeof thrown?.name === 'string' ? thrown.name : 'Error'
+  const thrownName = propertyOf(answer.thrown, 'name')
+  const name = typeof thrownName === 'string' ? thrownName : 'Error'
   return `threw ${name}: ${messageOf(answer.thrown)}`
 }

@@ -188,3 +188,24 @@ describe('foldWindow with values the library did not create', () => {
     )
   })
 })
+
+describe('a batch handler of your own that throws a value the library did not create', () => {
+  it.each(hostileThrownValues)('is rethrown untouched, and logged: %s', async (_name, make) => {
+    const thrown = make()
+    const logger = recordingLogger()
+    const lambda = middy(async () => {
+      throw thrown
+    })
+      .use(kinesisDecode())
+      .use(partialFailures({ logger }))
+    // Wrapped: awaiting a revoked Proxy itself would ask it for `then`.
+    const failure = await lambda(kinesisEvent([{ data: 'a' }]), lambdaContext()).then(
+      () => ({ error: 'none: it answered' as unknown }),
+      (error: unknown) => ({ error }),
+    )
+    expect(failure.error).toBe(thrown)
+    expect(logger.lines.map((line) => line.message)).toEqual([
+      'the invocation failed; Lambda will retry the whole batch',
+    ])
+  })
+})

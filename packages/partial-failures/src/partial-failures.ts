@@ -22,6 +22,7 @@ import {
   option,
   POISON_SINK,
   type PoisonSink,
+  propertyOf,
   type RecordBatch,
   RecordStatus,
   shardIdOf,
@@ -105,9 +106,10 @@ export function partialFailures(
 
 function failureMessage(event: unknown, error: unknown): string {
   const batch = getBatch(event)
+  // The error may be anything a batch handler threw: it is read with care.
   const middyTimeout =
-    (error as Error | null)?.name === 'TimeoutError' &&
-    (error as { cause?: { package?: unknown } }).cause?.package === '@middy/core'
+    propertyOf(error, 'name') === 'TimeoutError' &&
+    propertyOf(propertyOf(error, 'cause'), 'package') === '@middy/core'
   if (middyTimeout && batch !== undefined && loopAnswers.has(batch)) {
     return "middy's early timeout (timeoutEarlyInMillis) fired before the timeout guard of eachRecord or foldWindow; Lambda will retry the whole batch: make timeoutMarginMs larger than timeoutEarlyInMillis, so that the guard answers first"
   }
