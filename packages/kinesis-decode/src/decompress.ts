@@ -19,6 +19,11 @@ export interface Budget {
   left: number
   /** `left` when the current Lambda record began: all of it when no earlier one spent any. */
   leftAtLambdaRecord: number
+  /**
+   * What the current Lambda record's decompressions that failed were charged: the most they
+   * could have produced, as zlib does not say what they did.
+   */
+  failedAtLambdaRecord: number
 }
 
 /**
@@ -160,6 +165,20 @@ const DEFAULT_CHUNK = 16 * 1024
  * a payload that compresses better than this is nearly all repetition: it only takes more chunks.
  */
 const MAX_RATIO = 1032
+
+/**
+ * zstd's highest ratio: a block decompresses to at most 128 KiB (Block_Maximum_Size, RFC 8878
+ * 3.1.1.2.4) and takes at least 4 bytes (a 3-byte header and the byte an RLE block repeats).
+ */
+const ZSTD_MAX_RATIO = (128 * 1024) / 4
+
+/**
+ * The most `bytes` can decompress to, however they are made: what a decompression that failed,
+ * whose output zlib does not hand back, is charged to the budget at most.
+ */
+export function mostOutputOf(bytes: Uint8Array, format: Compression): number {
+  return bytes.length * (format === 'zstd' ? ZSTD_MAX_RATIO : MAX_RATIO)
+}
 
 /**
  * zlib writes into chunks of `chunkSize` bytes and joins them at the end; an output that fits

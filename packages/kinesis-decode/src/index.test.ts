@@ -780,6 +780,60 @@ describe('the batch budget (maxBatchDecompressedBytes)', () => {
     }
   })
 
+  // issue 13, item 1: a corrupt 13-byte payload was charged the whole per-record limit.
+  const corruptGzip = Buffer.from('1f8b0800000000000003ffffff', 'hex')
+  const corruptZstd = Buffer.from('28b52ffd2400ffffffffffffff', 'hex')
+
+  it('charges a small corrupt payload no more than it could produce: valid records after many still decode', () => {
+    const valid = zlib.gzipSync(Buffer.alloc(100_000, 0x61))
+    const corrupt = (count: number) =>
+      Array.from({ length: count }, (_, i) => ({
+        partitionKey: `corrupt-${i}`,
+        data: i % 2 === 0 ? corruptGzip : corruptZstd,
+      }))
+    const aggregate = lambdaRecord(
+      peerEncodedAggregate([...corrupt(16), { partitionKey: 'valid', data: valid }]),
+    )
+    const separate = corrupt(16).map(({ data }) => lambdaRecord(data))
+    const batch = decodeEvent(
+      kinesisEvent(aggregate, ...separate, lambdaRecord(valid), lambdaRecord(valid)),
+      { maxDecompressedBytes: 16 * MiB, maxBatchDecompressedBytes: 16 * MiB },
+    )
+    expect(batch.records).toHaveLength(17 + 16 + 2)
+    for (let i = 0; i < 33; i++) {
+      if (i === 16) continue
+      const error = batch.errors.get(i)
+      expect(error?.retryable).toBe(false)
+      expect(error?.message).toMatch(/: data is not valid (gzip|zstd): /)
+      expect(error?.message).not.toContain('maxBatchDecompressedBytes')
+    }
+    for (const i of [16, 33, 34]) {
+      expect(batch.errors.get(i)).toBeUndefined()
+      expect(batch.records[i]?.data).toHaveLength(100_000)
+    }
+  })
+
+  it('says that a Kinesis record alone is over the budget only when it is, counting its failed payloads', () => {
+    // Each corrupt gzip payload could have made 13 * 1032 bytes: two are charged 26,832.
+    const valid = zlib.gzipSync(Buffer.alloc(20_000, 0x61))
+    const aggregate = lambdaRecord(
+      peerEncodedAggregate([
+        { partitionKey: 'a', data: corruptGzip },
+        { partitionKey: 'b', data: corruptGzip },
+        { partitionKey: 'c', data: valid },
+      ]),
+    )
+    const batch = decodeEvent(kinesisEvent(aggregate), { maxBatchDecompressedBytes: 40_000 })
+    expect(batch.errors.get(0)?.message).toMatch(/: data is not valid gzip: /)
+    expect(batch.errors.get(2)?.retryable).toBe(false)
+    expect(batch.errors.get(2)?.message).toMatch(
+      /sub-record 2 .*: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(40000\), the most one invocation decompresses; its Kinesis record alone decompresses to more than that, counting 26832 bytes for its payloads that failed to decompress \(the most they could have produced\), so no invocation can decode it$/,
+    )
+    // With room for what they could have made, it decodes.
+    const roomy = decodeEvent(kinesisEvent(aggregate), { maxBatchDecompressedBytes: 46_832 })
+    expect(roomy.records[2]?.data).toHaveLength(20_000)
+  })
+
   it('still decodes a payload that decompresses to nothing when the budget is spent to the byte', () => {
     const exact = lambdaRecord(zlib.gzipSync(Buffer.alloc(100)))
     const empty = lambdaRecord(zlib.gzipSync(Buffer.alloc(0)))

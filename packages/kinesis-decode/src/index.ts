@@ -31,6 +31,7 @@ import {
   type Compression,
   compressionOf,
   decompressed,
+  mostOutputOf,
   zlib,
 } from './decompress.js'
 import { readAggregate, type UserRecord } from './kpl.js'
@@ -63,7 +64,7 @@ export interface KinesisDecodeOptions {
   maxDecompressedBytes?: number
   /**
    * The most bytes decompression may produce in one invocation, kept or not (a record that
-   * fails is charged what it may have produced); this, not `maxDecompressedBytes`, bounds the
+   * fails is charged the most it could have produced, bounded by its size); this, not `maxDecompressedBytes`, bounds the
    * memory and the time a batch of decompression bombs takes. Default 256 MiB. Each
    * decompression is stopped at what is left. A record that does not fit, and every later
    * compressed record, fail with a retryable `DecodeError`, so the shard stops there and Lambda
@@ -181,6 +182,7 @@ function decodeRecords(
   const budget: Budget = {
     left: settings.maxBatchDecompressedBytes,
     leftAtLambdaRecord: settings.maxBatchDecompressedBytes,
+    failedAtLambdaRecord: 0,
   }
   const records: KinesisRecord<Uint8Array>[] = []
   let shardId: string | undefined
@@ -216,6 +218,7 @@ function decodeRecords(
 
     carrier.rawData = bytes
     budget.leftAtLambdaRecord = budget.left
+    budget.failedAtLambdaRecord = 0
 
     // The KPL compresses user records one by one, before aggregating them; some producers
     // compress the aggregate instead, so an aggregate is looked for again after decompressing.
@@ -376,7 +379,7 @@ function base64Bytes(text: unknown): Buffer | undefined {
  * `DecodeError` that says why the record cannot be read, now or ever. Each decompression stops
  * at the per-record limit or at what is left of the budget, whichever is less. The budget pays
  * for every byte decompression produces, kept or not: a decompression that fails may have
- * produced up to its limit first, so a batch of bombs or corrupt streams costs at most the
+ * produced up to its limit, or what its bytes can make if less, first, so a batch of bombs or corrupt streams costs at most the
  * budget in memory and in time. A zstd frame after a payload's first also costs `FRAME_COST`.
  */
 function decodedPayload(
@@ -406,10 +409,17 @@ function decodedPayload(
     return overBudget(record, format, budget, settings, output)
   }
   // Frames of zstd after the first may have spent part of the budget already.
-  budget.left = Math.max(budget.left - limit, 0)
   if (code !== 'ERR_BUFFER_TOO_LARGE') {
+    // zlib hands back nothing of a decompression that fails, so it is charged the most it could
+    // have produced: the limit, or less when the input is too small to make that much (a
+    // corrupt 13-byte record charged the whole limit once spent the budget with 16 of them).
+    const charged = Math.min(limit, mostOutputOf(bytes, format))
+    budget.left = Math.max(budget.left - charged, 0)
+    budget.failedAtLambdaRecord += charged
     return new DecodeError(record, output.message, { cause: output.cause })
   }
+  // It produced the whole limit before zlib stopped it.
+  budget.left = Math.max(budget.left - limit, 0)
   if (perRecordLimitBinds) {
     return new DecodeError(
       record,
@@ -434,9 +444,16 @@ function overBudget(
 ): DecodeError {
   const { maxBatchDecompressedBytes } = settings
   const retryable = budget.leftAtLambdaRecord < maxBatchDecompressedBytes
+  // A failed decompression is charged what it could have produced: the message says so when
+  // such charges are part of what this Kinesis record took.
+  const failed = budget.failedAtLambdaRecord
+  const counting =
+    failed === 0
+      ? ''
+      : `, counting ${failed} bytes for its payloads that failed to decompress (the most they could have produced)`
   const outcome = retryable
     ? 'Lambda will deliver it again, in a later invocation with a fresh budget'
-    : 'its Kinesis record alone decompresses to more than that, so no invocation can decode it'
+    : `its Kinesis record alone decompresses to more than that${counting}, so no invocation can decode it`
   return new DecodeError(
     record,
     `its data (${format}) does not fit in what is left of maxBatchDecompressedBytes (${maxBatchDecompressedBytes}), the most one invocation decompresses; ${outcome}`,
