@@ -114,6 +114,9 @@ it('handles every record at least once, in order per key, and sends only poison 
     timeoutSeconds: 30,
     exitWhenIdleSeconds: 1,
     pollIntervalMs: 100,
+    // Retries at once: Lambda's backoff (1 s doubling) would make this a minutes-long test of
+    // the rules that decide what is retried, which do not depend on when.
+    clock: { now: () => Date.now(), sleep: async () => {} },
   })
   const context = `seed ${seed}`
 

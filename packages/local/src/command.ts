@@ -15,6 +15,8 @@ import { runCommand } from './run-command.js'
 
 export const COMMANDS: readonly Command[] = [runCommand, invokeCommand, redriveCommand, demoCommand]
 
+const SIGNALS = ['SIGINT', 'SIGTERM'] as const
+
 const GLOBAL_FLAGS = {
   help: { type: 'boolean', short: 'h' },
   version: { type: 'boolean' },
@@ -62,16 +64,21 @@ export async function main(argv: string[]): Promise<number> {
   if (positionals.length > 0) return usage(`unexpected argument ${positionals[0]}`, command.name)
 
   const controller = new AbortController()
+  // The first SIGINT (Ctrl-C) or SIGTERM stops the command, which sums up what it did; the
+  // second ends the process at once. Either way the status is 130, as a shell gives Ctrl-C.
+  // One listener for the whole command: removing the last one would leave the signal without
+  // a handler for a moment, and a second signal then would kill the process without a status.
   const interrupt = () => {
+    if (controller.signal.aborted) process.exit(130)
     process.stderr.write(
       '\nstopping: what is in flight finishes first (Ctrl-C again to quit now)\n',
     )
-    process.once('SIGINT', () => process.exit(130))
     controller.abort()
   }
-  process.once('SIGINT', interrupt)
+  for (const name of SIGNALS) process.on(name, interrupt)
   try {
-    return await command.run(values, controller.signal)
+    const status = await command.run(values, controller.signal)
+    return controller.signal.aborted ? 130 : status
   } catch (error) {
     if (error instanceof UsageError) return usage(error.message, command.name)
     // A value out of its bounds is a usage mistake too: say it with the flag's name.
@@ -82,7 +89,7 @@ export async function main(argv: string[]): Promise<number> {
     if (cause !== undefined) process.stderr.write(`  cause: ${messageOf(cause)}\n`)
     return 1
   } finally {
-    process.removeListener('SIGINT', interrupt)
+    for (const name of SIGNALS) process.removeListener(name, interrupt)
   }
 }
 

@@ -19,6 +19,12 @@ export {
 } from './filter.js'
 export { type KinesisHandler, loadHandler } from './invoke.js'
 export { type LocalKinesis, startLocalKinesis } from './kinesalite.js'
-export { type MappingStats, type RunOptions, runMapping } from './mapping.js'
+export {
+  type MappingClock,
+  type MappingStats,
+  type RunOptions,
+  runMapping,
+  STOP_WITHIN_MS,
+} from './mapping.js'
 export { aggregate, type ProducedRecord, type ProduceOptions, produce } from './produce.js'
 export type { MappingSettings, StartingPosition } from './settings.js'

@@ -1,6 +1,7 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setImmediate } from 'node:timers/promises'
 import { DescribeStreamSummaryCommand, KinesisClient } from '@aws-sdk/client-kinesis'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -40,6 +41,28 @@ async function putAll(name: string, messages: string[]) {
 }
 
 const quick = { exitWhenIdleSeconds: 0.3, pollIntervalMs: 50, timeoutSeconds: 5 }
+
+/**
+ * A clock that moves only when the mapping waits for a retry: Lambda's backoff, which takes a
+ * minute of real time, takes none. It stops the run once `stopAfterMs` have passed.
+ */
+function fakeClock(options: { startMs?: number; stopAfterMs?: number; stop?: AbortController }) {
+  const startMs = options.startMs ?? Date.now()
+  const clock = {
+    nowMs: startMs,
+    waits: [] as number[],
+    now: () => clock.nowMs,
+    sleep: async (ms: number) => {
+      clock.waits.push(ms)
+      clock.nowMs += ms
+      if (options.stopAfterMs !== undefined && clock.nowMs - startMs > options.stopAfterMs) {
+        options.stop?.abort()
+      }
+      await setImmediate()
+    },
+  }
+  return clock
+}
 
 // Each test runs a real poller against kinesalite: a second alone, several under a full
 // parallel test run on 2 cores, so vitest's 5 s default is too tight.
@@ -128,6 +151,7 @@ describe('runMapping against kinesalite', { timeout: 60_000 }, () => {
       stream: name,
       client: kinesis.client,
       signal: stop.signal,
+      clock: fakeClock({}),
       mapping: { batchSize: 10, functionResponseTypes: ['ReportBatchItemFailures'] },
       handler: async (event: MappingEvent) => {
         if (stop.signal.aborted) afterAbort++
@@ -138,6 +162,79 @@ describe('runMapping against kinesalite', { timeout: 60_000 }, () => {
     })
     expect(afterAbort).toBe(0)
     expect(stats.invocations).toBe(3)
+  })
+
+  it.each([
+    ['throws', {}, () => Promise.reject(new Error('always'))],
+    // An answer without `state` fails a tumbling window's invocation: paced the same.
+    [
+      'never returns state in a tumbling window',
+      { tumblingWindowInSeconds: 900 },
+      async () => ({}),
+    ],
+  ] as const)(
+    'paces the retries of a handler that %s: 8 invocations in 60 s of the clock, as AWS recorded',
+    async (_, mapping, handler) => {
+      const name = await stream(['a-1'])
+      const stop = new AbortController()
+      const clock = fakeClock({ stopAfterMs: 60_000, stop })
+      const at: number[] = []
+      const stats = await runMapping({
+        ...quick,
+        stream: name,
+        client: kinesis.client,
+        signal: stop.signal,
+        clock,
+        mapping: { batchSize: 1, ...mapping },
+        handler: () => {
+          at.push(clock.now())
+          return handler()
+        },
+      })
+      // Capped exponential backoff, 1 s doubling to 12 s: the 9th would come at 63 s.
+      expect(at.map((ms) => ms - (at[0] as number))).toEqual([
+        0, 1000, 3000, 7000, 15_000, 27_000, 39_000, 51_000,
+      ])
+      expect(clock.waits).toEqual([1000, 2000, 4000, 8000, 12_000, 12_000, 12_000, 12_000])
+      expect(stats).toMatchObject({ invocations: 8, retries: 8, retryWaitMs: 63_000 })
+    },
+  )
+
+  it('yields between invocations: timers and kinesalite keep answering while a handler fails at once', async () => {
+    const name = await stream(['a-1'])
+    const stop = new AbortController()
+    // No backoff at all: the worst case, a handler that throws at once, retried at once.
+    const clock = { now: () => Date.now(), sleep: async () => {} }
+    let invocations = 0
+    let progress = 0
+    let described = 0
+    const asking = setInterval(() => {
+      kinesis.client
+        .send(new DescribeStreamSummaryCommand({ StreamName: name }))
+        .then(() => described++)
+    }, 20)
+    setTimeout(() => stop.abort(), 500)
+    try {
+      await runMapping({
+        ...quick,
+        stream: name,
+        client: kinesis.client,
+        signal: stop.signal,
+        clock,
+        onProgress: () => progress++,
+        progressIntervalMs: 50,
+        handler: () => {
+          // Without a yield, the timer above never runs: stop here rather than spin for ever.
+          if (++invocations === 200_000) stop.abort()
+          throw new Error('always')
+        },
+      })
+    } finally {
+      clearInterval(asking)
+    }
+    expect(invocations).toBeLessThan(200_000)
+    expect(progress).toBeGreaterThan(1)
+    expect(described).toBeGreaterThan(1)
   })
 
   it('produces more than the 5 MiB one PutRecords request takes, in requests within the limit', async () => {

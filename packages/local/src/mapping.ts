@@ -8,6 +8,7 @@
 
 import { access, constants } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
+import { setImmediate, setTimeout as sleepFor } from 'node:timers/promises'
 import {
   DescribeStreamSummaryCommand,
   GetRecordsCommand,
@@ -38,7 +39,7 @@ import {
   loadHandler,
 } from './invoke.js'
 import { isLocalKinesis } from './kinesalite.js'
-import { type Batch, type Discard, Lane, type LaneRules } from './lane.js'
+import { type Batch, type Discard, Lane, type LaneRules, retryDelayMs } from './lane.js'
 import { type MappingSettings, type ResolvedSettings, resolveSettings } from './settings.js'
 import { type Answer, judge } from './verdict.js'
 
@@ -64,8 +65,16 @@ export interface RunOptions {
   timeoutSeconds?: number
   /** Stop once nothing was read or invoked for this long and nothing waits. Default: never. */
   exitWhenIdleSeconds?: number
-  /** Stops the mapping: batches in flight finish, nothing new starts. */
+  /**
+   * Stops the mapping: nothing new starts, and an invocation in flight gets up to
+   * `STOP_WITHIN_MS` (5 s) to finish; then it is abandoned, its records not checkpointed.
+   */
   signal?: AbortSignal
+  /**
+   * The time the mapping's rules go by (record age, batching window, tumbling windows) and the
+   * wait before a retry. Default: the system clock. Tests pass one that moves only when asked.
+   */
+  clock?: MappingClock
   /** How long a shard that returned nothing waits before reading again. Default 1000 (Lambda's base rate). */
   pollIntervalMs?: number
   /** Called every `progressIntervalMs` with the counters so far. */
@@ -83,6 +92,20 @@ export interface RunOptions {
   requestTimeoutMs?: number
 }
 
+export interface MappingClock {
+  now(): number
+  /** Resolves after `ms`, or at once when `signal` aborts. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>
+}
+
+const systemClock: MappingClock = {
+  now: () => Date.now(),
+  sleep: (ms, signal) => sleepFor(ms, undefined, { signal }).catch(() => undefined),
+}
+
+/** How long a stop waits for the invocations in flight before it abandons them. */
+export const STOP_WITHIN_MS = 5000
+
 export interface MappingStats {
   shards: number
   recordsRead: number
@@ -93,6 +116,10 @@ export interface MappingStats {
   recordsSucceeded: number
   /** Failed or partly failed invocations whose records were invoked again. */
   retries: number
+  /** Time spent waiting before retries (Lambda's backoff), in all lanes together. */
+  retryWaitMs: number
+  /** Invocations still running when a stop gave up waiting for them (`STOP_WITHIN_MS`). */
+  invocationsAbandoned: number
   bisects: number
   /** Records discarded and reported to the on-failure destination. */
   recordsToDestination: number
@@ -203,6 +230,8 @@ class MappingRun {
     invocations: 0,
     recordsSucceeded: 0,
     retries: 0,
+    retryWaitMs: 0,
+    invocationsAbandoned: 0,
     bisects: 0,
     recordsToDestination: 0,
     destinationMessages: 0,
@@ -213,6 +242,9 @@ class MappingRun {
   private lastActivityMs = Date.now()
   private readsInFlight = 0
   private stopping = false
+  /** Aborts on stop: ends a retry's wait at once. */
+  private readonly stopSignal = new AbortController()
+  private readonly clock: MappingClock
   /** Lanes wait here for records; the reader of a full shard waits for a settled batch. */
   private readonly wake = new Wake()
   private readonly settled = new Wake()
@@ -249,6 +281,7 @@ class MappingRun {
       tumblingWindowMs: settings.tumblingWindowInSeconds * 1000,
     }
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
+    this.clock = options.clock ?? systemClock
     this.skipBeforeMs =
       settings.startingPosition === 'AT_TIMESTAMP' && isLocalKinesis(client, options.endpoint)
         ? (settings.startingPositionTimestamp as number) * 1000
@@ -278,7 +311,15 @@ class MappingRun {
 
   async start(): Promise<MappingStats> {
     const { signal } = this.options
-    const stop = () => this.stop()
+    const stop = () => {
+      const running = this.lanes.filter((lane) => lane.busy).length
+      if (running > 0) {
+        this.options.logger?.warn(
+          `waiting for ${running} invocation(s) in flight, ${STOP_WITHIN_MS / 1000} s at most`,
+        )
+      }
+      this.stop()
+    }
     signal?.addEventListener('abort', stop, { once: true })
     const timers: NodeJS.Timeout[] = []
     try {
@@ -320,18 +361,38 @@ class MappingRun {
           Promise.all(parents).then(() => this.readShard(shard)),
         )
       }
-      // Every shard winds down before the first error is thrown, so none is left reading.
-      const results = await Promise.allSettled(done.values())
+      // Every shard winds down before the first error is thrown, so none is left reading. A
+      // stop waits STOP_WITHIN_MS at most: an invocation (up to 900 s) or a request still
+      // running then is abandoned, and what was done is summed up.
+      const results = await Promise.race([Promise.allSettled(done.values()), this.gaveUp])
+      if (results === undefined) {
+        for (const lane of this.lanes) if (lane.busy) this.stats.invocationsAbandoned++
+        this.options.logger?.warn(
+          `stopped after ${STOP_WITHIN_MS / 1000} s with ${this.stats.invocationsAbandoned} invocation(s) still running: ` +
+            'abandoned, their records not checkpointed',
+        )
+        return this.snapshot()
+      }
       for (const result of results) if (result.status === 'rejected') throw result.reason
       return this.snapshot()
     } finally {
       for (const timer of timers) clearInterval(timer)
+      clearTimeout(this.giveUpTimer)
       signal?.removeEventListener('abort', stop)
     }
   }
 
+  private giveUpTimer: NodeJS.Timeout | undefined
+  private giveUp: () => void = () => {}
+  /** Resolves `STOP_WITHIN_MS` after the stop. */
+  private readonly gaveUp = new Promise<undefined>((done) => {
+    this.giveUp = () => done(undefined)
+  })
+
   private stop(): void {
+    if (!this.stopping) this.giveUpTimer = setTimeout(this.giveUp, STOP_WITHIN_MS)
     this.stopping = true
+    this.stopSignal.abort()
     this.wake.notify()
     this.settled.notify()
     this.stopped.notify()
@@ -527,10 +588,15 @@ class MappingRun {
       reportBatchItemFailures: this.settings.reportBatchItemFailures,
       tumblingWindow: windowed,
     }
+    // Retries in a row of the lane's head records, for the backoff.
+    let retrying = 0
     for (;;) {
+      // Lets timers and sockets run between invocations (progress lines, a kinesalite in this
+      // process): a handler that fails at once would otherwise hold the event loop.
+      await setImmediate()
       // A stop lets the batch in flight finish (this loop is past it) and starts no other.
       if (this.stopping) return
-      const now = Date.now()
+      const now = this.clock.now()
       for (const expired of lane.expire(now)) await this.discard(expired, source, undefined)
       const batch = lane.next(now)
       if (batch === undefined) {
@@ -570,6 +636,14 @@ class MappingRun {
         await this.discard(settlement.discarded, source, requestId)
       }
       this.settled.notify()
+      if (!settlement.retry) retrying = 0
+      else if (!settlement.bisected) {
+        // Past a checkpoint, the rest is a new batch failing for the first time.
+        retrying = settlement.succeeded > 0 ? 1 : retrying + 1
+        const delay = retryDelayMs(retrying)
+        this.stats.retryWaitMs += delay
+        await this.clock.sleep(delay, this.stopSignal.signal)
+      }
     }
   }
 
@@ -588,7 +662,7 @@ class MappingRun {
       streamArn: source.streamArn,
       functionArn: functionArn(this.identity),
       requestId: requestId ?? crypto.randomUUID(),
-      nowMs: Date.now(),
+      nowMs: this.clock.now(),
     })
     const info = record.KinesisBatchInfo
     const which =

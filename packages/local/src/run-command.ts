@@ -83,7 +83,11 @@ Run:
   -h, --help                      this help
 
 At the end it prints a summary: records read, records filtered out, invocations, retries,
-bisects, records sent to the on-failure destination, and records per second.
+bisects, records sent to the on-failure destination, and records per second. Retries wait as
+Lambda's do: 1 s before the first, doubling to at most 12 s.
+
+Ctrl-C (or SIGTERM) stops the run: nothing new starts, an invocation in flight gets 5 s to
+finish, then the summary is printed and the exit status is 130. A second Ctrl-C quits at once.
 `
 
 export const runCommand: Command = {

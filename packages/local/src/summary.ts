@@ -17,11 +17,13 @@ export function summary(s: MappingStats): string {
     ['records succeeded', String(s.recordsSucceeded)],
     ['invocations', String(s.invocations)],
     ['retries', String(s.retries)],
+    ['waited before retries', `${(s.retryWaitMs / 1000).toFixed(1)} s`],
     ['bisects', String(s.bisects)],
     [
       'records to on-failure destination',
       `${s.recordsToDestination} (${s.destinationMessages} batch(es))`,
     ],
+    ['invocations abandoned at stop', String(s.invocationsAbandoned)],
     ['elapsed', `${(s.elapsedMs / 1000).toFixed(1)} s`],
     ['records per second', String(Math.round(s.recordsPerSecond))],
   ]
