@@ -70,6 +70,35 @@ describe('record observers', () => {
     },
   )
 
+  it('keeps the current record of records run one at a time, gone as soon as each settles', async () => {
+    const seen: Array<string | undefined> = []
+    const handler = observedHandler(
+      async (_r: KinesisRecord<unknown>, fail: boolean, _options: unknown) => {
+        seen.push(currentRecord()?.sequenceNumber)
+        await new Promise((resolve) => setTimeout(resolve, 1))
+        seen.push(currentRecord()?.sequenceNumber)
+        if (fail) throw new Error('failed')
+      },
+      [{}],
+      false,
+    )
+    await handler(record('1'), false, {})
+    seen.push(currentRecord()?.sequenceNumber)
+    await expect(handler(record('2'), true, {})).rejects.toThrow('failed')
+    seen.push(currentRecord()?.sequenceNumber)
+    const sync = observedHandler(
+      (r: KinesisRecord<unknown>, _c: unknown, _o: unknown) => {
+        seen.push(currentRecord()?.sequenceNumber)
+        throw new Error(`sync ${r.sequenceNumber}`)
+      },
+      [{}],
+      false,
+    )
+    expect(() => sync(record('3'), {}, {})).toThrow('sync 3')
+    seen.push(currentRecord()?.sequenceNumber)
+    expect(seen).toEqual(['1', '1', undefined, '2', '2', undefined, '3', undefined])
+  })
+
   it('gives each of overlapping records its own current record, across awaits', async () => {
     const seen: string[] = []
     const handler = observedHandler(

@@ -203,18 +203,24 @@ function addCounts(metrics: MetricsPublisher, batch: RecordBatch): void {
     else stages.other++
   }
   metrics.addMetric(MetricName.RecordsReceived, 'Count', batch.records.length)
-  metrics.addMetric(MetricName.RecordsSucceeded, 'Count', succeeded)
-  metrics.addMetric(MetricName.RecordsFailed, 'Count', failed + diverted)
-  metrics.addMetric(MetricName.RecordsFailedDecode, 'Count', stages.decode)
-  metrics.addMetric(MetricName.RecordsFailedParse, 'Count', stages.parse)
-  metrics.addMetric(MetricName.RecordsFailedValidation, 'Count', stages.validation)
-  metrics.addMetric(MetricName.RecordsFailedHandler, 'Count', stages.handler)
-  metrics.addMetric(MetricName.RecordsFailedPoisonSink, 'Count', stages.poisonSink)
-  metrics.addMetric(MetricName.RecordsFailedOther, 'Count', stages.other)
-  metrics.addMetric(MetricName.RecordsSentToPoisonSink, 'Count', diverted)
-  metrics.addMetric(MetricName.RecordsNotHandled, 'Count', notHandled)
-  metrics.addMetric(MetricName.KplAggregates, 'Count', batch.decoded?.kplAggregates ?? 0)
-  metrics.addMetric(MetricName.BytesDecompressed, 'Bytes', batch.decoded?.bytesDecompressed ?? 0)
+  const counts: ReadonlyArray<readonly [string, number]> = [
+    [MetricName.RecordsSucceeded, succeeded],
+    [MetricName.RecordsFailed, failed + diverted],
+    [MetricName.RecordsFailedDecode, stages.decode],
+    [MetricName.RecordsFailedParse, stages.parse],
+    [MetricName.RecordsFailedValidation, stages.validation],
+    [MetricName.RecordsFailedHandler, stages.handler],
+    [MetricName.RecordsFailedPoisonSink, stages.poisonSink],
+    [MetricName.RecordsFailedOther, stages.other],
+    [MetricName.RecordsSentToPoisonSink, diverted],
+    [MetricName.RecordsNotHandled, notHandled],
+    [MetricName.KplAggregates, batch.decoded?.kplAggregates ?? 0],
+  ]
+  // Each addMetric costs a Powertools Metrics about a microsecond (it reads process.env several
+  // times): a healthy batch publishes 4 metrics instead of 16.
+  for (const [name, count] of counts) if (count > 0) metrics.addMetric(name, 'Count', count)
+  const bytes = batch.decoded?.bytesDecompressed ?? 0
+  if (bytes > 0) metrics.addMetric(MetricName.BytesDecompressed, 'Bytes', bytes)
 }
 
 function newestArrival(batch: RecordBatch): number | undefined {

@@ -1,0 +1,13 @@
+import { jsonOfBytes } from '../decoders.js'
+import { shardwiseObserved } from '../peers/shardwise.js'
+import type { Sink } from '../types.js'
+
+export const label =
+  "Shardwise core chain, ordering: 'partitionKey', + batchMetrics + recordLogContext"
+export const make = (sink: Sink) =>
+  shardwiseObserved(
+    async (record) => {
+      sink(jsonOfBytes(record.data))
+    },
+    { ordering: 'partitionKey' },
+  )
