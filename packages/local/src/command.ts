@@ -7,13 +7,20 @@
  */
 import { readFileSync } from 'node:fs'
 import { ConfigurationError, messageOf } from '@shardwise/core'
+import { checkMappingCommand } from './check-mapping-command.js'
 import { type Command, parseFlags, UsageError, usage, withFlagNames } from './cli-args.js'
 import { demoCommand } from './demo-command.js'
 import { invokeCommand } from './invoke-command.js'
 import { redriveCommand } from './redrive-command.js'
 import { runCommand } from './run-command.js'
 
-export const COMMANDS: readonly Command[] = [runCommand, invokeCommand, redriveCommand, demoCommand]
+export const COMMANDS: readonly Command[] = [
+  runCommand,
+  invokeCommand,
+  redriveCommand,
+  checkMappingCommand,
+  demoCommand,
+]
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const
 

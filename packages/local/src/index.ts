@@ -5,6 +5,17 @@
  */
 
 export {
+  type CheckOptions,
+  checkMapping,
+  DEFAULT_RECORD_SIZE_BYTES,
+  DEFAULT_TIMEOUT_MARGIN_MS,
+  type Finding,
+  LambdaApiError,
+  type ReadDeployedOptions,
+  readDeployedMappings,
+  type Severity,
+} from './check-mapping.js'
+export {
   type Destination,
   type InvocationRecord,
   jsonLinesDestination,
@@ -28,3 +39,11 @@ export {
 } from './mapping.js'
 export { aggregate, type ProducedRecord, type ProduceOptions, produce } from './produce.js'
 export type { MappingSettings, StartingPosition } from './settings.js'
+export {
+  type DeployedMapping,
+  type MappingOrigin,
+  type ReadTemplateOptions,
+  readTemplate,
+  type SettingName,
+  TemplateError,
+} from './template.js'
