@@ -9,20 +9,8 @@
 import { access, constants } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { setImmediate, setTimeout as sleepFor } from 'node:timers/promises'
-import {
-  DescribeStreamSummaryCommand,
-  GetRecordsCommand,
-  type GetRecordsCommandOutput,
-  GetShardIteratorCommand,
-  type GetShardIteratorCommandInput,
-  KinesisClient,
-  type KinesisClientConfig,
-  ListShardsCommand,
-  type ListShardsCommandOutput,
-  type Shard,
-} from '@aws-sdk/client-kinesis'
+import type { _Record, KinesisClient, Shard } from '@aws-sdk/client-kinesis'
 import { ConfigurationError, MAX_TIMER_MS, messageOf } from '@shardwise/core'
-import { NodeHttpHandler } from '@smithy/node-http-handler'
 import {
   type Destination,
   type InvocationRecord,
@@ -41,6 +29,7 @@ import {
 import { isLocalKinesis } from './kinesalite.js'
 import { type Batch, type Discard, Lane, type LaneRules, retryDelayMs } from './lane.js'
 import { type MappingSettings, type ResolvedSettings, resolveSettings } from './settings.js'
+import { kinesisClient, MAX_GET_RECORDS, StreamReader } from './shards.js'
 import { type Answer, judge } from './verdict.js'
 
 export interface RunOptions {
@@ -130,14 +119,6 @@ export interface MappingStats {
   recordsPerSecond: number
 }
 
-const MAX_GET_RECORDS = 10_000
-const REQUEST_TIMEOUT_MS = 30_000
-
-/** A Kinesis request that got no answer in time; it names the call and the shard. */
-class RequestTimeoutError extends Error {
-  override name = 'RequestTimeoutError'
-}
-
 /** The on-failure file is found wanting before any record is read, not at the first discard. */
 async function checkWritable(path: string): Promise<void> {
   try {
@@ -208,19 +189,6 @@ export async function runMapping(options: RunOptions): Promise<MappingStats> {
   }
 }
 
-/** The client of a run, and of `shardwise redrive`: a local endpoint gets placeholder keys. */
-export function kinesisClient(endpoint: string | undefined, region: string): KinesisClient {
-  const config: KinesisClientConfig = { region, requestHandler: new NodeHttpHandler() }
-  if (endpoint !== undefined) {
-    config.endpoint = endpoint
-    // A local endpoint takes any key; AWS' credential chain would fail on a machine without one.
-    if (process.env.AWS_ACCESS_KEY_ID === undefined && process.env.AWS_PROFILE === undefined) {
-      config.credentials = { accessKeyId: 'local', secretAccessKey: 'local' }
-    }
-  }
-  return new KinesisClient(config)
-}
-
 /** One run of the mapping: its counters, its stop switch, and its shards. */
 class MappingRun {
   private readonly stats: MappingStats = {
@@ -240,7 +208,6 @@ class MappingRun {
   }
   private readonly startedMs = Date.now()
   private lastActivityMs = Date.now()
-  private readsInFlight = 0
   private stopping = false
   /** Aborts on stop: ends a retry's wait at once. */
   private readonly stopSignal = new AbortController()
@@ -254,17 +221,10 @@ class MappingRun {
   private readonly rules: LaneRules
   private streamArn = ''
   private warnedIgnoredFailures = false
-  private readonly requestTimeoutMs: number
-  /**
-   * AT_TIMESTAMP on the built-in kinesalite: read from TRIM_HORIZON and skip the records that
-   * arrived before this (epoch ms), since its GetShardIterator AT_TIMESTAMP never answers on a
-   * shard without a record at or after the timestamp. `undefined` elsewhere: AWS and other
-   * endpoints position the iterator themselves.
-   */
-  private readonly skipBeforeMs: number | undefined
+  private readonly reader: StreamReader
 
   constructor(
-    private readonly client: KinesisClient,
+    client: KinesisClient,
     private readonly handler: KinesisHandler,
     private readonly settings: ResolvedSettings,
     private readonly identity: FunctionIdentity,
@@ -280,33 +240,15 @@ class MappingRun {
         settings.maximumRecordAgeInSeconds < 0 ? -1 : settings.maximumRecordAgeInSeconds * 1000,
       tumblingWindowMs: settings.tumblingWindowInSeconds * 1000,
     }
-    this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
     this.clock = options.clock ?? systemClock
-    this.skipBeforeMs =
-      settings.startingPosition === 'AT_TIMESTAMP' && isLocalKinesis(client, options.endpoint)
-        ? (settings.startingPositionTimestamp as number) * 1000
-        : undefined
-  }
-
-  /**
-   * Sends one Kinesis request with a deadline: a call that never gets an answer fails the run
-   * with an error naming the call and where, instead of keeping it waiting for ever.
-   */
-  private async request<Output>(
-    call: string,
-    where: string,
-    send: (abortSignal: AbortSignal) => Promise<Output>,
-  ): Promise<Output> {
-    const signal = AbortSignal.timeout(this.requestTimeoutMs)
-    try {
-      return await send(signal)
-    } catch (error) {
-      if (!signal.aborted) throw error
-      throw new RequestTimeoutError(
-        `${call} on ${where} got no answer within ${this.requestTimeoutMs / 1000} s (requestTimeoutMs)`,
-        { cause: error },
-      )
-    }
+    this.reader = new StreamReader(client, {
+      stream: options.stream,
+      startingPosition: settings.startingPosition,
+      startingPositionTimestamp: settings.startingPositionTimestamp,
+      builtInKinesalite: isLocalKinesis(client, options.endpoint),
+      requestTimeoutMs: options.requestTimeoutMs,
+      pollIntervalMs: options.pollIntervalMs,
+    })
   }
 
   async start(): Promise<MappingStats> {
@@ -323,19 +265,8 @@ class MappingRun {
     signal?.addEventListener('abort', stop, { once: true })
     const timers: NodeJS.Timeout[] = []
     try {
-      const summary = await this.request(
-        'DescribeStreamSummary',
-        this.options.stream,
-        (abortSignal) =>
-          this.client.send(new DescribeStreamSummaryCommand({ StreamName: this.options.stream }), {
-            abortSignal,
-          }),
-      )
-      this.streamArn = inRegion(
-        summary.StreamDescriptionSummary?.StreamARN ?? '',
-        this.identity.region,
-      )
-      const shards = await this.listShards()
+      this.streamArn = inRegion(await this.reader.streamArn(), this.identity.region)
+      const shards = await this.reader.listShards()
       this.stats.shards = shards.length
       if (signal?.aborted) this.stop()
 
@@ -401,7 +332,7 @@ class MappingRun {
   private stopWhenIdle(idleMs: number): void {
     // A read in flight is not idleness: on a busy machine the first read of a large shard
     // alone can take longer than the idle time.
-    if (this.readsInFlight > 0) return
+    if (this.reader.readsInFlight > 0) return
     for (const lane of this.lanes) if (lane.waiting > 0 || lane.busy) return
     if (Date.now() - this.lastActivityMs >= idleMs) this.stop()
   }
@@ -415,22 +346,6 @@ class MappingRun {
       elapsedMs: now - this.startedMs,
       recordsPerSecond: busyMs > 0 ? (this.stats.recordsSucceeded * 1000) / busyMs : 0,
     }
-  }
-
-  private async listShards(): Promise<Shard[]> {
-    const shards: Shard[] = []
-    let next: string | undefined
-    do {
-      const input = next === undefined ? { StreamName: this.options.stream } : { NextToken: next }
-      const page: ListShardsCommandOutput = await this.request(
-        'ListShards',
-        this.options.stream,
-        (abortSignal) => this.client.send(new ListShardsCommand(input), { abortSignal }),
-      )
-      shards.push(...(page.Shards ?? []))
-      next = page.NextToken
-    } while (next !== undefined)
-    return shards
   }
 
   private async readShard(shard: Shard): Promise<void> {
@@ -469,117 +384,37 @@ class MappingRun {
     if (laneError !== undefined) throw laneError.error
   }
 
-  private async readRecords(shardId: string, lanes: Lane[], source: RecordSource) {
-    const { stream } = this.options
-    const pollMs = this.options.pollIntervalMs ?? 1000
+  /** Gives a shard's records to its lanes, by partition key, and paces its reading. */
+  private readRecords(shardId: string, lanes: Lane[], source: RecordSource): Promise<void> {
     // Reading stops while this many records wait, so a slow function does not fill the memory.
     const highWater = Math.max(MAX_GET_RECORDS, this.settings.batchSize * 2 * lanes.length)
-    let lastSequence: string | undefined
-    let skipBeforeMs = this.skipBeforeMs
     const filter = this.settings.filterCriteria
-    let iterator = await this.iterator(shardId, undefined)
-    while (!this.stopping && iterator !== undefined) {
-      let waiting = 0
-      for (const lane of lanes) waiting += lane.waiting
-      if (waiting >= highWater) {
-        await this.settled.wait(1000)
-        continue
-      }
-      let out: GetRecordsCommandOutput
-      try {
-        out = await this.getRecords(shardId, iterator)
-      } catch (error) {
-        if (error instanceof RequestTimeoutError) throw error
-        const name = (error as { name?: string }).name
-        if (name === 'ExpiredIteratorException') {
-          iterator = await this.iterator(shardId, lastSequence)
-          continue
-        }
-        if (
-          name === 'ProvisionedThroughputExceededException' ||
-          name === 'LimitExceededException'
-        ) {
-          await this.stopped.wait(pollMs)
-          continue
-        }
-        throw new Error(`GetRecords failed on ${stream}/${shardId}: ${messageOf(error)}`, {
-          cause: error,
-        })
-      }
-      const records = out.Records ?? []
-      const now = Date.now()
-      let read = 0
-      for (const record of records) {
-        if (skipBeforeMs !== undefined) {
-          const arrivalMs = record.ApproximateArrivalTimestamp?.getTime() ?? now
-          if (arrivalMs < skipBeforeMs) {
-            lastSequence = record.SequenceNumber
+    return this.reader.read(shardId, {
+      stopping: () => this.stopping,
+      full: () => {
+        let waiting = 0
+        for (const lane of lanes) waiting += lane.waiting
+        return waiting >= highWater
+      },
+      waitForRoom: () => this.settled.wait(1000),
+      pause: (ms) => this.stopped.wait(ms),
+      take: (records: _Record[], now: number) => {
+        for (const record of records) {
+          const pending = toPendingRecord(record, source, now)
+          if (filter !== undefined && !matchesFilterCriteria(filter, pending.lambda)) {
+            // Lambda never invokes a record that matches no filter, and checkpoints past it.
+            this.stats.recordsFilteredOut++
             continue
           }
-          // Arrival times grow along a shard: every record after this one is read as well.
-          skipBeforeMs = undefined
+          const lane =
+            lanes.length === 1 ? lanes[0] : lanes[laneOf(pending.partitionKey, lanes.length)]
+          ;(lane as Lane).push(pending)
         }
-        read++
-        const pending = toPendingRecord(record, source, now)
-        lastSequence = pending.sequenceNumber
-        if (filter !== undefined && !matchesFilterCriteria(filter, pending.lambda)) {
-          // Lambda never invokes a record that matches no filter, and checkpoints past it.
-          this.stats.recordsFilteredOut++
-          continue
-        }
-        const lane =
-          lanes.length === 1 ? lanes[0] : lanes[laneOf(pending.partitionKey, lanes.length)]
-        ;(lane as Lane).push(pending)
-      }
-      if (read > 0) {
-        this.stats.recordsRead += read
+        this.stats.recordsRead += records.length
         this.lastActivityMs = now
         this.wake.notify()
-      }
-      iterator = out.NextShardIterator
-      // Lambda reads again at once while the shard has more; an empty read means caught up.
-      if (records.length === 0) await this.stopped.wait(pollMs)
-    }
-  }
-
-  private async getRecords(shardId: string, iterator: string) {
-    this.readsInFlight++
-    try {
-      const input = { ShardIterator: iterator, Limit: MAX_GET_RECORDS }
-      return await this.request('GetRecords', `${this.options.stream}/${shardId}`, (abortSignal) =>
-        this.client.send(new GetRecordsCommand(input), { abortSignal }),
-      )
-    } finally {
-      this.readsInFlight--
-    }
-  }
-
-  /** The first iterator follows `StartingPosition`; after an expiry, it resumes after `after`. */
-  private async iterator(shardId: string, after: string | undefined): Promise<string | undefined> {
-    const input: GetShardIteratorCommandInput = {
-      StreamName: this.options.stream,
-      ShardId: shardId,
-      ShardIteratorType: this.settings.startingPosition,
-    }
-    if (after !== undefined) {
-      input.ShardIteratorType = 'AFTER_SEQUENCE_NUMBER'
-      input.StartingSequenceNumber = after
-    } else if (this.skipBeforeMs !== undefined) {
-      input.ShardIteratorType = 'TRIM_HORIZON'
-    } else if (this.settings.startingPosition === 'AT_TIMESTAMP') {
-      input.Timestamp = new Date((this.settings.startingPositionTimestamp as number) * 1000)
-    }
-    this.readsInFlight++
-    try {
-      const out = await this.request(
-        `GetShardIterator ${input.ShardIteratorType}`,
-        `${this.options.stream}/${shardId}`,
-        (abortSignal) => this.client.send(new GetShardIteratorCommand(input), { abortSignal }),
-      )
-      return out.ShardIterator
-    } finally {
-      this.readsInFlight--
-    }
+      },
+    })
   }
 
   private async runLane(lane: Lane, source: RecordSource, reading: { closed: boolean }) {

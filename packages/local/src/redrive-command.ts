@@ -24,7 +24,6 @@ import {
   toPendingRecord,
 } from './event.js'
 import { type FunctionIdentity, invoke, type KinesisHandler, loadHandler } from './invoke.js'
-import { kinesisClient } from './mapping.js'
 import { produce } from './produce.js'
 import {
   type FoundBatch,
@@ -33,6 +32,7 @@ import {
   readBatches,
   streamOf,
 } from './redrive.js'
+import { kinesisClient } from './shards.js'
 import { table } from './summary.js'
 import { judge } from './verdict.js'
 
