@@ -18,6 +18,7 @@ import {
   type KinesisRecord,
   type KinesisStreamBatchResponse,
   type KinesisStreamEvent,
+  messageOf,
   type OptionRules,
   option,
   POISON_SINK,
@@ -26,19 +27,13 @@ import {
   type RecordBatch,
   RecordStatus,
   shardIdOf,
+  shownValue,
 } from '@shardwise/core'
+import { guarded, type Logger, levels } from './guarded-logger.js'
 import { loopAnswers, NOT_ANSWERED, windowStateOf } from './loop-answers.js'
 import { guardNotes } from './run-batch.js'
 
 const pkg = '@shardwise/partial-failures'
-
-/** What the middleware logs with: a Powertools `Logger`, `console`, pino, or anything alike. */
-export interface Logger {
-  error(message: string, ...details: unknown[]): void
-  warn(message: string, ...details: unknown[]): void
-  info(message: string, ...details: unknown[]): void
-  debug(message: string, ...details: unknown[]): void
-}
 
 export interface PartialFailuresOptions {
   /** Where failures and the batch summary go. Default `console`; `false` logs nothing. */
@@ -52,8 +47,6 @@ export interface PartialFailuresOptions {
    */
   onPoison?: PoisonSink
 }
-
-const levels = ['error', 'warn', 'info', 'debug'] as const
 
 const optionRules: OptionRules = {
   logger: (logger, name) =>
@@ -76,7 +69,8 @@ export function partialFailures(
   options?: PartialFailuresOptions,
 ): MiddlewareObj<KinesisStreamEvent, KinesisStreamBatchResponse> {
   const { logger = console, onPoison } = checkOptions(pkg, optionRules, options)
-  const log = logger === false ? undefined : logger
+  // Logging never changes the answer: whatever the logger does, the invocation answers.
+  const log = logger === false ? undefined : guarded(logger)
 
   return {
     before(request) {
@@ -124,6 +118,19 @@ interface Failure {
   details: Record<string, unknown>
 }
 
+/**
+ * The failures found so far, and their sequence numbers, so that a source that names a record
+ * again is noticed in one step: a handler of the user's own may report all 10,000 records.
+ */
+class Failures {
+  readonly list: Failure[] = []
+  readonly named = new Set<string>()
+  add(failure: Failure): void {
+    this.list.push(failure)
+    this.named.add(failure.sequenceNumber)
+  }
+}
+
 function answer(
   event: KinesisStreamEvent,
   response: unknown,
@@ -133,7 +140,7 @@ function answer(
     ? event.Records
     : []
   const batch = getBatch(event)
-  const failures: Failure[] = []
+  const failures = new Failures()
 
   if (batch !== undefined) collectBatchFailures(batch, failures)
   // The record loop's own answer, when it is not the response: a copy (a handler that wraps
@@ -153,7 +160,7 @@ function answer(
   }
 
   let checkpoint: string | undefined
-  for (const failure of failures) {
+  for (const failure of failures.list) {
     if (
       checkpoint === undefined ||
       compareSequenceNumbers(failure.sequenceNumber, checkpoint) < 0
@@ -175,11 +182,13 @@ function answer(
   }
 
   if (log !== undefined) {
-    for (const failure of failures) log.error(failure.message ?? 'record failed', failure.details)
+    for (const failure of failures.list) {
+      log.error(failure.message ?? 'record failed', failure.details)
+    }
     if (batch !== undefined) logDiverted(batch, log)
     const guardNote = batch === undefined ? undefined : guardNotes.get(batch)
     if (guardNote !== undefined) log.debug(guardNote)
-    const summary = summarize(batch, lambdaRecords.length, failures.length, checkpoint)
+    const summary = summarize(batch, lambdaRecords.length, failures.list.length, checkpoint)
     if (checkpoint === undefined) log.debug('batch done', summary)
     else log.warn('batch done with failures', summary)
   }
@@ -194,7 +203,7 @@ function checkpointOf(loopAnswer: object | undefined): string | undefined {
 }
 
 function stateOf(event: unknown, response: unknown): object | undefined {
-  const answered = (response as { state?: unknown } | null | undefined)?.state
+  const answered = propertyOf(response, 'state')
   if (typeof answered === 'object' && answered !== null) return answered
   return windowStateOf(event)
 }
@@ -211,10 +220,10 @@ function logDiverted(batch: RecordBatch, log: Logger) {
 }
 
 /** Every record that a step of the chain failed. */
-function collectBatchFailures(batch: RecordBatch, failures: Failure[]) {
+function collectBatchFailures(batch: RecordBatch, failures: Failures) {
   for (const [index, error] of batch.errors) {
     if (batch.status[index] !== RecordStatus.Failed) continue
-    failures.push({
+    failures.add({
       sequenceNumber: error.sequenceNumber,
       details: { ...coordinatesOf(error), error },
     })
@@ -231,7 +240,7 @@ function collectUndone(
   event: KinesisStreamEvent,
   response: unknown,
   batch: RecordBatch,
-  failures: Failure[],
+  failures: Failures,
   log: Logger | undefined,
 ) {
   const windowed = windowStateOf(event) !== undefined
@@ -239,11 +248,10 @@ function collectUndone(
   const record = batch.records[at] as KinesisRecord | undefined
   if (record === undefined || batch.status[at] === RecordStatus.Failed) return
   // A copy of the loop's answer (a handler that wraps eachRecord) may already say as much.
-  const reported = (response as Partial<KinesisStreamBatchResponse> | null | undefined)
-    ?.batchItemFailures
+  const reported = propertyOf(response, 'batchItemFailures')
   if (
     Array.isArray(reported) &&
-    reported.some((item) => item?.itemIdentifier === record.sequenceNumber)
+    reported.some((item) => propertyOf(item, 'itemIdentifier') === record.sequenceNumber)
   ) {
     return
   }
@@ -251,7 +259,7 @@ function collectUndone(
     "the record loop's answer was replaced (by middy's timeoutEarlyResponse or another middleware); the records it did not finish are reported",
     { windowed },
   )
-  failures.push({
+  failures.add({
     sequenceNumber: record.sequenceNumber,
     message: windowed
       ? 'window batch not answered: retried from its first record and the state Lambda sent'
@@ -263,7 +271,7 @@ function collectUndone(
 function collectSettledFailures(
   results: unknown[],
   lambdaRecords: KinesisStreamEvent['Records'],
-  failures: Failure[],
+  failures: Failures,
 ) {
   for (let i = 0; i < results.length; i++) {
     const result = results[i] as PromiseSettledResult<unknown> | undefined
@@ -278,7 +286,7 @@ function collectSettledFailures(
       subSequenceNumber: undefined,
       partitionKey: at.kinesis.partitionKey,
     }
-    failures.push({
+    failures.add({
       sequenceNumber: record.sequenceNumber,
       details: { ...record, error: result.reason },
     })
@@ -289,35 +297,90 @@ function collectReportedFailures(
   response: unknown,
   lambdaRecords: KinesisStreamEvent['Records'],
   batch: RecordBatch | undefined,
-  failures: Failure[],
+  failures: Failures,
   log: Logger | undefined,
 ) {
-  const reported = (response as Partial<KinesisStreamBatchResponse> | null | undefined)
-    ?.batchItemFailures
-  if (!Array.isArray(reported) || reported.length === 0) return
-  const known = new Set(lambdaRecords.map((record) => record.kinesis.sequenceNumber))
+  const reported = reportedItems(response)
+  if (reported === undefined) return
+  const first = lambdaRecords[0]
+  if (typeof reported === 'string') {
+    // Lambda cannot read it as a list of failures: the whole batch is retried, as for an
+    // identifier that is not in it, rather than taken as "all succeeded".
+    if (first === undefined) return
+    log?.error(
+      `the batch handler answered ${reported}, not { batchItemFailures: [{ itemIdentifier }] }; retrying the whole batch from its first record`,
+    )
+    failures.add({
+      sequenceNumber: first.kinesis.sequenceNumber,
+      message: 'batch not answered in a form Lambda reads: retried from its first record',
+      details: { sequenceNumber: first.kinesis.sequenceNumber, reportedBy: 'handler' },
+    })
+    return
+  }
+  if (reported.length === 0) return
+  const known = new Set<string>()
+  for (const record of lambdaRecords) known.add(record.kinesis.sequenceNumber)
+  const positions = batch === undefined ? undefined : new Positions(batch)
+  const unknown: unknown[] = []
   for (const item of reported) {
-    const id = (item as { itemIdentifier?: unknown } | null)?.itemIdentifier
+    const id = propertyOf(item, 'itemIdentifier')
     if (typeof id === 'string' && known.has(id)) {
-      if (failures.some((failure) => failure.sequenceNumber === id)) continue
-      failures.push(unfinished(id, batch))
+      if (!failures.named.has(id)) failures.add(unfinished(id, batch, positions))
       continue
     }
-    // Lambda fails the whole batch on an empty or unknown identifier; say so explicitly, with a
-    // record that exists, rather than send something whose effect is undocumented.
-    const first = lambdaRecords[0]
-    if (first === undefined) continue
-    log?.error('the handler reported an identifier that is not in the batch; retrying all', {
-      itemIdentifier: id,
-    })
-    failures.push({
+    unknown.push(id)
+  }
+  // Lambda fails the whole batch on an empty or unknown identifier; say so explicitly, with a
+  // record that exists, rather than send something whose effect is undocumented.
+  if (unknown.length === 0 || first === undefined) return
+  log?.error(
+    `the handler reported ${unknown.length} identifier(s) that are not in the batch; retrying all`,
+    { itemIdentifier: unknown[0], itemIdentifiers: unknown.slice(0, SHOWN_IDENTIFIERS) },
+  )
+  failures.add({
+    sequenceNumber: first.kinesis.sequenceNumber,
+    details: {
       sequenceNumber: first.kinesis.sequenceNumber,
-      details: {
-        sequenceNumber: first.kinesis.sequenceNumber,
-        reportedBy: 'handler',
-        itemIdentifier: id,
-      },
-    })
+      reportedBy: 'handler',
+      itemIdentifier: unknown[0],
+    },
+  })
+}
+
+/** How many identifiers that are not in the batch the log line shows. */
+const SHOWN_IDENTIFIERS = 10
+
+/**
+ * The items of a `{ batchItemFailures }` answer; `undefined` when it reports nothing (no answer,
+ * `null`, an object without `batchItemFailures` or with it `null`: Lambda's "complete success");
+ * or, when Lambda cannot read it as a list, a description of what was answered: a string, a
+ * number, `batchItemFailures` that is not an array, or cannot be read.
+ */
+function reportedItems(response: unknown): unknown[] | string | undefined {
+  if (response === undefined || response === null) return undefined
+  if (typeof response !== 'object') return `${typeof response} ${shownValue(response)}`
+  let items: unknown
+  try {
+    items = (response as { batchItemFailures?: unknown }).batchItemFailures
+  } catch (thrown) {
+    return `an object whose batchItemFailures cannot be read (${messageOf(thrown)})`
+  }
+  if (items === undefined || items === null) return undefined
+  if (Array.isArray(items)) return items
+  return `batchItemFailures: ${shownValue(items)}, which is not an array`
+}
+
+/** Where each sequence number first appears in the batch, found once for all the items. */
+class Positions {
+  private readonly first = new Map<string, number>()
+  constructor(batch: RecordBatch) {
+    const { records } = batch
+    for (let i = records.length - 1; i >= 0; i--) {
+      this.first.set((records[i] as KinesisRecord<unknown>).sequenceNumber, i)
+    }
+  }
+  of(sequenceNumber: string): number {
+    return this.first.get(sequenceNumber) ?? -1
   }
 }
 
@@ -326,8 +389,12 @@ function collectReportedFailures(
  * guard cut off; with a handler of the user's own, whatever it reported. Which of the two is
  * not recorded anywhere, so the log names both and gives the record's coordinates.
  */
-function unfinished(sequenceNumber: string, batch: RecordBatch | undefined): Failure {
-  const index = batch?.records.findIndex((record) => record.sequenceNumber === sequenceNumber) ?? -1
+function unfinished(
+  sequenceNumber: string,
+  batch: RecordBatch | undefined,
+  positions: Positions | undefined,
+): Failure {
+  const index = positions?.of(sequenceNumber) ?? -1
   if (batch === undefined || index === -1 || batch.status[index] !== RecordStatus.Pending) {
     return { sequenceNumber, details: { sequenceNumber, reportedBy: 'handler' } }
   }
@@ -362,4 +429,4 @@ function summarize(
   return summary
 }
 
-export type { KinesisRecord }
+export type { KinesisRecord, Logger }

@@ -1,0 +1,152 @@
+/**
+ * Logging never changes the answer. The logger is the user's: its methods may throw (a
+ * transport that is down), answer a promise that rejects, or overflow the stack on what they
+ * are given (a Powertools `Logger` formats an error's `cause` chain recursively, so one that
+ * loops never ends). `guarded` wraps it so that none of this reaches the invocation.
+ */
+import { messageOf, propertyOf } from '@shardwise/core'
+
+/** What the middleware logs with: a Powertools `Logger`, `console`, pino, or anything alike. */
+export interface Logger {
+  error(message: string, ...details: unknown[]): void
+  warn(message: string, ...details: unknown[]): void
+  info(message: string, ...details: unknown[]): void
+  debug(message: string, ...details: unknown[]): void
+}
+
+export const levels = ['error', 'warn', 'info', 'debug'] as const
+type Level = (typeof levels)[number]
+
+/**
+ * `logger` with each call guarded: a call that throws or rejects is dropped, and said once to
+ * `console.error` (unless the logger is `console`, which failed already). Errors in the details
+ * whose `cause` chain loops or runs deeper than `MAX_CAUSES` are logged as a copy whose chain
+ * ends there, with a note saying so.
+ */
+export function guarded(logger: Logger): Logger {
+  let failed = false
+  const onFailure = (level: Level, thrown: unknown) => {
+    if (failed || logger === console) return
+    failed = true
+    try {
+      console.error(
+        `@shardwise/partial-failures: the logger's ${level}() failed, so its lines are lost; the answer to Lambda is unchanged: ${messageOf(thrown)}`,
+      )
+    } catch {
+      // Nothing is left to say it with.
+    }
+  }
+  const at =
+    (level: Level) =>
+    (message: string, ...details: unknown[]) => {
+      try {
+        const result: unknown = logger[level](message, ...details.map(loggable))
+        const then = propertyOf(result, 'then')
+        if (typeof then === 'function') {
+          then.call(result, undefined, (thrown: unknown) => onFailure(level, thrown))
+        }
+      } catch (thrown) {
+        onFailure(level, thrown)
+      }
+    }
+  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') }
+}
+
+/** The most links of a `cause` chain that are logged. */
+export const MAX_CAUSES = 16
+
+/** The details of a log line, with each error in them bounded (see `boundedError`). */
+function loggable(detail: unknown): unknown {
+  if (typeof detail !== 'object' || detail === null) return detail
+  if (isError(detail)) return boundedError(detail)
+  let copy: Record<string, unknown> | undefined
+  try {
+    for (const key of Object.keys(detail)) {
+      const value = propertyOf(detail, key)
+      if (!isError(value)) continue
+      const bounded = boundedError(value)
+      if (bounded === value) continue
+      copy ??= { ...(detail as Record<string, unknown>) }
+      copy[key] = bounded
+    }
+  } catch {
+    // A value of the user's that cannot be read (a revoked Proxy): handed on as it is.
+    return detail
+  }
+  return copy ?? detail
+}
+
+/**
+ * The error itself when its `cause` chain ends within `MAX_CAUSES` links without coming back;
+ * otherwise a copy of the chain up to where it loops or is cut, with the same names, messages,
+ * stacks and own fields, and a string where the chain went on.
+ */
+function boundedError(error: Error): Error {
+  const chain: unknown[] = [error]
+  let ends = true
+  for (let link: unknown = error; ; ) {
+    link = propertyOf(link, 'cause')
+    if (typeof link !== 'object' || link === null) break
+    if (chain.includes(link) || chain.length > MAX_CAUSES) {
+      ends = false
+      break
+    }
+    chain.push(link)
+  }
+  if (ends) return error
+  return copyOf(error, chain, 0)
+}
+
+/**
+ * A copy of `chain[depth]` of the same class, with the same own fields (read once, as values),
+ * whose `cause` is the copy of the next link, or a note where the chain loops or is cut.
+ */
+function copyOf(link: unknown, chain: unknown[], depth: number): Error {
+  let prototype: object | null = Error.prototype
+  let keys: string[] = []
+  try {
+    prototype = Object.getPrototypeOf(link)
+    keys = Object.getOwnPropertyNames(link)
+  } catch {
+    // A Proxy whose traps throw: a plain Error with its message stands for it.
+  }
+  const copy = Object.create(prototype) as Error
+  for (const key of keys) {
+    if (key === 'cause') continue
+    let enumerable = false
+    try {
+      enumerable = Object.prototype.propertyIsEnumerable.call(link, key)
+    } catch {
+      // Left out of what a logger lists, like message and stack.
+    }
+    const value = propertyOf(link, key)
+    Object.defineProperty(copy, key, { value, enumerable, writable: true, configurable: true })
+  }
+  if (typeof propertyOf(copy, 'message') !== 'string') {
+    Object.defineProperty(copy, 'message', { value: messageOf(link), writable: true })
+  }
+  const cause = propertyOf(link, 'cause')
+  let copied: unknown = cause
+  if (typeof cause === 'object' && cause !== null) {
+    const seen = chain.indexOf(cause)
+    if (seen !== -1 && seen <= depth) {
+      copied = `(the cause chain loops back here to link ${seen}: ${messageOf(cause)})`
+    } else if (depth + 1 >= chain.length) {
+      copied = `(the cause chain goes on past ${MAX_CAUSES} links, not shown)`
+    } else {
+      copied = copyOf(cause, chain, depth + 1)
+    }
+  }
+  if (copied !== undefined) {
+    Object.defineProperty(copy, 'cause', { value: copied, writable: true, configurable: true })
+  }
+  return copy
+}
+
+function isError(value: unknown): value is Error {
+  try {
+    return value instanceof Error
+  } catch {
+    return false
+  }
+}
