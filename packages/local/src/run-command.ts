@@ -12,12 +12,15 @@ import {
   type Values,
 } from './cli-args.js'
 import { runMapping } from './mapping.js'
+import { templateRun } from './run-template.js'
 import type { MappingSettings, StartingPosition } from './settings.js'
 import { progressLine, summary } from './summary.js'
 
 export const runFlags = {
   handler: { type: 'string' },
   stream: { type: 'string' },
+  template: { type: 'string' },
+  function: { type: 'string' },
   endpoint: { type: 'string' },
   region: { type: 'string' },
   timeout: { type: 'string' },
@@ -40,6 +43,7 @@ export const runFlags = {
 } satisfies Flags
 
 const HELP = `Usage: shardwise run --handler <module>[:<export>] --stream <name> [options]
+       shardwise run --handler <module>[:<export>] --template <file> [--function <id>] [options]
 
 Reads every shard of a stream (kinesalite, LocalStack or AWS) and invokes the handler with the
 events Lambda builds, applying the event source mapping's rules. Mapping flags are named as in
@@ -54,6 +58,16 @@ Stream:
   --stream <name>                 the stream to read
   --endpoint <url>                a Kinesis endpoint (kinesalite, LocalStack); without it, AWS
   --region <region>               default: $AWS_REGION, then us-east-1
+
+From a template (the settings that will be deployed; flags given as well override them):
+  --template <file>               a CloudFormation template (JSON or YAML, cdk synth's output
+                                  included), a SAM template.yaml or a serverless.yml
+  --function <id>                 the function whose mapping to run: its logical id,
+                                  FunctionName, CDK path or serverless.yml key (needed when the
+                                  template has several); its timeout is the run's --timeout,
+                                  and the stream's name is taken from the template when it
+                                  says it
+  The run prints each setting it uses and where it came from.
 
 Event source mapping:
   --batch-size <n>                          records per invocation, 1 to 10000 (default 100)
@@ -97,19 +111,22 @@ export const runCommand: Command = {
   flags: runFlags,
   async run(values, signal) {
     const handler = text(values, 'handler')
-    const stream = text(values, 'stream')
     if (handler === undefined) throw new UsageError('--handler is required')
+    const flags = mappingSettings(values)
+    const fromTemplate = templateRun(values, flags)
+    const stream = fromTemplate?.stream ?? text(values, 'stream')
     if (stream === undefined) throw new UsageError('--stream is required')
+    if (fromTemplate !== undefined) process.stderr.write(fromTemplate.startLines)
     const progressSeconds = number(values, 'progress-interval') ?? 5
     const verbose = values.verbose === true
     const stats = await runMapping({
       stream,
       handler,
-      mapping: mappingSettings(values),
+      mapping: fromTemplate?.mapping ?? flags,
       endpoint: text(values, 'endpoint'),
       region: text(values, 'region'),
       onFailure: text(values, 'on-failure'),
-      timeoutSeconds: number(values, 'timeout'),
+      timeoutSeconds: number(values, 'timeout') ?? fromTemplate?.timeoutSeconds,
       exitWhenIdleSeconds: number(values, 'exit-when-idle'),
       pollIntervalMs: number(values, 'poll-interval-ms'),
       signal,
