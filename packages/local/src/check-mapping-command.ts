@@ -1,4 +1,5 @@
 /** `shardwise check-mapping`: judges a function's Kinesis mappings, in a template or in AWS. */
+import { messageOf } from '@shardwise/core'
 import {
   type CheckOptions,
   checkMapping,
@@ -6,11 +7,10 @@ import {
   DEFAULT_TIMEOUT_MARGIN_MS,
   describeMapping,
   type Finding,
-  LambdaApiError,
   readDeployedMappings,
 } from './check-mapping.js'
 import { type Command, type Flags, number, text, UsageError, type Values } from './cli-args.js'
-import { type DeployedMapping, readTemplate, TemplateError } from './template.js'
+import { type DeployedMapping, readTemplate } from './template.js'
 
 /** The exit statuses: a CI step tells a bad mapping from a check that could not run. */
 export const EXIT_ERRORS = 1
@@ -93,9 +93,12 @@ export const checkMappingCommand: Command = {
               endpoint: text(values, 'endpoint'),
             })
     } catch (error) {
-      if (!(error instanceof TemplateError || error instanceof LambdaApiError)) throw error
-      if (json) process.stdout.write(`${JSON.stringify({ error: error.message }, null, 2)}\n`)
-      process.stderr.write(`shardwise: ${error.message}\n`)
+      if (error instanceof UsageError) throw error
+      // Whatever stops the reading (TemplateError, LambdaApiError, anything else) is status 3:
+      // 1 would tell CI the mapping was read and found wrong.
+      const message = messageOf(error)
+      if (json) process.stdout.write(`${JSON.stringify({ error: message }, null, 2)}\n`)
+      process.stderr.write(`shardwise: ${message}\n`)
       return EXIT_UNREADABLE
     }
     const reports = mappings.map((mapping) => ({

@@ -438,8 +438,8 @@ describe('shardwise check-mapping --template', () => {
 interface StandIn {
   functions: Record<string, { Timeout: number }>
   mappings: Record<string, Array<Record<string, unknown>>>
-  /** Answer every call with this status and error type. */
-  fail?: { status: number; type: string; message: string }
+  /** Answer every call (or only ListEventSourceMappings) with this status and error type. */
+  fail?: { status: number; type: string; message: string; onlyList?: boolean }
   requests: string[]
 }
 
@@ -456,7 +456,8 @@ beforeAll(async () => {
       if (type !== undefined) headers['x-amzn-errortype'] = type
       res.writeHead(status, headers).end(JSON.stringify(body))
     }
-    if (standIn.fail !== undefined) {
+    const listing = url.pathname === '/2015-03-31/event-source-mappings'
+    if (standIn.fail !== undefined && (listing || standIn.fail.onlyList !== true)) {
       const { status, type, message } = standIn.fail
       return send(status, { Type: 'User', message }, type)
     }
@@ -630,6 +631,32 @@ describe('shardwise check-mapping --function (Lambda API on 127.0.0.1)', () => {
         `shardwise: GetFunctionConfiguration for function orders at ${endpoint} failed: AccessDeniedException: User is not authorized to perform: lambda:GetFunctionConfiguration\n`,
       )
       standIn.fail = undefined
+    })
+
+    it('an error of ListEventSourceMappings, once the function was found', async () => {
+      standIn.functions.orders = { Timeout: 60 }
+      standIn.fail = {
+        status: 403,
+        type: 'AccessDeniedException',
+        message: 'User is not authorized to perform: lambda:ListEventSourceMappings',
+        onlyList: true,
+      }
+      const io = capture()
+      expect(await main([...args('orders'), '--json'])).toBe(3)
+      const message = `ListEventSourceMappings for function orders at ${endpoint} failed: AccessDeniedException: User is not authorized to perform: lambda:ListEventSourceMappings`
+      expect(io.err()).toBe(`shardwise: ${message}\n`)
+      expect(JSON.parse(io.out())).toEqual({ error: message })
+      standIn.fail = undefined
+    })
+
+    it('an endpoint that is not a URL', async () => {
+      const io = capture()
+      expect(await main(['check-mapping', '--function', 'orders', '--endpoint', 'not a url'])).toBe(
+        3,
+      )
+      expect(io.err()).toMatch(
+        /^shardwise: GetFunctionConfiguration for function orders at not a url failed: .+\n$/,
+      )
     })
 
     it('nothing listening at the endpoint', async () => {
