@@ -79,6 +79,12 @@ export interface RunOptions {
    * names the call and the shard, rather than waiting for ever. Default 30000.
    */
   requestTimeoutMs?: number
+  /**
+   * How long a Kinesis request that fails transiently (refused connection, throttling, 5xx, a
+   * restarting endpoint) is tried again, with backoff from 0.1 s doubling to 5 s, before the run
+   * fails. Default 60.
+   */
+  outageToleranceSeconds?: number
 }
 
 export interface MappingClock {
@@ -143,15 +149,17 @@ export async function runMapping(options: RunOptions): Promise<MappingStats> {
     'pollIntervalMs',
     'progressIntervalMs',
     'requestTimeoutMs',
+    'outageToleranceSeconds',
   ] as const) {
     const value = options[name]
     // Each feeds a timer, which Node would run after 1 ms past its longest delay.
-    const ms = name === 'exitWhenIdleSeconds' ? (value ?? 0) * 1000 : value
+    const seconds = name === 'exitWhenIdleSeconds' || name === 'outageToleranceSeconds'
+    const ms = seconds ? (value ?? 0) * 1000 : value
     if (
       value !== undefined &&
       !(Number.isFinite(value) && value > 0 && (ms as number) <= MAX_TIMER_MS)
     ) {
-      const most = name === 'exitWhenIdleSeconds' ? MAX_TIMER_MS / 1000 : MAX_TIMER_MS
+      const most = seconds ? MAX_TIMER_MS / 1000 : MAX_TIMER_MS
       throw new ConfigurationError(
         `${name} must be a number above 0 and at most ${most}, got ${value}`,
       )
@@ -248,6 +256,15 @@ class MappingRun {
       builtInKinesalite: isLocalKinesis(client, options.endpoint),
       requestTimeoutMs: options.requestTimeoutMs,
       pollIntervalMs: options.pollIntervalMs,
+      endpoint: options.client === undefined ? options.endpoint : undefined,
+      region: identity.region,
+      retryForMs:
+        options.outageToleranceSeconds === undefined
+          ? undefined
+          : options.outageToleranceSeconds * 1000,
+      clock: this.clock,
+      signal: this.stopSignal.signal,
+      logger: options.logger,
     })
   }
 

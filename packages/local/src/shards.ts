@@ -17,23 +17,41 @@ import {
   type ListShardsCommandOutput,
   type Shard,
 } from '@aws-sdk/client-kinesis'
-import { messageOf } from '@shardwise/core'
+import { ConfigurationError, messageOf } from '@shardwise/core'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import type { StartingPosition } from './settings.js'
 
 /** GetRecords' largest `Limit`. */
 export const MAX_GET_RECORDS = 10_000
 const REQUEST_TIMEOUT_MS = 30_000
+/** The first wait after a transient error, doubled after each failure up to the cap. */
+const FIRST_RETRY_MS = 100
+const MAX_RETRY_MS = 5_000
+const RETRY_FOR_MS = 60_000
 
 /** A Kinesis request that got no answer in time; it names the call and the shard. */
 export class RequestTimeoutError extends Error {
   override name = 'RequestTimeoutError'
 }
 
+/** A Kinesis request that failed for good: it names the call, the stream and the endpoint. */
+export class KinesisCallError extends Error {
+  override name = 'KinesisCallError'
+}
+
+/** The mapping stopped while a request waited to be tried again. */
+class Stopped extends Error {}
+
 /** The client of a run, and of `shardwise redrive`: a local endpoint gets placeholder keys. */
 export function kinesisClient(endpoint: string | undefined, region: string): KinesisClient {
-  const config: KinesisClientConfig = { region, requestHandler: new NodeHttpHandler() }
+  // The reader retries transient errors itself, with its own backoff, bound and line.
+  const config: KinesisClientConfig = {
+    region,
+    requestHandler: new NodeHttpHandler(),
+    maxAttempts: 1,
+  }
   if (endpoint !== undefined) {
+    checkEndpoint(endpoint)
     config.endpoint = endpoint
     // A local endpoint takes any key; AWS' credential chain would fail on a machine without one.
     if (process.env.AWS_ACCESS_KEY_ID === undefined && process.env.AWS_PROFILE === undefined) {
@@ -41,6 +59,25 @@ export function kinesisClient(endpoint: string | undefined, region: string): Kin
     }
   }
   return new KinesisClient(config)
+}
+
+/** `localhost:4567` would reach the SDK as the scheme `localhost:` and fail as `UnknownError`. */
+export function checkEndpoint(endpoint: string): void {
+  if (!/^https?:\/\/[^/]/i.test(endpoint)) {
+    const hint = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint)
+      ? 'use http:// or https://'
+      : `write http://${endpoint} (or https://)`
+    throw new ConfigurationError(
+      `the endpoint ${endpoint} has no http:// or https:// scheme: ${hint}`,
+    )
+  }
+}
+
+/** What a request's sleep and bound go by; the mapping's clock. */
+export interface ReaderClock {
+  now(): number
+  /** Resolves after `ms`, or at once when `signal` aborts. */
+  sleep(ms: number, signal: AbortSignal): Promise<void>
 }
 
 export interface ReaderOptions {
@@ -59,6 +96,19 @@ export interface ReaderOptions {
   requestTimeoutMs?: number | undefined
   /** How long a shard that returned nothing waits before reading again. Default 1000. */
   pollIntervalMs?: number | undefined
+  /** The endpoint, for messages; `undefined` is AWS's endpoint of `region`. */
+  endpoint?: string | undefined
+  region: string
+  /**
+   * How long a request that fails with a transient error (refused connection, throttling, 5xx)
+   * is tried again, with backoff, before the run fails. Default 60000.
+   */
+  retryForMs?: number | undefined
+  clock: ReaderClock
+  /** Aborts when the mapping stops: a request waiting to be tried again gives up. */
+  signal: AbortSignal
+  /** Says when Kinesis fails transiently and when it answers again. */
+  logger?: { warn(message: string): void } | undefined
 }
 
 /** Where a shard's records go, and how the mapping paces its reading. */
@@ -80,12 +130,16 @@ export class StreamReader {
   readsInFlight = 0
   private readonly requestTimeoutMs: number
   private readonly skipBeforeMs: number | undefined
+  private readonly retryForMs: number
+  /** The transient failure being retried, from the first request that met it. */
+  private outage: { sinceMs: number } | undefined
 
   constructor(
     private readonly client: KinesisClient,
     private readonly options: ReaderOptions,
   ) {
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
+    this.retryForMs = options.retryForMs ?? RETRY_FOR_MS
     this.skipBeforeMs =
       options.startingPosition === 'AT_TIMESTAMP' && options.builtInKinesalite
         ? (options.startingPositionTimestamp as number) * 1000
@@ -93,10 +147,60 @@ export class StreamReader {
   }
 
   /**
-   * Sends one Kinesis request with a deadline: a call that never gets an answer fails the run
-   * with an error naming the call and where, instead of keeping it waiting for ever.
+   * Sends one Kinesis request with a deadline, and tries it again after a transient error
+   * (refused connection, throttling, 5xx) with capped exponential backoff, for `retryForMs` at
+   * most. An error that is not transient, or one that outlasts the bound, fails the run with a
+   * message naming the call, the stream, the endpoint and what to check.
    */
   private async request<Output>(
+    call: string,
+    where: string,
+    send: (abortSignal: AbortSignal) => Promise<Output>,
+  ): Promise<Output> {
+    const { clock, signal, logger } = this.options
+    let delayMs = FIRST_RETRY_MS
+    let firstFailureMs: number | undefined
+    for (;;) {
+      let error: unknown
+      try {
+        const output = await this.attempt(call, where, send)
+        if (this.outage !== undefined) {
+          const seconds = ((clock.now() - this.outage.sinceMs) / 1000).toFixed(1)
+          this.outage = undefined
+          logger?.warn(`Kinesis answers again at ${this.endpointText()} after ${seconds} s`)
+        }
+        return output
+      } catch (thrown) {
+        error = thrown
+      }
+      const transient = transientCause(error)
+      if (transient === undefined) throw this.failure(call, where, error, '')
+      const nowMs = clock.now()
+      firstFailureMs ??= nowMs
+      const leftMs = firstFailureMs + this.retryForMs - nowMs
+      if (leftMs <= 0) {
+        throw this.failure(
+          call,
+          where,
+          error,
+          ` (still failing after ${this.retryForMs / 1000} s of retries)`,
+        )
+      }
+      if (signal.aborted) throw new Stopped()
+      if (this.outage === undefined) {
+        this.outage = { sinceMs: nowMs }
+        logger?.warn(
+          `${call} on ${where}: ${transient} at ${this.endpointText()}; retrying with backoff ` +
+            `for up to ${this.retryForMs / 1000} s`,
+        )
+      }
+      await clock.sleep(Math.min(delayMs, leftMs), signal)
+      delayMs = Math.min(delayMs * 2, MAX_RETRY_MS)
+      if (signal.aborted) throw new Stopped()
+    }
+  }
+
+  private async attempt<Output>(
     call: string,
     where: string,
     send: (abortSignal: AbortSignal) => Promise<Output>,
@@ -111,6 +215,20 @@ export class StreamReader {
         { cause: error },
       )
     }
+  }
+
+  private endpointText(): string {
+    return this.options.endpoint ?? `the AWS endpoint of ${this.options.region}`
+  }
+
+  /** The error a failed call ends the run with: the call, the stream, the endpoint, a hint. */
+  private failure(call: string, where: string, error: unknown, after: string): Error {
+    if (error instanceof RequestTimeoutError) return error
+    const { cause, hint } = explain(error, call, this.options.endpoint)
+    return new KinesisCallError(
+      `${call} on ${where} at ${this.endpointText()} failed${after}: ${hint === '' ? cause : `${cause.replace(/\.$/, '')}. ${hint}`}`,
+      { cause: error },
+    )
   }
 
   /** The stream's ARN, as the endpoint writes it. */
@@ -140,7 +258,14 @@ export class StreamReader {
 
   /** Reads a shard from `StartingPosition` until it ends (no next iterator) or the sink stops. */
   async read(shardId: string, sink: ShardSink): Promise<void> {
-    const { stream } = this.options
+    try {
+      await this.readUntilEnd(shardId, sink)
+    } catch (error) {
+      if (!(error instanceof Stopped)) throw error
+    }
+  }
+
+  private async readUntilEnd(shardId: string, sink: ShardSink): Promise<void> {
     const pollMs = this.options.pollIntervalMs ?? 1000
     let lastSequence: string | undefined
     let skipBeforeMs = this.skipBeforeMs
@@ -154,22 +279,11 @@ export class StreamReader {
       try {
         out = await this.getRecords(shardId, iterator)
       } catch (error) {
-        if (error instanceof RequestTimeoutError) throw error
-        const name = (error as { name?: string }).name
-        if (name === 'ExpiredIteratorException') {
+        if (error instanceof KinesisCallError && isExpiredIterator(error.cause)) {
           iterator = await this.iterator(shardId, lastSequence)
           continue
         }
-        if (
-          name === 'ProvisionedThroughputExceededException' ||
-          name === 'LimitExceededException'
-        ) {
-          await sink.pause(pollMs)
-          continue
-        }
-        throw new Error(`GetRecords failed on ${stream}/${shardId}: ${messageOf(error)}`, {
-          cause: error,
-        })
+        throw error
       }
       const records = out.Records ?? []
       const now = Date.now()
@@ -238,4 +352,101 @@ export class StreamReader {
       this.readsInFlight--
     }
   }
+}
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+])
+const THROTTLING = new Set([
+  'ProvisionedThroughputExceededException',
+  'LimitExceededException',
+  'ThrottlingException',
+])
+
+interface SdkError {
+  name?: string
+  code?: string
+  message?: string
+  $metadata?: { httpStatusCode?: number }
+  $response?: { statusCode?: number; headers?: Record<string, string> }
+}
+
+/** Why a request failed, when trying it again may work: `undefined` for an error that stays. */
+function transientCause(error: unknown): string | undefined {
+  if (error instanceof RequestTimeoutError || typeof error !== 'object' || error === null) {
+    return undefined
+  }
+  const e = error as SdkError
+  if (e.code !== undefined && CONNECTION_CODES.has(e.code))
+    return `the connection failed (${e.code})`
+  if (e.message === 'socket hang up') return 'the connection closed (socket hang up)'
+  if (e.name !== undefined && THROTTLING.has(e.name)) return `throttled (${e.name})`
+  const status = statusOf(e)
+  if (status !== undefined && status >= 500) return `the endpoint answered HTTP ${status}`
+  return undefined
+}
+
+function isExpiredIterator(error: unknown): boolean {
+  return (error as SdkError | undefined)?.name === 'ExpiredIteratorException'
+}
+
+function statusOf(e: SdkError): number | undefined {
+  return e.$metadata?.httpStatusCode ?? e.$response?.statusCode
+}
+
+/** The error in words a person can act on, and what to check. */
+function explain(
+  error: unknown,
+  call: string,
+  endpoint: string | undefined,
+): { cause: string; hint: string } {
+  const e = (typeof error === 'object' && error !== null ? error : {}) as SdkError
+  const contentType = e.$response?.headers?.['content-type'] ?? ''
+  const status = statusOf(e)
+  if (/html/i.test(contentType) || /Unexpected token '<'/.test(e.message ?? '')) {
+    return {
+      cause: `it answered with an HTML page (HTTP ${status ?? '?'}), not the Kinesis API`,
+      hint:
+        endpoint === undefined
+          ? 'a proxy may stand between this machine and AWS'
+          : "--endpoint should be the Kinesis endpoint itself: kinesalite's address, or LocalStack's http://localhost:4566",
+    }
+  }
+  const cause = `${e.name ?? 'Error'}: ${messageOf(error)}`
+  if (e.code !== undefined && CONNECTION_CODES.has(e.code)) {
+    return {
+      cause,
+      hint: 'nothing answers there: start kinesalite or LocalStack, or correct --endpoint',
+    }
+  }
+  if (e.name === 'ResourceNotFoundException') {
+    return {
+      cause,
+      hint: 'check --stream and --region; at a local endpoint, create the stream first (aws kinesis create-stream --endpoint-url ...)',
+    }
+  }
+  if (
+    e.name === 'UnrecognizedClientException' ||
+    e.name === 'InvalidSignatureException' ||
+    e.name === 'ExpiredTokenException' ||
+    e.name === 'CredentialsProviderError'
+  ) {
+    return { cause, hint: 'check the AWS credentials: AWS_PROFILE, or aws sso login' }
+  }
+  if (e.name === 'AccessDeniedException') {
+    return { cause, hint: `the credentials need kinesis:${call.split(' ')[0]} on the stream` }
+  }
+  if (status === 404 || e.name === 'Unknown') {
+    return {
+      cause: `${cause} (HTTP ${status ?? '?'})`,
+      hint: 'is --endpoint a Kinesis endpoint?',
+    }
+  }
+  return { cause, hint: '' }
 }
