@@ -988,3 +988,32 @@ describe('the answer and the log, whatever the handler and the logger do', () =>
     expect(reads).toBeLessThanOrEqual(4 * 10_000)
   })
 })
+
+describe('a handler that writes over its record', () => {
+  it('a handler writes its payload over its record: the checkpoint and the error name the record that failed', async () => {
+    const claimsNine = (i: number) =>
+      JSON.stringify({
+        i,
+        sequenceNumber: sequenceNumber(9),
+        shardId: 'shardId-9',
+        partitionKey: 'x',
+      })
+    const run = wire({
+      handler: (record) => {
+        Object.assign(record, JSON.parse(Buffer.from(record.data as Uint8Array).toString()))
+        if ((record as unknown as { i: number }).i === 3) throw new Error('db down')
+      },
+    })
+    const event = kinesisEvent(
+      Array.from({ length: 10 }, (_, i) => ({ data: claimsNine(i), partitionKey: `k${i}` })),
+    )
+    expect(await run.lambda(event, lambdaContext())).toEqual(answerAt(3))
+    const failed = run.logger.lines.find((line) => line.message === 'record failed')
+    expect(failed?.details[0]).toMatchObject({
+      shardId: SHARD,
+      sequenceNumber: sequenceNumber(3),
+      partitionKey: 'k3',
+      error: { sequenceNumber: sequenceNumber(3), shardId: SHARD, partitionKey: 'k3' },
+    })
+  })
+})

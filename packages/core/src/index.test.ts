@@ -12,6 +12,7 @@ import {
   type KinesisRecord,
   messageOf,
   NonRetryableError,
+  placesOf,
   type RecordBatch,
   RecordHandlerError,
   RecordStatus,
@@ -41,7 +42,12 @@ function batchOf(sequenceNumbers: string[]): RecordBatch<Uint8Array> {
       lambdaRecord: {} as KinesisRecord['lambdaRecord'],
     }),
   )
-  return { records, status: new Uint8Array(records.length), errors: new Map() }
+  return {
+    records,
+    places: placesOf(records),
+    status: new Uint8Array(records.length),
+    errors: new Map(),
+  }
 }
 
 describe('compareSequenceNumbers', () => {

@@ -29,17 +29,23 @@ export interface KinesisRecord<T = Uint8Array> {
    * sink keeps so that the record can be put back on a stream as it was.
    */
   rawData: Uint8Array
-  partitionKey: string
+  /**
+   * The record's coordinates are read-only: the answer to Lambda and the errors take them from
+   * the batch (`RecordBatch.places`), never from here, so that writing over them (a handler's
+   * `Object.assign(record, record.data)` on a payload with a `sequenceNumber` of its own) cannot
+   * move the checkpoint.
+   */
+  readonly partitionKey: string
   /** Set only for KPL sub-records that carried an explicit hash key. */
-  explicitHashKey: string | undefined
+  readonly explicitHashKey: string | undefined
   /** Decimal string of up to 129 digits: compare with `compareSequenceNumbers`, never as numbers. */
-  sequenceNumber: string
+  readonly sequenceNumber: string
   /** Position inside a KPL aggregate; `undefined` for a record that was not aggregated. */
-  subSequenceNumber: number | undefined
+  readonly subSequenceNumber: number | undefined
   /** Epoch seconds with a fraction, as Lambda sends it. */
-  approximateArrivalTimestamp: number
-  shardId: string
-  eventSourceARN: string
+  readonly approximateArrivalTimestamp: number
+  readonly shardId: string
+  readonly eventSourceARN: string
   /** The record exactly as Lambda delivered it (for a KPL sub-record: its carrier). */
   lambdaRecord: KinesisStreamRecord
 }
@@ -63,6 +69,11 @@ export type RecordStatus = (typeof RecordStatus)[keyof typeof RecordStatus]
  */
 export interface RecordBatch<T = unknown> {
   readonly records: KinesisRecord<T>[]
+  /**
+   * Each record's coordinates as decoded, by position, kept apart from the records the user's
+   * handlers get and may write over: what the answer and the errors name (see `coordinatesAt`).
+   */
+  readonly places: RecordPlaces
   readonly status: Uint8Array
   readonly errors: Map<number, RecordError>
   /** What decoding did beyond the records themselves; set by `kinesisDecode`. */
@@ -72,6 +83,45 @@ export interface RecordBatch<T = unknown> {
    * so that it runs under the loop's timeout guard: a schema's asynchronous validation.
    */
   turnSteps?: TurnSteps
+}
+
+/** The coordinates of a batch's records, one array per coordinate, in batch order. */
+export interface RecordPlaces {
+  readonly shardIds: ReadonlyArray<string>
+  readonly sequenceNumbers: ReadonlyArray<string>
+  readonly subSequenceNumbers: ReadonlyArray<number | undefined>
+  readonly partitionKeys: ReadonlyArray<string>
+}
+
+/**
+ * Takes the places of `records` as they are now: called when the batch is built, before any
+ * handler has seen a record.
+ */
+export function placesOf(records: ReadonlyArray<RecordCoordinates>): RecordPlaces {
+  const count = records.length
+  const shardIds = new Array<string>(count)
+  const sequenceNumbers = new Array<string>(count)
+  const subSequenceNumbers = new Array<number | undefined>(count)
+  const partitionKeys = new Array<string>(count)
+  for (let i = 0; i < count; i++) {
+    const record = records[i] as RecordCoordinates
+    shardIds[i] = record.shardId
+    sequenceNumbers[i] = record.sequenceNumber
+    subSequenceNumbers[i] = record.subSequenceNumber
+    partitionKeys[i] = record.partitionKey
+  }
+  return { shardIds, sequenceNumbers, subSequenceNumbers, partitionKeys }
+}
+
+/** The coordinates of `records[index]` as decoded, whatever a handler wrote over the record. */
+export function coordinatesAt(batch: RecordBatch, index: number): RecordCoordinates {
+  const { places } = batch
+  return {
+    shardId: places.shardIds[index] as string,
+    sequenceNumber: places.sequenceNumbers[index] as string,
+    subSequenceNumber: places.subSequenceNumbers[index],
+    partitionKey: places.partitionKeys[index] as string,
+  }
 }
 
 /** What `kinesisDecode` did to the batch's bytes, for metrics. */
@@ -174,7 +224,7 @@ export function batchResponse(batch: RecordBatch): KinesisStreamBatchResponse {
   const first = firstUnfinished(batch)
   if (first === -1) return { batchItemFailures: [] }
   return {
-    batchItemFailures: [{ itemIdentifier: (batch.records[first] as KinesisRecord).sequenceNumber }],
+    batchItemFailures: [{ itemIdentifier: batch.places.sequenceNumbers[first] as string }],
   }
 }
 

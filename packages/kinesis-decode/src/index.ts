@@ -21,6 +21,7 @@ import {
   type KinesisStreamRecord,
   type OptionRules,
   option,
+  placesOf,
   type RecordBatch,
   RecordStatus,
   shardIdOf,
@@ -276,7 +277,8 @@ function decodeRecords(
 
   const status = new Uint8Array(records.length)
   for (const index of errors.keys()) status[index] = RecordStatus.Failed
-  return { records, status, errors, decoded: { kplAggregates, bytesDecompressed } }
+  const places = placesOf(records)
+  return { records, places, status, errors, decoded: { kplAggregates, bytesDecompressed } }
 }
 
 const EMPTY = new Uint8Array(0)

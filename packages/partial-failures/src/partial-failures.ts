@@ -12,7 +12,7 @@ import type { MiddlewareObj } from '@middy/core'
 import {
   checkOptions,
   compareSequenceNumbers,
-  coordinatesOf,
+  coordinatesAt,
   firstUnfinished,
   getBatch,
   type KinesisRecord,
@@ -74,6 +74,7 @@ export function partialFailures(
 
   return {
     before(request) {
+      keepSequenceNumbers(request.event)
       if (onPoison !== undefined) {
         ;(request.event as unknown as { [POISON_SINK]?: PoisonSink })[POISON_SINK] = onPoison
       }
@@ -96,6 +97,28 @@ export function partialFailures(
       log?.error(failureMessage(request.event, request.error), request.error)
     },
   }
+}
+
+/**
+ * The sequence numbers of `event.Records`, taken before the batch handler runs: the answer
+ * names records by them, and a handler of the user's own may write over its event.
+ */
+const lambdaSequenceNumbers = new WeakMap<object, string[]>()
+
+function keepSequenceNumbers(event: unknown): void {
+  if (typeof event !== 'object' || event === null) return
+  lambdaSequenceNumbers.set(event, sequenceNumbersOf(event as KinesisStreamEvent))
+}
+
+function sequenceNumbersOf(event: KinesisStreamEvent | undefined): string[] {
+  const records: unknown = event?.Records
+  if (!Array.isArray(records)) return []
+  const numbers = new Array<string>(records.length)
+  for (let i = 0; i < records.length; i++) {
+    const sequenceNumber = propertyOf(propertyOf(records[i], 'kinesis'), 'sequenceNumber')
+    numbers[i] = typeof sequenceNumber === 'string' ? sequenceNumber : ''
+  }
+  return numbers
 }
 
 function failureMessage(event: unknown, error: unknown): string {
@@ -139,6 +162,7 @@ function answer(
   const lambdaRecords: KinesisStreamEvent['Records'] = Array.isArray(event?.Records)
     ? event.Records
     : []
+  const lambdaSequences = lambdaSequenceNumbers.get(event) ?? sequenceNumbersOf(event)
   const batch = getBatch(event)
   const failures = new Failures()
 
@@ -149,14 +173,14 @@ function answer(
   const loopAnswer = batch === undefined ? undefined : loopAnswers.get(batch)
   const replaced = loopAnswer !== undefined && loopAnswer !== response
   if (replaced && loopAnswer !== NOT_ANSWERED) {
-    collectReportedFailures(loopAnswer, lambdaRecords, batch, failures, log)
+    collectReportedFailures(loopAnswer, lambdaSequences, batch, failures, log)
   } else if (replaced && batch !== undefined) {
     collectUndone(event, response, batch, failures, log)
   }
   if (Array.isArray(response)) {
-    collectSettledFailures(response, lambdaRecords, failures)
+    collectSettledFailures(response, lambdaRecords, lambdaSequences, failures)
   } else {
-    collectReportedFailures(response, lambdaRecords, batch, failures, log)
+    collectReportedFailures(response, lambdaSequences, batch, failures, log)
   }
 
   let checkpoint: string | undefined
@@ -178,7 +202,7 @@ function answer(
     state = stateOf(event, loopAnswer)
   } else {
     state = windowStateOf(event)
-    if (state !== undefined) checkpoint = lambdaRecords[0]?.kinesis.sequenceNumber
+    if (state !== undefined) checkpoint = lambdaSequences[0]
   }
 
   if (log !== undefined) {
@@ -213,7 +237,7 @@ function logDiverted(batch: RecordBatch, log: Logger) {
     if (batch.status[i] !== RecordStatus.Diverted) continue
     const error = batch.errors.get(i)
     log.warn('record sent to the poison sink', {
-      ...coordinatesOf(batch.records[i] as KinesisRecord),
+      ...coordinatesAt(batch, i),
       error,
     })
   }
@@ -223,9 +247,11 @@ function logDiverted(batch: RecordBatch, log: Logger) {
 function collectBatchFailures(batch: RecordBatch, failures: Failures) {
   for (const [index, error] of batch.errors) {
     if (batch.status[index] !== RecordStatus.Failed) continue
+    // The error's coordinates are what the record had when it failed; the batch keeps them as
+    // decoded, whatever a handler wrote over its record.
     failures.add({
-      sequenceNumber: error.sequenceNumber,
-      details: { ...coordinatesOf(error), error },
+      sequenceNumber: batch.places.sequenceNumbers[index] as string,
+      details: { ...coordinatesAt(batch, index), error },
     })
   }
 }
@@ -245,8 +271,8 @@ function collectUndone(
 ) {
   const windowed = windowStateOf(event) !== undefined
   const at = windowed ? 0 : firstUnfinished(batch)
-  const record = batch.records[at] as KinesisRecord | undefined
-  if (record === undefined || batch.status[at] === RecordStatus.Failed) return
+  if (at === -1 || at >= batch.records.length || batch.status[at] === RecordStatus.Failed) return
+  const record = coordinatesAt(batch, at)
   // A copy of the loop's answer (a handler that wraps eachRecord) may already say as much.
   const reported = propertyOf(response, 'batchItemFailures')
   if (
@@ -264,45 +290,46 @@ function collectUndone(
     message: windowed
       ? 'window batch not answered: retried from its first record and the state Lambda sent'
       : 'record not finished: the record loop did not answer',
-    details: { ...coordinatesOf(record) },
+    details: { ...record },
   })
 }
 
 function collectSettledFailures(
   results: unknown[],
   lambdaRecords: KinesisStreamEvent['Records'],
+  lambdaSequences: string[],
   failures: Failures,
 ) {
   for (let i = 0; i < results.length; i++) {
-    const result = results[i] as PromiseSettledResult<unknown> | undefined
-    if (result?.status !== 'rejected') continue
-    const lambdaRecord = lambdaRecords[i]
+    if (propertyOf(results[i], 'status') !== 'rejected') continue
     // A result without a record cannot be placed; retrying from the start loses nothing.
-    const at = lambdaRecord ?? lambdaRecords[0]
-    if (at === undefined) continue
-    const record = {
-      shardId: shardIdOf(at.eventID),
-      sequenceNumber: at.kinesis.sequenceNumber,
-      subSequenceNumber: undefined,
-      partitionKey: at.kinesis.partitionKey,
-    }
+    const at = i < lambdaSequences.length ? i : 0
+    const sequenceNumber = lambdaSequences[at]
+    if (sequenceNumber === undefined) continue
+    const lambdaRecord = lambdaRecords[at]
     failures.add({
-      sequenceNumber: record.sequenceNumber,
-      details: { ...record, error: result.reason },
+      sequenceNumber,
+      details: {
+        shardId: shardIdOf(lambdaRecord?.eventID),
+        sequenceNumber,
+        subSequenceNumber: undefined,
+        partitionKey: propertyOf(lambdaRecord?.kinesis, 'partitionKey'),
+        error: propertyOf(results[i], 'reason'),
+      },
     })
   }
 }
 
 function collectReportedFailures(
   response: unknown,
-  lambdaRecords: KinesisStreamEvent['Records'],
+  lambdaSequences: string[],
   batch: RecordBatch | undefined,
   failures: Failures,
   log: Logger | undefined,
 ) {
   const reported = reportedItems(response)
   if (reported === undefined) return
-  const first = lambdaRecords[0]
+  const first = lambdaSequences[0]
   if (typeof reported === 'string') {
     // Lambda cannot read it as a list of failures: the whole batch is retried, as for an
     // identifier that is not in it, rather than taken as "all succeeded".
@@ -311,15 +338,14 @@ function collectReportedFailures(
       `the batch handler answered ${reported}, not { batchItemFailures: [{ itemIdentifier }] }; retrying the whole batch from its first record`,
     )
     failures.add({
-      sequenceNumber: first.kinesis.sequenceNumber,
+      sequenceNumber: first,
       message: 'batch not answered in a form Lambda reads: retried from its first record',
-      details: { sequenceNumber: first.kinesis.sequenceNumber, reportedBy: 'handler' },
+      details: { sequenceNumber: first, reportedBy: 'handler' },
     })
     return
   }
   if (reported.length === 0) return
-  const known = new Set<string>()
-  for (const record of lambdaRecords) known.add(record.kinesis.sequenceNumber)
+  const known = new Set<string>(lambdaSequences)
   const positions = batch === undefined ? undefined : new Positions(batch)
   const unknown: unknown[] = []
   for (const item of reported) {
@@ -338,9 +364,9 @@ function collectReportedFailures(
     { itemIdentifier: unknown[0], itemIdentifiers: unknown.slice(0, SHOWN_IDENTIFIERS) },
   )
   failures.add({
-    sequenceNumber: first.kinesis.sequenceNumber,
+    sequenceNumber: first,
     details: {
-      sequenceNumber: first.kinesis.sequenceNumber,
+      sequenceNumber: first,
       reportedBy: 'handler',
       itemIdentifier: unknown[0],
     },
@@ -374,9 +400,9 @@ function reportedItems(response: unknown): unknown[] | string | undefined {
 class Positions {
   private readonly first = new Map<string, number>()
   constructor(batch: RecordBatch) {
-    const { records } = batch
-    for (let i = records.length - 1; i >= 0; i--) {
-      this.first.set((records[i] as KinesisRecord<unknown>).sequenceNumber, i)
+    const { sequenceNumbers } = batch.places
+    for (let i = sequenceNumbers.length - 1; i >= 0; i--) {
+      this.first.set(sequenceNumbers[i] as string, i)
     }
   }
   of(sequenceNumber: string): number {
@@ -401,7 +427,7 @@ function unfinished(
   return {
     sequenceNumber,
     message: 'record not finished: the timeout guard cut it off, or the handler reported it',
-    details: { ...coordinatesOf(batch.records[index] as KinesisRecord) },
+    details: { ...coordinatesAt(batch, index) },
   }
 }
 

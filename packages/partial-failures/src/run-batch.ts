@@ -17,6 +17,7 @@
  */
 import {
   type Context,
+  coordinatesAt,
   failRecord,
   firstFailed,
   type KinesisRecord,
@@ -302,7 +303,7 @@ async function handle(run: Run<unknown>, index: number): Promise<boolean> {
       if (isThenable(result)) await result
       batch.status[index] = RecordStatus.Succeeded
     } catch (thrown) {
-      failRecord(batch, index, new RecordHandlerError(record, thrown))
+      failRecord(batch, index, new RecordHandlerError(coordinatesAt(batch, index), thrown))
     }
   }
   const failed = batch.status[index] === RecordStatus.Failed
@@ -417,7 +418,7 @@ async function runInOrder(run: Run<unknown>): Promise<void> {
         batch.status[i] = RecordStatus.Succeeded
         continue
       } catch (thrown) {
-        failRecord(batch, i, new RecordHandlerError(record, thrown))
+        failRecord(batch, i, new RecordHandlerError(coordinatesAt(batch, i), thrown))
       }
     }
     if (!(await afterFailure(run, i))) return
@@ -439,7 +440,8 @@ async function runUnordered(run: Run<unknown>, concurrency: number): Promise<voi
  * positions), so the batch advances in order as far as the keys allow.
  */
 async function runByKey(run: Run<unknown>, concurrency: number): Promise<void> {
-  const { records } = run.batch
+  // The keys as decoded, as the answer reads the sequence numbers.
+  const { partitionKeys } = run.batch.places
   const size = run.limit
 
   // nextOfKey[i]: the next position with the same partition key as i, or -1.
@@ -447,7 +449,7 @@ async function runByKey(run: Run<unknown>, concurrency: number): Promise<void> {
   const lastOfKey = new Map<string, number>()
   const ready = new MinHeap(size)
   for (let i = 0; i < size; i++) {
-    const key = (records[i] as KinesisRecord<unknown>).partitionKey
+    const key = partitionKeys[i] as string
     const last = lastOfKey.get(key)
     if (last === undefined) ready.push(i)
     else nextOfKey[last] = i
