@@ -3,9 +3,6 @@
  * SQS endpoint on 127.0.0.1, and what arrived there is put back on a Kinesis stream (kinesalite,
  * in memory, as @shardwise/local starts it) with the Kinesis client, byte for byte.
  */
-import { createHash } from 'node:crypto'
-import { createServer, type Server } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import {
   DescribeStreamCommand,
   GetRecordsCommand,
@@ -14,52 +11,28 @@ import {
 } from '@aws-sdk/client-kinesis'
 import { SQSClient } from '@aws-sdk/client-sqs'
 import { type LocalKinesis, startLocalKinesis } from '@shardwise/local'
-import { kinesisEvent, lambdaContext, recordingLogger, sequenceNumber } from '@shardwise/testing'
+import type { PoisonMessage } from '@shardwise/sqs-poison-sink'
+import {
+  kinesisEvent,
+  lambdaContext,
+  recordingLogger,
+  sequenceNumber,
+  startFakeSqs,
+} from '@shardwise/testing'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { type DeadLetter, ordersHandler } from './orders-dlq.js'
-
-const listen = async (server: Server) => {
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-}
-
-/** The part of SQS's JSON protocol that SendMessage uses. */
-function fakeSqs(
-  received: Array<{ QueueUrl: string; MessageBody: string }>,
-  failing: () => boolean,
-) {
-  return createServer((request, response) => {
-    let body = ''
-    request.on('data', (chunk) => {
-      body += chunk
-    })
-    request.on('end', () => {
-      const input = JSON.parse(body)
-      response.setHeader('content-type', 'application/x-amz-json-1.0')
-      if (request.headers['x-amz-target'] !== 'AmazonSQS.SendMessage' || failing()) {
-        response.statusCode = 500
-        response.end(JSON.stringify({ __type: 'com.amazonaws.sqs#InternalError', message: 'down' }))
-        return
-      }
-      received.push(input)
-      const md5 = createHash('md5').update(input.MessageBody).digest('hex')
-      response.end(JSON.stringify({ MessageId: crypto.randomUUID(), MD5OfMessageBody: md5 }))
-    })
-  })
-}
+import { ordersHandler } from './orders-dlq.js'
 
 describe('the orders handler with an SQS dead-letter queue', () => {
-  const received: Array<{ QueueUrl: string; MessageBody: string }> = []
-  let sqsDown = false
-  const sqsServer = fakeSqs(received, () => sqsDown)
+  let fakeSqs: Awaited<ReturnType<typeof startFakeSqs>>
   let sqs: SQSClient
   let kinesis: LocalKinesis
   const queueUrl = 'https://sqs.us-east-2.amazonaws.com/123456789012/orders-dlq'
 
   beforeAll(async () => {
+    fakeSqs = await startFakeSqs()
     sqs = new SQSClient({
-      endpoint: await listen(sqsServer),
+      endpoint: fakeSqs.url,
       region: 'us-east-2',
       credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
       requestHandler: new NodeHttpHandler(),
@@ -69,7 +42,7 @@ describe('the orders handler with an SQS dead-letter queue', () => {
   })
   afterAll(async () => {
     sqs.destroy()
-    await new Promise((resolve) => sqsServer.close(resolve))
+    await fakeSqs.close()
     await kinesis.close()
   })
 
@@ -82,15 +55,16 @@ describe('the orders handler with an SQS dead-letter queue', () => {
     ])
 
   it('sends each poison record to the queue and lets the shard move on', async () => {
-    received.length = 0
-    const response = await ordersHandler(
-      sqs,
-      queueUrl,
-      recordingLogger() as never,
-    )(orders(), lambdaContext())
+    fakeSqs.received.length = 0
+    const response = await ordersHandler({ client: sqs, queueUrl }, recordingLogger() as never)(
+      orders(),
+      lambdaContext(),
+    )
     expect(response).toEqual({ batchItemFailures: [] })
-    const letters = received.map((message) => JSON.parse(message.MessageBody) as DeadLetter)
-    expect(received.every((message) => message.QueueUrl === queueUrl)).toBe(true)
+    const letters = fakeSqs.received.map(
+      (message) => JSON.parse(message.MessageBody) as PoisonMessage,
+    )
+    expect(fakeSqs.received.every((message) => message.QueueUrl === queueUrl)).toBe(true)
     expect(
       letters.map((letter) => [letter.sequenceNumber, letter.partitionKey, letter.error.name]),
     ).toEqual([
@@ -100,7 +74,9 @@ describe('the orders handler with an SQS dead-letter queue', () => {
   })
 
   it('keeps what is needed to put the record back on a stream, byte for byte', async () => {
-    const letter = JSON.parse((received[0] as { MessageBody: string }).MessageBody) as DeadLetter
+    const letter = JSON.parse(
+      (fakeSqs.received[0] as { MessageBody: string }).MessageBody,
+    ) as PoisonMessage
     await kinesis.createStream('orders-replay', 1)
     const { client } = kinesis
     const stream = await client.send(new DescribeStreamCommand({ StreamName: 'orders-replay' }))
@@ -125,18 +101,17 @@ describe('the orders handler with an SQS dead-letter queue', () => {
   })
 
   it('reports the record when the queue is down, and starts nothing after it', async () => {
-    received.length = 0
-    sqsDown = true
+    fakeSqs.received.length = 0
+    fakeSqs.state.down = true
     try {
-      const response = await ordersHandler(
-        sqs,
-        queueUrl,
-        recordingLogger() as never,
-      )(orders(), lambdaContext())
+      const response = await ordersHandler({ client: sqs, queueUrl }, recordingLogger() as never)(
+        orders(),
+        lambdaContext(),
+      )
       expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
-      expect(received).toEqual([])
+      expect(fakeSqs.received).toEqual([])
     } finally {
-      sqsDown = false
+      fakeSqs.state.down = false
     }
   })
 })

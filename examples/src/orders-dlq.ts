@@ -2,53 +2,18 @@
  * A consumer that never lets a poison record block its shard: records that can never succeed
  * (undecodable, or refused by the business rules with NonRetryableError) go to an SQS
  * dead-letter queue with everything needed to put them back on a stream, and the shard moves
- * on. Retryable failures are reported to Lambda as usual.
+ * on. Retryable failures are reported to Lambda as usual. `@shardwise/sqs-poison-sink` writes
+ * each one as a `PoisonMessage`: the record's bytes as they were in the stream (base64), its
+ * coordinates and the error.
  */
 import { Logger } from '@aws-lambda-powertools/logger'
-import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
 import middy from '@middy/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
-import {
-  eachRecord,
-  type KinesisRecord,
-  NonRetryableError,
-  partialFailures,
-  type RecordError,
-} from '@shardwise/partial-failures'
+import { eachRecord, NonRetryableError, partialFailures } from '@shardwise/partial-failures'
+import { type SqsPoisonSinkOptions, sqsPoisonSink } from '@shardwise/sqs-poison-sink'
 
-/** What the dead-letter queue holds: the record as it was in the stream, and why it failed. */
-export interface DeadLetter {
-  streamARN: string
-  shardId: string
-  sequenceNumber: string
-  subSequenceNumber: number | null
-  partitionKey: string
-  explicitHashKey: string | null
-  approximateArrivalTimestamp: number
-  /** base64 of the record's bytes as they were in the stream. */
-  data: string
-  error: { name: string; message: string }
-}
-
-export function deadLetterOf(record: KinesisRecord<unknown>, error: RecordError): DeadLetter {
-  return {
-    streamARN: record.eventSourceARN,
-    shardId: record.shardId,
-    sequenceNumber: record.sequenceNumber,
-    subSequenceNumber: record.subSequenceNumber ?? null,
-    partitionKey: record.partitionKey,
-    explicitHashKey: record.explicitHashKey ?? null,
-    approximateArrivalTimestamp: record.approximateArrivalTimestamp,
-    // A record whose base64 was broken has no bytes; keep the text Lambda delivered.
-    data:
-      record.rawData.length > 0 || record.lambdaRecord.kinesis.data === ''
-        ? Buffer.from(record.rawData).toString('base64')
-        : record.lambdaRecord.kinesis.data,
-    error: { name: error.name, message: error.message },
-  }
-}
-
-export function ordersHandler(sqs: SQSClient, queueUrl: string, logger = new Logger()) {
+/** `sink` defaults to the queue named by SHARDWISE_POISON_QUEUE_URL, through the Lambda's SQS client. */
+export function ordersHandler(sink: SqsPoisonSinkOptions = {}, logger = new Logger()) {
   const utf8 = new TextDecoder()
   return middy(
     eachRecord(async (record) => {
@@ -66,26 +31,10 @@ export function ordersHandler(sqs: SQSClient, queueUrl: string, logger = new Log
     .use(
       partialFailures({
         logger,
-        onPoison: (record, error) =>
-          sqs.send(
-            new SendMessageCommand({
-              QueueUrl: queueUrl,
-              MessageBody: JSON.stringify(deadLetterOf(record, error)),
-              // Same shard, same group: a FIFO dead-letter queue keeps the stream's order.
-              ...(queueUrl.endsWith('.fifo')
-                ? {
-                    MessageGroupId: record.shardId,
-                    MessageDeduplicationId: `${record.sequenceNumber}:${record.subSequenceNumber ?? 0}`,
-                  }
-                : {}),
-            }),
-          ),
+        onPoison: sqsPoisonSink(sink),
       }),
     )
 }
 
-export const handler = ordersHandler(
-  new SQSClient({}),
-  process.env.DEAD_LETTER_QUEUE_URL ??
-    'https://sqs.us-east-1.amazonaws.com/123456789012/orders-dlq',
-)
+// @shardwise/cdk's KinesisConsumer sets SHARDWISE_POISON_QUEUE_URL when poisonQueue is on.
+export const handler = ordersHandler()

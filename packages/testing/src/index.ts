@@ -2,6 +2,9 @@
  * Kinesis events and Lambda contexts shaped exactly as Lambda builds them (DESIGN.md section 1),
  * for tests and examples.
  */
+import { createHash, randomUUID } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import type { Context, KinesisStreamEvent, KinesisStreamRecord } from 'aws-lambda'
 
 export interface RecordSpec {
@@ -211,4 +214,46 @@ export function hostileThrownValue(i: number): unknown {
     () => unknown,
   ]
   return make()
+}
+
+/** A message SendMessage put on the fake SQS, as the SDK sent it (SQS's JSON protocol). */
+export interface SentSqsMessage {
+  QueueUrl: string
+  MessageBody: string
+  MessageGroupId?: string
+  MessageDeduplicationId?: string
+}
+
+/**
+ * The part of SQS's JSON protocol that SendMessage uses, on 127.0.0.1: point an `SQSClient`'s
+ * `endpoint` at `url`. While `down` is true, every call answers 500 (SQS unavailable).
+ */
+export async function startFakeSqs() {
+  const received: SentSqsMessage[] = []
+  const state = { down: false }
+  const server = createServer((request, response) => {
+    let body = ''
+    request.on('data', (chunk) => {
+      body += chunk
+    })
+    request.on('end', () => {
+      response.setHeader('content-type', 'application/x-amz-json-1.0')
+      if (request.headers['x-amz-target'] !== 'AmazonSQS.SendMessage' || state.down) {
+        response.statusCode = 500
+        response.end(JSON.stringify({ __type: 'com.amazonaws.sqs#InternalError', message: 'down' }))
+        return
+      }
+      const input = JSON.parse(body) as SentSqsMessage
+      received.push(input)
+      const md5 = createHash('md5').update(input.MessageBody).digest('hex')
+      response.end(JSON.stringify({ MessageId: randomUUID(), MD5OfMessageBody: md5 }))
+    })
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received,
+    state,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  }
 }
