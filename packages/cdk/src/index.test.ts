@@ -318,7 +318,7 @@ describe('KinesisConsumer: alarms', () => {
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {
       EvaluationPeriods: 3,
       Metrics: Match.arrayWith([
-        Match.objectLike({ Expression: 'failed - poisoned', ReturnData: true }),
+        Match.objectLike({ Expression: 'FILL(failed, 0) - FILL(poisoned, 0)', ReturnData: true }),
         Match.objectLike({
           Id: 'failed',
           MetricStat: Match.objectLike({

@@ -310,7 +310,9 @@ export class KinesisConsumer extends Construct {
       alarmDescription:
         'Records have failed without going to the poison sink for 3 minutes in a row: they hold their shards (RecordsFailed - RecordsSentToPoisonSink)',
       metric: new cloudwatch.MathExpression({
-        expression: 'failed - poisoned',
+        // batchMetrics leaves out counts of zero: a minute with failures and nothing sent to
+        // the sink has no poisoned value, and without FILL the difference would be missing too.
+        expression: 'FILL(failed, 0) - FILL(poisoned, 0)',
         usingMetrics: {
           failed: metric('RecordsFailed'),
           poisoned: metric('RecordsSentToPoisonSink'),
