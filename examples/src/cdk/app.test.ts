@@ -1,10 +1,12 @@
 /**
  * The example CDK app synthesizes offline, bundling orders-dlq.ts with esbuild, as `cdk synth`
- * would: the template has the mapping the chain needs, and the asset is the ESM bundle.
+ * would: the template has the mapping the chain needs, the asset is the ESM bundle, and
+ * `shardwise check-mapping` finds no problem in the template.
  */
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { checkMapping, readTemplate } from '@shardwise/local'
 import { POISON_QUEUE_URL_ENV } from '@shardwise/sqs-poison-sink'
 import { App } from 'aws-cdk-lib'
 import { Match, Template } from 'aws-cdk-lib/assertions'
@@ -43,4 +45,18 @@ it('synthesizes the orders consumer, with its handler bundled', { timeout: 120_0
   expect(bundle).toMatch(/from"@aws-sdk\/client-sqs"/)
   expect(bundle).toContain('"NonRetryableError"')
   expect(existsSync(join(dir, 'index.mjs.map'))).toBe(true)
+
+  // What `shardwise check-mapping --template cdk.out/ShardwiseOrders.template.json` reads.
+  const [mapping, ...others] = readTemplate(join(outdir, 'ShardwiseOrders.template.json'))
+  expect(others).toEqual([])
+  expect(mapping).toMatchObject({
+    settings: {
+      functionResponseTypes: ['ReportBatchItemFailures'],
+      bisectBatchOnFunctionError: true,
+      maximumRetryAttempts: 10,
+      maximumRecordAgeInSeconds: 3600,
+    },
+    timeoutSeconds: 60,
+  })
+  expect(mapping && checkMapping(mapping)).toEqual([])
 })
