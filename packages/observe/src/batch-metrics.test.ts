@@ -204,6 +204,43 @@ describe('batchMetrics', () => {
     })
   })
 
+  it('never changes the answer: a Metrics that throws, or a batch answer whose getters throw, loses the line, said on stderr', async () => {
+    const consoleError = vi.spyOn(console, 'error').mockImplementation(() => {})
+    try {
+      const down = {
+        addMetric() {},
+        addDimension() {},
+        publishStoredMetrics() {
+          throw new Error('metrics transport down')
+        },
+      }
+      const event = () => kinesisEvent([{ data: order('a') }, { data: order('b', 'retryable') }])
+      expect(await chain(down as never)(event(), lambdaContext())).toEqual({
+        batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }],
+      })
+      expect(String(consoleError.mock.calls[0]?.[0])).toMatch(
+        /batchMetrics could not publish this invocation's metrics; the answer to Lambda is unchanged: metrics transport down/,
+      )
+      // Over Powertools' own limit of dimensions, its addDimension throws.
+      const metrics = new Metrics({ namespace: 'Shardwise' })
+      expect(() => {
+        for (let i = 0; i < 40; i++) metrics.addDimension(`D${i}`, 'x')
+      }).toThrow(RangeError)
+      const hostile = Object.defineProperty({}, 'batchItemFailures', {
+        get() {
+          throw new Error('no')
+        },
+      })
+      const ownAnswer = middy(async () => hostile)
+        .use(batchMetrics({ metrics }))
+        .use(kinesisDecode())
+      expect(await ownAnswer(event(), lambdaContext())).toBe(hostile)
+      expect(consoleError).toHaveBeenCalledTimes(2)
+    } finally {
+      consoleError.mockRestore()
+    }
+  })
+
   it('refuses a chain without kinesisDecode, and options that are not right, naming the fix', async () => {
     const metrics = new Metrics({ namespace: 'Shardwise' })
     const handler = middy(async () => ({ batchItemFailures: [] })).use(batchMetrics({ metrics }))

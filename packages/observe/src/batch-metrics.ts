@@ -11,9 +11,11 @@ import {
   DecodeError,
   getBatch,
   type KinesisStreamEvent,
+  messageOf,
   type OptionRules,
   option,
   ParseError,
+  propertyOf,
   type RecordBatch,
   RecordHandlerError,
   RecordStatus,
@@ -137,12 +139,30 @@ export function batchMetrics(
     return true
   }
 
+  // Metrics never change the answer: a Metrics that throws (a dimension or metric over
+  // Powertools' limits, a publisher of your own that fails) or an answer whose getters throw
+  // loses this invocation's line, said on stderr, and the invocation answers as it would.
+  const guardedPublish = (request: Request, response: unknown, failed: boolean) => {
+    try {
+      return publish(request, response, failed)
+    } catch (thrown) {
+      try {
+        console.error(
+          `${pkg}: batchMetrics could not publish this invocation's metrics; the answer to Lambda is unchanged: ${messageOf(thrown)}`,
+        )
+      } catch {
+        // Nothing is left to say it with.
+      }
+      return true
+    }
+  }
+
   return {
     before(request) {
       started.set(request, performance.now())
     },
     after(request) {
-      if (!publish(request, request.response, false)) {
+      if (!guardedPublish(request, request.response, false)) {
         throw new ConfigurationError(
           `${pkg}: batchMetrics found no decoded records; add .use(kinesisDecode()) to the middy chain`,
         )
@@ -151,7 +171,7 @@ export function batchMetrics(
     onError(request) {
       // The error goes on to Lambda; the metrics say what the batch got to before it. An error
       // thrown by a middleware whose after() runs after this one's has found them published.
-      if (started.has(request)) publish(request, undefined, true)
+      if (started.has(request)) guardedPublish(request, undefined, true)
     },
   }
 }
@@ -237,12 +257,11 @@ function newestArrival(batch: RecordBatch): number | undefined {
  * `undefined` when the answer names none (the whole batch is done).
  */
 function checkpointArrival(event: KinesisStreamEvent, response: unknown): number | undefined {
-  const reported = (response as { batchItemFailures?: unknown } | null | undefined)
-    ?.batchItemFailures
+  const reported = propertyOf(response, 'batchItemFailures')
   if (!Array.isArray(reported) || reported.length === 0) return undefined
   let lowest: string | undefined
   for (const item of reported) {
-    const id = (item as { itemIdentifier?: unknown } | null)?.itemIdentifier
+    const id = propertyOf(item, 'itemIdentifier')
     if (typeof id === 'string' && (lowest === undefined || compareSequenceNumbers(id, lowest) < 0))
       lowest = id
   }

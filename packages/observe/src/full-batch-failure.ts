@@ -9,6 +9,7 @@ import {
   ConfigurationError,
   getBatch,
   type KinesisStreamEvent,
+  propertyOf,
   type RecordBatch,
   type RecordError,
   RecordStatus,
@@ -71,13 +72,11 @@ function fullFailure(
     if (status === RecordStatus.Succeeded || status === RecordStatus.Diverted) return undefined
     if (status === RecordStatus.Failed && batch.errors.get(i)?.retryable !== true) return undefined
   }
-  const reported = (response as { batchItemFailures?: unknown } | null | undefined)
-    ?.batchItemFailures
+  // The answer may be a batch handler's own, whose getters may throw: read with care.
+  const reported = propertyOf(response, 'batchItemFailures')
   const firstSequence = event.Records?.[0]?.kinesis?.sequenceNumber
   const retriesAll =
     Array.isArray(reported) &&
-    reported.some(
-      (item) => (item as { itemIdentifier?: unknown } | null)?.itemIdentifier === firstSequence,
-    )
+    reported.some((item) => propertyOf(item, 'itemIdentifier') === firstSequence)
   return retriesAll ? first : undefined
 }
