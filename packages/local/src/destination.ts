@@ -16,11 +16,12 @@ export interface InvocationRecord {
     condition: Discard['condition']
     approximateInvokeCount: number
   }
-  /** Absent when the records were discarded without an invocation (too old). */
+  /** Only for `RetryAttemptsExhausted`: AWS writes none for `RecordAgeExceeded`. */
   responseContext?: {
     statusCode: number
     executedVersion: string
-    functionError: string
+    /** `Unhandled` for a thrown error or a timeout, `null` for an answer Lambda did not take. */
+    functionError: string | null
   }
   version: '1.0'
   timestamp: string
@@ -41,13 +42,25 @@ export function invocationRecord(
 ): InvocationRecord {
   const first = discard.records[0] as PendingRecord
   const last = discard.records[discard.records.length - 1] as PendingRecord
+  // The fields in AWS's order (kinesis-esm-recorded-on-aws.json), responseContext in its place.
   const record: InvocationRecord = {
     requestContext: {
       requestId: at.requestId,
       functionArn: at.functionArn,
       condition: discard.condition,
-      approximateInvokeCount: discard.invokeCount,
+      // AWS counts 1 for records too old before any invocation (the recording's
+      // expire-before-ingestion case), and the invocations otherwise.
+      approximateInvokeCount: Math.max(1, discard.invokeCount),
     },
+    ...(discard.condition === 'RetryAttemptsExhausted' && discard.failure !== undefined
+      ? {
+          responseContext: {
+            statusCode: 200,
+            executedVersion: '$LATEST',
+            functionError: discard.failure.functionError,
+          },
+        }
+      : {}),
     version: '1.0',
     timestamp: new Date(at.nowMs).toISOString(),
     KinesisBatchInfo: {
@@ -59,13 +72,6 @@ export function invocationRecord(
       batchSize: discard.records.length,
       streamArn: at.streamArn,
     },
-  }
-  if (discard.failure !== undefined) {
-    record.responseContext = {
-      statusCode: 200,
-      executedVersion: '$LATEST',
-      functionError: discard.failure.functionError,
-    }
   }
   return record
 }

@@ -6,7 +6,7 @@
 import type { KinesisStreamRecord } from '@shardwise/core'
 import { messageOf, propertyOf } from '@shardwise/core'
 import type { PendingRecord } from './event.js'
-import { type Answer, judge, type Verdict } from './verdict.js'
+import { type Answer, ignoredFailures, judge, type Verdict } from './verdict.js'
 
 export interface ExplainSettings {
   reportBatchItemFailures: boolean
@@ -66,7 +66,6 @@ export function explainAnswer(
   let dropped = 0
   let droppedWithoutSetting = 0
   const at = (i: number) => describeRecord(records[i] as PendingRecord)
-  const reported = judge(answer, records, { ...rules, reportBatchItemFailures: true })
 
   if (verdict.kind === 'success') {
     lines.push(
@@ -74,13 +73,13 @@ export function explainAnswer(
         ? 'Success: the window closes (a final invocation carries no records).'
         : `Success: Lambda checkpoints the whole batch, ${n} record(s), up to ${at(n - 1)}.`,
     )
-    if (!settings.reportBatchItemFailures && reported.kind !== 'success') {
-      // What the function meant, which Lambda ignores without the setting.
-      dropped = reported.kind === 'partial' ? n - reported.checkpoint : n
-      const from = reported.kind === 'partial' ? reported.checkpoint : 0
+    // What the function meant, which Lambda ignores without the setting.
+    const ignored = ignoredFailures(answer, records, rules)
+    if (ignored !== undefined) {
+      dropped = ignored.count
       lines.push(
         `The answer carries batchItemFailures, but ReportBatchItemFailures is off: Lambda ignores ` +
-          `them and drops ${dropped} record(s) the function did not finish, from ${at(from)}. ` +
+          `them and drops ${dropped} record(s) the function did not finish, from ${at(ignored.from)}. ` +
           'Deploy with --function-response-types ReportBatchItemFailures.',
       )
     }

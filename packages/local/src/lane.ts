@@ -270,7 +270,8 @@ export class Lane {
       const failure = {
         kind: 'failure',
         reason: `the function reported record ${batch.records[k]?.sequenceNumber} as failed`,
-        functionError: 'Unhandled',
+        // The function answered: AWS writes null, as for any answer it reads.
+        functionError: null,
       } as const
       if (bisect && k > 0) {
         // Split at the returned sequence number: a split, so it consumes no retry. A bisected

@@ -485,19 +485,231 @@ describe('runMapping against kinesalite', { timeout: 60_000 }, () => {
     expect([...seen.values()].flat().length).toBe(200)
   })
 
-  it('warns that batchItemFailures are ignored without ReportBatchItemFailures, and skips them as Lambda does', async () => {
-    const name = await stream(['x-1', 'x-2'])
+  // kinesis-esm-recorded-on-aws.json, test_kinesis_report_batch_item_failure_scenarios[...],
+  // test_kinesis_event_source_mapping_with_on_failure_destination_config and
+  // test_kinesis_maximum_record_age_exceeded[...]: the settings of each recorded mapping, the
+  // function's answer, and the document AWS wrote (condition, approximateInvokeCount,
+  // responseContext.functionError, or no responseContext at all).
+  it.each([
+    [
+      'empty_string_item_identifier_failure',
+      true,
+      2,
+      -1,
+      () => ({ batchItemFailures: [{ itemIdentifier: '' }] }),
+      'RetryAttemptsExhausted',
+      3,
+      null,
+    ],
+    [
+      'null_item_identifier_failure',
+      true,
+      2,
+      -1,
+      () => ({ batchItemFailures: [{ itemIdentifier: null }] }),
+      'RetryAttemptsExhausted',
+      3,
+      null,
+    ],
+    [
+      'invalid_key_foo_failure',
+      true,
+      2,
+      -1,
+      (seq: string) => ({ batchItemFailures: [{ foo: seq }] }),
+      'RetryAttemptsExhausted',
+      3,
+      null,
+    ],
+    [
+      'invalid_key_foo_null_value_failure',
+      true,
+      2,
+      -1,
+      () => ({ batchItemFailures: [{ foo: null }] }),
+      'RetryAttemptsExhausted',
+      3,
+      null,
+    ],
+    [
+      'item_identifier_not_present_failure',
+      true,
+      2,
+      -1,
+      () => ({ batchItemFailures: [{ itemIdentifier: '1234' }] }),
+      'RetryAttemptsExhausted',
+      3,
+      null,
+    ],
+    [
+      'unhandled_exception_in_function',
+      true,
+      2,
+      -1,
+      () => {
+        throw new Error('failed')
+      },
+      'RetryAttemptsExhausted',
+      3,
+      'Unhandled',
+    ],
+    [
+      'on_failure_destination_config',
+      false,
+      1,
+      -1,
+      () => {
+        throw new Error('failed')
+      },
+      'RetryAttemptsExhausted',
+      2,
+      'Unhandled',
+    ],
+    [
+      'expire-while-retrying',
+      false,
+      -1,
+      60,
+      () => {
+        throw new Error('failed')
+      },
+      'RecordAgeExceeded',
+      8,
+      undefined,
+    ],
+  ] as const)(
+    'writes the on-failure document AWS recorded for %s',
+    async (_, report, retries, age, answer, condition, count, functionError) => {
+      const name = await stream(['a-1'])
+      const onFailure = join(dir, `recorded-${streams}.jsonl`)
+      let sequenceNumber = ''
+      await runMapping({
+        ...quick,
+        stream: name,
+        client: kinesis.client,
+        clock: fakeClock({}),
+        onFailure,
+        mapping: {
+          batchSize: 1,
+          functionResponseTypes: report ? ['ReportBatchItemFailures'] : [],
+          maximumRetryAttempts: retries,
+          maximumRecordAgeInSeconds: age,
+        },
+        handler: async (event: MappingEvent) => {
+          sequenceNumber = event.Records[0]?.kinesis.sequenceNumber as string
+          return answer(sequenceNumber)
+        },
+      })
+      const lines = (await readFile(onFailure, 'utf8')).trim().split('\n')
+      expect(lines).toHaveLength(1)
+      const doc = JSON.parse(lines[0] as string) as InvocationRecord
+      expect(Object.keys(doc)).toEqual([
+        'requestContext',
+        ...(functionError === undefined ? [] : ['responseContext']),
+        'version',
+        'timestamp',
+        'KinesisBatchInfo',
+      ])
+      expect(doc).toStrictEqual(
+        recordedDocument(name, sequenceNumber, condition, count, functionError),
+      )
+    },
+  )
+
+  it('writes the on-failure document AWS recorded for expire-before-ingestion: 1 invocation counted, none made', async () => {
+    const name = await stream(['a-1'])
+    const onFailure = join(dir, `recorded-${streams}.jsonl`)
+    let invocations = 0
+    await runMapping({
+      ...quick,
+      stream: name,
+      client: kinesis.client,
+      // The record is 61 s old when the mapping first sees it.
+      clock: fakeClock({ startMs: Date.now() + 61_000 }),
+      onFailure,
+      mapping: { batchSize: 1, maximumRetryAttempts: 0, maximumRecordAgeInSeconds: 60 },
+      handler: async () => {
+        invocations++
+      },
+    })
+    const doc = JSON.parse(await readFile(onFailure, 'utf8')) as InvocationRecord
+    expect(invocations).toBe(0)
+    expect(doc).toStrictEqual(
+      recordedDocument(
+        name,
+        doc.KinesisBatchInfo.startSequenceNumber,
+        'RecordAgeExceeded',
+        1,
+        undefined,
+      ),
+    )
+  })
+
+  it('warns on every batch whose batchItemFailures Lambda ignores without ReportBatchItemFailures, and counts the records it drops', async () => {
+    const name = await stream(['x-1', 'x-2', 'x-3', 'x-4', 'x-5'])
     const warnings: string[] = []
+    const sequences: string[] = []
     const stats = await runMapping({
       ...quick,
       stream: name,
       client: kinesis.client,
-      handler: async (event: MappingEvent) => ({
-        batchItemFailures: [{ itemIdentifier: event.Records[0]?.kinesis.sequenceNumber }],
-      }),
+      mapping: { batchSize: 2 },
+      handler: async (event: MappingEvent) => {
+        const records = event.Records.map((r) => r.kinesis.sequenceNumber)
+        sequences.push(...records)
+        // The first batch reports its second record, the second an identifier Lambda would
+        // refuse (the whole batch), the third nothing.
+        if (sequences.length === 2) return { batchItemFailures: [{ itemIdentifier: records[1] }] }
+        if (sequences.length === 4) return { batchItemFailures: [{ itemIdentifier: '' }] }
+        return { batchItemFailures: [] }
+      },
       logger: { info: () => {}, warn: (message) => warnings.push(message) },
     })
-    expect(stats).toMatchObject({ invocations: 1, recordsSucceeded: 2, retries: 0 })
-    expect(warnings).toEqual([expect.stringContaining('ReportBatchItemFailures is off')])
+    // Lambda checkpoints everything, retrying nothing: 1 + 2 records dropped.
+    expect(stats).toMatchObject({
+      invocations: 3,
+      recordsSucceeded: 5,
+      retries: 0,
+      recordsDroppedUnreported: 3,
+    })
+    expect(warnings).toEqual([
+      `shardId-000000000000: the function reported 1 record(s) failed from ${sequences[1]}, but ReportBatchItemFailures is off: Lambda ignores batchItemFailures, checkpoints the whole batch and drops them (add --function-response-types ReportBatchItemFailures)`,
+      `shardId-000000000000: the function reported 2 record(s) failed from ${sequences[2]}, but ReportBatchItemFailures is off: Lambda ignores batchItemFailures, checkpoints the whole batch and drops them (add --function-response-types ReportBatchItemFailures)`,
+    ])
   })
 })
+
+/** The document AWS recorded (with this run's names and numbers where AWS's are redacted). */
+function recordedDocument(
+  stream: string,
+  sequenceNumber: string,
+  condition: string,
+  approximateInvokeCount: number,
+  functionError: string | null | undefined,
+) {
+  const iso = expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/)
+  return {
+    requestContext: {
+      requestId: expect.stringMatching(
+        /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/,
+      ),
+      functionArn: 'arn:aws:lambda:us-east-1:000000000000:function:local-function',
+      condition,
+      approximateInvokeCount,
+    },
+    ...(functionError === undefined
+      ? {}
+      : { responseContext: { statusCode: 200, executedVersion: '$LATEST', functionError } }),
+    version: '1.0',
+    timestamp: iso,
+    KinesisBatchInfo: {
+      shardId: 'shardId-000000000000',
+      startSequenceNumber: sequenceNumber,
+      endSequenceNumber: sequenceNumber,
+      approximateArrivalOfFirstRecord: iso,
+      approximateArrivalOfLastRecord: iso,
+      batchSize: 1,
+      streamArn: `arn:aws:kinesis:us-east-1:000000000000:stream/${stream}`,
+    },
+  }
+}

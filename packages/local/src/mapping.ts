@@ -30,7 +30,7 @@ import { isLocalKinesis } from './kinesalite.js'
 import { type Batch, type Discard, Lane, type LaneRules, retryDelayMs } from './lane.js'
 import { type MappingSettings, type ResolvedSettings, resolveSettings } from './settings.js'
 import { kinesisClient, MAX_GET_RECORDS, StreamReader } from './shards.js'
-import { type Answer, judge } from './verdict.js'
+import { ignoredFailures, judge } from './verdict.js'
 
 export interface RunOptions {
   /** The stream's name. */
@@ -109,6 +109,12 @@ export interface MappingStats {
   invocations: number
   /** Records checkpointed after a successful (or partly successful) invocation. */
   recordsSucceeded: number
+  /**
+   * Records the function reported failed in `batchItemFailures` while `ReportBatchItemFailures`
+   * is off: Lambda takes any answer as a success, so it checkpoints past them and never retries
+   * them. Counted in `recordsSucceeded` too, as Lambda counts them.
+   */
+  recordsDroppedUnreported: number
   /** Failed or partly failed invocations whose records were invoked again. */
   retries: number
   /** Time spent waiting before retries (Lambda's backoff), in all lanes together. */
@@ -205,6 +211,7 @@ class MappingRun {
     recordsFilteredOut: 0,
     invocations: 0,
     recordsSucceeded: 0,
+    recordsDroppedUnreported: 0,
     retries: 0,
     retryWaitMs: 0,
     invocationsAbandoned: 0,
@@ -228,7 +235,6 @@ class MappingRun {
   private readonly lanes: Lane[] = []
   private readonly rules: LaneRules
   private streamArn = ''
-  private warnedIgnoredFailures = false
   private readonly reader: StreamReader
 
   constructor(
@@ -463,15 +469,15 @@ class MappingRun {
       const { answer, requestId } = await invoke(this.handler, event, this.identity)
       this.stats.invocations++
       this.lastActivityMs = Date.now()
-      if (
-        !this.warnedIgnoredFailures &&
-        !rules.reportBatchItemFailures &&
-        reportsFailures(answer)
-      ) {
-        this.warnedIgnoredFailures = true
+      const ignored = ignoredFailures(answer, batch.records, rules)
+      if (ignored !== undefined) {
+        // Said for every such batch: each one loses records on Lambda.
+        this.stats.recordsDroppedUnreported += ignored.count
+        const from = batch.records[ignored.from] as PendingRecord
         this.options.logger?.warn(
-          'the function answers with batchItemFailures, but ReportBatchItemFailures is off: ' +
-            'Lambda ignores them and checkpoints the whole batch (add --function-response-types ReportBatchItemFailures)',
+          `${source.shardId}: the function reported ${ignored.count} record(s) failed from ${from.sequenceNumber}, ` +
+            'but ReportBatchItemFailures is off: Lambda ignores batchItemFailures, checkpoints the whole batch ' +
+            'and drops them (add --function-response-types ReportBatchItemFailures)',
         )
       }
       const verdict = judge(answer, batch.records, rules)
@@ -550,13 +556,6 @@ function windowProperties(batch: Batch, source: RecordSource) {
     isFinalInvokeForWindow: batch.isFinalInvokeForWindow,
     isWindowTerminatedEarly: batch.isWindowTerminatedEarly,
   }
-}
-
-/** A non-empty `batchItemFailures`: the function meant to report failures. */
-function reportsFailures(answer: Answer): boolean {
-  if (!('returned' in answer)) return false
-  const failures = (answer.returned as { batchItemFailures?: unknown } | null)?.batchItemFailures
-  return Array.isArray(failures) && failures.length > 0
 }
 
 function describeBatch(batch: Batch): string {

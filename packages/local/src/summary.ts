@@ -15,6 +15,7 @@ export function summary(s: MappingStats): string {
     ['records read', String(s.recordsRead)],
     ['records filtered out', String(s.recordsFilteredOut)],
     ['records succeeded', String(s.recordsSucceeded)],
+    ['records dropped, failures ignored', String(s.recordsDroppedUnreported)],
     ['invocations', String(s.invocations)],
     ['retries', String(s.retries)],
     ['waited before retries', `${(s.retryWaitMs / 1000).toFixed(1)} s`],

@@ -30,8 +30,12 @@ export type Verdict =
   /** The whole batch failed; `reason` says why, for the log and the on-failure destination. */
   | { readonly kind: 'failure'; readonly reason: string; readonly functionError: FunctionError }
 
-/** How Lambda's invocation record names the failure: a thrown error, or a rejected answer. */
-export type FunctionError = 'Unhandled' | 'InvalidResponse'
+/**
+ * The on-failure document's `responseContext.functionError`: `Unhandled` when the function
+ * threw or timed out, `null` when it answered and Lambda did not take the answer (AWS's
+ * recording: `null` for `batchItemFailures` with an empty, null, misnamed or unknown identifier).
+ */
+export type FunctionError = 'Unhandled' | null
 
 export interface VerdictRules {
   reportBatchItemFailures: boolean
@@ -90,7 +94,27 @@ export function judge(
 }
 
 function invalid(reason: string): Verdict {
-  return { kind: 'failure', reason, functionError: 'InvalidResponse' }
+  return { kind: 'failure', reason, functionError: null }
+}
+
+/**
+ * The records an answer reports failed while `ReportBatchItemFailures` is off: Lambda takes the
+ * answer as a success and checkpoints past them, so they are dropped. `from` is the first of
+ * them (the checkpoint the answer would have set with the setting on); `undefined` when the
+ * answer reports nothing, the setting is on, or the invocation failed anyway.
+ */
+export function ignoredFailures(
+  answer: Answer,
+  records: ReadonlyArray<PendingRecord>,
+  rules: VerdictRules,
+): { readonly from: number; readonly count: number } | undefined {
+  if (rules.reportBatchItemFailures || judge(answer, records, rules).kind !== 'success') {
+    return undefined
+  }
+  const reported = judge(answer, records, { ...rules, reportBatchItemFailures: true })
+  if (reported.kind === 'success') return undefined
+  const from = reported.kind === 'partial' ? reported.checkpoint : 0
+  return from < records.length ? { from, count: records.length - from } : undefined
 }
 
 function describeIdentifier(item: { itemIdentifier?: unknown } | null): string {
