@@ -425,3 +425,20 @@ describe('Lane: properties', () => {
     )
   })
 })
+
+describe('Lane: where it stands, for the lag', () => {
+  it('names its oldest record not done and the last record done before any sequence number', () => {
+    const l = lane({ batchSize: 10 }, records(6))
+    expect(l.lastDoneBefore(undefined)).toBeUndefined()
+    expect(l.oldestUndone?.sequenceNumber).toBe(seq(0))
+    step(l, () => partial(3))
+    expect(l.oldestUndone?.sequenceNumber).toBe(seq(3))
+    expect(l.lastDoneBefore(undefined)).toBe(seq(2))
+    // Another lane of the shard holds an older record not done: the checkpoint is before it.
+    expect(l.lastDoneBefore(seq(2))).toBe(seq(1))
+    expect(l.lastDoneBefore(seq(0))).toBeUndefined()
+    step(l, () => success)
+    expect(l.oldestUndone).toBeUndefined()
+    expect(l.lastDoneBefore(undefined)).toBe(seq(5))
+  })
+})

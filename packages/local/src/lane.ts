@@ -23,6 +23,7 @@
  *   ends, a final invocation carries `isFinalInvokeForWindow` and no records, and is retried
  *   until it succeeds. State over 1 MB terminates the window early.
  */
+import { compareSequenceNumbers } from '@shardwise/core'
 import type { PendingRecord } from './event.js'
 import { EVENT_OVERHEAD_BYTES, MAX_PAYLOAD_BYTES, SEPARATOR_BYTES } from './event.js'
 import { MAX_STATE_BYTES, type Verdict } from './verdict.js'
@@ -129,6 +130,8 @@ export class Lane {
   private window: TimeWindow | undefined
   private state: unknown = {}
   private terminateWindowEarly = false
+  /** The sequence number of the last record checkpointed or discarded. */
+  private lastDone: string | undefined
 
   constructor(rules: LaneRules) {
     this.rules = rules
@@ -145,6 +148,37 @@ export class Lane {
 
   get busy(): boolean {
     return this.inFlight !== undefined
+  }
+
+  /** The oldest record read and not yet done (checkpointed or discarded), in flight or not. */
+  get oldestUndone(): PendingRecord | undefined {
+    return this.queue[this.head]
+  }
+
+  /**
+   * The sequence number of the last record done that comes before `limit` (every record done
+   * when `limit` is `undefined`): the lane's part of its shard's checkpoint.
+   */
+  lastDoneBefore(limit: string | undefined): string | undefined {
+    const last = this.lastDone
+    if (last === undefined || limit === undefined || compareSequenceNumbers(last, limit) < 0) {
+      return last
+    }
+    // Records done are the queue before `head`, in sequence order.
+    let low = 0
+    let high = this.head - 1
+    let found: string | undefined
+    while (low <= high) {
+      const mid = (low + high) >> 1
+      const sequenceNumber = (this.queue[mid] as PendingRecord).sequenceNumber
+      if (compareSequenceNumbers(sequenceNumber, limit) < 0) {
+        found = sequenceNumber
+        low = mid + 1
+      } else {
+        high = mid - 1
+      }
+    }
+    return found
   }
 
   /**
@@ -392,6 +426,7 @@ export class Lane {
   private advance(count: number): void {
     if (count === 0) return
     this.head += count
+    this.lastDone = (this.queue[this.head - 1] as PendingRecord).sequenceNumber
     this.headRetries = 0
     this.headCount = 0
     this.headFailure = undefined

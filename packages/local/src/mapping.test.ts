@@ -8,8 +8,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { InvocationRecord } from './destination.js'
 import type { MappingEvent } from './event.js'
 import { type LocalKinesis, startLocalKinesis } from './kinesalite.js'
-import { runMapping } from './mapping.js'
+import { type MappingStats, runMapping } from './mapping.js'
 import { produce } from './produce.js'
+import { kinesisClient } from './shards.js'
+import { progressLine, summary } from './summary.js'
 
 let kinesis: LocalKinesis
 let dir: string
@@ -643,6 +645,91 @@ describe('runMapping against kinesalite', { timeout: 60_000 }, () => {
         undefined,
       ),
     )
+  })
+
+  it("shows each shard's checkpoint, MillisBehindLatest and the age of its oldest record not done, in progress lines and the summary", async () => {
+    const name = await stream(['a-1', 'a-2', 'a-3', 'a-4', 'a-5'])
+    // kinesalite always answers MillisBehindLatest 0; AWS says how far a read is from the tip.
+    // While `behind` is set, GetRecords answers say so, as AWS's would for a consumer behind.
+    let behind: number | undefined = 7000
+    const client = kinesisClient(kinesis.endpoint, 'us-east-1')
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        const result = await next(args)
+        const output = result.output as { MillisBehindLatest?: number }
+        if (context.commandName === 'GetRecordsCommand' && behind !== undefined) {
+          output.MillisBehindLatest = behind
+        }
+        return result
+      },
+      { step: 'initialize' },
+    )
+    const clock = fakeClock({})
+    const sequences: string[] = []
+    const arrivals: number[] = []
+    let during: MappingStats | undefined
+    let release = () => {}
+    try {
+      const stats = await runMapping({
+        ...quick,
+        stream: name,
+        client,
+        clock,
+        mapping: { functionResponseTypes: ['ReportBatchItemFailures'] },
+        progressIntervalMs: 20,
+        onProgress: (s) => {
+          if (sequences.length === 7 && during === undefined) {
+            during = s
+            release()
+          }
+        },
+        handler: async (event: MappingEvent) => {
+          for (const r of event.Records) {
+            sequences.push(r.kinesis.sequenceNumber)
+            arrivals.push(Math.round(r.kinesis.approximateArrivalTimestamp * 1000))
+          }
+          // The first invocation reports the 4th record; the retry (4th and 5th) waits for a
+          // progress line, then succeeds with the shard back at its tip.
+          if (sequences.length === 5)
+            return { batchItemFailures: [{ itemIdentifier: sequences[3] }] }
+          await new Promise<void>((done) => {
+            release = done
+          })
+          behind = undefined
+          return { batchItemFailures: [] }
+        },
+      })
+      expect(sequences.length).toBe(7)
+      // During the retry: done up to the 3rd record; the 4th, read at the clock's start, has
+      // waited the 1 s backoff and more.
+      expect(during?.shardLag).toEqual([
+        {
+          shardId: 'shardId-000000000000',
+          checkpoint: sequences[2],
+          millisBehindLatest: 7000,
+          iteratorAgeMs: clock.nowMs - (arrivals[3] as number),
+        },
+      ])
+      expect(clock.nowMs - (arrivals[3] as number)).toBeGreaterThanOrEqual(1000)
+      const ageText = `${((clock.nowMs - (arrivals[3] as number)) / 1000).toFixed(1)} s old`
+      expect(progressLine(during as MappingStats)).toContain(
+        `\n  shardId-000000000000  checkpoint ${sequences[2]}, 7000 ms behind latest, oldest record not done ${ageText}`,
+      )
+      // At the end: everything done, the last read at the tip.
+      expect(stats.shardLag).toEqual([
+        {
+          shardId: 'shardId-000000000000',
+          checkpoint: sequences[6],
+          millisBehindLatest: 0,
+          iteratorAgeMs: undefined,
+        },
+      ])
+      expect(summary(stats)).toContain(
+        `Shards\n  shardId-000000000000  checkpoint ${sequences[6]}, 0 ms behind latest, no record waiting\n`,
+      )
+    } finally {
+      client.destroy()
+    }
   })
 
   it('warns on every batch whose batchItemFailures Lambda ignores without ReportBatchItemFailures, and counts the records it drops', async () => {

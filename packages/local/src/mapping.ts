@@ -10,7 +10,12 @@ import { access, constants } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { setImmediate, setTimeout as sleepFor } from 'node:timers/promises'
 import type { _Record, KinesisClient, Shard } from '@aws-sdk/client-kinesis'
-import { ConfigurationError, MAX_TIMER_MS, messageOf } from '@shardwise/core'
+import {
+  ConfigurationError,
+  compareSequenceNumbers,
+  MAX_TIMER_MS,
+  messageOf,
+} from '@shardwise/core'
 import {
   type Destination,
   type InvocationRecord,
@@ -129,6 +134,25 @@ export interface MappingStats {
   elapsedMs: number
   /** `recordsSucceeded` per second, until the last read or invocation. */
   recordsPerSecond: number
+  /** Each shard read so far: where it stands and how far behind. */
+  shardLag: ShardLag[]
+}
+
+export interface ShardLag {
+  shardId: string
+  /**
+   * The sequence number of the last record done (checkpointed, or discarded to the on-failure
+   * destination) before which every record read is done: where Lambda would resume.
+   * `undefined` before the first.
+   */
+  checkpoint: string | undefined
+  /** `MillisBehindLatest` of the shard's last `GetRecords`: how far its reading is from the tip. */
+  millisBehindLatest: number | undefined
+  /**
+   * The age of the oldest record read and not yet done, on the mapping's clock: what Lambda's
+   * `IteratorAge` metric shows for a shard held up by failures. `undefined` when none waits.
+   */
+  iteratorAgeMs: number | undefined
 }
 
 /** The on-failure file is found wanting before any record is read, not at the first discard. */
@@ -220,6 +244,7 @@ class MappingRun {
     destinationMessages: 0,
     elapsedMs: 0,
     recordsPerSecond: 0,
+    shardLag: [],
   }
   private readonly startedMs = Date.now()
   private lastActivityMs = Date.now()
@@ -233,6 +258,11 @@ class MappingRun {
   /** The reader of a caught-up shard waits here until its next read, or a stop. */
   private readonly stopped = new Wake()
   private readonly lanes: Lane[] = []
+  /** Each shard's lanes and what its last read said, for the lag. */
+  private readonly shardStates = new Map<
+    string,
+    { lanes: Lane[]; millisBehindLatest: number | undefined }
+  >()
   private readonly rules: LaneRules
   private streamArn = ''
   private readonly reader: StreamReader
@@ -368,6 +398,7 @@ class MappingRun {
       ...this.stats,
       elapsedMs: now - this.startedMs,
       recordsPerSecond: busyMs > 0 ? (this.stats.recordsSucceeded * 1000) / busyMs : 0,
+      shardLag: [...this.shardStates].map(([shardId, state]) => lagOf(shardId, state, this.clock)),
     }
   }
 
@@ -383,6 +414,7 @@ class MappingRun {
     const lanes: Lane[] = []
     for (let i = 0; i < this.settings.parallelizationFactor; i++) lanes.push(new Lane(this.rules))
     this.lanes.push(...lanes)
+    this.shardStates.set(shardId, { lanes, millisBehindLatest: undefined })
 
     const reading = { closed: false }
     // A lane that fails (its on-failure destination cannot be written) stops the mapping, and
@@ -422,8 +454,10 @@ class MappingRun {
       waitForRoom: () => this.settled.wait(1000),
       pause: (ms) => this.stopped.wait(ms),
       take: (records: _Record[], now: number) => {
+        // Read at the time the rules go by, which the batching window counts from.
+        const readMs = this.clock.now()
         for (const record of records) {
-          const pending = toPendingRecord(record, source, now)
+          const pending = toPendingRecord(record, source, readMs)
           if (filter !== undefined && !matchesFilterCriteria(filter, pending.lambda)) {
             // Lambda never invokes a record that matches no filter, and checkpoints past it.
             this.stats.recordsFilteredOut++
@@ -436,6 +470,10 @@ class MappingRun {
         this.stats.recordsRead += records.length
         this.lastActivityMs = now
         this.wake.notify()
+      },
+      behind: (millisBehindLatest) => {
+        const state = this.shardStates.get(shardId)
+        if (state !== undefined) state.millisBehindLatest = millisBehindLatest
       },
     })
   }
@@ -555,6 +593,42 @@ function windowProperties(batch: Batch, source: RecordSource) {
     eventSourceARN: source.streamArn,
     isFinalInvokeForWindow: batch.isFinalInvokeForWindow,
     isWindowTerminatedEarly: batch.isWindowTerminatedEarly,
+  }
+}
+
+function lagOf(
+  shardId: string,
+  state: { lanes: Lane[]; millisBehindLatest: number | undefined },
+  clock: MappingClock,
+): ShardLag {
+  // Lanes split a shard by partition key: its oldest record not done is the lowest of theirs,
+  // and its checkpoint the last record done before that one, in whichever lane.
+  let oldest: PendingRecord | undefined
+  for (const lane of state.lanes) {
+    const record = lane.oldestUndone
+    if (
+      record !== undefined &&
+      (oldest === undefined ||
+        compareSequenceNumbers(record.sequenceNumber, oldest.sequenceNumber) < 0)
+    ) {
+      oldest = record
+    }
+  }
+  let checkpoint: string | undefined
+  for (const lane of state.lanes) {
+    const done = lane.lastDoneBefore(oldest?.sequenceNumber)
+    if (
+      done !== undefined &&
+      (checkpoint === undefined || compareSequenceNumbers(done, checkpoint) > 0)
+    ) {
+      checkpoint = done
+    }
+  }
+  return {
+    shardId,
+    checkpoint,
+    millisBehindLatest: state.millisBehindLatest,
+    iteratorAgeMs: oldest === undefined ? undefined : Math.max(0, clock.now() - oldest.arrivalMs),
   }
 }
 

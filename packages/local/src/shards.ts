@@ -122,6 +122,8 @@ export interface ShardSink {
   pause(ms: number): Promise<void>
   /** The records of one GetRecords, in shard order, read at `readMs`. */
   take(records: _Record[], readMs: number): void
+  /** What each GetRecords says of the shard: `MillisBehindLatest`, its distance to the tip. */
+  behind(millisBehindLatest: number | undefined): void
 }
 
 /** Reads one stream's shards. */
@@ -286,6 +288,7 @@ export class StreamReader {
         throw error
       }
       const records = out.Records ?? []
+      sink.behind(out.MillisBehindLatest)
       const now = Date.now()
       let from = 0
       if (skipBeforeMs !== undefined) {

@@ -1,12 +1,26 @@
 /** The progress line and the summary a run prints, shared by `shardwise run` and `shardwise demo`. */
-import type { MappingStats } from './mapping.js'
+import type { MappingStats, ShardLag } from './mapping.js'
 
+/** The counters on one line, then one line per shard with its checkpoint and lag. */
 export function progressLine(s: MappingStats): string {
+  const shards = s.shardLag.map((l) => `\n  ${l.shardId}  ${lagText(l)}`).join('')
   return (
     `[${(s.elapsedMs / 1000).toFixed(1)}s] read ${s.recordsRead}, done ${s.recordsSucceeded}, ` +
     `invocations ${s.invocations}, retries ${s.retries}, bisects ${s.bisects}, ` +
-    `to destination ${s.recordsToDestination}, ${Math.round(s.recordsPerSecond)} records/s`
+    `to destination ${s.recordsToDestination}, ${Math.round(s.recordsPerSecond)} records/s${shards}`
   )
+}
+
+/** Where a shard stands: its checkpoint, how far its reading is behind, how old its backlog. */
+function lagText(l: ShardLag): string {
+  const checkpoint = l.checkpoint === undefined ? 'no checkpoint yet' : `checkpoint ${l.checkpoint}`
+  const behind =
+    l.millisBehindLatest === undefined ? 'not read yet' : `${l.millisBehindLatest} ms behind latest`
+  const age =
+    l.iteratorAgeMs === undefined
+      ? 'no record waiting'
+      : `oldest record not done ${(l.iteratorAgeMs / 1000).toFixed(1)} s old`
+  return `${checkpoint}, ${behind}, ${age}`
 }
 
 export function summary(s: MappingStats): string {
@@ -28,7 +42,8 @@ export function summary(s: MappingStats): string {
     ['elapsed', `${(s.elapsedMs / 1000).toFixed(1)} s`],
     ['records per second', String(Math.round(s.recordsPerSecond))],
   ]
-  return table('Summary', rows)
+  const shards = s.shardLag.map((l) => [l.shardId, lagText(l)] as const)
+  return table('Summary', rows) + (shards.length > 0 ? table('Shards', shards) : '')
 }
 
 /** A title, then one indented row per line with the values aligned. */
