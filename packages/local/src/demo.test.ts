@@ -39,7 +39,8 @@ describe('shardwise demo', { timeout: 60_000 }, () => {
     expect(text).toContain('What the numbers mean')
     expect(text).toContain('Kinesis records, as Lambda counts them (44 read)')
     expect(text).toContain('sees 56 messages in the 40 good records, and 4 poison records')
-    const bisects = /bisects\s+(\d+)/.exec(text)?.[1]
+    // The summary's row, not a progress line's count on the way.
+    const bisects = /\n {2}bisects\s+(\d+)\n/.exec(text)?.[1]
     expect(text).toContain(`count as bisects (${bisects}) rather than retries`)
     expect(text).toMatch(/counts as a retry \(\d+\)\./)
     // The poison records were given up on after 2 retries: one document each.
