@@ -132,6 +132,8 @@ export class Lane {
   private terminateWindowEarly = false
   /** The sequence number of the last record checkpointed or discarded. */
   private lastDone: string | undefined
+  /** The shard was read to its end: nothing more comes, so nothing is waited for. */
+  private shardEnded = false
 
   constructor(rules: LaneRules) {
     this.rules = rules
@@ -179,6 +181,20 @@ export class Lane {
       }
     }
     return found
+  }
+
+  /** A tumbling window whose final invocation has not succeeded yet. */
+  get windowOpen(): boolean {
+    return this.window !== undefined
+  }
+
+  /**
+   * The shard was read to its end (a reshard closed it): the records waiting go without waiting
+   * for the batching window, and the open tumbling window closes ("When the shard ends, Lambda
+   * considers the window closed, and the child shards start their own window in a fresh state").
+   */
+  endShard(): void {
+    this.shardEnded = true
   }
 
   /**
@@ -234,7 +250,7 @@ export class Lane {
     if (windowed && this.window !== undefined) {
       const closed =
         headRecord === undefined
-          ? nowMs >= this.window.endMs
+          ? nowMs >= this.window.endMs || this.shardEnded
           : headRecord.arrivalMs >= this.window.endMs
       if (closed || this.terminateWindowEarly) return this.start([], 0, true)
     }
@@ -254,7 +270,8 @@ export class Lane {
     const end = this.gatherEnd(available, this.window?.endMs ?? Number.POSITIVE_INFINITY)
     // Full: something stopped the batch before the records ran out, or it reached BatchSize.
     const full = end - this.head < available || end - this.head === this.rules.batchSize
-    const waited = nowMs - headRecord.readMs >= this.rules.maximumBatchingWindowMs
+    const waited =
+      this.shardEnded || nowMs - headRecord.readMs >= this.rules.maximumBatchingWindowMs
     if (!full && !waited && this.headRetries === 0) return undefined
     return this.start(this.queue.slice(this.head, end), this.headRetries, false)
   }

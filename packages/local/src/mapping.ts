@@ -34,7 +34,7 @@ import {
 import { isLocalKinesis } from './kinesalite.js'
 import { type Batch, type Discard, Lane, type LaneRules, retryDelayMs } from './lane.js'
 import { type MappingSettings, type ResolvedSettings, resolveSettings } from './settings.js'
-import { kinesisClient, MAX_GET_RECORDS, StreamReader } from './shards.js'
+import { kinesisClient, MAX_GET_RECORDS, type ShardEnd, StreamReader } from './shards.js'
 import { ignoredFailures, judge } from './verdict.js'
 
 export interface RunOptions {
@@ -90,6 +90,11 @@ export interface RunOptions {
    * fails. Default 60.
    */
   outageToleranceSeconds?: number
+  /**
+   * How often the shards are listed again, to find those a reshard made while a parent is still
+   * being read (a parent read to its end finds its children at once). Default 10000.
+   */
+  listShardsIntervalMs?: number
 }
 
 export interface MappingClock {
@@ -102,6 +107,8 @@ const systemClock: MappingClock = {
   now: () => Date.now(),
   sleep: (ms, signal) => sleepFor(ms, undefined, { signal }).catch(() => undefined),
 }
+
+const LIST_SHARDS_INTERVAL_MS = 10_000
 
 /** How long a stop waits for the invocations in flight before it abandons them. */
 export const STOP_WITHIN_MS = 5000
@@ -180,6 +187,7 @@ export async function runMapping(options: RunOptions): Promise<MappingStats> {
     'progressIntervalMs',
     'requestTimeoutMs',
     'outageToleranceSeconds',
+    'listShardsIntervalMs',
   ] as const) {
     const value = options[name]
     // Each feeds a timer, which Node would run after 1 ms past its longest delay.
@@ -263,6 +271,10 @@ class MappingRun {
     string,
     { lanes: Lane[]; millisBehindLatest: number | undefined }
   >()
+  /** Each shard's reading, from its start (after its parents) to its last settled batch. */
+  private readonly shardRuns = new Map<string, Promise<void>>()
+  private discovering: Promise<void> | undefined
+  private discoveryError: { error: unknown } | undefined
   private readonly rules: LaneRules
   private streamArn = ''
   private readonly reader: StreamReader
@@ -319,8 +331,7 @@ class MappingRun {
     const timers: NodeJS.Timeout[] = []
     try {
       this.streamArn = inRegion(await this.reader.streamArn(), this.identity.region)
-      const shards = await this.reader.listShards()
-      this.stats.shards = shards.length
+      this.addShards(await this.reader.listShards())
       if (signal?.aborted) this.stop()
 
       const { onProgress, exitWhenIdleSeconds } = this.options
@@ -332,23 +343,14 @@ class MappingRun {
         const idleMs = exitWhenIdleSeconds * 1000
         timers.push(setInterval(() => this.stopWhenIdle(idleMs), Math.min(100, idleMs)))
       }
+      // A reshard is seen when a parent is read to its end, and between ends by listing again.
+      const discoverEvery = this.options.listShardsIntervalMs ?? LIST_SHARDS_INTERVAL_MS
+      timers.push(setInterval(() => void this.discover([]), discoverEvery))
 
-      // A child shard starts once its parents are read to their end, keeping order per key
-      // across a reshard.
-      const done = new Map<string, Promise<void>>()
-      for (const shard of shards) {
-        const parents = [shard.ParentShardId, shard.AdjacentParentShardId]
-          .map((id) => (id === undefined ? undefined : done.get(id)))
-          .filter((p): p is Promise<void> => p !== undefined)
-        done.set(
-          shard.ShardId as string,
-          Promise.all(parents).then(() => this.readShard(shard)),
-        )
-      }
       // Every shard winds down before the first error is thrown, so none is left reading. A
       // stop waits STOP_WITHIN_MS at most: an invocation (up to 900 s) or a request still
       // running then is abandoned, and what was done is summed up.
-      const results = await Promise.race([Promise.allSettled(done.values()), this.gaveUp])
+      const results = await Promise.race([this.shardsSettled(), this.gaveUp])
       if (results === undefined) {
         for (const lane of this.lanes) if (lane.busy) this.stats.invocationsAbandoned++
         this.options.logger?.warn(
@@ -358,6 +360,7 @@ class MappingRun {
         return this.snapshot()
       }
       for (const result of results) if (result.status === 'rejected') throw result.reason
+      if (this.discoveryError !== undefined) throw this.discoveryError.error
       return this.snapshot()
     } finally {
       for (const timer of timers) clearInterval(timer)
@@ -402,6 +405,65 @@ class MappingRun {
     }
   }
 
+  /**
+   * Starts reading each shard not seen yet; a child shard starts once its parents (those still
+   * in the stream) are read to their end and their batches settled, keeping order per key
+   * across a split or a merge, as Lambda does.
+   */
+  private addShards(shards: Shard[]): void {
+    const listed = new Map<string, Shard>()
+    for (const shard of shards) listed.set(shard.ShardId as string, shard)
+    const add = (shard: Shard): Promise<void> => {
+      const id = shard.ShardId as string
+      const known = this.shardRuns.get(id)
+      if (known !== undefined) return known
+      const parents: Promise<void>[] = []
+      for (const parentId of [shard.ParentShardId, shard.AdjacentParentShardId]) {
+        if (parentId === undefined) continue
+        const parent = this.shardRuns.get(parentId) ?? listed.get(parentId)
+        if (parent !== undefined) parents.push(parent instanceof Promise ? parent : add(parent))
+      }
+      const run = Promise.all(parents).then(() => this.readShard(shard))
+      this.shardRuns.set(id, run)
+      this.stats.shards++
+      return run
+    }
+    for (const shard of shards) add(shard)
+  }
+
+  /** Lists the shards again (or takes the children GetRecords named) and reads the new ones. */
+  private discover(children: Shard[]): Promise<void> {
+    if (this.stopping) return Promise.resolve()
+    if (children.length > 0) {
+      this.addShards(children)
+      return Promise.resolve()
+    }
+    this.discovering ??= this.reader
+      .listShards()
+      .then(
+        (shards) => {
+          if (!this.stopping) this.addShards(shards)
+        },
+        (error: unknown) => {
+          this.discoveryError ??= { error }
+          this.stop()
+        },
+      )
+      .finally(() => {
+        this.discovering = undefined
+      })
+    return this.discovering
+  }
+
+  /** Every shard's outcome, once no shard is left reading, new ones included. */
+  private async shardsSettled(): Promise<PromiseSettledResult<void>[]> {
+    for (;;) {
+      const runs = [...this.shardRuns.values()]
+      const results = await Promise.allSettled(runs)
+      if (this.shardRuns.size === runs.length) return results
+    }
+  }
+
   private async readShard(shard: Shard): Promise<void> {
     if (this.stopping) return
     const shardId = shard.ShardId as string
@@ -416,7 +478,7 @@ class MappingRun {
     this.lanes.push(...lanes)
     this.shardStates.set(shardId, { lanes, millisBehindLatest: undefined })
 
-    const reading = { closed: false }
+    const reading = { closed: false, ended: false }
     // A lane that fails (its on-failure destination cannot be written) stops the mapping, and
     // its error is thrown once the shard has wound down, not left as an unhandled rejection.
     let laneError: { error: unknown } | undefined
@@ -426,21 +488,32 @@ class MappingRun {
         this.stop()
       }),
     )
+    let end: ShardEnd | undefined
     try {
-      await this.readRecords(shardId, lanes, source)
+      end = await this.readRecords(shardId, lanes, source)
     } catch (error) {
       this.stop()
       throw error
     } finally {
+      if (end !== undefined) {
+        reading.ended = true
+        for (const lane of lanes) lane.endShard()
+      }
       reading.closed = true
       this.wake.notify()
       await Promise.all(laneRuns)
     }
     if (laneError !== undefined) throw laneError.error
+    // Its children are found before this shard's run is over, so none is missed at the end.
+    if (end !== undefined) await this.discover(end.children)
   }
 
   /** Gives a shard's records to its lanes, by partition key, and paces its reading. */
-  private readRecords(shardId: string, lanes: Lane[], source: RecordSource): Promise<void> {
+  private readRecords(
+    shardId: string,
+    lanes: Lane[],
+    source: RecordSource,
+  ): Promise<ShardEnd | undefined> {
     // Reading stops while this many records wait, so a slow function does not fill the memory.
     const highWater = Math.max(MAX_GET_RECORDS, this.settings.batchSize * 2 * lanes.length)
     const filter = this.settings.filterCriteria
@@ -478,7 +551,11 @@ class MappingRun {
     })
   }
 
-  private async runLane(lane: Lane, source: RecordSource, reading: { closed: boolean }) {
+  private async runLane(
+    lane: Lane,
+    source: RecordSource,
+    reading: { closed: boolean; ended: boolean },
+  ) {
     const windowed = this.settings.tumblingWindowInSeconds > 0
     const rules = {
       reportBatchItemFailures: this.settings.reportBatchItemFailures,
@@ -496,7 +573,8 @@ class MappingRun {
       for (const expired of lane.expire(now)) await this.discard(expired, source, undefined)
       const batch = lane.next(now)
       if (batch === undefined) {
-        if (reading.closed && lane.waiting === 0) return
+        // At a shard's end, its open window still gets its final invocation.
+        if (reading.closed && lane.waiting === 0 && !(reading.ended && lane.windowOpen)) return
         await this.wake.wait(this.readyCheckMs())
         continue
       }

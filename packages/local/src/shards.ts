@@ -6,6 +6,7 @@
  */
 import {
   type _Record,
+  type ChildShard,
   DescribeStreamSummaryCommand,
   GetRecordsCommand,
   type GetRecordsCommandOutput,
@@ -109,6 +110,22 @@ export interface ReaderOptions {
   signal: AbortSignal
   /** Says when Kinesis fails transiently and when it answers again. */
   logger?: { warn(message: string): void } | undefined
+}
+
+/** A shard read to its end, and its children as GetRecords named them (AWS does, kinesalite not). */
+export interface ShardEnd {
+  children: Shard[]
+}
+
+function asShard(child: ChildShard): Shard {
+  const [parent, adjacent] = child.ParentShards ?? []
+  return {
+    ShardId: child.ShardId,
+    ParentShardId: parent,
+    AdjacentParentShardId: adjacent,
+    HashKeyRange: child.HashKeyRange,
+    SequenceNumberRange: undefined,
+  }
 }
 
 /** Where a shard's records go, and how the mapping paces its reading. */
@@ -243,6 +260,15 @@ export class StreamReader {
   }
 
   async listShards(): Promise<Shard[]> {
+    this.readsInFlight++
+    try {
+      return await this.listAllShards()
+    } finally {
+      this.readsInFlight--
+    }
+  }
+
+  private async listAllShards(): Promise<Shard[]> {
     const shards: Shard[] = []
     let next: string | undefined
     do {
@@ -258,16 +284,20 @@ export class StreamReader {
     return shards
   }
 
-  /** Reads a shard from `StartingPosition` until it ends (no next iterator) or the sink stops. */
-  async read(shardId: string, sink: ShardSink): Promise<void> {
+  /**
+   * Reads a shard from `StartingPosition` until it ends (no next iterator: a reshard closed it
+   * and every record was read) or the sink stops; at its end, the children GetRecords named.
+   */
+  async read(shardId: string, sink: ShardSink): Promise<ShardEnd | undefined> {
     try {
-      await this.readUntilEnd(shardId, sink)
+      return await this.readUntilEnd(shardId, sink)
     } catch (error) {
       if (!(error instanceof Stopped)) throw error
+      return undefined
     }
   }
 
-  private async readUntilEnd(shardId: string, sink: ShardSink): Promise<void> {
+  private async readUntilEnd(shardId: string, sink: ShardSink): Promise<ShardEnd | undefined> {
     const pollMs = this.options.pollIntervalMs ?? 1000
     let lastSequence: string | undefined
     let skipBeforeMs = this.skipBeforeMs
@@ -310,9 +340,11 @@ export class StreamReader {
         sink.take(taken, now)
       }
       iterator = out.NextShardIterator
+      if (iterator === undefined) return { children: (out.ChildShards ?? []).map(asShard) }
       // Lambda reads again at once while the shard has more; an empty read means caught up.
       if (records.length === 0) await sink.pause(pollMs)
     }
+    return undefined
   }
 
   private async getRecords(shardId: string, iterator: string) {

@@ -1,0 +1,186 @@
+import {
+  MergeShardsCommand,
+  SplitShardCommand,
+  waitUntilStreamExists,
+} from '@aws-sdk/client-kinesis'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { MappingEvent } from './event.js'
+import { type LocalKinesis, startLocalKinesis } from './kinesalite.js'
+import { runMapping } from './mapping.js'
+import { produce } from './produce.js'
+
+let kinesis: LocalKinesis
+let streams = 0
+
+beforeAll(async () => {
+  kinesis = await startLocalKinesis()
+})
+afterAll(async () => {
+  await kinesis.close()
+})
+
+const KEYS = ['alpha', 'bravo', 'charlie', 'delta', 'echo', 'foxtrot', 'golf', 'hotel']
+const text = new TextEncoder()
+
+/** `perKey` records for each key, numbered from `from` within the key: `alpha:3`. */
+function records(from: number, perKey: number) {
+  const out = []
+  for (let i = from; i < from + perKey; i++) {
+    for (const key of KEYS) out.push({ partitionKey: key, data: text.encode(`${key}:${i}`) })
+  }
+  return out
+}
+
+async function put(name: string, from: number, perKey: number) {
+  await produce({ client: kinesis.client, stream: name }, records(from, perKey))
+}
+
+async function active(name: string) {
+  await waitUntilStreamExists(
+    { client: kinesis.client, maxWaitTime: 30, minDelay: 1 },
+    { StreamName: name },
+  )
+}
+
+/** What a run handled: each record's data with its shard, in the order the handler saw them. */
+function recorder() {
+  const seen: Array<{ shard: string; key: string; n: number }> = []
+  const handle = (event: MappingEvent) => {
+    for (const r of event.Records) {
+      const [key, n] = Buffer.from(r.kinesis.data, 'base64').toString('utf8').split(':')
+      seen.push({ shard: r.eventID.split(':')[0] as string, key: key as string, n: Number(n) })
+    }
+  }
+  return { seen, handle }
+}
+
+/** Every key's records arrived once each, 0 to count - 1, in order. */
+function expectEachKeyOnceInOrder(seen: Array<{ key: string; n: number }>, count: number) {
+  for (const key of KEYS) {
+    const numbers = seen.filter((s) => s.key === key).map((s) => s.n)
+    expect(numbers, key).toEqual(Array.from({ length: count }, (_, i) => i))
+  }
+}
+
+const HALF = (2n ** 127n).toString()
+
+/**
+ * Runs a stream of `shards` shards holding 5 records per key; in the first batch, `reshard`
+ * changes its shards and 5 more records per key are put. Returns what the handler saw.
+ */
+async function runThroughReshard(
+  prefix: string,
+  shards: number,
+  batchSize: number,
+  reshard: (name: string) => Promise<unknown>,
+) {
+  const name = `${prefix}${++streams}`
+  await kinesis.createStream(name, shards)
+  await put(name, 0, 5)
+  const { seen, handle } = recorder()
+  let resharded: Promise<void> | undefined
+  const stats = await runMapping({
+    stream: name,
+    client: kinesis.client,
+    pollIntervalMs: 50,
+    exitWhenIdleSeconds: 1,
+    timeoutSeconds: 30,
+    mapping: { batchSize },
+    handler: async (event) => {
+      handle(event)
+      resharded ??= (async () => {
+        await reshard(name)
+        await active(name)
+        await put(name, 5, 5)
+      })()
+      await resharded
+    },
+  })
+  await resharded
+  return { stats, seen }
+}
+
+describe('shards that change during a run', { timeout: 60_000 }, () => {
+  it('reads the children of a split made during the run, after their parent, losing and repeating nothing', async () => {
+    const { stats, seen } = await runThroughReshard('split', 1, 8, (name) =>
+      kinesis.client.send(
+        new SplitShardCommand({
+          StreamName: name,
+          ShardToSplit: 'shardId-000000000000',
+          NewStartingHashKey: HALF,
+        }),
+      ),
+    )
+    expect(stats.shards).toBe(3)
+    expect(stats.recordsRead).toBe(80)
+    expect(seen).toHaveLength(80)
+    expectEachKeyOnceInOrder(seen, 10)
+    // The parent's 40 records all came before any child's.
+    expect(seen.slice(0, 40).every((s) => s.shard === 'shardId-000000000000')).toBe(true)
+    expect(new Set(seen.slice(40).map((s) => s.shard))).toEqual(
+      new Set(['shardId-000000000001', 'shardId-000000000002']),
+    )
+  })
+
+  it('reads the child of a merge made during the run after both parents, losing and repeating nothing', async () => {
+    const { stats, seen } = await runThroughReshard('merge', 2, 4, (name) =>
+      kinesis.client.send(
+        new MergeShardsCommand({
+          StreamName: name,
+          ShardToMerge: 'shardId-000000000000',
+          AdjacentShardToMerge: 'shardId-000000000001',
+        }),
+      ),
+    )
+    expect(stats.shards).toBe(3)
+    expect(stats.recordsRead).toBe(80)
+    expect(seen).toHaveLength(80)
+    expectEachKeyOnceInOrder(seen, 10)
+    // Both parents' 40 records came before the child's.
+    expect(seen.findIndex((s) => s.shard === 'shardId-000000000002')).toBe(40)
+    expect(seen.slice(40).every((s) => s.shard === 'shardId-000000000002')).toBe(true)
+  })
+
+  it("closes a tumbling window at its shard's end with a final invocation, as Lambda does", async () => {
+    const name = `window${++streams}`
+    await kinesis.createStream(name, 1)
+    await put(name, 0, 1)
+    await kinesis.client.send(
+      new SplitShardCommand({
+        StreamName: name,
+        ShardToSplit: 'shardId-000000000000',
+        NewStartingHashKey: HALF,
+      }),
+    )
+    await active(name)
+    const finals: Array<{ shard: string; state: unknown; records: number }> = []
+    await runMapping({
+      stream: name,
+      client: kinesis.client,
+      pollIntervalMs: 50,
+      exitWhenIdleSeconds: 1,
+      // A window far longer than the run: only the shard's end can close it.
+      mapping: { tumblingWindowInSeconds: 900 },
+      handler: async (event) => {
+        const windowed = event as MappingEvent & {
+          isFinalInvokeForWindow: boolean
+          isWindowTerminatedEarly: boolean
+          shardId: string
+          state: { count?: number }
+        }
+        if (windowed.isFinalInvokeForWindow) {
+          expect(windowed.isWindowTerminatedEarly).toBe(false)
+          finals.push({
+            shard: windowed.shardId,
+            state: windowed.state,
+            records: event.Records.length,
+          })
+        }
+        return { state: { count: (windowed.state.count ?? 0) + event.Records.length } }
+      },
+    })
+    // The parent's 8 records, summed in its window, closed when it ended; the children are
+    // empty and open no window.
+    expect(finals).toEqual([{ shard: 'shardId-000000000000', state: { count: 8 }, records: 0 }])
+  })
+})
