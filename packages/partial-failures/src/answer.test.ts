@@ -91,8 +91,10 @@ describe('a logger that fails', () => {
         .use(kinesisDecode())
         .use(partialFailures({ logger }))
       expect(await lambda(threeRecords(), lambdaContext())).toEqual(failed(1))
-      // Said once, through console, and the invocation goes on.
+      // Said once, through console, and the invocation goes on; once again the next time.
       expect(consoleError).toHaveBeenCalledTimes(1)
+      expect(await lambda(threeRecords(), lambdaContext())).toEqual(failed(1))
+      expect(consoleError).toHaveBeenCalledTimes(2)
       expect(String(consoleError.mock.calls[0]?.[0])).toMatch(
         /the logger's error\(\) failed, so its lines are lost; the answer to Lambda is unchanged: transport down/,
       )

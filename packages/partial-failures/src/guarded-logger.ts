@@ -17,13 +17,18 @@ export interface Logger {
 export const levels = ['error', 'warn', 'info', 'debug'] as const
 type Level = (typeof levels)[number]
 
+/** A guarded logger; `invocationStarts()` lets it say again that the logger fails. */
+export interface GuardedLogger extends Logger {
+  invocationStarts(): void
+}
+
 /**
- * `logger` with each call guarded: a call that throws or rejects is dropped, and said once to
- * `console.error` (unless the logger is `console`, which failed already). Errors in the details
- * whose `cause` chain loops or runs deeper than `MAX_CAUSES` are logged as a copy whose chain
- * ends there, with a note saying so.
+ * `logger` with each call guarded: a call that throws or rejects is dropped, and said once per
+ * invocation to `console.error` (unless the logger is `console`, which failed already). Errors
+ * in the details whose `cause` chain loops or runs deeper than `MAX_CAUSES` are logged as a copy
+ * whose chain ends there, with a note saying so.
  */
-export function guarded(logger: Logger): Logger {
+export function guarded(logger: Logger): GuardedLogger {
   let failed = false
   const onFailure = (level: Level, thrown: unknown) => {
     if (failed || logger === console) return
@@ -49,7 +54,15 @@ export function guarded(logger: Logger): Logger {
         onFailure(level, thrown)
       }
     }
-  return { error: at('error'), warn: at('warn'), info: at('info'), debug: at('debug') }
+  return {
+    error: at('error'),
+    warn: at('warn'),
+    info: at('info'),
+    debug: at('debug'),
+    invocationStarts() {
+      failed = false
+    },
+  }
 }
 
 /** The most links of a `cause` chain that are logged. */

@@ -74,6 +74,7 @@ export function partialFailures(
 
   return {
     before(request) {
+      log?.invocationStarts()
       keepSequenceNumbers(request.event)
       if (onPoison !== undefined) {
         ;(request.event as unknown as { [POISON_SINK]?: PoisonSink })[POISON_SINK] = onPoison
