@@ -86,6 +86,28 @@ describe('readTemplate', () => {
     )
   })
 
+  it('knows a template an App synthesized in code (no CDKMetadata, no paths) by its BootstrapVersion', () => {
+    const bare = structuredClone(cdkTemplate) as { Resources: Record<string, object> } & Record<
+      string,
+      unknown
+    >
+    delete bare.Resources.CDKMetadata
+    for (const resource of Object.values(bare.Resources))
+      delete (resource as { Metadata?: unknown }).Metadata
+    expect(readTemplate(file('bare.template.json', JSON.stringify(bare)))[0]?.origin).toBe(
+      'cloudformation',
+    )
+    bare.Parameters = {
+      BootstrapVersion: {
+        Type: 'AWS::SSM::Parameter::Value<String>',
+        Default: '/cdk-bootstrap/hnb659fds/version',
+      },
+    }
+    expect(readTemplate(file('bootstrap.template.json', JSON.stringify(bare)))[0]?.origin).toBe(
+      'cdk',
+    )
+  })
+
   it('finds a function by logical id, by its CDK construct path, or by its FunctionName', () => {
     const path = file('cdk2.template.json', JSON.stringify(cdkTemplate))
     for (const name of [

@@ -183,7 +183,7 @@ class TemplateReader {
       ? 'serverless'
       : String(template.Transform ?? '').includes('AWS::Serverless')
         ? 'sam'
-        : isObject(this.resources.CDKMetadata) || this.hasCdkPaths()
+        : this.isCdk()
           ? 'cdk'
           : 'cloudformation'
   }
@@ -229,9 +229,17 @@ class TemplateReader {
     return construct === wanted || construct.endsWith(`/${wanted}`)
   }
 
-  private hasCdkPaths(): boolean {
-    return Object.values(this.resources).some(
-      (r) => typeof objectAt(r, 'Metadata')['aws:cdk:path'] === 'string',
+  /**
+   * \`cdk synth\` adds CDKMetadata and each resource's path; an App synthesized in code adds
+   * neither, but its default synthesizer still adds the BootstrapVersion parameter.
+   */
+  private isCdk(): boolean {
+    return (
+      isObject(this.resources.CDKMetadata) ||
+      isObject(this.parameters.BootstrapVersion) ||
+      Object.values(this.resources).some(
+        (r) => typeof objectAt(r, 'Metadata')['aws:cdk:path'] === 'string',
+      )
     )
   }
 
