@@ -35,6 +35,7 @@ export {
   type MappingStats,
   type RunOptions,
   runMapping,
+  type ShardLag,
   STOP_WITHIN_MS,
 } from './mapping.js'
 export { aggregate, type ProducedRecord, type ProduceOptions, produce } from './produce.js'

@@ -97,8 +97,11 @@ Run:
   -h, --help                      this help
 
 At the end it prints a summary: records read, records filtered out, invocations, retries,
-bisects, records sent to the on-failure destination, and records per second. Retries wait as
-Lambda's do: 1 s before the first, doubling to at most 12 s.
+bisects, records sent to the on-failure destination, records per second, and the records a
+handler reported failed while ReportBatchItemFailures is off (Lambda drops them; each such
+batch is warned of). Progress lines and the summary show each shard's checkpoint, how far its
+last read was behind the tip (MillisBehindLatest) and the age of its oldest record not done.
+Retries wait as Lambda's do: 1 s before the first, doubling to at most 12 s.
 
 Ctrl-C (or SIGTERM) stops the run: nothing new starts, an invocation in flight gets 5 s to
 finish, then the summary is printed and the exit status is 130. A second Ctrl-C quits at once.
