@@ -123,6 +123,11 @@ describe('stopping shardwise run', { timeout: 45_000 }, () => {
     expect(invocations).toBeGreaterThanOrEqual(2)
     expect(invocations).toBeLessThanOrEqual(4)
     expect(r.out()).toMatch(/invocations abandoned at stop\s+0\n/)
+    // The time waited, cut short by the signal: never more than the run lasted.
+    const waited = Number(/waited before retries\s+([\d.]+) s\n/.exec(r.out())?.[1])
+    const elapsed = Number(/elapsed\s+([\d.]+) s\n/.exec(r.out())?.[1])
+    expect(waited).toBeGreaterThanOrEqual(1)
+    expect(waited).toBeLessThanOrEqual(elapsed)
     // The wait for the retry ends at once: no bound to wait out, only the second to drain.
     expect(atMs - signalledMs).toBeLessThan(STOP_WITHIN_MS)
   })

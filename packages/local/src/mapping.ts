@@ -614,9 +614,10 @@ class MappingRun {
       else if (!settlement.bisected) {
         // Past a checkpoint, the rest is a new batch failing for the first time.
         retrying = settlement.succeeded > 0 ? 1 : retrying + 1
-        const delay = retryDelayMs(retrying)
-        this.stats.retryWaitMs += delay
-        await this.clock.sleep(delay, this.stopSignal.signal)
+        // The time waited, which a stop cuts short.
+        const before = this.clock.now()
+        await this.clock.sleep(retryDelayMs(retrying), this.stopSignal.signal)
+        this.stats.retryWaitMs += this.clock.now() - before
       }
     }
   }
