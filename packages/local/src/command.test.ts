@@ -257,7 +257,10 @@ describe('shardwise run --filter-criteria', () => {
         '--progress-interval',
         '0',
       ])
-      expect(io.err()).toBe('')
+      // Nothing but the start line: no warning.
+      expect(io.err()).toBe(
+        'progress is not kept: a new run starts again from the starting position (--checkpoint-file <path> keeps it)\n',
+      )
       expect(code).toBe(0)
       // Batches are formed from the records that match, in order: 3 of 7, in two invocations.
       expect(await handler.calls()).toEqual([

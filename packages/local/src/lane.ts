@@ -188,6 +188,17 @@ export class Lane {
     return this.window !== undefined
   }
 
+  /** The open window and its state, to keep with the checkpoint. */
+  get openWindow(): { window: TimeWindow; state: unknown } | undefined {
+    return this.window === undefined ? undefined : { window: this.window, state: this.state }
+  }
+
+  /** Reopens a window kept by an earlier run, with the state its function last answered. */
+  restoreWindow(window: TimeWindow, state: unknown): void {
+    this.window = { startMs: window.startMs, endMs: window.endMs }
+    this.state = state
+  }
+
   /**
    * The shard was read to its end (a reshard closed it): the records waiting go without waiting
    * for the batching window, and the open tumbling window closes ("When the shard ends, Lambda

@@ -16,6 +16,7 @@ import {
   MAX_TIMER_MS,
   messageOf,
 } from '@shardwise/core'
+import { CheckpointFile, type ShardCheckpoint } from './checkpoints.js'
 import {
   type Destination,
   type InvocationRecord,
@@ -34,7 +35,13 @@ import {
 import { isLocalKinesis } from './kinesalite.js'
 import { type Batch, type Discard, Lane, type LaneRules, retryDelayMs } from './lane.js'
 import { type MappingSettings, type ResolvedSettings, resolveSettings } from './settings.js'
-import { kinesisClient, MAX_GET_RECORDS, type ShardEnd, StreamReader } from './shards.js'
+import {
+  kinesisClient,
+  MAX_GET_RECORDS,
+  type ShardEnd,
+  type ShardPosition,
+  StreamReader,
+} from './shards.js'
 import { ignoredFailures, judge } from './verdict.js'
 
 export interface RunOptions {
@@ -95,6 +102,12 @@ export interface RunOptions {
    * being read (a parent read to its end finds its children at once). Default 10000.
    */
   listShardsIntervalMs?: number
+  /**
+   * A JSON file that keeps each shard's checkpoint and open tumbling windows, written
+   * atomically after each settled batch: a new run with the same file resumes where this one
+   * stopped, whatever the starting position. Default: none, progress is not kept.
+   */
+  checkpointFile?: string
 }
 
 export interface MappingClock {
@@ -163,11 +176,11 @@ export interface ShardLag {
 }
 
 /** The on-failure file is found wanting before any record is read, not at the first discard. */
-async function checkWritable(path: string): Promise<void> {
+async function checkWritable(path: string, option: string): Promise<void> {
   try {
     await access(dirname(resolve(path)), constants.W_OK)
   } catch (error) {
-    throw new ConfigurationError(`onFailure: cannot write ${path}: ${messageOf(error)}`, {
+    throw new ConfigurationError(`${option}: cannot write ${path}: ${messageOf(error)}`, {
       cause: error,
     })
   }
@@ -216,7 +229,10 @@ export async function runMapping(options: RunOptions): Promise<MappingStats> {
     process.env.AWS_REGION ??
     'us-east-1'
   const client = options.client ?? kinesisClient(options.endpoint, region)
-  if (typeof options.onFailure === 'string') await checkWritable(options.onFailure)
+  if (typeof options.onFailure === 'string') await checkWritable(options.onFailure, 'onFailure')
+  if (options.checkpointFile !== undefined) {
+    await checkWritable(options.checkpointFile, 'checkpointFile')
+  }
   const destination =
     typeof options.onFailure === 'string'
       ? jsonLinesDestination(options.onFailure)
@@ -274,6 +290,7 @@ class MappingRun {
   /** Each shard's reading, from its start (after its parents) to its last settled batch. */
   private readonly shardRuns = new Map<string, Promise<void>>()
   private discovering: Promise<void> | undefined
+  private checkpoints: CheckpointFile | undefined
   private discoveryError: { error: unknown } | undefined
   private readonly rules: LaneRules
   private streamArn = ''
@@ -331,6 +348,9 @@ class MappingRun {
     const timers: NodeJS.Timeout[] = []
     try {
       this.streamArn = inRegion(await this.reader.streamArn(), this.identity.region)
+      if (this.options.checkpointFile !== undefined) {
+        this.checkpoints = await CheckpointFile.open(this.options.checkpointFile, this.streamArn)
+      }
       this.addShards(await this.reader.listShards())
       if (signal?.aborted) this.stop()
 
@@ -477,6 +497,7 @@ class MappingRun {
     for (let i = 0; i < this.settings.parallelizationFactor; i++) lanes.push(new Lane(this.rules))
     this.lanes.push(...lanes)
     this.shardStates.set(shardId, { lanes, millisBehindLatest: undefined })
+    const from = await this.resumeAt(shardId, lanes)
 
     const reading = { closed: false, ended: false }
     // A lane that fails (its on-failure destination cannot be written) stops the mapping, and
@@ -490,7 +511,7 @@ class MappingRun {
     )
     let end: ShardEnd | undefined
     try {
-      end = await this.readRecords(shardId, lanes, source)
+      end = await this.readRecords(shardId, lanes, source, from)
     } catch (error) {
       this.stop()
       throw error
@@ -508,47 +529,103 @@ class MappingRun {
     if (end !== undefined) await this.discover(end.children)
   }
 
+  /**
+   * Where a shard resumes from the checkpoint file, its lanes given back their open windows; a
+   * shard first read from LATEST keeps the time it started, so that a new run reads what was put
+   * while none was reading.
+   */
+  private async resumeAt(shardId: string, lanes: Lane[]): Promise<ShardPosition | undefined> {
+    const checkpoints = this.checkpoints
+    if (checkpoints === undefined) return undefined
+    const kept = checkpoints.shard(shardId)
+    kept?.windows?.forEach((window, i) => {
+      if (window !== null) lanes[i]?.restoreWindow(window, window.state)
+    })
+    if (kept?.sequenceNumber !== undefined) return { after: kept.sequenceNumber }
+    if (kept?.sinceMs !== undefined) return { atMs: kept.sinceMs }
+    if (this.settings.startingPosition === 'LATEST') {
+      await this.keep(shardId, { sinceMs: Date.now() })
+    }
+    return undefined
+  }
+
+  /** Writes a shard's checkpoint and open windows, once its lanes settled a batch. */
+  private async keepCheckpoint(shardId: string): Promise<void> {
+    const checkpoints = this.checkpoints
+    const state = this.shardStates.get(shardId)
+    if (checkpoints === undefined || state === undefined) return
+    const kept = checkpoints.shard(shardId)
+    const next: ShardCheckpoint = {}
+    const sequenceNumber = lagOf(shardId, state, this.clock).checkpoint ?? kept?.sequenceNumber
+    if (sequenceNumber !== undefined) next.sequenceNumber = sequenceNumber
+    else if (kept?.sinceMs !== undefined) next.sinceMs = kept.sinceMs
+    if (this.settings.tumblingWindowInSeconds > 0) {
+      next.windows = state.lanes.map((lane) => {
+        const open = lane.openWindow
+        return open === undefined ? null : { ...open.window, state: open.state }
+      })
+    }
+    await this.keep(shardId, next)
+  }
+
+  private async keep(shardId: string, checkpoint: ShardCheckpoint): Promise<void> {
+    const checkpoints = this.checkpoints as CheckpointFile
+    try {
+      await checkpoints.set(shardId, checkpoint)
+    } catch (error) {
+      throw new Error(
+        `${shardId}: cannot write the checkpoint file ${checkpoints.path}: ${messageOf(error)}`,
+        { cause: error },
+      )
+    }
+  }
+
   /** Gives a shard's records to its lanes, by partition key, and paces its reading. */
   private readRecords(
     shardId: string,
     lanes: Lane[],
     source: RecordSource,
+    from: ShardPosition | undefined,
   ): Promise<ShardEnd | undefined> {
     // Reading stops while this many records wait, so a slow function does not fill the memory.
     const highWater = Math.max(MAX_GET_RECORDS, this.settings.batchSize * 2 * lanes.length)
     const filter = this.settings.filterCriteria
-    return this.reader.read(shardId, {
-      stopping: () => this.stopping,
-      full: () => {
-        let waiting = 0
-        for (const lane of lanes) waiting += lane.waiting
-        return waiting >= highWater
-      },
-      waitForRoom: () => this.settled.wait(1000),
-      pause: (ms) => this.stopped.wait(ms),
-      take: (records: _Record[], now: number) => {
-        // Read at the time the rules go by, which the batching window counts from.
-        const readMs = this.clock.now()
-        for (const record of records) {
-          const pending = toPendingRecord(record, source, readMs)
-          if (filter !== undefined && !matchesFilterCriteria(filter, pending.lambda)) {
-            // Lambda never invokes a record that matches no filter, and checkpoints past it.
-            this.stats.recordsFilteredOut++
-            continue
+    return this.reader.read(
+      shardId,
+      {
+        stopping: () => this.stopping,
+        full: () => {
+          let waiting = 0
+          for (const lane of lanes) waiting += lane.waiting
+          return waiting >= highWater
+        },
+        waitForRoom: () => this.settled.wait(1000),
+        pause: (ms) => this.stopped.wait(ms),
+        take: (records: _Record[], now: number) => {
+          // Read at the time the rules go by, which the batching window counts from.
+          const readMs = this.clock.now()
+          for (const record of records) {
+            const pending = toPendingRecord(record, source, readMs)
+            if (filter !== undefined && !matchesFilterCriteria(filter, pending.lambda)) {
+              // Lambda never invokes a record that matches no filter, and checkpoints past it.
+              this.stats.recordsFilteredOut++
+              continue
+            }
+            const lane =
+              lanes.length === 1 ? lanes[0] : lanes[laneOf(pending.partitionKey, lanes.length)]
+            ;(lane as Lane).push(pending)
           }
-          const lane =
-            lanes.length === 1 ? lanes[0] : lanes[laneOf(pending.partitionKey, lanes.length)]
-          ;(lane as Lane).push(pending)
-        }
-        this.stats.recordsRead += records.length
-        this.lastActivityMs = now
-        this.wake.notify()
+          this.stats.recordsRead += records.length
+          this.lastActivityMs = now
+          this.wake.notify()
+        },
+        behind: (millisBehindLatest) => {
+          const state = this.shardStates.get(shardId)
+          if (state !== undefined) state.millisBehindLatest = millisBehindLatest
+        },
       },
-      behind: (millisBehindLatest) => {
-        const state = this.shardStates.get(shardId)
-        if (state !== undefined) state.millisBehindLatest = millisBehindLatest
-      },
-    })
+      from,
+    )
   }
 
   private async runLane(
@@ -570,7 +647,9 @@ class MappingRun {
       // A stop lets the batch in flight finish (this loop is past it) and starts no other.
       if (this.stopping) return
       const now = this.clock.now()
-      for (const expired of lane.expire(now)) await this.discard(expired, source, undefined)
+      const expired = lane.expire(now)
+      for (const discard of expired) await this.discard(discard, source, undefined)
+      if (expired.length > 0) await this.keepCheckpoint(source.shardId)
       const batch = lane.next(now)
       if (batch === undefined) {
         // At a shard's end, its open window still gets its final invocation.
@@ -609,6 +688,7 @@ class MappingRun {
       if (settlement.discarded !== undefined) {
         await this.discard(settlement.discarded, source, requestId)
       }
+      await this.keepCheckpoint(source.shardId)
       this.settled.notify()
       if (!settlement.retry) retrying = 0
       else if (!settlement.bisected) {

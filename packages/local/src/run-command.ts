@@ -36,6 +36,7 @@ export const runFlags = {
   'tumbling-window-in-seconds': { type: 'string' },
   'filter-criteria': { type: 'string' },
   'on-failure': { type: 'string' },
+  'checkpoint-file': { type: 'string' },
   'exit-when-idle': { type: 'string' },
   'poll-interval-ms': { type: 'string' },
   'progress-interval': { type: 'string' },
@@ -89,6 +90,10 @@ Event source mapping:
                                             (batch metadata, one JSON document per line)
 
 Run:
+  --checkpoint-file <path>        keep each shard's checkpoint and open windows in this
+                                  JSON file, written after each settled batch; a new run
+                                  with it resumes where this one stopped (default: progress
+                                  is not kept, a new run starts at --starting-position)
   --exit-when-idle <seconds>      stop once nothing was read or invoked for that long
                                   (default: run until Ctrl-C)
   --poll-interval-ms <ms>         wait between reads of a caught-up shard (default 1000)
@@ -120,6 +125,12 @@ export const runCommand: Command = {
     const stream = fromTemplate?.stream ?? text(values, 'stream')
     if (stream === undefined) throw new UsageError('--stream is required')
     if (fromTemplate !== undefined) process.stderr.write(fromTemplate.startLines)
+    const checkpointFile = text(values, 'checkpoint-file')
+    process.stderr.write(
+      checkpointFile === undefined
+        ? 'progress is not kept: a new run starts again from the starting position (--checkpoint-file <path> keeps it)\n'
+        : `checkpoints kept in ${checkpointFile}: a new run with it resumes where this one stops\n`,
+    )
     const progressSeconds = number(values, 'progress-interval') ?? 5
     const verbose = values.verbose === true
     const stats = await runMapping({
@@ -129,6 +140,7 @@ export const runCommand: Command = {
       endpoint: text(values, 'endpoint'),
       region: text(values, 'region'),
       onFailure: text(values, 'on-failure'),
+      checkpointFile,
       timeoutSeconds: number(values, 'timeout') ?? fromTemplate?.timeoutSeconds,
       exitWhenIdleSeconds: number(values, 'exit-when-idle'),
       pollIntervalMs: number(values, 'poll-interval-ms'),

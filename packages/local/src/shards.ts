@@ -112,6 +112,9 @@ export interface ReaderOptions {
   logger?: { warn(message: string): void } | undefined
 }
 
+/** Where a shard's reading resumes: after a sequence number, or at a time (epoch ms). */
+export type ShardPosition = { after: string } | { atMs: number }
+
 /** A shard read to its end, and its children as GetRecords named them (AWS does, kinesalite not). */
 export interface ShardEnd {
   children: Shard[]
@@ -148,7 +151,6 @@ export class StreamReader {
   /** Requests in flight: reading is not idleness. */
   readsInFlight = 0
   private readonly requestTimeoutMs: number
-  private readonly skipBeforeMs: number | undefined
   private readonly retryForMs: number
   /** The transient failure being retried, from the first request that met it. */
   private outage: { sinceMs: number } | undefined
@@ -159,10 +161,6 @@ export class StreamReader {
   ) {
     this.requestTimeoutMs = options.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
     this.retryForMs = options.retryForMs ?? RETRY_FOR_MS
-    this.skipBeforeMs =
-      options.startingPosition === 'AT_TIMESTAMP' && options.builtInKinesalite
-        ? (options.startingPositionTimestamp as number) * 1000
-        : undefined
   }
 
   /**
@@ -285,23 +283,38 @@ export class StreamReader {
   }
 
   /**
-   * Reads a shard from `StartingPosition` until it ends (no next iterator: a reshard closed it
+   * Reads a shard from `from` (a kept checkpoint), or else `StartingPosition`, until it ends (no next iterator: a reshard closed it
    * and every record was read) or the sink stops; at its end, the children GetRecords named.
    */
-  async read(shardId: string, sink: ShardSink): Promise<ShardEnd | undefined> {
+  async read(
+    shardId: string,
+    sink: ShardSink,
+    from?: ShardPosition,
+  ): Promise<ShardEnd | undefined> {
     try {
-      return await this.readUntilEnd(shardId, sink)
+      return await this.readUntilEnd(shardId, sink, from)
     } catch (error) {
       if (!(error instanceof Stopped)) throw error
       return undefined
     }
   }
 
-  private async readUntilEnd(shardId: string, sink: ShardSink): Promise<ShardEnd | undefined> {
+  private async readUntilEnd(
+    shardId: string,
+    sink: ShardSink,
+    from: ShardPosition | undefined,
+  ): Promise<ShardEnd | undefined> {
     const pollMs = this.options.pollIntervalMs ?? 1000
-    let lastSequence: string | undefined
-    let skipBeforeMs = this.skipBeforeMs
-    let iterator = await this.iterator(shardId, undefined)
+    let lastSequence = from !== undefined && 'after' in from ? from.after : undefined
+    const { startingPosition, startingPositionTimestamp } = this.options
+    const atMs =
+      from !== undefined && 'atMs' in from
+        ? from.atMs
+        : from === undefined && startingPosition === 'AT_TIMESTAMP'
+          ? (startingPositionTimestamp as number) * 1000
+          : undefined
+    let skipBeforeMs = this.options.builtInKinesalite ? atMs : undefined
+    let iterator = await this.iterator(shardId, lastSequence, atMs)
     while (!sink.stopping() && iterator !== undefined) {
       if (sink.full()) {
         await sink.waitForRoom()
@@ -312,7 +325,7 @@ export class StreamReader {
         out = await this.getRecords(shardId, iterator)
       } catch (error) {
         if (error instanceof KinesisCallError && isExpiredIterator(error.cause)) {
-          iterator = await this.iterator(shardId, lastSequence)
+          iterator = await this.iterator(shardId, lastSequence, atMs)
           continue
         }
         throw error
@@ -359,21 +372,29 @@ export class StreamReader {
     }
   }
 
-  /** The first iterator follows `StartingPosition`; after an expiry, it resumes after `after`. */
-  private async iterator(shardId: string, after: string | undefined): Promise<string | undefined> {
-    const { startingPosition, startingPositionTimestamp } = this.options
+  /**
+   * An iterator after `after` (a checkpoint, or the last record read before an expiry), else at
+   * `atMs`, else at `StartingPosition`. At a time on the built-in kinesalite: TRIM_HORIZON, the
+   * older records skipped by the reader.
+   */
+  private async iterator(
+    shardId: string,
+    after: string | undefined,
+    atMs: number | undefined,
+  ): Promise<string | undefined> {
     const input: GetShardIteratorCommandInput = {
       StreamName: this.options.stream,
       ShardId: shardId,
-      ShardIteratorType: startingPosition,
+      ShardIteratorType: this.options.startingPosition,
     }
     if (after !== undefined) {
       input.ShardIteratorType = 'AFTER_SEQUENCE_NUMBER'
       input.StartingSequenceNumber = after
-    } else if (this.skipBeforeMs !== undefined) {
+    } else if (atMs !== undefined && this.options.builtInKinesalite) {
       input.ShardIteratorType = 'TRIM_HORIZON'
-    } else if (startingPosition === 'AT_TIMESTAMP') {
-      input.Timestamp = new Date((startingPositionTimestamp as number) * 1000)
+    } else if (atMs !== undefined) {
+      input.ShardIteratorType = 'AT_TIMESTAMP'
+      input.Timestamp = new Date(atMs)
     }
     this.readsInFlight++
     try {
