@@ -36,7 +36,8 @@ destination; retries unbounded (MaximumRetryAttempts and MaximumRecordAgeInSecon
 a function timeout not longer than the handler's timeoutMarginMs; a tumbling window with a
 ParallelizationFactor above 1; a record too large for any invocation; a setting Lambda refuses.
 Warnings: bisect off; a batch over the 6 MB invocation limit; a timeout that leaves less
-time for records than the margin; a setting only known at deploy time.
+time for records than the margin; a setting only known at deploy time (or the timeout of a
+function the template does not hold).
 
 Where the mappings come from:
   --template <file>           a CloudFormation template (JSON or YAML, cdk synth's output

@@ -315,6 +315,19 @@ resources:
     )
   })
 
+  it('says that the timeout of a function the template does not hold is unknown', () => {
+    const path = file(
+      'elsewhere.yaml',
+      'Resources:\n  M:\n    Type: AWS::Lambda::EventSourceMapping\n    Properties: { FunctionName: arn:aws:lambda:us-east-1:123456789012:function:orders, EventSourceArn: arn:aws:kinesis:us-east-1:123456789012:stream/s, StartingPosition: LATEST }\n',
+    )
+    const [mapping] = readTemplate(path, { function: 'orders' })
+    expect(mapping?.function).toBe('orders')
+    expect(mapping?.timeoutSeconds).toBeUndefined()
+    expect(mapping?.unresolved).toEqual({
+      timeoutSeconds: `orders is not a function of ${path}, so its timeout is unknown`,
+    })
+  })
+
   describe('says why a template cannot be read', () => {
     const cases: Array<[string, string, string | RegExp]> = [
       ['bad.yaml', 'Resources:\n  A: [1, 2\n', /^.*bad\.yaml is not valid JSON or YAML: .*line 3/s],

@@ -335,7 +335,10 @@ class TemplateReader {
   /** The function's timeout: its own `Timeout`, SAM's `Globals.Function.Timeout`, or 3 s. */
   private timeout(mapping: DeployedMapping, id: string): void {
     const resource = objectAt(this.resources, id)
-    if (!FUNCTION_TYPES.includes(String(resource.Type))) return
+    if (!FUNCTION_TYPES.includes(String(resource.Type))) {
+      mapping.unresolved.timeoutSeconds = `${id} is not a function of ${this.file}, so its timeout is unknown`
+      return
+    }
     const read = new SettingReader(this, mapping)
     const own = objectAt(resource, 'Properties').Timeout
     const global = objectAt(objectAt(this.template, 'Globals'), 'Function').Timeout
