@@ -49,13 +49,20 @@ export async function loadHandler(spec: string): Promise<KinesisHandler> {
 
 export interface FunctionIdentity {
   functionName: string
+  /** The function's ARN; default: the local placeholder, in account 000000000000. */
+  arn?: string | undefined
+  /** The account of `invokeIdentityArn`; default 000000000000. */
+  account?: string | undefined
   region: string
   timeoutMs: number
   memoryLimitInMB: number
 }
 
 export function functionArn(identity: FunctionIdentity): string {
-  return `arn:aws:lambda:${identity.region}:000000000000:function:${identity.functionName}`
+  return (
+    identity.arn ??
+    `arn:aws:lambda:${identity.region}:000000000000:function:${identity.functionName}`
+  )
 }
 
 export function lambdaContext(identity: FunctionIdentity, deadlineMs: number): Context {

@@ -10,6 +10,7 @@ import { access, constants } from 'node:fs/promises'
 import { dirname, resolve } from 'node:path'
 import { setImmediate, setTimeout as sleepFor } from 'node:timers/promises'
 import type { _Record, KinesisClient, Shard } from '@aws-sdk/client-kinesis'
+import type { STSClient } from '@aws-sdk/client-sts'
 import {
   ConfigurationError,
   compareSequenceNumbers,
@@ -25,6 +26,7 @@ import {
 } from './destination.js'
 import { buildEvent, type PendingRecord, type RecordSource, toPendingRecord } from './event.js'
 import { matchesFilterCriteria } from './filter.js'
+import { type FunctionAccount, functionAccount, stsClient } from './identity.js'
 import {
   type FunctionIdentity,
   functionArn,
@@ -84,6 +86,15 @@ export interface RunOptions {
   progressIntervalMs?: number
   /** `info`: each failed invocation; `warn`: each discarded batch. `console` fits. */
   logger?: { info(message: string): void; warn(message: string): void }
+  /**
+   * The function's ARN, in the context (`invokedFunctionArn`), the destination's `functionArn`,
+   * and, by its account, the event's `invokeIdentityArn`. Default: on AWS, the function named
+   * `functionName` in the account of the caller's credentials (STS GetCallerIdentity); against
+   * a local endpoint, account 000000000000.
+   */
+  functionArn?: string
+  /** A ready STS client for the caller's account (a local endpoint then asks it too). */
+  sts?: STSClient
   /** The name in the context and the destination's `functionArn`. Default `local-function`. */
   functionName?: string
   /**
@@ -237,8 +248,26 @@ export async function runMapping(options: RunOptions): Promise<MappingStats> {
     typeof options.onFailure === 'string'
       ? jsonLinesDestination(options.onFailure)
       : options.onFailure
+  // On AWS the events carry the caller's account; a local endpoint keeps the placeholders.
+  const fromAws = options.endpoint === undefined && options.client === undefined
+  const sts =
+    options.sts ?? (fromAws && options.functionArn === undefined ? stsClient(region) : undefined)
+  let account: FunctionAccount
+  try {
+    account = await functionAccount({
+      functionName: options.functionName,
+      functionArn: options.functionArn,
+      region,
+      sts,
+    })
+  } catch (error) {
+    if (options.client === undefined) client.destroy()
+    throw error
+  } finally {
+    if (options.sts === undefined) sts?.destroy()
+  }
   const identity: FunctionIdentity = {
-    functionName: options.functionName ?? 'local-function',
+    ...account,
     region,
     timeoutMs: timeoutSeconds * 1000,
     memoryLimitInMB: 128,
@@ -491,7 +520,7 @@ class MappingRun {
       shardId,
       streamArn: this.streamArn,
       region: this.identity.region,
-      invokeIdentityArn: `arn:aws:iam::000000000000:role/${this.identity.functionName}-role`,
+      invokeIdentityArn: `arn:aws:iam::${this.identity.account ?? '000000000000'}:role/${this.identity.functionName}-role`,
     }
     const lanes: Lane[] = []
     for (let i = 0; i < this.settings.parallelizationFactor; i++) lanes.push(new Lane(this.rules))

@@ -37,6 +37,7 @@ export const runFlags = {
   'filter-criteria': { type: 'string' },
   'on-failure': { type: 'string' },
   'checkpoint-file': { type: 'string' },
+  'function-arn': { type: 'string' },
   'exit-when-idle': { type: 'string' },
   'poll-interval-ms': { type: 'string' },
   'progress-interval': { type: 'string' },
@@ -54,6 +55,9 @@ Function:
   --handler <module>[:<export>]   the handler module (a path, relative to the current
                                   directory) and its export; default export name: handler
   --timeout <seconds>             the function's timeout, 1 to 900 (default 3)
+  --function-arn <arn>            the function's ARN in the events, the context and the
+                                  on-failure documents (default: on AWS, the function in
+                                  the account of your credentials; locally, 000000000000)
 
 Stream:
   --stream <name>                 the stream to read
@@ -141,6 +145,7 @@ export const runCommand: Command = {
       region: text(values, 'region'),
       onFailure: text(values, 'on-failure'),
       checkpointFile,
+      functionArn: text(values, 'function-arn'),
       timeoutSeconds: number(values, 'timeout') ?? fromTemplate?.timeoutSeconds,
       exitWhenIdleSeconds: number(values, 'exit-when-idle'),
       pollIntervalMs: number(values, 'poll-interval-ms'),
