@@ -210,12 +210,17 @@ describe('runMapping against kinesalite', { timeout: 60_000 }, () => {
     let invocations = 0
     let progress = 0
     let described = 0
+    // The run ends once both timers have been seen twice, however slow the machine, or at the
+    // 200,000th invocation, which only a lane loop that never yields reaches first.
+    const stopOnceSeen = () => {
+      if (progress > 1 && described > 1) stop.abort()
+    }
     const asking = setInterval(() => {
-      kinesis.client
-        .send(new DescribeStreamSummaryCommand({ StreamName: name }))
-        .then(() => described++)
+      kinesis.client.send(new DescribeStreamSummaryCommand({ StreamName: name })).then(() => {
+        described++
+        stopOnceSeen()
+      })
     }, 20)
-    setTimeout(() => stop.abort(), 500)
     try {
       await runMapping({
         ...quick,
@@ -223,7 +228,10 @@ describe('runMapping against kinesalite', { timeout: 60_000 }, () => {
         client: kinesis.client,
         signal: stop.signal,
         clock,
-        onProgress: () => progress++,
+        onProgress: () => {
+          progress++
+          stopOnceSeen()
+        },
         progressIntervalMs: 50,
         handler: () => {
           // Without a yield, the timer above never runs: stop here rather than spin for ever.
