@@ -50,6 +50,10 @@ import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 
+// CPU-bound property tests: a minute or two at a load average of 40 on 2 cores, where every
+// package's tests run at once beside other work; the number of runs stays as it is.
+const BUSY_MACHINE_MS = 600_000
+
 const Order = z.object({ orderId: z.string(), quantity: z.number().int().positive() })
 type Order = z.output<typeof Order>
 
@@ -220,6 +224,12 @@ const VALID = Symbol('valid')
 const BAD_INPUT = new Set(['DecodeError', 'ParseError', 'ValidationError'])
 const tick = () => new Promise<void>((resolve) => setImmediate(resolve))
 
+/**
+ * A chain that answers does so in milliseconds; one that hangs never does. 30 s tells them apart
+ * on a machine that stalls this process for seconds at a time.
+ */
+const HANG_MS = 30_000
+
 /** Rejects when `work` takes longer than `ms`: a hang is a failed case, not a stuck run. */
 async function within<T>(ms: number, work: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined
@@ -365,7 +375,7 @@ async function check(s: Scenario) {
     s.records.map(({ payload, partitionKey }) => ({ data: payload.data, partitionKey })),
   )
   const { lambda, trace } = instrumented(s)
-  const response = await within(5_000, lambda(event, lambdaContext()))
+  const response = await within(HANG_MS, lambda(event, lambdaContext()))
 
   const batch = trace.batch as RecordBatch<unknown>
   const before = trace.before as Uint8Array
@@ -579,7 +589,7 @@ async function checkShape(event: unknown, ordering: Ordering, withSink: boolean)
     )
   let response: unknown
   try {
-    response = await within(5_000, lambda(event as KinesisStreamEvent, lambdaContext()))
+    response = await within(HANG_MS, lambda(event as KinesisStreamEvent, lambdaContext()))
   } catch (error) {
     expect(error).toBeInstanceOf(ConfigurationError)
     expect(notKinesis(event)).toBe(true)
@@ -709,7 +719,7 @@ async function checkHang(h: typeof hangScenario extends fc.Arbitrary<infer H> ? 
       return Math.max(0, deadline - Date.now())
     },
   }
-  const response = await within(2_000, lambda(event, context))
+  const response = await within(HANG_MS, lambda(event, context))
   const startsAtAnswer = starts.length
   const sinkCallsAtAnswer = sinkCalls
   await new Promise((resolve) => setTimeout(resolve, 20))
@@ -736,13 +746,13 @@ async function checkHang(h: typeof hangScenario extends fc.Arbitrary<infer H> ? 
 
 describe('the whole chain under random input', () => {
   it('keeps the invariants for random payloads, handlers and sinks', {
-    timeout: 60_000,
+    timeout: BUSY_MACHINE_MS,
   }, async () => {
     await fc.assert(fc.asyncProperty(scenario, check), { numRuns: 4_000 })
   })
 
   it('answers every Kinesis-shaped event and refuses only what is not one', {
-    timeout: 60_000,
+    timeout: BUSY_MACHINE_MS,
   }, async () => {
     await fc.assert(
       fc.asyncProperty(
@@ -756,7 +766,7 @@ describe('the whole chain under random input', () => {
   })
 
   it('answers through the timeout guard when record handlers never settle', {
-    timeout: 60_000,
+    timeout: BUSY_MACHINE_MS,
   }, async () => {
     await fc.assert(fc.asyncProperty(hangScenario, checkHang), { numRuns: 150 })
   })

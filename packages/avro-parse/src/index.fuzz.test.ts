@@ -11,6 +11,10 @@ import { describe, expect, it } from 'vitest'
 import { shardEvent } from './events.testkit.js'
 import { type AvroParser, avroParse } from './index.js'
 
+// CPU-bound property tests: a minute or two at a load average of 40 on 2 cores, where every
+// package's tests run at once beside other work; the number of runs stays as it is.
+const BUSY_MACHINE_MS = 600_000
+
 const decode = kinesisDecode()
 const long = avro.Type.forSchema('long')
 
@@ -57,7 +61,7 @@ describe('avroParse properties', () => {
   })
 
   it('decodes what avsc encodes, and fails every cut or padded datum alone', {
-    timeout: 60_000,
+    timeout: BUSY_MACHINE_MS,
   }, () => {
     const parse = avroParse({ schema: Reading.schema() })
     fc.assert(
@@ -85,7 +89,7 @@ describe('avroParse properties', () => {
     )
   })
 
-  it('never throws out of the middleware on random bytes', { timeout: 60_000 }, () => {
+  it('never throws out of the middleware on random bytes', { timeout: BUSY_MACHINE_MS }, () => {
     const parse = avroParse({ schema: Order.schema() })
     fc.assert(
       fc.property(
@@ -102,7 +106,7 @@ describe('avroParse properties', () => {
   })
 
   it('reads any block count a datum can hold, and refuses the rest at once', {
-    timeout: 60_000,
+    timeout: BUSY_MACHINE_MS,
   }, () => {
     const Nulls = avro.Type.forSchema({ type: 'array', items: 'null' })
     const parse = avroParse({ schema: Nulls.schema() })
@@ -120,7 +124,7 @@ describe('avroParse properties', () => {
   })
 
   it('skips any block count a datum can hold in a field the readerSchema drops, and refuses the rest at once', {
-    timeout: 60_000,
+    timeout: BUSY_MACHINE_MS,
   }, () => {
     const writer = {
       type: 'record',

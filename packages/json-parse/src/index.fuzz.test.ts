@@ -11,6 +11,10 @@ import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { type JsonParser, jsonParse } from './index.js'
 
+// CPU-bound property tests: a minute or two at a load average of 40 on 2 cores, where every
+// package's tests run at once beside other work; the number of runs stays as it is.
+const BUSY_MACHINE_MS = 600_000
+
 // Random bytes may start with the gzip or zstd magic; this is about jsonParse, so they stay bytes.
 const decode = kinesisDecode({ decompress: false, deaggregate: false })
 
@@ -46,7 +50,7 @@ function jsonOf(bytes: Uint8Array): { value: unknown } | undefined {
 
 describe('jsonParse properties', () => {
   it('hands over exactly what JSON.parse reads, and fails exactly what it refuses', {
-    timeout: 60_000,
+    timeout: BUSY_MACHINE_MS,
   }, () => {
     const payload = fc.oneof(
       fc.json().map((text) => Buffer.from(text)),
@@ -72,7 +76,7 @@ describe('jsonParse properties', () => {
   })
 
   it('fails exactly the records the schema rejects, and hands over its output for the rest', {
-    timeout: 60_000,
+    timeout: BUSY_MACHINE_MS,
   }, () => {
     const Reading = z.object({
       sensor: z.string().min(1),
