@@ -494,6 +494,8 @@ class MappingRun {
           if (!this.stopping) this.addShards(shards)
         },
         (error: unknown) => {
+          // A stop ends a listing that waited on an outage: not an error of the run.
+          if (this.stopping) return
           this.discoveryError ??= { error }
           this.stop()
         },

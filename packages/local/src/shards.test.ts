@@ -44,10 +44,13 @@ async function restartableKinesis() {
   return {
     endpoint,
     client: kinesisClient(endpoint, 'us-east-1'),
-    async restart(downMs: number) {
+    async stop() {
       servers.splice(servers.indexOf(server), 1)
       server.closeAllConnections()
       await new Promise((r) => server.close(() => r(undefined)))
+    },
+    async restart(downMs: number) {
+      await this.stop()
       await new Promise((r) => setTimeout(r, downMs))
       server = start()
       await listen(server, port)
@@ -157,6 +160,59 @@ describe('reading through Kinesis outages', { timeout: 60_000 }, () => {
       expect(
         log.seen.some((m) => m.startsWith(`Kinesis answers again at ${kinesis.endpoint}`)),
       ).toBe(true)
+    } finally {
+      kinesis.client.destroy()
+    }
+  })
+
+  it('names what the first request met when stopped while it waits to try again', async () => {
+    const closed = createServer()
+    const port = await listen(closed)
+    await new Promise((r) => closed.close(() => r(undefined)))
+    const stop = new AbortController()
+    const run = runMapping({
+      stream: 'orders',
+      endpoint: `http://127.0.0.1:${port}`,
+      handler: async () => {},
+      signal: stop.signal,
+      logger: { info: () => {}, warn: () => stop.abort() },
+    })
+    await expect(run).rejects.toThrow(
+      new RegExp(
+        `^DescribeStreamSummary on orders at http://127\\.0\\.0\\.1:${port} failed \\(stopped while retrying\\): Error: connect ECONNREFUSED`,
+      ),
+    )
+  })
+
+  it('ends quietly when stopped while Kinesis is down, with what was done', async () => {
+    const kinesis = await restartableKinesis()
+    try {
+      await createStream(kinesis.client, 'down')
+      await produce({ client: kinesis.client, stream: 'down' }, records(0, 5))
+      const stop = new AbortController()
+      const seen: string[] = []
+      let down: Promise<void> | undefined
+      const stats = await runMapping({
+        stream: 'down',
+        endpoint: kinesis.endpoint,
+        pollIntervalMs: 50,
+        signal: stop.signal,
+        listShardsIntervalMs: 100,
+        logger: {
+          info: () => {},
+          warn: (m) => {
+            seen.push(m)
+            // Ctrl-C once the outage is said.
+            if (m.includes('retrying with backoff')) stop.abort()
+          },
+        },
+        handler: async () => {
+          down ??= kinesis.stop()
+        },
+      })
+      await down
+      expect(stats).toMatchObject({ recordsRead: 5, recordsSucceeded: 5 })
+      expect(seen.filter((m) => m.includes('retrying with backoff'))).toHaveLength(1)
     } finally {
       kinesis.client.destroy()
     }

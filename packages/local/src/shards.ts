@@ -40,8 +40,11 @@ export class KinesisCallError extends Error {
   override name = 'KinesisCallError'
 }
 
-/** The mapping stopped while a request waited to be tried again. */
-class Stopped extends Error {}
+/**
+ * The mapping stopped while a request waited to be tried again: a shard's reading just ends;
+ * elsewhere (the first requests of a run) it fails with what the request met.
+ */
+class Stopped extends KinesisCallError {}
 
 /** The client of a run, and of `shardwise redrive`: a local endpoint gets placeholder keys. */
 export function kinesisClient(endpoint: string | undefined, region: string): KinesisClient {
@@ -203,7 +206,7 @@ export class StreamReader {
           ` (still failing after ${this.retryForMs / 1000} s of retries)`,
         )
       }
-      if (signal.aborted) throw new Stopped()
+      if (signal.aborted) throw this.stopped(call, where, error)
       if (this.outage === undefined) {
         this.outage = { sinceMs: nowMs }
         logger?.warn(
@@ -213,7 +216,7 @@ export class StreamReader {
       }
       await clock.sleep(Math.min(delayMs, leftMs), signal)
       delayMs = Math.min(delayMs * 2, MAX_RETRY_MS)
-      if (signal.aborted) throw new Stopped()
+      if (signal.aborted) throw this.stopped(call, where, error)
     }
   }
 
@@ -232,6 +235,11 @@ export class StreamReader {
         { cause: error },
       )
     }
+  }
+
+  private stopped(call: string, where: string, error: unknown): Stopped {
+    const failure = this.failure(call, where, error, ' (stopped while retrying)')
+    return new Stopped(failure.message, { cause: error })
   }
 
   private endpointText(): string {
