@@ -190,6 +190,33 @@ describe('shardwise redrive', { timeout: 60_000 }, () => {
     expect(failed + succeeded).toBe(discarded)
   })
 
+  it('invokes as the function the document names: its ARN in the context, its account in the event', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'shardwise-redrive-'))
+    const { documents } = await failedRun('redrive-identity', dir)
+    const doc = documents[0] as InvocationRecord
+    doc.requestContext.functionArn = 'arn:aws:lambda:us-east-1:123456789012:function:orders'
+    const file = join(dir, 'one.json')
+    await writeFile(file, JSON.stringify(doc))
+    const seen = join(dir, 'identity.json')
+    const module = join(dir, 'identity.mjs')
+    await writeFile(
+      module,
+      `import { writeFileSync } from 'node:fs'
+      export const handler = async (event, context) => {
+        writeFileSync(${JSON.stringify(seen)}, JSON.stringify([event.Records[0].invokeIdentityArn, context.invokedFunctionArn]))
+      }\n`,
+    )
+    const io = capture()
+    expect(
+      await main(['redrive', '--from', file, '--handler', module, '--endpoint', kinesis.endpoint]),
+    ).toBe(0)
+    expect(io.err()).toBe('')
+    expect(JSON.parse(await readFile(seen, 'utf8'))).toEqual([
+      'arn:aws:iam::123456789012:role/local-function-role',
+      'arn:aws:lambda:us-east-1:123456789012:function:orders',
+    ])
+  })
+
   it('puts the records on another stream, in order, each once', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'shardwise-redrive-'))
     const { onFailure, discarded } = await failedRun('redrive-source', dir)

@@ -181,7 +181,8 @@ async function runBatch(
     shardId: info.shardId,
     streamArn: info.streamArn,
     region: identity.region,
-    invokeIdentityArn: `arn:aws:iam::000000000000:role/${identity.functionName}-role`,
+    // The account of the function that failed the batch, as Lambda's event carried it.
+    invokeIdentityArn: `arn:aws:iam::${accountOf(batch.document.functionArn) ?? '000000000000'}:role/${identity.functionName}-role`,
   }
   const now = Date.now()
   const pending = batch.records.map((r: _Record) => toPendingRecord(r, source, now))
@@ -191,7 +192,10 @@ async function runBatch(
       outcome.failed += chunk.length
       continue
     }
-    const { answer } = await invoke(handler, buildEvent(chunk, undefined), identity)
+    const { answer } = await invoke(handler, buildEvent(chunk, undefined), {
+      ...identity,
+      arn: batch.document.functionArn ?? identity.arn,
+    })
     outcome.invocations++
     const verdict = judge(answer, chunk, { reportBatchItemFailures, tumblingWindow: false })
     const done =
@@ -210,6 +214,12 @@ async function runBatch(
     }
   }
   return outcome
+}
+
+/** The account in `arn:aws:lambda:<region>:<account>:function:<name>`. */
+function accountOf(arn: string | undefined): string | undefined {
+  const account = arn?.split(':')[4]
+  return account !== undefined && /^\d{12}$/.test(account) ? account : undefined
 }
 
 /** Events of at most 10,000 records and 6 MB, as Lambda forms them. */

@@ -23,6 +23,8 @@ export interface OnFailureDocument {
   where: string
   info: BatchInfo
   condition: string | undefined
+  /** The function that failed the batch (`requestContext.functionArn`), when the document says. */
+  functionArn: string | undefined
 }
 
 /** A mistake in the documents, naming the line or message. */
@@ -90,7 +92,13 @@ function documentOf(value: unknown, where: string): OnFailureDocument {
       throw new DocumentError(`${where}: KinesisBatchInfo.${field} is missing`)
     }
   }
-  return { where, info, condition: doc?.requestContext?.condition }
+  const functionArn = doc?.requestContext?.functionArn
+  return {
+    where,
+    info,
+    condition: doc?.requestContext?.condition,
+    functionArn: typeof functionArn === 'string' ? functionArn : undefined,
+  }
 }
 
 function parseInner(text: string, where: string): unknown {
