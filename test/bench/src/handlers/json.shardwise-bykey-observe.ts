@@ -1,5 +1,5 @@
 import { jsonOfBytes } from '../decoders.js'
-import { shardwiseObserved } from '../peers/shardwise.js'
+import { shardwiseObserved } from '../peers/shardwise-observe.js'
 import type { Sink } from '../types.js'
 
 export const label =
