@@ -38,6 +38,8 @@ import {
   type RecordSpec,
   recordingLogger,
   sequenceNumber,
+  settleOnFakeClock,
+  windowEvent,
 } from '@shardwise/testing'
 import avro from 'avsc'
 import type { KinesisStreamEvent } from 'aws-lambda'
@@ -751,18 +753,7 @@ describe('time and order', () => {
     })
     const run = wire({ parser: jsonParse({ schema: Slow, validationConcurrency: 1 }) })
     const event = kinesisEvent(Array.from({ length: 200 }, (_, i) => ({ data: order(`o${i}`) })))
-    let answer: unknown
-    let settled = false
-    const invocation = run
-      .lambda(event, lambdaContext(2000))
-      .then((a) => {
-        answer = a
-      })
-      .finally(() => {
-        settled = true
-      })
-    while (!settled && vi.getTimerCount() > 0) await vi.advanceTimersToNextTimerAsync()
-    await invocation
+    const answer = await settleOnFakeClock(vi, run.lambda(event, lambdaContext(2000)))
     // 200 validations of 20 ms one at a time take 4 s, twice the time left: the guard answers
     // 1,000 ms before the deadline, naming the first record not handled.
     expect(run.handled.length).toBeGreaterThan(10)
@@ -835,13 +826,7 @@ describe('time and order', () => {
       const event = kinesisEvent(
         ['a', 'b', 'c'].map((data, i) => ({ data: order(data), partitionKey: `k${i}` })),
       )
-      let answer: unknown
-      const invocation = lambda(event, lambdaContext()).then((a) => {
-        answer = a
-      })
-      while (answer === undefined) await vi.advanceTimersToNextTimerAsync()
-      await invocation
-      expect(answer).toEqual(answerAt(1))
+      expect(await settleOnFakeClock(vi, lambda(event, lambdaContext()))).toEqual(answerAt(1))
       expect(sunk).toEqual([])
     },
   )
@@ -888,14 +873,7 @@ describe('time and order', () => {
     )
       .use(kinesisDecode())
       .use(partialFailures({ logger: false }))
-    const event = {
-      ...kinesisEvent([{ data: order('a') }]),
-      window: { start: '2026-11-25T10:00:00Z', end: '2026-11-25T10:05:00Z' },
-      state: {},
-      shardId: SHARD,
-      isFinalInvokeForWindow: true,
-      isWindowTerminatedEarly: false,
-    } as KinesisStreamEvent
+    const event = windowEvent([{ data: order('a') }], {}, true)
     const failure = await lambda(event, lambdaContext()).catch((error: unknown) => error)
     expect(failure).toBeInstanceOf(WindowEndError)
     expect(failure).toMatchObject({

@@ -17,6 +17,7 @@ import {
   kinesisEvent,
   lambdaContext,
   sequenceNumber,
+  settleOnFakeClock,
 } from '@shardwise/testing'
 import { type } from 'arktype'
 import * as v from 'valibot'
@@ -696,17 +697,7 @@ describe('jsonParse with a slow asynchronous schema, under the timeout guard', (
       const payloads = Array.from({ length: 200 }, (_, i) => JSON.stringify({ id: i }))
       // 200 validations of 20 ms, one at a time, take 4 s: twice the time left.
       const begin = Date.now()
-      let answer: unknown
-      let settled = false
-      const invocation = lambda(eventOf(payloads), lambdaContext(2000))
-        .then((a) => {
-          answer = a
-        })
-        .finally(() => {
-          settled = true
-        })
-      while (!settled && vi.getTimerCount() > 0) await vi.advanceTimersToNextTimerAsync()
-      await invocation
+      const answer = await settleOnFakeClock(vi, lambda(eventOf(payloads), lambdaContext(2000)))
       // The guard stops 1,000 ms before the deadline (the default margin).
       expect(Date.now() - begin).toBeLessThanOrEqual(1000)
       expect(handled.size).toBeGreaterThan(10)

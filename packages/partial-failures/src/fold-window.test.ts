@@ -1,7 +1,11 @@
 import middy from '@middy/core'
-import type { KinesisStreamEvent } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
-import { kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
+import {
+  kinesisEvent,
+  lambdaContext,
+  sequenceNumber,
+  windowEvent as windowEventOf,
+} from '@shardwise/testing'
 import { describe, expect, it } from 'vitest'
 import { foldWindow, partialFailures, type WindowInfo } from './index.js'
 
@@ -10,17 +14,12 @@ interface Totals {
   sum: number
 }
 
-function windowEvent(values: string[], state: unknown, final = false) {
-  return {
-    ...kinesisEvent(values.map((data) => ({ data }))),
-    window: { start: '2026-11-25T10:00:00Z', end: '2026-11-25T10:05:00Z' },
+const windowEvent = (values: string[], state: unknown, final = false) =>
+  windowEventOf(
+    values.map((data) => ({ data })),
     state,
-    shardId: 'shardId-000000000006',
-    eventSourceARN: 'arn:aws:kinesis:us-east-2:123456789012:stream/lambda-stream',
-    isFinalInvokeForWindow: final,
-    isWindowTerminatedEarly: false,
-  } as KinesisStreamEvent
-}
+    final,
+  )
 
 type Answer = { batchItemFailures: Array<{ itemIdentifier: string }>; state: Totals }
 

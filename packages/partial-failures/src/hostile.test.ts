@@ -5,7 +5,6 @@
  * after the answer.
  */
 import middy from '@middy/core'
-import type { KinesisStreamEvent } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import {
   hostileThrownValues,
@@ -13,6 +12,7 @@ import {
   lambdaContext,
   recordingLogger,
   sequenceNumber,
+  windowEvent,
 } from '@shardwise/testing'
 import { describe, expect, it } from 'vitest'
 import {
@@ -111,16 +111,7 @@ describe('a poison sink that throws a value the library did not create', () => {
   }
 })
 
-function windowEvent(state: unknown, final = false) {
-  return {
-    ...kinesisEvent([{ data: '1' }, { data: '2' }, { data: '3' }]),
-    window: { start: '2026-11-25T10:00:00Z', end: '2026-11-25T10:05:00Z' },
-    state,
-    shardId: 'shardId-000000000006',
-    isFinalInvokeForWindow: final,
-    isWindowTerminatedEarly: false,
-  } as KinesisStreamEvent
-}
+const threeRecords = [{ data: '1' }, { data: '2' }, { data: '3' }]
 
 describe('foldWindow with values the library did not create', () => {
   it.each(hostileThrownValues)(
@@ -137,7 +128,7 @@ describe('foldWindow with values the library did not create', () => {
       )
         .use(kinesisDecode())
         .use(partialFailures({ logger: false }))
-      expect(await lambda(windowEvent({}), lambdaContext())).toEqual({
+      expect(await lambda(windowEvent(threeRecords, {}), lambdaContext())).toEqual({
         batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }],
         state: { n: 1 },
       })
@@ -158,7 +149,7 @@ describe('foldWindow with values the library did not create', () => {
       )
         .use(kinesisDecode())
         .use(partialFailures({ logger: false }))
-      const failure = await lambda(windowEvent({}, true), lambdaContext()).then(
+      const failure = await lambda(windowEvent(threeRecords, {}, true), lambdaContext()).then(
         () => undefined,
         (error: unknown) => error,
       )
@@ -182,8 +173,10 @@ describe('foldWindow with values the library did not create', () => {
     const lambda = middy(
       foldWindow(() => unreadable as { n: number }, { initialState: () => ({ n: 0 }) }),
     ).use(kinesisDecode())
-    await expect(lambda(windowEvent({}), lambdaContext())).rejects.toThrow(ConfigurationError)
-    await expect(lambda(windowEvent({}), lambdaContext())).rejects.toThrow(
+    await expect(lambda(windowEvent(threeRecords, {}), lambdaContext())).rejects.toThrow(
+      ConfigurationError,
+    )
+    await expect(lambda(windowEvent(threeRecords, {}), lambdaContext())).rejects.toThrow(
       /; reduce gave an object that cannot be read \(a revoked Proxy\?\)$/,
     )
   })

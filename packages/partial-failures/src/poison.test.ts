@@ -1,7 +1,13 @@
 import middy from '@middy/core'
 import { failRecord, getBatch, type KinesisStreamEvent } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
-import { kinesisEvent, lambdaContext, recordingLogger, sequenceNumber } from '@shardwise/testing'
+import {
+  kinesisEvent,
+  lambdaContext,
+  recordingLogger,
+  sequenceNumber,
+  settleOnFakeClock,
+} from '@shardwise/testing'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   eachRecord,
@@ -213,12 +219,7 @@ describe('partialFailures({ onPoison })', () => {
       const event = kinesisEvent(
         plan.map((step, i) => ({ data: String(i), partitionKey: step.key ?? `k${i}` })),
       )
-      let answer: unknown
-      const invocation = lambda(event, lambdaContext(remainingMs)).then((a) => {
-        answer = a
-      })
-      while (answer === undefined) await vi.advanceTimersToNextTimerAsync()
-      await invocation
+      const answer = await settleOnFakeClock(vi, lambda(event, lambdaContext(remainingMs)))
       return { answer, sunk, events }
     }
 

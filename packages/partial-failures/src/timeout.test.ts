@@ -1,7 +1,13 @@
 import middy from '@middy/core'
 import type { Context, KinesisStreamEvent } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
-import { kinesisEvent, lambdaContext, recordingLogger, sequenceNumber } from '@shardwise/testing'
+import {
+  kinesisEvent,
+  lambdaContext,
+  recordingLogger,
+  sequenceNumber,
+  settleOnFakeClock,
+} from '@shardwise/testing'
 import { afterEach, describe, expect, it, vi } from 'vitest'
 import {
   type EachRecordOptions,
@@ -41,21 +47,7 @@ function useFakeClock() {
   })
 }
 
-/** Runs the fake clock's timers, one at a time, until `invocation` settles. */
-async function settle<T>(invocation: Promise<T>): Promise<T> {
-  let settled = false
-  invocation.then(
-    () => {
-      settled = true
-    },
-    () => {
-      settled = true
-    },
-  )
-  await vi.advanceTimersByTimeAsync(0)
-  while (!settled && vi.getTimerCount() > 0) await vi.advanceTimersToNextTimerAsync()
-  return invocation
-}
+const settle = <T>(invocation: Promise<T>) => settleOnFakeClock(vi, invocation)
 
 function chain(handler: RecordHandler<Uint8Array>, options: EachRecordOptions, early?: number) {
   const plugin = early === undefined ? undefined : { timeoutEarlyInMillis: early }

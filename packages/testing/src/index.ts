@@ -257,3 +257,46 @@ export async function startFakeSqs() {
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   }
 }
+
+/** What `settleOnFakeClock` needs of a fake clock: vitest's `vi`, or anything alike. */
+export interface FakeClock {
+  getTimerCount(): number
+  advanceTimersByTimeAsync(ms: number): Promise<unknown>
+  advanceTimersToNextTimerAsync(): Promise<unknown>
+}
+
+/**
+ * Runs a fake clock's timers, one at a time, until `invocation` settles (or no timer is left),
+ * then returns it: for tests where time is the subject, so that a busy machine changes nothing.
+ */
+export async function settleOnFakeClock<T>(clock: FakeClock, invocation: Promise<T>): Promise<T> {
+  let settled = false
+  const done = () => {
+    settled = true
+  }
+  invocation.then(done, done)
+  await clock.advanceTimersByTimeAsync(0)
+  while (!settled && clock.getTimerCount() > 0) await clock.advanceTimersToNextTimerAsync()
+  return invocation
+}
+
+/**
+ * A Kinesis event of a tumbling window (`TumblingWindowInSeconds`), as Lambda sends it: the
+ * records, the window from 10:00 to 10:05 on 2026-11-25, the state carried from the window's
+ * last invocation, and whether this is its final one.
+ */
+export function windowEvent(
+  records: ReadonlyArray<RecordSpec>,
+  state: unknown,
+  final = false,
+): KinesisStreamEvent {
+  return {
+    ...kinesisEvent(records),
+    window: { start: '2026-11-25T10:00:00Z', end: '2026-11-25T10:05:00Z' },
+    state,
+    shardId: 'shardId-000000000006',
+    eventSourceARN: STREAM_ARN,
+    isFinalInvokeForWindow: final,
+    isWindowTerminatedEarly: false,
+  } as KinesisStreamEvent
+}
