@@ -44,10 +44,11 @@ import {
   lambdaContext,
   type RecordSpec,
   sequenceNumber,
+  settleOnFakeClock,
 } from '@shardwise/testing'
 import type { KinesisStreamEvent } from 'aws-lambda'
 import fc from 'fast-check'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 import { z } from 'zod'
 
 // CPU-bound property tests: a minute or two at a load average of 40 on 2 cores, where every
@@ -708,21 +709,23 @@ async function checkHang(h: typeof hangScenario extends fc.Arbitrary<infer H> ? 
       partitionKey: h.keys[i] as string,
     })),
   )
-  // Lambda's deadline is 100 ms from the moment the loop first asks: counted from the call, a
-  // busy machine spent over 50 ms before the loop started, inside the margin, and the batch was
-  // refused with a TimeoutError.
-  let deadline: number | undefined
-  const context = {
-    ...lambdaContext(),
-    getRemainingTimeInMillis: () => {
-      deadline ??= Date.now() + 100
-      return Math.max(0, deadline - Date.now())
-    },
+  // Lambda's deadline is 100 ms away on the fake clock (Date, performance and the timers): on
+  // the real one, a machine at load 43 spent 88 ms between two statements, inside the margin,
+  // and the batch was refused with a TimeoutError. The records' turns of the event loop
+  // (setImmediate) are real.
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date', 'performance'] })
+  let response: unknown
+  try {
+    const invocation = lambda(event, lambdaContext(100))
+    // The records that can move on their own do, before the clock moves to the guard's timer.
+    for (let t = 0; t < 40; t++) await tick()
+    response = await settleOnFakeClock(vi, invocation)
+  } finally {
+    vi.useRealTimers()
   }
-  const response = await within(HANG_MS, lambda(event, context))
   const startsAtAnswer = starts.length
   const sinkCallsAtAnswer = sinkCalls
-  await new Promise((resolve) => setTimeout(resolve, 20))
+  for (let t = 0; t < 5; t++) await tick()
   expect(starts.length, 'records started after the answer').toBe(startsAtAnswer)
   expect(sinkCalls, 'sink calls started after the answer').toBe(sinkCallsAtAnswer)
   const first = event.Records.findIndex((record) => !succeeded.has(record.kinesis.sequenceNumber))
