@@ -186,8 +186,11 @@ interface Scenario {
   /** 'hostile' refuses as 'flaky' does, rejecting with a value whose getters throw. */
   sink: 'none' | 'reliable' | 'flaky' | 'hostile'
   validation: Validation
-  /** A logger whose every method answers a promise that never settles, which nothing awaits. */
-  logger: 'silent' | 'hanging'
+  /**
+   * 'hanging': every method answers a promise that never settles, which nothing awaits;
+   * 'throwing': every method throws a value whose getters throw, or rejects with one.
+   */
+  logger: 'silent' | 'hanging' | 'throwing'
   ordering: Ordering
   concurrency: number
 }
@@ -202,7 +205,7 @@ const scenario: fc.Arbitrary<Scenario> = fc.record({
   sinkRefuses: fc.array(fc.boolean(), { minLength: 4 * MAX_RECORDS, maxLength: 4 * MAX_RECORDS }),
   sink: fc.constantFrom('none', 'reliable', 'flaky', 'hostile'),
   validation: fc.constantFrom<Validation>('sync', 'async'),
-  logger: fc.constantFrom('silent', 'hanging'),
+  logger: fc.constantFrom('silent', 'hanging', 'throwing'),
   ordering: fc.constantFrom<Ordering>('shard', 'partitionKey', 'none'),
   concurrency: fc.integer({ min: 1, max: 8 }),
 })
@@ -219,6 +222,20 @@ const hanging = {
   warn: () => new Promise(() => {}),
   info: () => new Promise(() => {}),
   debug: () => new Promise(() => {}),
+}
+
+let thrownByLogger = 0
+const throwing = {
+  error: () => {
+    throw hostileThrownValue(thrownByLogger++)
+  },
+  warn: () => Promise.reject(hostileThrownValue(thrownByLogger++)),
+  info: () => {
+    throw hostileThrownValue(thrownByLogger++)
+  },
+  debug: () => {
+    throw hostileThrownValue(thrownByLogger++)
+  },
 }
 
 const VALID = Symbol('valid')
@@ -245,6 +262,7 @@ async function within<T>(ms: number, work: Promise<T>): Promise<T> {
 }
 
 const silent = { error() {}, warn() {}, info() {}, debug() {} }
+const loggers = { silent, hanging, throwing }
 
 /**
  * The chain as a user wires it, plus a probe after the parser that keeps where each record
@@ -364,7 +382,7 @@ function instrumented(s: Scenario) {
     .use(probe)
     .use(
       partialFailures({
-        logger: s.logger === 'silent' ? silent : hanging,
+        logger: loggers[s.logger],
         ...(s.sink === 'none' ? {} : { onPoison: sink }),
       }),
     )

@@ -44,10 +44,27 @@ interface Scenario {
   /** How often a retryable failure throws a value the library did not create. */
   hostileRate: number
   mutateRate: number
+  /** 'throwing': a logger whose every call throws a value whose getters throw. */
+  logger: 'none' | 'throwing'
   slowRate: number
   ordering: Ordering
   concurrency: number
   seed: number
+}
+
+const throwingLogger = {
+  error: () => {
+    throw hostileThrownValue(0)
+  },
+  warn: () => {
+    throw hostileThrownValue(4)
+  },
+  info: () => {
+    throw hostileThrownValue(5)
+  },
+  debug: () => {
+    throw hostileThrownValue(6)
+  },
 }
 
 const rate = (max: number) => fc.oneof(fc.constant(0), fc.double({ min: 0, max, noNaN: true }))
@@ -65,6 +82,7 @@ const scenario = fc.record<Scenario>({
   sink: fc.constantFrom('none', 'reliable', 'flaky', 'hostile'),
   hostileRate: rate(1),
   mutateRate: rate(1),
+  logger: fc.constantFrom('none', 'throwing'),
   slowRate: fc.double({ min: 0, max: 1, noNaN: true }),
   ordering: fc.constantFrom<Ordering>('shard', 'partitionKey', 'none'),
   concurrency: fc.integer({ min: 1, max: 16 }),
@@ -176,7 +194,12 @@ async function check(s: Scenario) {
     ),
   )
     .use(kinesisDecode())
-    .use(partialFailures({ logger: false, ...(s.sink === 'none' ? {} : { onPoison: sink }) }))
+    .use(
+      partialFailures({
+        logger: s.logger === 'none' ? false : throwingLogger,
+        ...(s.sink === 'none' ? {} : { onPoison: sink }),
+      }),
+    )
 
   const response = await lambda(kinesisEvent(specs), lambdaContext())
 
