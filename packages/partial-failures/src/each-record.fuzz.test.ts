@@ -129,6 +129,8 @@ async function check(s: Scenario) {
   const startedAt = new Array<number>(s.size).fill(-1)
   const failedAt = new Array<number>(s.size).fill(-1)
   const busyKeys = new Set<string>()
+  // Where each record handed to the handler is, kept before the handler can write over it.
+  const positions = new WeakMap<object, number>()
   let clock = 0
   let inFlight = 0
   let mostInFlight = 0
@@ -143,12 +145,13 @@ async function check(s: Scenario) {
     try {
       for (let t = 0; t < (latency[i] ?? 0); t++) await tick()
       if (mutates[i]) {
-        // Everything but the sequence number, which the answer is read from (issue 13, item 3).
+        // Its sequence number too: the answer must not be read from the record (issue 13, item 3).
         const writable = record as { -readonly [K in keyof KinesisRecord<unknown>]: unknown }
         writable.data = hostileThrownValue(i)
         writable.partitionKey = hostileThrownValue(i + 1)
         writable.shardId = undefined
         writable.subSequenceNumber = hostileThrownValue(i + 2)
+        writable.sequenceNumber = sequenceNumber(s.size - 1)
       }
       if (failsInHandler[i]) {
         if (nonRetryable[i]) throw new NonRetryableError(`record ${i} is poison`)
@@ -164,7 +167,7 @@ async function check(s: Scenario) {
   // Each callback below registers its own reaction before eachRecord awaits the promise, so
   // it runs the moment eachRecord can see the failure, and nothing runs in between.
   const sink: PoisonSink = (record, error) => {
-    const i = positionOf(record.sequenceNumber)
+    const i = positions.get(record) ?? positionOf(record.sequenceNumber)
     sunk[i] = (sunk[i] ?? 0) + 1
     if (error.retryable) violations.push(`retryable record ${i} reached the sink`)
     const taken = (async () => {
@@ -182,6 +185,7 @@ async function check(s: Scenario) {
     eachRecord(
       (record) => {
         const i = positionOf(record.sequenceNumber)
+        positions.set(record, i)
         const settled = body(record, i, record.partitionKey)
         if (s.sink === 'none' || !poisoned(i)) {
           settled.catch(() => {
