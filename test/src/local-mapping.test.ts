@@ -50,6 +50,7 @@ interface Message {
   n: number
 }
 
+// Sized for a busy machine: at load 40 on two cores it ran past 60 s.
 it('handles every record at least once, in order per key, and sends only poison records to the destination', async () => {
   // A fixed seed keeps CI repeatable; set SHARDWISE_SEED to explore others.
   const seed = Number(process.env.SHARDWISE_SEED ?? 20261125)
@@ -165,4 +166,4 @@ it('handles every record at least once, in order per key, and sends only poison 
     context,
   ).toEqual([...POISON].sort((a, b) => a - b))
   expect(stats.recordsToDestination, context).toBe(POISON.size)
-}, 60_000)
+}, 300_000)
