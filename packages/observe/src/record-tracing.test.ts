@@ -15,7 +15,12 @@ import {
   partialFailures,
   type RecordHandler,
 } from '@shardwise/partial-failures'
-import { kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
+import {
+  hostileThrownValues,
+  kinesisEvent,
+  lambdaContext,
+  sequenceNumber,
+} from '@shardwise/testing'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { kplAggregate } from './emf.fixture.js'
 import { type RecordTracingOptions, recordTracing } from './record-tracing.js'
@@ -175,6 +180,25 @@ describe('recordTracing', () => {
         'exception.message': 'cannot save',
       })
     })
+
+    it.each(hostileThrownValues)(
+      'fails the span of a record whose handler throws %s, and the invocation answers',
+      async (_name, make) => {
+        const event = kinesisEvent([{ data: '1' }, { data: '2' }])
+        const handler: RecordHandler<unknown> = (record) => {
+          if (record.data === 2) throw make()
+        }
+        let answer: unknown
+        await inInvocation(async () => {
+          answer = await chain(handler)(event, lambdaContext())
+        })
+        expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
+        const [ok, failed] = bySequence(recordSpans())
+        expect(ok?.status.code).toBe(SpanStatusCode.UNSET)
+        expect(failed?.status.code).toBe(SpanStatusCode.ERROR)
+        expect(failed?.events[0]?.name).toBe('exception')
+      },
+    )
 
     it("links a record's span to the producer's trace, from the traceparent where it is found", async () => {
       const event = kinesisEvent([

@@ -26,6 +26,7 @@ import {
   type OptionRules,
   observeRecords,
   option,
+  propertyOf,
   type RecordObserver,
   RecordStatus,
   unobserveRecords,
@@ -188,21 +189,22 @@ class RecordSpans implements RecordObserver {
   }
 }
 
+/**
+ * The thrown value is the user's, and any read of it may throw (a revoked Proxy, getters that
+ * throw): the exception is recorded from what could be read, never from the value itself.
+ */
 function failSpan(span: Span, error: unknown): void {
   const name = errorName(error)
+  const message = messageOf(error)
+  const stack = propertyOf(error, 'stack')
   span.setAttribute(ATTR.errorType, name)
-  span.setStatus({ code: SpanStatusCode.ERROR, message: messageOf(error) })
-  if (error instanceof Error) span.recordException(error)
-  else span.recordException({ name, message: messageOf(error) })
+  span.setStatus({ code: SpanStatusCode.ERROR, message })
+  span.recordException(typeof stack === 'string' ? { name, message, stack } : { name, message })
 }
 
 function errorName(error: unknown): string {
-  try {
-    const name = (error as { name?: unknown } | null)?.name
-    return typeof name === 'string' && name !== '' ? name : typeof error
-  } catch {
-    return typeof error
-  }
+  const name = propertyOf(error, 'name')
+  return typeof name === 'string' && name !== '' ? name : typeof error
 }
 
 function dataTraceparent(record: KinesisRecord<unknown>): unknown {
