@@ -9,7 +9,7 @@ import { createRequire } from 'node:module'
 import type { AddressInfo } from 'node:net'
 import zlib from 'node:zlib'
 import middy from '@middy/core'
-import { avroParse, confluentSchemaRegistry } from '@shardwise/avro-parse'
+import { avroParse, confluentSchemaRegistry, glueSchemaRegistry } from '@shardwise/avro-parse'
 import {
   ConfigurationError,
   DecodeError,
@@ -407,6 +407,35 @@ describe('bad Avro fails its record alone', () => {
       )
       expect(error?.retryable).toBe(false)
     })
+  })
+
+  it('Glue zlib datums past maxBatchInflatedBytes: the first over it fails alone, retryable; one alone over it is poison', async () => {
+    const client = {
+      send: async () => ({ DataFormat: 'AVRO', SchemaDefinition: JSON.stringify(Reading) }),
+    }
+    const glue = (sensor: string) =>
+      Buffer.concat([Buffer.of(3, 5), Buffer.alloc(16, 7), zlib.deflateSync(datum(sensor))])
+    const limit = 2 * datum('s0').length
+    const registry = glueSchemaRegistry({ client, maxBatchInflatedBytes: limit })
+    const run = wire({ parser: avroParse({ registry }), onPoison: async () => {} })
+    const event = kinesisEvent(['s0', 's1', 's2', 's3'].map((sensor) => ({ data: glue(sensor) })))
+    expect(await run.lambda(event, lambdaContext())).toEqual(answerAt(2))
+    expect(run.handled).toEqual([sequenceNumber(0), sequenceNumber(1)])
+    const error = getBatch(event)?.errors.get(2)
+    expect(error).toBeInstanceOf(DecodeError)
+    expect(error?.message).toBe(
+      `record ${sequenceNumber(2)} of ${SHARD} (partition key "1"): its zlib-compressed Glue datum does not fit in what is left of maxBatchInflatedBytes (${limit}), the most one invocation inflates; Lambda will deliver it again, in a later invocation with a fresh budget`,
+    )
+    expect(error?.retryable).toBe(true)
+    // Lambda delivers again from record 2, in an invocation of its own budget.
+    const again = kinesisEvent(['s2', 's3'].map((sensor) => ({ data: glue(sensor) })))
+    expect(await run.lambda(again, lambdaContext())).toEqual({ batchItemFailures: [] })
+    const alone = kinesisEvent([{ data: glue('s'.repeat(limit)) }])
+    expect(await run.lambda(alone, lambdaContext())).toEqual({ batchItemFailures: [] })
+    expect(getBatch(alone)?.errors.get(0)?.message).toMatch(
+      /; its Kinesis record alone inflates to more than that, so no invocation can read it$/,
+    )
+    expect(getBatch(alone)?.status[0]).toBe(RecordStatus.Diverted)
   })
 })
 

@@ -5,15 +5,13 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
-import { deflateSync } from 'node:zlib'
+import { deflateSync, inflateSync } from 'node:zlib'
 import { GlueClient } from '@aws-sdk/client-glue'
 import { GlueSchemaRegistry as MeinestadtGlueRegistry } from '@meinestadt.de/glue-schema-registry'
-import { ParseError } from '@shardwise/core'
+import { DecodeError, ParseError } from '@shardwise/core'
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
 import { localServer, orderV1, orderV2, parseThrough } from './events.testkit.js'
-import { avroParse, glueSchemaRegistry, SchemaRegistryError } from './index.js'
+import { avroParse, type FrameBatch, glueSchemaRegistry, SchemaRegistryError } from './index.js'
 
 /** Glue's GetSchemaVersion and nothing else, as the AWS SDK speaks it. */
 class FakeGlue {
@@ -371,25 +369,88 @@ describe('glueSchemaRegistry', () => {
     expect(errors.get(1)).toBeInstanceOf(ParseError)
   })
 
-  it('holds no inflated datum while the records wait for their schema', async () => {
-    // Each 8 KiB of zlib inflates to 8 MiB: 24 of them waiting would hold 192 MiB, and a batch
-    // of real bombs (64 KiB to 64 MiB each, 90 in a 6 MB event) would take the function down.
-    const inflated = 8 * 1024 * 1024
-    const datum = Buffer.concat([Buffer.from([0x02, 0x61]), Buffer.alloc(inflated - 2)])
-    const body = deflateSync(datum, { level: 9 })
-    const unknown = randomUUID()
-    const header = Buffer.concat([Buffer.of(3, 5), Buffer.from(unknown.replaceAll('-', ''), 'hex')])
-    const payloads = Array.from({ length: 24 }, () => Buffer.concat([header, body]))
-    const gc = collector()
-    const before = await arrayBuffersHeld(gc)
-    let during = 0
-    fake.whileLookingUp = async () => {
-      during = (await arrayBuffersHeld(gc)) - before
+  it('stops a batch of zlib datums at maxBatchInflatedBytes: the records past it fail alone, retryable', async () => {
+    const order = { id: 'x'.repeat(1000), quantity: 1 }
+    const payload = await producer.encode(v1, order, { compress: true })
+    const inflated = inflateSync(payload.subarray(18)).length
+    const limit = 2 * inflated + Math.floor(inflated / 2)
+    const parse = avroParse({
+      registry: glueSchemaRegistry({ client, maxBatchInflatedBytes: limit }),
+    })
+    const { outcomes, errors, response } = await parseThrough(parse, [
+      payload,
+      payload,
+      payload,
+      payload,
+    ])
+    const refused = (n: number) =>
+      `record ${100 + n} of shardId-000000000001 (partition key "order-${n}"): its zlib-compressed Glue datum does not fit in what is left of maxBatchInflatedBytes (${limit}), the most one invocation inflates; Lambda will deliver it again, in a later invocation with a fresh budget`
+    expect(outcomes).toEqual([order, order, refused(2), refused(3)])
+    expect(errors.get(2)).toBeInstanceOf(DecodeError)
+    expect(errors.get(2)?.retryable).toBe(true)
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: '102' }] })
+    // Lambda delivers from record 2 again, in a batch of its own budget.
+    expect((await parseThrough(parse, [payload, payload])).outcomes).toEqual([order, order])
+  })
+
+  it('fails for good, naming it, a datum that alone inflates past maxBatchInflatedBytes', async () => {
+    const order = { id: 'x'.repeat(1000), quantity: 1 }
+    const big = await producer.encode(v1, order, { compress: true })
+    const small = await producer.encode(v1, { id: 'a', quantity: 1 }, { compress: false })
+    const limit = inflateSync(big.subarray(18)).length - 1
+    const parse = avroParse({
+      registry: glueSchemaRegistry({ client, maxBatchInflatedBytes: limit }),
+    })
+    // Once the schema is known, records decode before the record loop, which stops at the first.
+    await parseThrough(parse, [small])
+    const { outcomes, errors } = await parseThrough(parse, [big, small])
+    expect(outcomes).toEqual([
+      `record 100 of shardId-000000000001 (partition key "order-0"): its zlib-compressed Glue datum does not fit in what is left of maxBatchInflatedBytes (${limit}), the most one invocation inflates; its Kinesis record alone inflates to more than that, so no invocation can read it`,
+      { id: 'a', quantity: 1 },
+    ])
+    expect(errors.get(0)).toBeInstanceOf(DecodeError)
+    expect(errors.get(0)?.retryable).toBe(false)
+  })
+
+  it('charges a datum that does not inflate what its bytes could produce, not the 64 MiB limit', async () => {
+    const good = await producer.encode(v1, { id: 'a', quantity: 1 }, { compress: true })
+    // A zlib header and a block of the reserved type: 3 bytes, at most 3096 inflated.
+    const corrupt = Buffer.concat([good.subarray(0, 18), Buffer.of(0x78, 0x9c, 0xff)])
+    const payloads = [...Array.from({ length: 16 }, () => corrupt), good]
+    const parse = avroParse({
+      registry: glueSchemaRegistry({ client, maxBatchInflatedBytes: 64 * 1024 }),
+    })
+    await parseThrough(parse, [good])
+    const { outcomes } = await parseThrough(parse, payloads)
+    expect(outcomes.slice(0, 16)).toEqual(
+      Array.from({ length: 16 }, (_, n) =>
+        expect.stringMatching(
+          new RegExp(
+            `^record ${100 + n} .*: has a zlib-compressed body that does not inflate: invalid block type$`,
+          ),
+        ),
+      ),
+    )
+    expect(outcomes[16]).toEqual({ id: 'a', quantity: 1 })
+  })
+
+  it('inflates each datum once, also when it waits for the look-up of its schema', async () => {
+    const order = { id: 'a', quantity: 1 }
+    const payload = await producer.encode(v1, order, { compress: true })
+    fake.lookUps.length = 0 // the serde's own, as it encoded
+    const glue = glueSchemaRegistry({ client })
+    let framesRead = 0
+    const registry = {
+      ...glue,
+      readFrame(bytes: Buffer, batch: FrameBatch) {
+        framesRead++
+        return glue.readFrame(bytes, batch)
+      },
     }
-    const parse = avroParse({ registry: glueSchemaRegistry({ client }) })
-    const { errors } = await parseThrough(parse, payloads)
-    expect(errors.get(23)?.message).toMatch(/Schema version is not found\.$/)
-    expect(during).toBeLessThan(2 * inflated)
+    const { outcomes } = await parseThrough(avroParse({ registry }), [payload, payload, payload])
+    expect(fake.lookUps).toEqual([v1])
+    expect(outcomes).toEqual([order, order, order])
+    expect(framesRead).toBe(3)
   })
 
   it('reads an uncompressed datum in place after the header, and counts only its bytes', async () => {
@@ -443,28 +504,6 @@ describe('glueSchemaRegistry', () => {
     )
   })
 })
-
-/** V8's garbage collector, to measure what is still held rather than what is not yet freed. */
-/**
- * The bytes of array buffers still reachable. V8 frees a collected buffer's memory on a
- * background thread, so one reading right after a collection may still count garbage, the more
- * so on a busy machine: the least of a few readings, each after a collection and a turn of the
- * event loop, counts only what is held.
- */
-async function arrayBuffersHeld(gc: () => void): Promise<number> {
-  let least = Number.POSITIVE_INFINITY
-  for (let i = 0; i < 5; i++) {
-    gc()
-    await new Promise((resolve) => setTimeout(resolve, 10))
-    least = Math.min(least, process.memoryUsage().arrayBuffers)
-  }
-  return least
-}
-
-function collector(): () => void {
-  setFlagsFromString('--expose-gc')
-  return runInNewContext('gc') as () => void
-}
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')

@@ -1,5 +1,5 @@
 /**
- * `glueSchemaRegistry({ client? })`: payloads in the AWS Glue Schema Registry wire format (byte 0
+ * `glueSchemaRegistry({ client?, timeout?, maxBatchInflatedBytes? })`: payloads in the AWS Glue Schema Registry wire format (byte 0
  * = 3, the header version; byte 1 = 0 for none or 5 for zlib compression; bytes 2-17 = the
  * schema version's UUID; then the Avro datum, deflated with zlib when byte 1 is 5), with writer
  * schemas from Glue's `GetSchemaVersion`.
@@ -9,14 +9,19 @@ import { inflateSync } from 'node:zlib'
 import {
   ConfigurationError,
   checkOptions,
+  DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES,
+  MAX_DEFLATE_RATIO,
   MAX_TIMER_MS,
   messageOf,
   type OptionRules,
   option,
+  overBatchBudget,
 } from '@shardwise/core'
 import {
   FinalAnswerError,
   type Frame,
+  type FrameBatch,
+  type FrameRefusal,
   hex,
   noAnswerWithin,
   type SchemaId,
@@ -48,9 +53,24 @@ export interface GlueSchemaRegistryOptions {
    * and the whole batch with it.
    */
   timeout?: number
+  /**
+   * The most bytes zlib-compressed datums may inflate to in one invocation, kept or not (a
+   * datum that fails to inflate is charged the most its bytes could produce, 1032 per byte):
+   * this bounds the memory and the time a batch of zlib bombs takes. Default 256 MiB, as
+   * kinesisDecode's maxBatchDecompressedBytes. A record that does not fit fails alone with a
+   * `DecodeError`, retryable when records before its Kinesis record spent part of the budget.
+   */
+  maxBatchInflatedBytes?: number
 }
 
-const optionRules: OptionRules = { client: option.object, timeout: option.integer(1, MAX_TIMER_MS) }
+// Node's largest Buffer.
+const MAX_BUFFER_LENGTH = process.getBuiltinModule('node:buffer').constants.MAX_LENGTH
+
+const optionRules: OptionRules = {
+  client: option.object,
+  timeout: option.integer(1, MAX_TIMER_MS),
+  maxBatchInflatedBytes: option.integer(1, MAX_BUFFER_LENGTH),
+}
 
 const HEADER_VERSION = 3
 const COMPRESSION_NONE = 0
@@ -69,11 +89,11 @@ type GlueModule = typeof import('@aws-sdk/client-glue')
  * avroParse({ registry: glueSchemaRegistry(), readerSchema: orderSchema })
  */
 export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaRegistry {
-  const { client, timeout = 5000 } = checkOptions(
-    `${pkg}: glueSchemaRegistry()`,
-    optionRules,
-    options,
-  )
+  const {
+    client,
+    timeout = 5000,
+    maxBatchInflatedBytes = DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES,
+  } = checkOptions(`${pkg}: glueSchemaRegistry()`, optionRules, options)
   if (client !== undefined && typeof client.send !== 'function') {
     throw new ConfigurationError(`${pkg}: glueSchemaRegistry's client must be a GlueClient`)
   }
@@ -117,7 +137,7 @@ export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaR
   })
 
   return {
-    readFrame(payload: Buffer): Frame | string {
+    readFrame(payload: Buffer, batch: FrameBatch): Frame | string | FrameRefusal {
       if (payload.length < HEADER_LENGTH) {
         return `is too short for the Glue Schema Registry wire format: ${payload.length} bytes, where the header alone takes ${HEADER_LENGTH}`
       }
@@ -130,20 +150,91 @@ export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaR
       if (compression !== COMPRESSION_ZLIB) {
         return `has compression byte ${hex(compression)} in its Glue Schema Registry header; only 0x00 (none) and 0x05 (zlib) exist`
       }
-      try {
-        const body = payload.subarray(HEADER_LENGTH)
-        return { id, bytes: inflateSync(body, { maxOutputLength: MAX_INFLATED_BYTES }), start: 0 }
-      } catch (error) {
-        if ((error as { code?: unknown }).code === 'ERR_BUFFER_TOO_LARGE') {
-          return `has a zlib-compressed body that inflates to more than ${MAX_INFLATED_BYTES / 1024 / 1024} MiB, the most a datum may take`
-        }
-        return `has a zlib-compressed body that does not inflate: ${messageOf(error)}`
-      }
+      const inflated = inflate(
+        payload.subarray(HEADER_LENGTH),
+        budgetOf(batch, maxBatchInflatedBytes),
+      )
+      return Buffer.isBuffer(inflated) ? { id, bytes: inflated, start: 0 } : inflated
     },
     lookUp,
     describe: (id: SchemaId) =>
       `schema version ${uuidOf(id as string)} of the AWS Glue Schema Registry`,
   }
+}
+
+/** What is left of a batch's `maxBatchInflatedBytes`, kept on its `FrameBatch`. */
+interface InflationBudget {
+  readonly limit: number
+  left: number
+  /** The Kinesis record the last inflated datum came in, and `left` when it began. */
+  sequenceNumber: string | undefined
+  leftAtKinesisRecord: number
+  /** What that Kinesis record's datums that failed to inflate were charged. */
+  failedAtKinesisRecord: number
+}
+
+/**
+ * A zlib datum, inflated within the per-datum limit and what is left of the batch's budget, or
+ * why it is not. The budget pays for every byte inflating produces, kept or not: a datum stopped
+ * at a limit produced that limit, and one that fails is charged the most its bytes could have
+ * produced (zlib hands back nothing of it), so a batch of bombs or corrupt datums costs at most
+ * the budget in memory and in time.
+ */
+function inflate(body: Buffer, budget: InflationBudget): Buffer | string | FrameRefusal {
+  const perDatumLimitBinds = MAX_INFLATED_BYTES <= budget.left
+  const limit = perDatumLimitBinds ? MAX_INFLATED_BYTES : budget.left
+  try {
+    // zlib takes no limit below 1; a datum that inflates to nothing fits any budget.
+    const bytes = inflateSync(body, { maxOutputLength: Math.max(limit, 1) })
+    if (bytes.length <= budget.left) {
+      budget.left -= bytes.length
+      return bytes
+    }
+  } catch (error) {
+    if ((error as { code?: unknown }).code !== 'ERR_BUFFER_TOO_LARGE') {
+      const charged = Math.min(limit, body.length * MAX_DEFLATE_RATIO)
+      budget.left = Math.max(budget.left - charged, 0)
+      budget.failedAtKinesisRecord += charged
+      return `has a zlib-compressed body that does not inflate: ${messageOf(error)}`
+    }
+    if (perDatumLimitBinds) {
+      budget.left -= limit
+      return `has a zlib-compressed body that inflates to more than ${MAX_INFLATED_BYTES / 1024 / 1024} MiB, the most a datum may take`
+    }
+  }
+  budget.left = 0
+  const { message, retryable } = overBatchBudget({
+    subject: 'its zlib-compressed Glue datum',
+    option: 'maxBatchInflatedBytes',
+    limit: budget.limit,
+    verb: 'inflate',
+    verbs: 'inflates',
+    use: 'read',
+    leftAtKinesisRecord: budget.leftAtKinesisRecord,
+    failedAtKinesisRecord: budget.failedAtKinesisRecord,
+  })
+  return { refused: message, retryable }
+}
+
+/** The batch's budget, at the Kinesis record `batch` is at now. */
+function budgetOf(batch: FrameBatch, limit: number): InflationBudget {
+  let budget = batch.state as InflationBudget | undefined
+  if (budget === undefined) {
+    budget = {
+      limit,
+      left: limit,
+      sequenceNumber: undefined,
+      leftAtKinesisRecord: limit,
+      failedAtKinesisRecord: 0,
+    }
+    batch.state = budget
+  }
+  if (budget.sequenceNumber !== batch.sequenceNumber) {
+    budget.sequenceNumber = batch.sequenceNumber
+    budget.leftAtKinesisRecord = budget.left
+    budget.failedAtKinesisRecord = 0
+  }
+  return budget
 }
 
 /**

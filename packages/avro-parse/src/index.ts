@@ -10,6 +10,7 @@ import type { MiddlewareObj } from '@middy/core'
 import {
   ConfigurationError,
   checkOptions,
+  DecodeError,
   failRecord,
   getBatch,
   isNonRetryable,
@@ -27,16 +28,29 @@ import {
 } from '@shardwise/core'
 import avro from 'avsc'
 import { boundedOptions, startDatum } from './bounded.js'
-import type { Frame, SchemaId, SchemaRegistry, WriterSchema } from './registry.js'
+import type { Frame, FrameBatch, SchemaId, SchemaRegistry, WriterSchema } from './registry.js'
 
 // The errors this package produces, so that a user tells them apart without importing core.
-export { ConfigurationError, type InferData, type ParsedEvent, ParseError } from '@shardwise/core'
+export {
+  ConfigurationError,
+  DecodeError,
+  type InferData,
+  type ParsedEvent,
+  ParseError,
+} from '@shardwise/core'
 export {
   type ConfluentSchemaRegistryOptions,
   confluentSchemaRegistry,
 } from './confluent.js'
 export { type GlueClientLike, type GlueSchemaRegistryOptions, glueSchemaRegistry } from './glue.js'
-export type { Frame, SchemaId, SchemaRegistry, WriterSchema } from './registry.js'
+export type {
+  Frame,
+  FrameBatch,
+  FrameRefusal,
+  SchemaId,
+  SchemaRegistry,
+  WriterSchema,
+} from './registry.js'
 export { FinalAnswerError } from './registry.js'
 
 const pkg = '@shardwise/avro-parse'
@@ -242,16 +256,22 @@ function decodeFramedBatch(
   reader: avro.Type | undefined,
   typeOptions: AvroParseOptions['typeOptions'],
 ): void {
-  const { records, status } = batch
+  const { records, status, places } = batch
   let waiting: number[] | undefined
-  let waitingFrames: Array<Frame | SchemaId> | undefined
+  let waitingFrames: Frame[] | undefined
+  const frameBatch: FrameBatch = { sequenceNumber: '', state: undefined }
   for (let i = 0; i < records.length; i++) {
     if (status[i] !== RecordStatus.Pending) continue
     const record = records[i] as KinesisRecord<unknown>
-    const payload = bytesOf(record)
-    const frame = registry.readFrame(payload)
+    frameBatch.sequenceNumber = places.sequenceNumbers[i] as string
+    const frame = registry.readFrame(bytesOf(record), frameBatch)
     if (typeof frame === 'string') {
       failRecord(batch, i, new ParseError(record, frame))
+      continue
+    }
+    if ('refused' in frame) {
+      const { refused, retryable } = frame
+      failRecord(batch, i, new DecodeError(record, refused, { retryable }))
       continue
     }
     checkFrame(frame)
@@ -265,9 +285,9 @@ function decodeFramedBatch(
       waitingFrames = []
     }
     waiting.push(i)
-    // A frame with bytes of its own (an inflated Glue datum, up to 64 MiB) is read again after
-    // the look-up instead of kept: a batch of them waiting would hold them all at once.
-    waitingFrames.push(frame.bytes === payload ? frame : frame.id)
+    // Kept, not read again after the look-up: an inflated Glue datum would be inflated twice,
+    // and what the waiting frames hold is bounded by the registry's budget for the batch.
+    waitingFrames.push(frame)
   }
   if (waiting === undefined || waitingFrames === undefined) return
   batch.turnSteps = lookUpAtTurn(
@@ -296,17 +316,17 @@ function lookUpAtTurn(
   reader: avro.Type | undefined,
   typeOptions: AvroParseOptions['typeOptions'],
   waiting: number[],
-  frames: Array<Frame | SchemaId>,
+  frames: Frame[],
 ): TurnSteps {
   const halt = { halted: false }
   const waits = new Set(waiting)
   const failures = new Map<SchemaId, { cause: unknown; retryable: boolean }>()
-  const ids = [...new Set(frames.map(idOf))]
+  const ids = [...new Set(frames.map((frame) => frame.id))]
   const ready = lookUpAndCompile(registry, decoders, reader, typeOptions, ids, failures, halt).then(
     () => {
       if (halt.halted) return
       for (let k = 0; k < waiting.length; k++) {
-        decodeWaiting(batch, registry, decoders, failures, waiting[k] as number, frames[k])
+        decodeWaiting(batch, registry, decoders, failures, waiting[k] as number, frames[k] as Frame)
       }
     },
   )
@@ -358,9 +378,9 @@ function decodeWaiting(
   decoders: Map<SchemaId, DecoderOrProblem>,
   failures: Map<SchemaId, { cause: unknown; retryable: boolean }>,
   index: number,
-  waitingFrame: Frame | SchemaId | undefined,
+  frame: Frame,
 ): void {
-  const id = idOf(waitingFrame as Frame | SchemaId)
+  const { id } = frame
   const record = batch.records[index] as KinesisRecord<unknown>
   const failure = failures.get(id)
   if (failure !== undefined) {
@@ -368,13 +388,6 @@ function decodeWaiting(
     failRecord(batch, index, new SchemaRegistryError(record, message, failure))
     return
   }
-  const frame =
-    typeof waitingFrame === 'object' ? waitingFrame : registry.readFrame(bytesOf(record))
-  if (typeof frame === 'string') {
-    failRecord(batch, index, new ParseError(record, frame))
-    return
-  }
-  checkFrame(frame)
   decodeRecord(batch, index, record, decoders.get(id) as DecoderOrProblem, frame.bytes, frame.start)
 }
 
@@ -463,10 +476,6 @@ function decodeRecord(
   } else {
     record.data = decoded.value
   }
-}
-
-function idOf(frame: Frame | SchemaId): SchemaId {
-  return typeof frame === 'object' ? frame.id : frame
 }
 
 /** A registry of the user's own that returns another shape would fail far from its cause. */

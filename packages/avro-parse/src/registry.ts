@@ -19,6 +19,23 @@ export interface Frame {
   start: number
 }
 
+/**
+ * The batch a payload is read in: `avroParse` hands one per batch to every `readFrame` of it.
+ */
+export interface FrameBatch {
+  /** The sequence number of the Kinesis record the payload came in (KPL sub-records share it). */
+  sequenceNumber: string
+  /** What the registry keeps for this batch alone (Glue's inflation budget); starts undefined. */
+  state: unknown
+}
+
+/** A frame whose datum this batch cannot take (it passes the batch's budget). */
+export interface FrameRefusal {
+  readonly refused: string
+  /** True when a later delivery, with a batch of its own, can read it. */
+  readonly retryable: boolean
+}
+
 /** A writer schema as the registry holds it: Avro schema JSON, and the schemas it refers to. */
 export interface WriterSchema {
   definition: unknown
@@ -31,8 +48,11 @@ export interface WriterSchema {
  * `glueSchemaRegistry()` make one; any object of this shape works.
  */
 export interface SchemaRegistry {
-  /** Reads one payload's frame; a string says why it cannot be read. Must not throw. */
-  readFrame(payload: Buffer): Frame | string
+  /**
+   * Reads one payload's frame; a string says why it can never be read, a `FrameRefusal` why it
+   * cannot be read in this batch. Called once per record, in batch order. Must not throw.
+   */
+  readFrame(payload: Buffer, batch: FrameBatch): Frame | string | FrameRefusal
   /**
    * The writer schema with this id. Rejects with an error whose `retryable` is false when the
    * answer is final (the schema is not Avro), and with any other error when retrying may help.

@@ -323,6 +323,64 @@ export class DecodeError extends RecordError {
   }
 }
 
+/**
+ * Deflate's highest ratio, 1032 to 1 (gzip, zlib): the most a byte of deflated data can become.
+ * A decompression that fails hands back nothing of what it produced, so a batch's budget is
+ * charged this much per byte of its input at most (a corrupt 13-byte payload charged a whole
+ * per-record limit spent a batch's budget with 16 of them).
+ */
+export const MAX_DEFLATE_RATIO = 1032
+
+/**
+ * The default budget of what decompression may produce in one invocation, for each middleware
+ * that decompresses (`kinesisDecode`'s `maxBatchDecompressedBytes`, the Glue registry's
+ * `maxBatchInflatedBytes`): an invocation carries at most 6 MB of base64, about 4.5 MB of bytes,
+ * and 256 MiB holds a full batch of records that compress 50 to 1, while a batch of small
+ * deflate bombs could otherwise make about 1 GiB per MiB it carries.
+ */
+export const DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES = 256 * 1024 * 1024
+
+/** Where a record that a batch's decompression budget refused stands; see `overBatchBudget`. */
+export interface BatchBudgetRefusal {
+  /** What did not fit: `its data (gzip)`, `its zlib-compressed Glue datum`. */
+  readonly subject: string
+  /** The option that sets the budget, and its value. */
+  readonly option: string
+  readonly limit: number
+  /** `decompress` or `inflate`, and as `it` does it: `decompresses`, `inflates`. */
+  readonly verb: string
+  readonly verbs: string
+  /** `decode` or `read`: what no invocation can do with a record alone over the budget. */
+  readonly use: string
+  /** What was left of the budget when the record's Kinesis record (its carrier) began. */
+  readonly leftAtKinesisRecord: number
+  /** What the Kinesis record's payloads that failed to decompress were charged. */
+  readonly failedAtKinesisRecord: number
+}
+
+/**
+ * Why a record does not fit in what is left of its batch's decompression budget, and whether a
+ * later delivery can help. Lambda delivers again from the record's Kinesis record, with the whole
+ * budget: that helps only when records before it spent part of this one (a smaller batch, as
+ * bisect gives, holds it); otherwise its Kinesis record alone is too much, for good.
+ */
+export function overBatchBudget(refusal: BatchBudgetRefusal): {
+  message: string
+  retryable: boolean
+} {
+  const { subject, option, limit, verb, verbs, use, failedAtKinesisRecord: failed } = refusal
+  const retryable = refusal.leftAtKinesisRecord < limit
+  const counting =
+    failed === 0
+      ? ''
+      : `, counting ${failed} bytes for its payloads that failed to ${verb} (the most they could have produced)`
+  const outcome = retryable
+    ? 'Lambda will deliver it again, in a later invocation with a fresh budget'
+    : `its Kinesis record alone ${verbs} to more than that${counting}, so no invocation can ${use} it`
+  const message = `${subject} does not fit in what is left of ${option} (${limit}), the most one invocation ${verbs}; ${outcome}`
+  return { message, retryable }
+}
+
 /** The record's bytes are not a valid payload of the expected format (JSON, Avro). */
 export class ParseError extends RecordError {
   override name = 'ParseError'

@@ -4,6 +4,8 @@
  * declares. `index.ts` decides what the limits are and what a record that passes them becomes.
  */
 
+import { MAX_DEFLATE_RATIO } from '@shardwise/core'
+
 export type Compression = 'gzip' | 'zstd' | 'zlib'
 
 // Loaded at the first compressed record, not at import: a function whose records are plain
@@ -161,10 +163,11 @@ function spent(frame: number, at: number, budget: Budget, cause?: unknown): Erro
 const DEFAULT_CHUNK = 16 * 1024
 
 /**
- * Deflate's highest ratio, 1032 to 1. zstd can go higher (128 KiB from a 4-byte RLE block), but
- * a payload that compresses better than this is nearly all repetition: it only takes more chunks.
+ * Deflate's highest ratio (core's `MAX_DEFLATE_RATIO`). zstd can go higher (128 KiB from a
+ * 4-byte RLE block), but a payload that compresses better than this is nearly all repetition:
+ * it only takes more chunks.
  */
-const MAX_RATIO = 1032
+const MAX_RATIO = MAX_DEFLATE_RATIO
 
 /**
  * zstd's highest ratio: a block decompresses to at most 128 KiB (Block_Maximum_Size, RFC 8878

@@ -13,6 +13,7 @@ import {
   BATCH,
   ConfigurationError,
   checkOptions,
+  DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES as DEFAULT_BATCH_BUDGET,
   type DecodedEvent,
   DecodeError,
   eventSourceOf,
@@ -21,6 +22,7 @@ import {
   type KinesisStreamRecord,
   type OptionRules,
   option,
+  overBatchBudget,
   placesOf,
   type RecordBatch,
   RecordStatus,
@@ -84,12 +86,8 @@ export interface KinesisDecodeOptions {
  */
 export const DEFAULT_MAX_DECOMPRESSED_BYTES = 16 * 1024 * 1024
 
-/**
- * An invocation carries at most 6 MB of base64, about 4.5 MB of bytes: 256 MiB holds a full
- * batch of records that compress 50 to 1, far more than JSON logs do, while one KPL aggregate
- * of small gzip bombs could otherwise decompress to about 1 GiB per MiB it carries.
- */
-export const DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES = 256 * 1024 * 1024
+/** 256 MiB; see core's `DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES`, which the Glue registry shares. */
+export const DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES = DEFAULT_BATCH_BUDGET
 
 const pkg = '@shardwise/kinesis-decode'
 
@@ -432,11 +430,7 @@ function decodedPayload(
   return overBudget(record, format, budget, settings, output)
 }
 
-/**
- * The record does not fit in what is left of the batch's budget. Lambda starts its next
- * delivery at this record's carrier, with the whole budget: retrying helps only when earlier
- * Lambda records spent part of this one; otherwise its Kinesis record alone is too much.
- */
+/** The record does not fit in what is left of the batch's budget (see `overBatchBudget`). */
 function overBudget(
   record: KinesisRecord<Uint8Array>,
   format: Compression,
@@ -444,21 +438,15 @@ function overBudget(
   settings: Settings,
   cause?: unknown,
 ): DecodeError {
-  const { maxBatchDecompressedBytes } = settings
-  const retryable = budget.leftAtLambdaRecord < maxBatchDecompressedBytes
-  // A failed decompression is charged what it could have produced: the message says so when
-  // such charges are part of what this Kinesis record took.
-  const failed = budget.failedAtLambdaRecord
-  const counting =
-    failed === 0
-      ? ''
-      : `, counting ${failed} bytes for its payloads that failed to decompress (the most they could have produced)`
-  const outcome = retryable
-    ? 'Lambda will deliver it again, in a later invocation with a fresh budget'
-    : `its Kinesis record alone decompresses to more than that${counting}, so no invocation can decode it`
-  return new DecodeError(
-    record,
-    `its data (${format}) does not fit in what is left of maxBatchDecompressedBytes (${maxBatchDecompressedBytes}), the most one invocation decompresses; ${outcome}`,
-    { cause, retryable },
-  )
+  const { message, retryable } = overBatchBudget({
+    subject: `its data (${format})`,
+    option: 'maxBatchDecompressedBytes',
+    limit: settings.maxBatchDecompressedBytes,
+    verb: 'decompress',
+    verbs: 'decompresses',
+    use: 'decode',
+    leftAtKinesisRecord: budget.leftAtLambdaRecord,
+    failedAtKinesisRecord: budget.failedAtLambdaRecord,
+  })
+  return new DecodeError(record, message, { cause, retryable })
 }
