@@ -1,6 +1,6 @@
 /**
  * `shardwise run` as a process that a person stops: the first SIGINT (Ctrl-C) or SIGTERM sums
- * up and exits 130 within the stated bound (STOP_WITHIN_MS, 5 s, for an invocation in flight),
+ * up and exits 130 (143 for SIGTERM) within the stated bound (STOP_WITHIN_MS, 5 s, for an invocation in flight),
  * the second exits at once. Progress lines keep coming while a failing batch is retried.
  */
 import { type ChildProcess, spawn } from 'node:child_process'
@@ -117,7 +117,7 @@ describe('stopping shardwise run', { timeout: 45_000 }, () => {
     const signalledMs = Date.now()
     r.child.kill('SIGTERM')
     const { code, atMs } = await r.exited
-    expect(code).toBe(130)
+    expect(code).toBe(143)
     const invocations = Number(/invocations\s+(\d+)\n/.exec(r.out())?.[1])
     // Paced: 2 or 3 in the seconds before the signal, where unpaced retries made thousands.
     expect(invocations).toBeGreaterThanOrEqual(2)

@@ -6,6 +6,7 @@
  * the command, parses its flags and turns errors into exit statuses.
  */
 import { readFileSync } from 'node:fs'
+import { constants } from 'node:os'
 import { ConfigurationError, messageOf } from '@shardwise/core'
 import { checkMappingCommand } from './check-mapping-command.js'
 import { type Command, parseFlags, UsageError, usage, withFlagNames } from './cli-args.js'
@@ -23,6 +24,11 @@ export const COMMANDS: readonly Command[] = [
 ]
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const
+
+/** The status a shell reports for a process a signal ended: 128 plus its number. */
+function signalStatus(signal: NodeJS.Signals): number {
+  return 128 + constants.signals[signal]
+}
 
 const GLOBAL_FLAGS = {
   help: { type: 'boolean', short: 'h' },
@@ -72,11 +78,14 @@ export async function main(argv: string[]): Promise<number> {
 
   const controller = new AbortController()
   // The first SIGINT (Ctrl-C) or SIGTERM stops the command, which sums up what it did; the
-  // second ends the process at once. Either way the status is 130, as a shell gives Ctrl-C.
+  // second ends the process at once. Either way the status is 128 plus the first signal's
+  // number, as a shell reports a process the signal ended: 130 for SIGINT, 143 for SIGTERM.
   // One listener for the whole command: removing the last one would leave the signal without
   // a handler for a moment, and a second signal then would kill the process without a status.
-  const interrupt = () => {
-    if (controller.signal.aborted) process.exit(130)
+  let stoppedBy: NodeJS.Signals | undefined
+  const interrupt = (signal: NodeJS.Signals) => {
+    if (stoppedBy !== undefined) process.exit(signalStatus(stoppedBy))
+    stoppedBy = signal
     process.stderr.write(
       '\nstopping: what is in flight finishes first (Ctrl-C again to quit now)\n',
     )
@@ -85,7 +94,7 @@ export async function main(argv: string[]): Promise<number> {
   for (const name of SIGNALS) process.on(name, interrupt)
   try {
     const status = await command.run(values, controller.signal)
-    return controller.signal.aborted ? 130 : status
+    return stoppedBy === undefined ? status : signalStatus(stoppedBy)
   } catch (error) {
     if (error instanceof UsageError) return usage(error.message, command.name)
     // A value out of its bounds is a usage mistake too: say it with the flag's name.

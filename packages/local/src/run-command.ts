@@ -113,7 +113,8 @@ last read was behind the tip (MillisBehindLatest) and the age of its oldest reco
 Retries wait as Lambda's do: 1 s before the first, doubling to at most 12 s.
 
 Ctrl-C (or SIGTERM) stops the run: nothing new starts, an invocation in flight gets 5 s to
-finish, then the summary is printed and the exit status is 130. A second Ctrl-C quits at once.
+finish, then the summary is printed and the exit status is 130 (143 after SIGTERM). A second
+Ctrl-C quits at once.
 `
 
 export const runCommand: Command = {
