@@ -5,6 +5,8 @@
  */
 import { randomUUID } from 'node:crypto'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { deflateSync, inflateSync } from 'node:zlib'
 import { GlueClient } from '@aws-sdk/client-glue'
 import { GlueSchemaRegistry as MeinestadtGlueRegistry } from '@meinestadt.de/glue-schema-registry'
@@ -434,11 +436,13 @@ describe('glueSchemaRegistry', () => {
     expect(outcomes[16]).toEqual({ id: 'a', quantity: 1 })
   })
 
-  it('inflates each datum once, also when it waits for the look-up of its schema', async () => {
+  it('reads a waiting datum again after the look-up, charging the batch budget once', async () => {
     const order = { id: 'a', quantity: 1 }
     const payload = await producer.encode(v1, order, { compress: true })
+    const inflatedLength = inflateSync(payload.subarray(18)).length
     fake.lookUps.length = 0 // the serde's own, as it encoded
-    const glue = glueSchemaRegistry({ client })
+    // Room for the three datums exactly: a read again charged to the same budget would not fit.
+    const glue = glueSchemaRegistry({ client, maxBatchInflatedBytes: 3 * inflatedLength })
     let framesRead = 0
     const registry = {
       ...glue,
@@ -450,7 +454,28 @@ describe('glueSchemaRegistry', () => {
     const { outcomes } = await parseThrough(avroParse({ registry }), [payload, payload, payload])
     expect(fake.lookUps).toEqual([v1])
     expect(outcomes).toEqual([order, order, order])
-    expect(framesRead).toBe(3)
+    expect(framesRead).toBe(6)
+  })
+
+  it('holds no inflated datum while the records wait for their schema', async () => {
+    // Each 8 KiB of zlib inflates to 8 MiB: 24 of them waiting would hold 192 MiB, and a batch
+    // of real bombs (64 KiB to 64 MiB each, 90 in a 6 MB event) would take the function down.
+    const inflated = 8 * 1024 * 1024
+    const datum = Buffer.concat([Buffer.from([0x02, 0x61]), Buffer.alloc(inflated - 2)])
+    const body = deflateSync(datum, { level: 9 })
+    const unknown = randomUUID()
+    const header = Buffer.concat([Buffer.of(3, 5), Buffer.from(unknown.replaceAll('-', ''), 'hex')])
+    const payloads = Array.from({ length: 24 }, () => Buffer.concat([header, body]))
+    const gc = collector()
+    const before = await arrayBuffersHeld(gc)
+    let during = 0
+    fake.whileLookingUp = async () => {
+      during = (await arrayBuffersHeld(gc)) - before
+    }
+    const parse = avroParse({ registry: glueSchemaRegistry({ client }) })
+    const { errors } = await parseThrough(parse, payloads)
+    expect(errors.get(23)?.message).toMatch(/Schema version is not found\.$/)
+    expect(during).toBeLessThan(2 * inflated)
   })
 
   it('reads an uncompressed datum in place after the header, and counts only its bytes', async () => {
@@ -507,4 +532,26 @@ describe('glueSchemaRegistry', () => {
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
+}
+
+/**
+ * The bytes of array buffers still reachable. V8 frees a collected buffer's memory on a
+ * background thread, so one reading right after a collection may still count garbage, the more
+ * so on a busy machine: the least of a few readings, each after a collection and a turn of the
+ * event loop, counts only what is held.
+ */
+async function arrayBuffersHeld(gc: () => void): Promise<number> {
+  let least = Number.POSITIVE_INFINITY
+  for (let i = 0; i < 5; i++) {
+    gc()
+    await new Promise((resolve) => setTimeout(resolve, 10))
+    least = Math.min(least, process.memoryUsage().arrayBuffers)
+  }
+  return least
+}
+
+/** V8's garbage collector, to measure what is still held rather than what is not yet freed. */
+function collector(): () => void {
+  setFlagsFromString('--expose-gc')
+  return runInNewContext('gc') as () => void
 }

@@ -249,6 +249,9 @@ function decodeBatch(batch: RecordBatch, decoder: Decoder): void {
  * schema id (`LOOKUPS_AT_ONCE` at a time, see `lookUpAll`), at their turn in the record loop
  * (`lookUpAtTurn`). A batch of known ids never touches a promise.
  */
+/** A frame kept while its record waits for a look-up: whole, or only its id (read again). */
+type WaitingFrame = Frame | { readonly id: SchemaId; readonly bytes?: undefined }
+
 function decodeFramedBatch(
   batch: RecordBatch,
   registry: SchemaRegistry,
@@ -258,13 +261,14 @@ function decodeFramedBatch(
 ): void {
   const { records, status, places } = batch
   let waiting: number[] | undefined
-  let waitingFrames: Frame[] | undefined
+  let waitingFrames: WaitingFrame[] | undefined
   const frameBatch: FrameBatch = { sequenceNumber: '', state: undefined }
   for (let i = 0; i < records.length; i++) {
     if (status[i] !== RecordStatus.Pending) continue
     const record = records[i] as KinesisRecord<unknown>
     frameBatch.sequenceNumber = places.sequenceNumbers[i] as string
-    const frame = registry.readFrame(bytesOf(record), frameBatch)
+    const payload = bytesOf(record)
+    const frame = registry.readFrame(payload, frameBatch)
     if (typeof frame === 'string') {
       failRecord(batch, i, new ParseError(record, frame))
       continue
@@ -285,9 +289,10 @@ function decodeFramedBatch(
       waitingFrames = []
     }
     waiting.push(i)
-    // Kept, not read again after the look-up: an inflated Glue datum would be inflated twice,
-    // and what the waiting frames hold is bounded by the registry's budget for the batch.
-    waitingFrames.push(frame)
+    // A datum the registry made (an inflated Glue datum) is dropped and read again after the
+    // look-up: records waiting for their schema hold only their own bytes, where a batch of zlib
+    // bombs would otherwise hold up to the whole inflation budget while the registry answers.
+    waitingFrames.push(frame.bytes.buffer === payload.buffer ? frame : { id: frame.id })
   }
   if (waiting === undefined || waitingFrames === undefined) return
   batch.turnSteps = lookUpAtTurn(
@@ -316,7 +321,7 @@ function lookUpAtTurn(
   reader: avro.Type | undefined,
   typeOptions: AvroParseOptions['typeOptions'],
   waiting: number[],
-  frames: Frame[],
+  frames: WaitingFrame[],
 ): TurnSteps {
   const halt = { halted: false }
   const waits = new Set(waiting)
@@ -325,8 +330,18 @@ function lookUpAtTurn(
   const ready = lookUpAndCompile(registry, decoders, reader, typeOptions, ids, failures, halt).then(
     () => {
       if (halt.halted) return
+      // Frames read again are charged to a budget of their own: they were charged once already.
+      const again: FrameBatch = { sequenceNumber: '', state: undefined }
       for (let k = 0; k < waiting.length; k++) {
-        decodeWaiting(batch, registry, decoders, failures, waiting[k] as number, frames[k] as Frame)
+        const index = waiting[k] as number
+        const frame = frames[k] as WaitingFrame
+        const failure = failures.get(frame.id)
+        if (failure !== undefined) {
+          failWaiting(batch, registry, index, frame.id, failure)
+          continue
+        }
+        const read = frame.bytes === undefined ? readAgain(batch, registry, index, again) : frame
+        if (read !== undefined) decodeWaiting(batch, decoders, index, read)
       }
     },
   )
@@ -371,24 +386,59 @@ async function lookUpAndCompile(
   }
 }
 
-/** Decodes a record that waited for its schema's look-up, or fails it with the look-up's error. */
-function decodeWaiting(
+/**
+ * A frame the registry made, dropped while its record waited: read again, as the first time.
+ * `undefined` when the record failed (a registry whose reading changed between the two).
+ */
+function readAgain(
   batch: RecordBatch,
   registry: SchemaRegistry,
+  index: number,
+  again: FrameBatch,
+): Frame | undefined {
+  const record = batch.records[index] as KinesisRecord<unknown>
+  again.sequenceNumber = batch.places.sequenceNumbers[index] as string
+  const frame = registry.readFrame(bytesOf(record), again)
+  if (typeof frame === 'string') {
+    failRecord(batch, index, new ParseError(record, frame))
+    return undefined
+  }
+  if ('refused' in frame) {
+    failRecord(batch, index, new DecodeError(record, frame.refused, { retryable: frame.retryable }))
+    return undefined
+  }
+  return frame
+}
+
+/** Fails a record that waited for a look-up that failed, with the look-up's error. */
+function failWaiting(
+  batch: RecordBatch,
+  registry: SchemaRegistry,
+  index: number,
+  id: SchemaId,
+  failure: { cause: unknown; retryable: boolean },
+): void {
+  const record = batch.records[index] as KinesisRecord<unknown>
+  const message = `cannot get ${registry.describe(id)}: ${messageOf(failure.cause)}`
+  failRecord(batch, index, new SchemaRegistryError(record, message, failure))
+}
+
+/** Decodes a record that waited for its schema's look-up. */
+function decodeWaiting(
+  batch: RecordBatch,
   decoders: Map<SchemaId, DecoderOrProblem>,
-  failures: Map<SchemaId, { cause: unknown; retryable: boolean }>,
   index: number,
   frame: Frame,
 ): void {
-  const { id } = frame
   const record = batch.records[index] as KinesisRecord<unknown>
-  const failure = failures.get(id)
-  if (failure !== undefined) {
-    const message = `cannot get ${registry.describe(id)}: ${messageOf(failure.cause)}`
-    failRecord(batch, index, new SchemaRegistryError(record, message, failure))
-    return
-  }
-  decodeRecord(batch, index, record, decoders.get(id) as DecoderOrProblem, frame.bytes, frame.start)
+  decodeRecord(
+    batch,
+    index,
+    record,
+    decoders.get(frame.id) as DecoderOrProblem,
+    frame.bytes,
+    frame.start,
+  )
 }
 
 /** No look-up starts once the record loop has answered; its records come again. */
