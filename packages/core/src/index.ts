@@ -216,6 +216,25 @@ export function firstFailed(batch: RecordBatch): number {
   return batch.status.indexOf(RecordStatus.Failed)
 }
 
+/** How many records of a batch stand at each status: for logs and metrics. */
+export interface StatusCounts {
+  pending: number
+  succeeded: number
+  failed: number
+  diverted: number
+}
+
+export function countStatuses(batch: RecordBatch): StatusCounts {
+  const counts: StatusCounts = { pending: 0, succeeded: 0, failed: 0, diverted: 0 }
+  for (const s of batch.status) {
+    if (s === RecordStatus.Succeeded) counts.succeeded++
+    else if (s === RecordStatus.Failed) counts.failed++
+    else if (s === RecordStatus.Diverted) counts.diverted++
+    else counts.pending++
+  }
+  return counts
+}
+
 /**
  * Lambda's checkpoint rule: it retries from the lowest reported sequence number, so the answer
  * names exactly the first record that did not finish. A KPL sub-record reports its carrier.

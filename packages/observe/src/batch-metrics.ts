@@ -8,6 +8,7 @@ import {
   ConfigurationError,
   checkOptions,
   compareSequenceNumbers,
+  countStatuses,
   DecodeError,
   getBatch,
   type KinesisStreamEvent,
@@ -201,16 +202,7 @@ function addDimensions(
 }
 
 function addCounts(metrics: MetricsPublisher, batch: RecordBatch): void {
-  let succeeded = 0
-  let failed = 0
-  let diverted = 0
-  let notHandled = 0
-  for (const status of batch.status) {
-    if (status === RecordStatus.Succeeded) succeeded++
-    else if (status === RecordStatus.Failed) failed++
-    else if (status === RecordStatus.Diverted) diverted++
-    else notHandled++
-  }
+  const { succeeded, failed, diverted, pending: notHandled } = countStatuses(batch)
   const stages = { decode: 0, parse: 0, validation: 0, handler: 0, poisonSink: 0, other: 0 }
   for (const [index, error] of batch.errors) {
     const status = batch.status[index]

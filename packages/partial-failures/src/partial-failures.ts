@@ -13,6 +13,7 @@ import {
   checkOptions,
   compareSequenceNumbers,
   coordinatesAt,
+  countStatuses,
   firstUnfinished,
   getBatch,
   type KinesisRecord,
@@ -440,14 +441,7 @@ function summarize(
 ) {
   const summary: Record<string, unknown> = { lambdaRecords, failed, checkpoint: checkpoint ?? null }
   if (batch !== undefined) {
-    let succeeded = 0
-    let pending = 0
-    let diverted = 0
-    for (const s of batch.status) {
-      if (s === RecordStatus.Succeeded) succeeded++
-      else if (s === RecordStatus.Pending) pending++
-      else if (s === RecordStatus.Diverted) diverted++
-    }
+    const { succeeded, diverted, pending } = countStatuses(batch)
     summary.records = batch.records.length
     summary.succeeded = succeeded
     summary.diverted = diverted
