@@ -1,5 +1,5 @@
 /** `shardwise check-mapping`: judges a function's Kinesis mappings, in a template or in AWS. */
-import { messageOf } from '@shardwise/core'
+import { ConfigurationError, messageOf } from '@shardwise/core'
 import {
   type CheckOptions,
   checkMapping,
@@ -94,7 +94,8 @@ export const checkMappingCommand: Command = {
               endpoint: text(values, 'endpoint'),
             })
     } catch (error) {
-      if (error instanceof UsageError) throw error
+      // A flag's value that cannot work (an endpoint without a scheme) is a usage mistake.
+      if (error instanceof UsageError || error instanceof ConfigurationError) throw error
       // Whatever stops the reading (TemplateError, LambdaApiError, anything else) is status 3:
       // 1 would tell CI the mapping was read and found wrong.
       const message = messageOf(error)

@@ -596,6 +596,16 @@ describe('shardwise check-mapping --function (Lambda API on 127.0.0.1)', () => {
     expect(io.out()).toMatch(/\nno problem found\n$/)
   })
 
+  it.each([
+    ['localhost:4566', 'write http://localhost:4566 (or https://)'],
+    ['not a url', 'write http://not a url (or https://)'],
+    ['ftp://127.0.0.1:4566', 'use http:// or https://'],
+  ])('an endpoint without an http(s) scheme, %s, is a usage mistake (2)', async (bad, hint) => {
+    const io = capture()
+    expect(await main(['check-mapping', '--function', 'orders', '--endpoint', bad])).toBe(2)
+    expect(io.err()).toContain(`the endpoint ${bad} has no http:// or https:// scheme: ${hint}`)
+  })
+
   describe('exits 3 when the mappings cannot be read, naming the call, the function and the endpoint', () => {
     it('a function that does not exist', async () => {
       standIn.fail = undefined
@@ -647,16 +657,6 @@ describe('shardwise check-mapping --function (Lambda API on 127.0.0.1)', () => {
       expect(io.err()).toBe(`shardwise: ${message}\n`)
       expect(JSON.parse(io.out())).toEqual({ error: message })
       standIn.fail = undefined
-    })
-
-    it('an endpoint that is not a URL', async () => {
-      const io = capture()
-      expect(await main(['check-mapping', '--function', 'orders', '--endpoint', 'not a url'])).toBe(
-        3,
-      )
-      expect(io.err()).toMatch(
-        /^shardwise: GetFunctionConfiguration for function orders at not a url failed: .+\n$/,
-      )
     })
 
     it('nothing listening at the endpoint', async () => {

@@ -9,11 +9,10 @@ import {
   type EventSourceMappingConfiguration,
   GetFunctionConfigurationCommand,
   LambdaClient,
-  type LambdaClientConfig,
   ListEventSourceMappingsCommand,
 } from '@aws-sdk/client-lambda'
 import { ConfigurationError, messageOf } from '@shardwise/core'
-import { NodeHttpHandler } from '@smithy/node-http-handler'
+import { awsClientConfig } from './aws-client.js'
 import {
   EVENT_OVERHEAD_BYTES,
   MAX_PAYLOAD_BYTES,
@@ -368,7 +367,7 @@ export async function readDeployedMappings(
   options: ReadDeployedOptions,
 ): Promise<DeployedMapping[]> {
   const region = options.region ?? process.env.AWS_REGION ?? 'us-east-1'
-  const client = options.client ?? lambdaClient(options.endpoint, region)
+  const client = options.client ?? new LambdaClient(awsClientConfig(options.endpoint, region))
   const name = options.functionName
   const where = options.endpoint !== undefined ? `at ${options.endpoint}` : `in ${region}`
   const call = async <T>(what: string, send: () => Promise<T>): Promise<T> => {
@@ -462,16 +461,4 @@ function deployedMapping(
     mapping.sources.timeoutSeconds = `function ${functionName}'s configuration in AWS`
   }
   return mapping
-}
-
-/** A Lambda client; a local endpoint takes any key, so it gets placeholders when none is set. */
-function lambdaClient(endpoint: string | undefined, region: string): LambdaClient {
-  const config: LambdaClientConfig = { region, requestHandler: new NodeHttpHandler() }
-  if (endpoint !== undefined) {
-    config.endpoint = endpoint
-    if (process.env.AWS_ACCESS_KEY_ID === undefined && process.env.AWS_PROFILE === undefined) {
-      config.credentials = { accessKeyId: 'local', secretAccessKey: 'local' }
-    }
-  }
-  return new LambdaClient(config)
 }

@@ -13,13 +13,12 @@ import {
   GetShardIteratorCommand,
   type GetShardIteratorCommandInput,
   KinesisClient,
-  type KinesisClientConfig,
   ListShardsCommand,
   type ListShardsCommandOutput,
   type Shard,
 } from '@aws-sdk/client-kinesis'
-import { ConfigurationError, messageOf } from '@shardwise/core'
-import { NodeHttpHandler } from '@smithy/node-http-handler'
+import { messageOf } from '@shardwise/core'
+import { awsClientConfig } from './aws-client.js'
 import type { StartingPosition } from './settings.js'
 
 /** GetRecords' largest `Limit`. */
@@ -46,35 +45,10 @@ export class KinesisCallError extends Error {
  */
 class Stopped extends KinesisCallError {}
 
-/** The client of a run, and of `shardwise redrive`: a local endpoint gets placeholder keys. */
+/** The client of a run, and of `shardwise redrive`. */
 export function kinesisClient(endpoint: string | undefined, region: string): KinesisClient {
   // The reader retries transient errors itself, with its own backoff, bound and line.
-  const config: KinesisClientConfig = {
-    region,
-    requestHandler: new NodeHttpHandler(),
-    maxAttempts: 1,
-  }
-  if (endpoint !== undefined) {
-    checkEndpoint(endpoint)
-    config.endpoint = endpoint
-    // A local endpoint takes any key; AWS' credential chain would fail on a machine without one.
-    if (process.env.AWS_ACCESS_KEY_ID === undefined && process.env.AWS_PROFILE === undefined) {
-      config.credentials = { accessKeyId: 'local', secretAccessKey: 'local' }
-    }
-  }
-  return new KinesisClient(config)
-}
-
-/** `localhost:4567` would reach the SDK as the scheme `localhost:` and fail as `UnknownError`. */
-export function checkEndpoint(endpoint: string): void {
-  if (!/^https?:\/\/[^/]/i.test(endpoint)) {
-    const hint = /^[a-z][a-z0-9+.-]*:\/\//i.test(endpoint)
-      ? 'use http:// or https://'
-      : `write http://${endpoint} (or https://)`
-    throw new ConfigurationError(
-      `the endpoint ${endpoint} has no http:// or https:// scheme: ${hint}`,
-    )
-  }
+  return new KinesisClient({ ...awsClientConfig(endpoint, region), maxAttempts: 1 })
 }
 
 /** What a request's sleep and bound go by; the mapping's clock. */
