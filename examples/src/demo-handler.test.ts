@@ -1,6 +1,5 @@
 import { gzipSync } from 'node:zlib'
-import { aggregate } from '@shardwise/local'
-import { kinesisEvent, lambdaContext } from '@shardwise/testing'
+import { kinesisEvent, kplAggregate, lambdaContext } from '@shardwise/testing'
 import { describe, expect, it } from 'vitest'
 import { deadLetters, handler, report, saved } from './demo-handler.js'
 
@@ -12,13 +11,10 @@ describe('the demo handler', () => {
     const event = kinesisEvent([
       { data: json('a', 0), partitionKey: 'a' },
       { data: gzipSync(json('a', 10, 'gzip')), partitionKey: 'a' },
-      {
-        data: aggregate([
-          { partitionKey: 'b', data: json('b', 0, 'kpl') },
-          { partitionKey: 'b', data: json('b', 1, 'kpl') },
-        ]).data,
-        partitionKey: 'b',
-      },
+      kplAggregate([
+        { partitionKey: 'b', data: json('b', 0, 'kpl') },
+        { partitionKey: 'b', data: json('b', 1, 'kpl') },
+      ]),
       { data: '{not json', partitionKey: 'p' },
       { data: json('a', 20), partitionKey: 'a' },
     ])

@@ -12,13 +12,8 @@ import {
 import { SQSClient } from '@aws-sdk/client-sqs'
 import { type LocalKinesis, startLocalKinesis } from '@shardwise/local'
 import type { PoisonMessage } from '@shardwise/sqs-poison-sink'
-import {
-  kinesisEvent,
-  lambdaContext,
-  recordingLogger,
-  sequenceNumber,
-  startFakeSqs,
-} from '@shardwise/testing'
+import { startFakeSqs } from '@shardwise/test-internals'
+import { kinesisEvent, lambdaContext, recordingLogger, sequenceNumber } from '@shardwise/testing'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { ordersHandler } from './orders-dlq.js'

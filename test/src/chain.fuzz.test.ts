@@ -38,10 +38,11 @@ import {
   type PoisonSink,
   partialFailures,
 } from '@shardwise/partial-failures'
+import { hostileThrownValue } from '@shardwise/test-internals'
 import {
-  hostileThrownValue,
   kinesisEvent,
   lambdaContext,
+  payloadBytes,
   type RecordSpec,
   sequenceNumber,
   settleOnFakeClock,
@@ -125,12 +126,11 @@ const aggregatePayload: fc.Arbitrary<Payload> = fc
   .map(({ inner, gzipped, corruptAt }) => {
     const aggregator = new RecordAggregator()
     inner.forEach((payload, n) => {
+      const spec = payload.data
       const data =
-        typeof payload.data === 'string'
-          ? Buffer.from(payload.data)
-          : payload.data instanceof Uint8Array
-            ? Buffer.from(payload.data)
-            : Buffer.from(payload.data.base64)
+        typeof spec === 'object' && 'base64' in spec
+          ? Buffer.from(spec.base64)
+          : Buffer.from(payloadBytes(spec))
       aggregator.addUserRecord({ partitionKey: `inner-${n % 2}`, data })
     })
     let data = Buffer.from((aggregator.build() as { data: Buffer }).data)

@@ -9,7 +9,8 @@ import {
 } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
-import { hostileThrownValues, lambdaContext } from '@shardwise/testing'
+import { hostileThrownValues } from '@shardwise/test-internals'
+import { lambdaContext } from '@shardwise/testing'
 import avro from 'avsc'
 import { describe, expect, it, vi } from 'vitest'
 import {

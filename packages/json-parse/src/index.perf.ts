@@ -9,7 +9,8 @@
 import { getBatch, type KinesisRecord, type RecordBatch } from '@shardwise/core'
 import { type JsonParser, jsonParse } from '@shardwise/json-parse'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
-import { kinesisEvent, printMedians } from '@shardwise/testing'
+import { printMedians } from '@shardwise/test-internals'
+import { kinesisEvent } from '@shardwise/testing'
 import { Bench } from 'tinybench'
 import { z } from 'zod'
 

@@ -12,13 +12,8 @@ import {
 } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
-import {
-  hostileThrownValues,
-  kinesisEvent,
-  lambdaContext,
-  sequenceNumber,
-  settleOnFakeClock,
-} from '@shardwise/testing'
+import { hostileThrownValues } from '@shardwise/test-internals'
+import { kinesisEvent, lambdaContext, sequenceNumber, settleOnFakeClock } from '@shardwise/testing'
 import { type } from 'arktype'
 import * as v from 'valibot'
 import { afterEach, describe, expect, it, vi } from 'vitest'

@@ -7,7 +7,7 @@
 
 import type { KinesisStreamEvent } from '@shardwise/core'
 import { decodeEvent } from '@shardwise/kinesis-decode'
-import { printMedians } from '@shardwise/testing'
+import { printMedians } from '@shardwise/test-internals'
 import { Bench } from 'tinybench'
 import { kinesisEvent, lambdaRecord, peer, peerAggregates } from './kpl.fixture.ts'
 

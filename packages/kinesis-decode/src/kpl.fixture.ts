@@ -4,10 +4,9 @@
  * producer builds but a reader must survive.
  */
 
-import { hash } from 'node:crypto'
 import { createRequire } from 'node:module'
 import type { KinesisStreamEvent, KinesisStreamRecord } from '@shardwise/core'
-import { kinesisRecord } from '@shardwise/testing'
+import { kinesisRecord, kplFraming } from '@shardwise/testing'
 
 export interface InputRecord {
   partitionKey: string
@@ -121,7 +120,7 @@ function indexIn(table: string[], key: string): number {
 
 /** Magic + body + MD5 of the body: any body becomes an aggregate whose checksum is right. */
 export function withFraming(body: Uint8Array): Buffer {
-  return Buffer.concat([MAGIC, body, hash('md5', body, 'buffer')])
+  return Buffer.from(kplFraming(body))
 }
 
 /** What the reference implementation reads back from one Kinesis record, with checksums on. */

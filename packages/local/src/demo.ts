@@ -9,9 +9,10 @@ import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { gzipSync } from 'node:zlib'
+import { kplAggregate } from '@shardwise/testing'
 import { startLocalKinesis } from './kinesalite.js'
 import { type MappingStats, runMapping } from './mapping.js'
-import { aggregate, type ProducedRecord, produce } from './produce.js'
+import { type ProducedRecord, produce } from './produce.js'
 import type { MappingSettings } from './settings.js'
 import { progressLine, summary } from './summary.js'
 
@@ -66,7 +67,7 @@ export function demoWorkload(keys = 40, perKey = 150, poison = 4): DemoWorkload 
         for (let s = 0; s < 5; s++) {
           parts.push({ partitionKey: key, data: json({ key, n: round * 10 + s, format: 'kpl' }) })
         }
-        records.push(aggregate(parts))
+        records.push(kplAggregate(parts))
         counts.kplAggregates++
         counts.kplMessages += parts.length
       } else if (round % 10 === 7) {

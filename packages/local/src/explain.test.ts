@@ -1,4 +1,4 @@
-import { hostileThrownValues } from '@shardwise/testing'
+import { hostileThrownValues } from '@shardwise/test-internals'
 import { describe, expect, it } from 'vitest'
 import { describeAnswer } from './explain.js'
 

@@ -5,8 +5,8 @@
  */
 import type { KinesisStreamRecord } from '@shardwise/core'
 import { messageOf, propertyOf } from '@shardwise/core'
+import { type Answer, ignoredFailures, judge, type Verdict } from '@shardwise/testing'
 import type { PendingRecord } from './event.js'
-import { type Answer, ignoredFailures, judge, type Verdict } from './verdict.js'
 
 export interface ExplainSettings {
   reportBatchItemFailures: boolean

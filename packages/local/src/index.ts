@@ -38,7 +38,7 @@ export {
   type ShardLag,
   STOP_WITHIN_MS,
 } from './mapping.js'
-export { aggregate, type ProducedRecord, type ProduceOptions, produce } from './produce.js'
+export { type ProducedRecord, type ProduceOptions, produce } from './produce.js'
 export type { MappingSettings, StartingPosition } from './settings.js'
 export {
   type DeployedMapping,

@@ -7,8 +7,8 @@ import { randomUUID } from 'node:crypto'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ConfigurationError, type Context, messageOf } from '@shardwise/core'
+import type { Answer } from '@shardwise/testing'
 import type { MappingEvent } from './event.js'
-import type { Answer } from './verdict.js'
 
 /** A Lambda handler for Kinesis events: a promise-returning function, like a middy handler. */
 export type KinesisHandler = (event: MappingEvent, context: Context) => unknown

@@ -1,10 +1,10 @@
+import type { Verdict } from '@shardwise/testing'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import { invocationRecord } from './destination.js'
 import { MAX_PAYLOAD_BYTES, type PendingRecord } from './event.js'
 import { type Batch, Lane, type LaneRules, type Settlement } from './lane.js'
 import { records, sequenceNumber as seq } from './test-helpers.js'
-import type { Verdict } from './verdict.js'
 
 const rules = (overrides: Partial<LaneRules> = {}): LaneRules => ({
   batchSize: 10,

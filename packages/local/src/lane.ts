@@ -24,9 +24,9 @@
  *   until it succeeds. State over 1 MB terminates the window early.
  */
 import { compareSequenceNumbers } from '@shardwise/core'
+import { MAX_STATE_BYTES, type Verdict } from '@shardwise/testing'
 import type { PendingRecord } from './event.js'
 import { EVENT_OVERHEAD_BYTES, MAX_PAYLOAD_BYTES, SEPARATOR_BYTES } from './event.js'
-import { MAX_STATE_BYTES, type Verdict } from './verdict.js'
 
 /**
  * How long Lambda waits before the `retry`-th retry of the same records (1 for the first):

@@ -17,6 +17,7 @@ import {
   MAX_TIMER_MS,
   messageOf,
 } from '@shardwise/core'
+import { ignoredFailures, judge } from '@shardwise/testing'
 import { CheckpointFile, type ShardCheckpoint } from './checkpoints.js'
 import {
   type Destination,
@@ -44,7 +45,6 @@ import {
   type ShardPosition,
   StreamReader,
 } from './shards.js'
-import { ignoredFailures, judge } from './verdict.js'
 
 export interface RunOptions {
   /** The stream's name. */

@@ -4,7 +4,6 @@
  * again, in order, so each partition key keeps its order.
  */
 
-import { createHash } from 'node:crypto'
 import { type KinesisClient, PutRecordsCommand } from '@aws-sdk/client-kinesis'
 
 export interface ProducedRecord {
@@ -56,64 +55,4 @@ export async function produce(
       if (chunk.length > 0) await new Promise((r) => setTimeout(r, 100 * 2 ** attempt))
     }
   }
-}
-
-const KPL_MAGIC = Uint8Array.of(0xf3, 0x89, 0x9a, 0xc2)
-
-/**
- * Packs records into one KPL aggregate (amazon-kinesis-producer, `aggregation-format.md`):
- * the magic, the protobuf `AggregatedRecord`, and the MD5 of the protobuf. Put it with the first
- * record's partition key, as the KPL does.
- */
-export function aggregate(records: ReadonlyArray<ProducedRecord>): ProducedRecord {
-  const keys: string[] = []
-  const keyIndex = new Map<string, number>()
-  const parts: Uint8Array[] = []
-  for (const record of records) {
-    let index = keyIndex.get(record.partitionKey)
-    if (index === undefined) {
-      index = keys.length
-      keys.push(record.partitionKey)
-      keyIndex.set(record.partitionKey, index)
-    }
-    // Record { partition_key_index = 1 (varint); data = 3 (bytes) }
-    const body = concat([
-      tag(1, 0),
-      varint(index),
-      tag(3, 2),
-      varint(record.data.length),
-      record.data,
-    ])
-    parts.push(tag(3, 2), varint(body.length), body)
-  }
-  const table: Uint8Array[] = []
-  for (const key of keys) {
-    const bytes = Buffer.from(key, 'utf8')
-    table.push(tag(1, 2), varint(bytes.length), bytes)
-  }
-  const message = concat([...table, ...parts])
-  const md5 = createHash('md5').update(message).digest()
-  return {
-    partitionKey: records[0]?.partitionKey ?? 'aggregate',
-    data: concat([KPL_MAGIC, message, md5]),
-  }
-}
-
-function tag(field: number, wireType: number): Uint8Array {
-  return varint((field << 3) | wireType)
-}
-
-function varint(value: number): Uint8Array {
-  const out: number[] = []
-  let v = value
-  while (v > 0x7f) {
-    out.push((v & 0x7f) | 0x80)
-    v = Math.floor(v / 128)
-  }
-  out.push(v)
-  return Uint8Array.from(out)
-}
-
-function concat(parts: ReadonlyArray<Uint8Array>): Uint8Array {
-  return Buffer.concat(parts)
 }

@@ -6,6 +6,7 @@
 import { readFile } from 'node:fs/promises'
 import type { _Record } from '@aws-sdk/client-kinesis'
 import { messageOf } from '@shardwise/core'
+import { doneCount, judge } from '@shardwise/testing'
 import {
   type Command,
   type Flags,
@@ -34,7 +35,6 @@ import {
 } from './redrive.js'
 import { kinesisClient } from './shards.js'
 import { table } from './summary.js'
-import { judge } from './verdict.js'
 
 export const redriveFlags = {
   from: { type: 'string' },
@@ -198,12 +198,7 @@ async function runBatch(
     })
     outcome.invocations++
     const verdict = judge(answer, chunk, { reportBatchItemFailures, tumblingWindow: false })
-    const done =
-      verdict.kind === 'success'
-        ? chunk.length
-        : verdict.kind === 'partial'
-          ? verdict.checkpoint
-          : 0
+    const done = doneCount(verdict, chunk.length)
     outcome.succeeded += done
     outcome.failed += chunk.length - done
     if (done < chunk.length) {

@@ -15,12 +15,8 @@ import {
   partialFailures,
   type RecordHandler,
 } from '@shardwise/partial-failures'
-import {
-  hostileThrownValues,
-  kinesisEvent,
-  lambdaContext,
-  sequenceNumber,
-} from '@shardwise/testing'
+import { hostileThrownValues } from '@shardwise/test-internals'
+import { kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { kplAggregate } from './emf.fixture.js'
 import { type RecordTracingOptions, recordTracing } from './record-tracing.js'

@@ -8,7 +8,8 @@
 import middy from '@middy/core'
 import { NonRetryableError } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
-import { hostileThrownValue, kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
+import { hostileThrownValue } from '@shardwise/test-internals'
+import { kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
 import {

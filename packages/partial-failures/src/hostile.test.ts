@@ -6,8 +6,8 @@
  */
 import middy from '@middy/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
+import { hostileThrownValues } from '@shardwise/test-internals'
 import {
-  hostileThrownValues,
   kinesisEvent,
   lambdaContext,
   recordingLogger,

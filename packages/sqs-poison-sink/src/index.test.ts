@@ -1,6 +1,7 @@
 import { SQSClient } from '@aws-sdk/client-sqs'
 import { ConfigurationError, type KinesisRecord, RecordHandlerError } from '@shardwise/core'
-import { kinesisRecord, STREAM_ARN, sequenceNumber, startFakeSqs } from '@shardwise/testing'
+import { startFakeSqs } from '@shardwise/test-internals'
+import { kinesisRecord, STREAM_ARN, sequenceNumber } from '@shardwise/testing'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import {

@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest'
-import { records, sequenceNumber as seq } from './test-helpers.js'
-import { judge, type Verdict } from './verdict.js'
+import { sequenceNumber as seq } from './events.js'
+import { type BatchRecord, judge, type Verdict } from './verdict.js'
 
+const records = (count: number): BatchRecord[] =>
+  Array.from({ length: count }, (_, i) => ({ sequenceNumber: seq(i) }))
 const batch = records(5)
 const report = { reportBatchItemFailures: true, tumblingWindow: false }
 const plain = { reportBatchItemFailures: false, tumblingWindow: false }
@@ -18,9 +20,8 @@ describe('judge: what Lambda makes of the answer (services-kinesis-batchfailurer
   })
 
   it('compares sequence numbers as decimal strings, not as JavaScript numbers', () => {
-    const long = records(2, {})
-    const shorter = { ...long[0], sequenceNumber: '9' } as (typeof long)[0]
-    const longer = { ...long[1], sequenceNumber: '10' } as (typeof long)[0]
+    const shorter = { sequenceNumber: '9' }
+    const longer = { sequenceNumber: '10' }
     expect(judge(failures('10', '9'), [shorter, longer], report)).toMatchObject({ checkpoint: 0 })
   })
 

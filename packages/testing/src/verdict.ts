@@ -13,7 +13,11 @@
  * - With a tumbling window, an answer without a `state` property is a failed invocation.
  */
 import { compareSequenceNumbers, messageOf } from '@shardwise/core'
-import type { PendingRecord } from './event.js'
+
+/** What the verdict reads of a batch's records, in batch order: their sequence numbers. */
+export interface BatchRecord {
+  readonly sequenceNumber: string
+}
 
 /** The most state a tumbling window may carry; more terminates the window early. */
 export const MAX_STATE_BYTES = 1024 * 1024
@@ -47,7 +51,7 @@ export type Answer = { readonly returned: unknown } | { readonly thrown: unknown
 
 export function judge(
   answer: Answer,
-  records: ReadonlyArray<PendingRecord>,
+  records: ReadonlyArray<BatchRecord>,
   rules: VerdictRules,
 ): Verdict {
   if ('thrown' in answer) {
@@ -93,6 +97,11 @@ export function judge(
   return { kind: 'partial', checkpoint, ...withState }
 }
 
+/** How many of a batch's `count` records a verdict leaves done: those before its checkpoint. */
+export function doneCount(verdict: Verdict, count: number): number {
+  return verdict.kind === 'success' ? count : verdict.kind === 'partial' ? verdict.checkpoint : 0
+}
+
 function invalid(reason: string): Verdict {
   return { kind: 'failure', reason, functionError: null }
 }
@@ -105,7 +114,7 @@ function invalid(reason: string): Verdict {
  */
 export function ignoredFailures(
   answer: Answer,
-  records: ReadonlyArray<PendingRecord>,
+  records: ReadonlyArray<BatchRecord>,
   rules: VerdictRules,
 ): { readonly from: number; readonly count: number } | undefined {
   if (rules.reportBatchItemFailures || judge(answer, records, rules).kind !== 'success') {
@@ -126,12 +135,12 @@ function describeIdentifier(item: { itemIdentifier?: unknown } | null): string {
 }
 
 /** Records of a batch are in sequence order, so a binary search finds the identifier. */
-function indexOf(records: ReadonlyArray<PendingRecord>, sequenceNumber: string): number {
+function indexOf(records: ReadonlyArray<BatchRecord>, sequenceNumber: string): number {
   let low = 0
   let high = records.length - 1
   while (low <= high) {
     const mid = (low + high) >> 1
-    const c = compareSequenceNumbers((records[mid] as PendingRecord).sequenceNumber, sequenceNumber)
+    const c = compareSequenceNumbers((records[mid] as BatchRecord).sequenceNumber, sequenceNumber)
     if (c === 0) return mid
     if (c < 0) low = mid + 1
     else high = mid - 1
