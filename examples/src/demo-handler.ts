@@ -43,7 +43,7 @@ async function save(message: Message): Promise<void> {
 }
 
 export const handler = middy(
-  eachRecord<Message>((record) => save(record.data), { ordering: 'partitionKey', concurrency: 8 }),
+  eachRecord(parse, (record) => save(record.data), { ordering: 'partitionKey', concurrency: 8 }),
 )
   .use(kinesisDecode())
   .use(parse)

@@ -37,7 +37,8 @@ export const store = {
 }
 
 export const handler = middy(
-  eachRecord<Order>(
+  eachRecord(
+    parse,
     async (record) => {
       logger.info('saving the order', { orderId: record.data.orderId })
       // A child of the record's span: the record's span is the active one here.

@@ -50,7 +50,7 @@ const parse = avroParse<Order>({
 })
 
 export const handler = middy(
-  eachRecord<Order>(async (record) => {
+  eachRecord(parse, async (record) => {
     if (record.data.amountCents < 0)
       throw new Error(`order ${record.data.orderId} has a negative amount`)
     saved.push(record.data)

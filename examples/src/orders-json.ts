@@ -44,7 +44,7 @@ async function save(order: Order): Promise<void> {
   saved.push({ orderId: order.orderId, total, placedAt: order.placedAt })
 }
 
-export const handler = middy(eachRecord<Order>((record) => save(record.data)))
+export const handler = middy(eachRecord(parse, (record) => save(record.data)))
   .use(kinesisDecode())
   .use(parse)
   .use(partialFailures({ logger }))

@@ -27,7 +27,7 @@ describe('README: Sample usage', () => {
     })
 
     const handler = middy(
-      eachRecord<InferData<typeof parse>>(async (record) => {
+      eachRecord(parse, async (record) => {
         // record.data is { orderId: string; quantity: number; placedAt: Date }
         await save(record.data)
       }),

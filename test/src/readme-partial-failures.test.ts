@@ -122,3 +122,30 @@ describe('README: eachRecord', () => {
     expect(seen).toEqual(['a', 'a'])
   })
 })
+
+describe('README: eachRecord(parse, handler)', () => {
+  it('types record.data by the parser, and a chain without the parser throws before any record runs', async () => {
+    const Order = z.object({ id: z.string() })
+    const saved: string[] = []
+    const save = async (order: { id: string }) => {
+      saved.push(order.id)
+    }
+    // ---- the sample
+    const parse = jsonParse({ schema: Order })
+    const handler = middy(eachRecord(parse, async (record) => save(record.data)))
+      .use(kinesisDecode())
+      .use(parse)
+      .use(partialFailures())
+    // ----
+    const event = () => kinesisEvent([{ data: '{"id":"a"}' }])
+    expect(await handler(event(), lambdaContext())).toEqual({ batchItemFailures: [] })
+    expect(saved).toEqual(['a'])
+    const withoutParse = middy(eachRecord(parse, async (record) => save(record.data)))
+      .use(kinesisDecode())
+      .use(partialFailures({ logger: false }))
+    await expect(withoutParse(event(), lambdaContext())).rejects.toThrow(
+      'eachRecord(parse, handler) was given jsonParse({ schema }) of @shardwise/json-parse, which did not run on this batch',
+    )
+    expect(saved).toEqual(['a'])
+  })
+})

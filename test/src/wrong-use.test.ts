@@ -5,13 +5,15 @@
  */
 import middy, { type MiddlewareObj } from '@middy/core'
 import eventNormalizer from '@middy/event-normalizer'
-import type { KinesisStreamBatchResponse } from '@shardwise/core'
+import { avroParse } from '@shardwise/avro-parse'
+import { ConfigurationError, type KinesisStreamBatchResponse } from '@shardwise/core'
 import { jsonParse } from '@shardwise/json-parse'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
-import { kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
+import { invoke, kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
 import type { KinesisStreamEvent } from 'aws-lambda'
 import { describe, expect, it } from 'vitest'
+import { z } from 'zod'
 
 /** Six orders; record 2 is not JSON and record 4's handler fails. */
 const ordersEvent = () =>
@@ -151,6 +153,70 @@ describe('eachRecord without partialFailures', () => {
       state?: unknown
     }
     expect(answer.state).toEqual({ '1': 282 })
+  })
+})
+
+describe('the parser left out of the chain', () => {
+  const Order = z.object({ id: z.number() })
+
+  it('with the generic form, every record fails as retryable: the shard would stall on it', async () => {
+    const lambda = middy(
+      eachRecord<{ id: number }>(async (record) => {
+        if (typeof record.data.id !== 'number') throw new Error('no id')
+      }),
+    )
+      .use(kinesisDecode())
+      .use(partialFailures({ logger: false }))
+    const { verdict } = await invoke(lambda, ordersEvent())
+    expect(verdict).toMatchObject({ outcome: 'partial', done: [], checkpoint: sequenceNumber(0) })
+  })
+
+  it.each([
+    [
+      'jsonParse({ schema })',
+      () => jsonParse({ schema: Order }),
+      'jsonParse({ schema }) of @shardwise/json-parse',
+    ],
+    [
+      'avroParse({ schema })',
+      () =>
+        avroParse<{ id: number }>({
+          schema: { type: 'record', name: 'O', fields: [{ name: 'id', type: 'int' }] },
+        }),
+      'avroParse({ schema }) of @shardwise/avro-parse',
+    ],
+  ])(
+    'with eachRecord(parse, handler), %s: the invocation throws a ConfigurationError naming the parser, no record runs',
+    async (_, make, named) => {
+      const parse = make()
+      const handled: unknown[] = []
+      const lambda = middy(eachRecord(parse, async (record) => void handled.push(record.data.id)))
+        .use(kinesisDecode())
+        .use(partialFailures({ logger: false }))
+      const { error, verdict } = await invoke(lambda, ordersEvent())
+      expect(error).toBeInstanceOf(ConfigurationError)
+      expect((error as Error).message).toContain(
+        `was given ${named}, which did not run on this batch`,
+      )
+      expect(handled).toEqual([])
+      expect(verdict).toMatchObject({
+        outcome: 'failure',
+        done: [],
+        retried: ordersEvent().Records.map((r) => r.kinesis.sequenceNumber),
+      })
+    },
+  )
+
+  it('with eachRecord(parse, handler) and the parser in the chain, after kinesisDecode: the records are typed and handled', async () => {
+    const parse = jsonParse({ schema: Order })
+    const handled: number[] = []
+    const lambda = middy(eachRecord(parse, async (record) => void handled.push(record.data.id)))
+      .use(kinesisDecode())
+      .use(parse)
+      .use(partialFailures({ logger: false }))
+    const { verdict } = await invoke(lambda, ordersEvent())
+    expect(handled).toEqual([0, 1])
+    expect(verdict).toMatchObject({ outcome: 'partial', checkpoint: sequenceNumber(2) })
   })
 })
 

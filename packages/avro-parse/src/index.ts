@@ -15,14 +15,17 @@ import {
   getBatch,
   isNonRetryable,
   type KinesisRecord,
+  markParsed,
   messageOf,
   type OptionRules,
   option,
+  PARSER,
   type ParsedEvent,
   ParseError,
   type RecordBatch,
   type RecordCoordinates,
   RecordError,
+  type RecordParser,
   RecordStatus,
   type TurnSteps,
 } from '@shardwise/core'
@@ -37,6 +40,7 @@ export {
   type InferData,
   type ParsedEvent,
   ParseError,
+  type RecordParser,
 } from '@shardwise/core'
 export {
   type ConfluentSchemaRegistryOptions,
@@ -76,8 +80,11 @@ export interface AvroParseOptions {
   typeOptions?: Partial<Parameters<typeof avro.Type.forSchema>[1]>
 }
 
-/** The middleware `avroParse` returns; `T` is what the record handler receives as `data`. */
-export type AvroParser<T> = MiddlewareObj<ParsedEvent<T>>
+/**
+ * The middleware `avroParse` returns; `T` is what the record handler receives as `data`, typed
+ * by `eachRecord(parse, handler)`.
+ */
+export type AvroParser<T> = MiddlewareObj<ParsedEvent<T>> & RecordParser<T>
 
 /**
  * The registry could not give a record's writer schema: it is down, timed out, or answered with
@@ -123,7 +130,7 @@ type DecoderOrProblem = Decoder | string
  *
  * @example
  * const parse = avroParse<Order>({ registry: confluentSchemaRegistry({ url }), readerSchema: orderSchema })
- * export const handler = middy(eachRecord<InferData<typeof parse>>(async (record) => save(record.data)))
+ * export const handler = middy(eachRecord(parse, async (record) => save(record.data)))
  *   .use(kinesisDecode())
  *   .use(parse)
  *   .use(partialFailures())
@@ -159,19 +166,23 @@ export function avroParse<T = unknown>(options: AvroParseOptions): AvroParser<T>
     const writer = compile(schema as AvroSchema, typeOptions, 'schema')
     const decoder = decoderFor(writer, reader, 'the schema')
     if (typeof decoder === 'string') throw new ConfigurationError(`${pkg}: ${decoder}`)
-    return {
+    const parser: AvroParser<T> = {
+      [PARSER]: `avroParse({ schema }) of ${pkg}`,
       before(request) {
-        decodeBatch(batchOf(request.event), decoder)
+        decodeBatch(batchOf(request.event, parser), decoder)
       },
     }
+    return parser
   }
 
   const decoders = new Map<SchemaId, DecoderOrProblem>()
-  return {
+  const parser: AvroParser<T> = {
+    [PARSER]: `avroParse({ registry }) of ${pkg}`,
     before(request) {
-      decodeFramedBatch(batchOf(request.event), registry, decoders, reader, typeOptions)
+      decodeFramedBatch(batchOf(request.event, parser), registry, decoders, reader, typeOptions)
     },
   }
+  return parser
 }
 
 /** An Avro schema where the options should be: a type's name, a schema object, an avsc Type. */
@@ -181,13 +192,15 @@ function looksLikeSchema(options: unknown): boolean {
   return avro.Type.isType(options) || 'type' in options
 }
 
-function batchOf(event: unknown): RecordBatch {
+/** The event's batch, marked as read by `parser`. */
+function batchOf(event: unknown, parser: RecordParser<unknown>): RecordBatch {
   const batch = getBatch(event)
   if (batch === undefined) {
     throw new ConfigurationError(
       `${pkg}: the event has no decoded records; add .use(kinesisDecode()) before .use(avroParse())`,
     )
   }
+  markParsed(batch, parser)
   return batch
 }
 

@@ -43,6 +43,22 @@ describe('avroParse types', () => {
     expectTypeOf<KinesisStreamEvent>().toExtend<Parameters<typeof handler>[0]>()
   })
 
+  it('eachRecord(parse, handler) types record.data by the parser, and refuses another type', () => {
+    const parse = avroParse<Order>({ schema: { type: 'record', name: 'Order', fields: [] } })
+    eachRecord(parse, (record) => {
+      expectTypeOf(record).toEqualTypeOf<KinesisRecord<Order>>()
+      expectTypeOf(record.data.quantity).toEqualTypeOf<number>()
+    })
+    const misuse = () => {
+      // @ts-expect-error: the handler expects another record type than the parser makes
+      eachRecord(parse, (record: KinesisRecord<{ totallyDifferent: Date }>) => record)
+    }
+    expectTypeOf(misuse).toBeFunction()
+    eachRecord(avroParse({ schema: avro.Type.forSchema('string') }), (record) => {
+      expectTypeOf(record.data).toEqualTypeOf<unknown>()
+    })
+  })
+
   it('types data as unknown unless told', () => {
     const parse = avroParse({ schema: avro.Type.forSchema('string') })
     expectTypeOf<InferData<typeof parse>>().toEqualTypeOf<unknown>()

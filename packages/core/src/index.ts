@@ -83,6 +83,8 @@ export interface RecordBatch<T = unknown> {
    * so that it runs under the loop's timeout guard: a schema's asynchronous validation.
    */
   turnSteps?: TurnSteps
+  /** The parser middlewares that ran on this batch (`markParsed`), for `eachRecord(parse, ...)`. */
+  parsedBy?: RecordParser<unknown>[]
 }
 
 /** The coordinates of a batch's records, one array per coordinate, in batch order. */
@@ -163,15 +165,52 @@ export interface ParsedEvent<T> extends KinesisStreamEvent {
   readonly [BATCH]?: RecordBatch<T>
 }
 
+/** Where a parser middleware (`jsonParse`, `avroParse`) says what it is: see `RecordParser`. */
+export const PARSER: unique symbol = Symbol.for('@shardwise/parser') as never
+
+/** Never set: it carries a parser's output type, for the compiler alone. */
+declare const PARSER_OUTPUT: unique symbol
+
+/**
+ * What a parser middleware carries beside `before`: its name, for the errors that name it
+ * (`'jsonParse() of @shardwise/json-parse'`), and, in types only, `T`, what it makes of
+ * `record.data`, so that `eachRecord(parse, handler)` types the handler by the parser.
+ */
+export interface RecordParser<T> {
+  readonly [PARSER]: string
+  readonly [PARSER_OUTPUT]?: T
+}
+
+export function isRecordParser(value: unknown): value is RecordParser<unknown> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Partial<RecordParser<unknown>>)[PARSER] === 'string'
+  )
+}
+
+/** Records on the batch that `parser` ran on it. */
+export function markParsed(batch: RecordBatch, parser: RecordParser<unknown>): void {
+  if (batch.parsedBy === undefined) batch.parsedBy = [parser]
+  else batch.parsedBy.push(parser)
+}
+
+export function wasParsedBy(batch: RecordBatch, parser: RecordParser<unknown>): boolean {
+  return batch.parsedBy?.includes(parser) ?? false
+}
+
 /**
  * What a parser middleware makes of `record.data`, for typing the record handler:
  * `eachRecord<InferData<typeof parse>>(async (record) => ...)`.
  */
-export type InferData<Parser> = Parser extends { before?: (request: infer Request) => unknown }
-  ? Request extends { event: ParsedEvent<infer T> }
+export type InferData<Parser> =
+  Parser extends RecordParser<infer T>
     ? T
-    : never
-  : never
+    : Parser extends { before?: (request: infer Request) => unknown }
+      ? Request extends { event: ParsedEvent<infer T> }
+        ? T
+        : never
+      : never
 
 /** Returns the decoded batch of an event, or `undefined` when `kinesisDecode` did not run. */
 export function getBatch<T = unknown>(event: unknown): RecordBatch<T> | undefined {

@@ -13,14 +13,17 @@ import {
   failRecord,
   getBatch,
   type KinesisRecord,
+  markParsed,
   messageOf,
   type OptionRules,
   option,
+  PARSER,
   type ParsedEvent,
   ParseError,
   type RecordBatch,
   type RecordCoordinates,
   RecordError,
+  type RecordParser,
   RecordStatus,
   shownValue,
   type TurnSteps,
@@ -35,6 +38,7 @@ export {
   type InferData,
   type ParsedEvent,
   ParseError,
+  type RecordParser,
   ValidationError,
   type ValidationIssue,
 } from '@shardwise/core'
@@ -69,8 +73,11 @@ export type Reviver = (
   context: { source?: string },
 ) => unknown
 
-/** The middleware `jsonParse` returns; `T` is what the record handler receives as `data`. */
-export type JsonParser<T> = MiddlewareObj<ParsedEvent<T>>
+/**
+ * The middleware `jsonParse` returns; `T` is what the record handler receives as `data`, typed
+ * by `eachRecord(parse, handler)`.
+ */
+export type JsonParser<T> = MiddlewareObj<ParsedEvent<T>> & RecordParser<T>
 
 const optionRules: OptionRules = {
   // Any value here: zod's and valibot's schemas are objects, arktype's are callables that do not
@@ -87,7 +94,7 @@ type Result = StandardSchemaV1.Result<unknown>
  * @example
  * const Order = z.object({ id: z.string(), total: z.number() })
  * const parse = jsonParse({ schema: Order })
- * export const handler = middy(eachRecord<InferData<typeof parse>>(async (record) => save(record.data)))
+ * export const handler = middy(eachRecord(parse, async (record) => save(record.data)))
  *   .use(kinesisDecode())
  *   .use(parse)
  *   .use(partialFailures())
@@ -107,7 +114,8 @@ export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
   const { schema, validationConcurrency = 10, reviver } = checkOptions(pkg, optionRules, options)
   const validator = schema === undefined ? undefined : validatorOf(schema)
 
-  return {
+  const parser: JsonParser<unknown> = {
+    [PARSER]: `${schema === undefined ? 'jsonParse()' : 'jsonParse({ schema })'} of ${pkg}`,
     before(request) {
       const batch = getBatch(request.event)
       if (batch === undefined) {
@@ -115,9 +123,11 @@ export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
           `${pkg}: the event has no decoded records; add .use(kinesisDecode()) before .use(jsonParse())`,
         )
       }
+      markParsed(batch, parser)
       parseBatch(batch, reviver, validator, validationConcurrency)
     },
   }
+  return parser
 }
 
 /** How a parser validates: `validate` now, and from the first answer that is a promise on. */

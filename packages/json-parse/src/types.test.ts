@@ -3,7 +3,7 @@
  * handler with no cast.
  */
 import middy from '@middy/core'
-import type { KinesisRecord, KinesisStreamEvent } from '@shardwise/core'
+import type { KinesisRecord, KinesisStreamEvent, RecordParser } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
 import { type } from 'arktype'
@@ -66,6 +66,55 @@ describe('jsonParse types', () => {
     const parse = jsonParse()
     expectTypeOf<InferData<typeof parse>>().toEqualTypeOf<unknown>()
     expectTypeOf(jsonParse({})).toEqualTypeOf<JsonParser<unknown>>()
+  })
+
+  it('eachRecord(parse, handler) types record.data by the parser, with no generic to repeat', () => {
+    const Order = z.object({
+      id: z.string(),
+      placedAt: z.iso.datetime().transform((text) => new Date(text)),
+    })
+    const parse = jsonParse({ schema: Order })
+    const handler = middy(
+      eachRecord(parse, async (record) => {
+        expectTypeOf(record).toEqualTypeOf<KinesisRecord<{ id: string; placedAt: Date }>>()
+        expectTypeOf(record.data.placedAt).toEqualTypeOf<Date>()
+        // @ts-expect-error: the schema has no such field
+        record.data.total
+      }),
+    )
+      .use(kinesisDecode())
+      .use(parse)
+      .use(partialFailures())
+    expectTypeOf<KinesisStreamEvent>().toExtend<Parameters<typeof handler>[0]>()
+
+    // Without a schema, the parsed JSON: unknown until the handler narrows it.
+    eachRecord(jsonParse(), (record) => {
+      expectTypeOf(record.data).toEqualTypeOf<unknown>()
+    })
+    // The options still come last.
+    eachRecord(parse, async () => {}, { ordering: 'partitionKey', concurrency: 4 })
+  })
+
+  it('eachRecord(parse, handler) refuses a handler typed for something else', () => {
+    const parse = jsonParse({ schema: z.object({ id: z.string() }) })
+    // Never called: only the compiler's verdict matters here.
+    const misuse = () => {
+      // @ts-expect-error: the handler expects another record type than the parser makes
+      eachRecord(parse, async (record: KinesisRecord<{ totallyDifferent: Date }>) => record)
+      // @ts-expect-error: a generic that contradicts the parser
+      eachRecord<{ totallyDifferent: Date }>(parse, async () => {})
+      // @ts-expect-error: no parser but a bare schema
+      eachRecord(z.object({ id: z.string() }), async () => {})
+      // @ts-expect-error: a middleware that is not a parser
+      eachRecord(kinesisDecode(), async () => {})
+    }
+    expectTypeOf(misuse).toBeFunction()
+  })
+
+  it('the parser carries its output type on the instance, for InferData and eachRecord', () => {
+    const parse = jsonParse({ schema: v.object({ n: v.number() }) })
+    expectTypeOf(parse).toExtend<RecordParser<{ n: number }>>()
+    expectTypeOf(parse).not.toExtend<RecordParser<{ n: string }>>()
   })
 
   it('refuses what is not a Standard Schema', () => {

@@ -16,9 +16,11 @@ import {
   type OptionRules,
   observedHandler,
   option,
+  type RecordParser,
 } from '@shardwise/core'
 import { answered, notAnswered, windowStateOf } from './loop-answers.js'
 import { type Ordering, type RecordHandler, runBatch } from './run-batch.js'
+import { handlerArguments, requireParsed } from './typed-parser.js'
 
 export const pkg = '@shardwise/partial-failures'
 
@@ -62,10 +64,29 @@ export const runOptionRules = {
 export function eachRecord<T = Uint8Array>(
   handler: RecordHandler<T>,
   options?: EachRecordOptions,
-): BatchHandler {
-  if (typeof handler !== 'function') {
-    throw new ConfigurationError(`${pkg}: eachRecord needs a record handler function`)
-  }
+): BatchHandler
+/**
+ * `record.data` is typed by the parser (`jsonParse`, `avroParse`), and each invocation fails
+ * with a `ConfigurationError` when that parser did not run on the batch.
+ *
+ * @example
+ * const parse = jsonParse({ schema: Order })
+ * export const handler = middy(eachRecord(parse, async (record) => save(record.data)))
+ *   .use(kinesisDecode())
+ *   .use(parse)
+ *   .use(partialFailures())
+ */
+export function eachRecord<T>(
+  parser: RecordParser<T>,
+  handler: RecordHandler<NoInfer<T>>,
+  options?: EachRecordOptions,
+): BatchHandler
+export function eachRecord(...args: unknown[]): BatchHandler {
+  const { parser, handler, options } = handlerArguments<RecordHandler<unknown>, EachRecordOptions>(
+    pkg,
+    'eachRecord',
+    args,
+  )
   const {
     ordering = 'shard',
     concurrency = 10,
@@ -74,7 +95,8 @@ export function eachRecord<T = Uint8Array>(
   const runOptions = { ordering, concurrency, timeoutMarginMs }
 
   return async (event, context, middyOptions) => {
-    const batch = decodedBatchOf<T>(event)
+    const batch = decodedBatchOf<unknown>(event)
+    if (parser !== undefined) requireParsed(pkg, 'eachRecord', batch, parser)
     notAnswered(batch)
     const observed = observedHandler(handler, getRecordObservers(event), ordering !== 'shard')
     await runBatch(batch, observed, runOptions, context, middyOptions?.signal, getPoisonSink(event))

@@ -1,0 +1,60 @@
+/**
+ * `eachRecord(parse, handler)`: the record handler typed by the parser it is given, and that
+ * parser checked to have run on each batch before any record reaches the handler. Without the
+ * check, a chain that lost its `.use(parse)` hands every record on as bytes, the handler fails
+ * each one as retryable, and the shard stalls with nothing to say why.
+ */
+import {
+  ConfigurationError,
+  isRecordParser,
+  PARSER,
+  type RecordBatch,
+  type RecordParser,
+  wasParsedBy,
+} from '@shardwise/core'
+
+export interface HandlerArguments<Handler, Options> {
+  parser: RecordParser<unknown> | undefined
+  handler: Handler
+  options: Options | undefined
+}
+
+/** Reads `(handler, options?)` or `(parser, handler, options?)`. */
+export function handlerArguments<Handler, Options>(
+  pkg: string,
+  name: string,
+  args: ReadonlyArray<unknown>,
+): HandlerArguments<Handler, Options> {
+  const [first, second, third] = args
+  if (typeof first === 'function') {
+    return { parser: undefined, handler: first as Handler, options: second as Options | undefined }
+  }
+  if (isRecordParser(first)) {
+    if (typeof second !== 'function') {
+      throw new ConfigurationError(
+        `${pkg}: ${name}(parse, handler) needs a record handler function after the parser`,
+      )
+    }
+    return { parser: first, handler: second as Handler, options: third as Options | undefined }
+  }
+  throw new ConfigurationError(
+    `${pkg}: ${name} needs a record handler function, or a parser (jsonParse(), avroParse()) and a record handler`,
+  )
+}
+
+/**
+ * Throws when `parser` did not run on `batch`. The invocation fails before any record is handled:
+ * Lambda retries the whole batch, nothing is handled as what it is not or lost, and the
+ * function's errors show it, where failing each record would hold the shard without a word.
+ */
+export function requireParsed(
+  pkg: string,
+  name: string,
+  batch: RecordBatch,
+  parser: RecordParser<unknown>,
+): void {
+  if (wasParsedBy(batch, parser)) return
+  throw new ConfigurationError(
+    `${pkg}: ${name}(parse, handler) was given ${parser[PARSER]}, which did not run on this batch, so record.data is not what the handler is typed for; add .use(parse) to the middy chain after .use(kinesisDecode()), the same instance that ${name} was given. No record was handled: the invocation fails, and Lambda retries the whole batch`,
+  )
+}
