@@ -63,14 +63,15 @@ describe('README: foldWindow', () => {
       kept.set(start, { orders: before.orders + part.orders, amount: before.amount + part.amount })
     }
     // ---- the sample
+    const parse = jsonParse({ schema: Order })
     const handler = middy(
-      foldWindow((totals: Totals, record: KinesisRecord<Order>) => add(totals, record.data), {
+      foldWindow(parse, (totals: Totals, record) => add(totals, record.data), {
         initialState: () => ({ orders: 0, amount: 0 }),
         onWindowEnd: (totals, window) => addToTotals(window.start, totals),
       }),
     )
       .use(kinesisDecode())
-      .use(jsonParse({ schema: Order }))
+      .use(parse)
       .use(partialFailures())
     // ----
     const event = {
@@ -144,7 +145,7 @@ describe('README: eachRecord(parse, handler)', () => {
       .use(kinesisDecode())
       .use(partialFailures({ logger: false }))
     await expect(withoutParse(event(), lambdaContext())).rejects.toThrow(
-      'eachRecord(parse, handler) was given jsonParse({ schema }) of @shardwise/json-parse, which did not run on this batch',
+      'eachRecord(parse, ...) was given jsonParse({ schema }) of @shardwise/json-parse, which did not run on this batch',
     )
     expect(saved).toEqual(['a'])
   })

@@ -5,7 +5,7 @@
 import middy from '@middy/core'
 import type { KinesisRecord, KinesisStreamEvent, RecordParser } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
-import { eachRecord, partialFailures } from '@shardwise/partial-failures'
+import { eachRecord, foldWindow, partialFailures } from '@shardwise/partial-failures'
 import { type } from 'arktype'
 import * as v from 'valibot'
 import { describe, expectTypeOf, it } from 'vitest'
@@ -107,6 +107,29 @@ describe('jsonParse types', () => {
       eachRecord(z.object({ id: z.string() }), async () => {})
       // @ts-expect-error: a middleware that is not a parser
       eachRecord(kinesisDecode(), async () => {})
+    }
+    expectTypeOf(misuse).toBeFunction()
+  })
+
+  it('foldWindow(parse, reduce, options) types the record by the parser too', () => {
+    const parse = jsonParse({ schema: z.object({ cents: z.number() }) })
+    foldWindow(
+      parse,
+      (state, record) => {
+        expectTypeOf(record.data).toEqualTypeOf<{ cents: number }>()
+        return { total: state.total + record.data.cents }
+      },
+      { initialState: () => ({ total: 0 }) },
+    )
+    const misuse = () => {
+      foldWindow(
+        parse,
+        // @ts-expect-error: the reduce expects another record type than the parser makes
+        (state, record: KinesisRecord<{ euros: string }>) => ({
+          total: state.total + record.data.euros.length,
+        }),
+        { initialState: () => ({ total: 0 }) },
+      )
     }
     expectTypeOf(misuse).toBeFunction()
   })

@@ -24,10 +24,12 @@ import {
   type OptionRules,
   observedHandler,
   option,
+  type RecordParser,
 } from '@shardwise/core'
 import { decodedBatchOf, pkg, runOptionRules } from './each-record.js'
 import { answered, notAnswered } from './loop-answers.js'
 import { runBatch } from './run-batch.js'
+import { handlerArguments, requireParsed } from './typed-parser.js'
 
 /** Where the invocation sits in its window, as Lambda describes it. */
 export interface WindowInfo {
@@ -51,6 +53,12 @@ export interface FoldWindowOptions<S> {
   /** As for `eachRecord`. Default 1000. */
   timeoutMarginMs?: number
 }
+
+export type WindowReduce<S, T> = (
+  state: S,
+  record: KinesisRecord<T>,
+  context: Context,
+) => S | Promise<S>
 
 export type WindowHandler<S> = (
   event: KinesisStreamEvent,
@@ -85,12 +93,29 @@ const optionRules: OptionRules = {
  *   .use(partialFailures())
  */
 export function foldWindow<S extends object, T = Uint8Array>(
-  reduce: (state: S, record: KinesisRecord<T>, context: Context) => S | Promise<S>,
+  reduce: WindowReduce<S, T>,
   options: FoldWindowOptions<S>,
-): WindowHandler<S> {
-  if (typeof reduce !== 'function') {
-    throw new ConfigurationError(`${pkg}: foldWindow needs a reduce function`)
-  }
+): WindowHandler<S>
+/**
+ * `record` is typed by the parser, and each invocation fails with a `ConfigurationError` when
+ * that parser did not run on the batch, as with `eachRecord(parse, handler)`.
+ */
+export function foldWindow<S extends object, T>(
+  parser: RecordParser<T>,
+  reduce: WindowReduce<S, NoInfer<T>>,
+  options: FoldWindowOptions<S>,
+): WindowHandler<S>
+export function foldWindow<S extends object>(...args: unknown[]): WindowHandler<S> {
+  const {
+    parser,
+    handler: reduce,
+    options,
+  } = handlerArguments<WindowReduce<S, unknown>, FoldWindowOptions<S>>(
+    pkg,
+    'foldWindow',
+    args,
+    'reduce',
+  )
   const {
     initialState,
     onWindowEnd,
@@ -103,12 +128,13 @@ export function foldWindow<S extends object, T = Uint8Array>(
         `${pkg}: foldWindow needs a tumbling window event; set TumblingWindowInSeconds on the event source mapping, or use eachRecord`,
       )
     }
-    const batch = decodedBatchOf<T>(event)
+    const batch = decodedBatchOf<unknown>(event)
+    if (parser !== undefined) requireParsed(pkg, 'foldWindow', batch, parser)
     notAnswered(batch)
     let state = isEmpty(event.state)
       ? checkedState(initialState(), 'initialState()')
       : checkedState(event.state as S, "the event's state")
-    const fold = async (record: KinesisRecord<T>) => {
+    const fold = async (record: KinesisRecord<unknown>) => {
       state = await reduce(state, record, context)
     }
     await runBatch(

@@ -21,6 +21,7 @@ export {
   WindowEndError,
   type WindowHandler,
   type WindowInfo,
+  type WindowReduce,
 } from './fold-window.js'
 export { type Logger, type PartialFailuresOptions, partialFailures } from './partial-failures.js'
 export {

@@ -9,9 +9,15 @@ import {
   type RecordParser,
 } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
-import { invoke, kinesisEvent, recordingLogger, sequenceNumber } from '@shardwise/testing'
+import {
+  invoke,
+  kinesisEvent,
+  recordingLogger,
+  sequenceNumber,
+  windowEvent,
+} from '@shardwise/testing'
 import { describe, expect, it } from 'vitest'
-import { eachRecord, partialFailures } from './index.js'
+import { eachRecord, foldWindow, partialFailures } from './index.js'
 
 /** A parser as jsonParse and avroParse are: it marks the batch, and makes each record's text. */
 function textParser(): MiddlewareObj<ParsedEvent<string>> & RecordParser<string> {
@@ -55,7 +61,7 @@ describe('eachRecord(parse, handler)', () => {
     expect(threw).toBe(true)
     expect(error).toBeInstanceOf(ConfigurationError)
     expect((error as Error).message).toMatch(
-      /eachRecord\(parse, handler\) was given textParse\(\) of a test, which did not run on this batch.*add \.use\(parse\) to the middy chain after \.use\(kinesisDecode\(\)\)/,
+      /eachRecord\(parse, \.\.\.\) was given textParse\(\) of a test, which did not run on this batch.*add \.use\(parse\) to the middy chain after \.use\(kinesisDecode\(\)\)/,
     )
     expect(seen).toEqual([])
     // Lambda retries the whole batch, so nothing is lost, and the function's errors show it.
@@ -81,7 +87,53 @@ describe('eachRecord(parse, handler)', () => {
       /eachRecord needs a record handler function, or a parser \(jsonParse\(\), avroParse\(\)\) and a record handler/,
     )
     expect(() => eachRecord(textParser(), undefined as never)).toThrow(
-      /eachRecord\(parse, handler\) needs a record handler function after the parser/,
+      /eachRecord\(parse, \.\.\.\) needs a record handler function after the parser/,
+    )
+  })
+})
+
+describe('foldWindow(parse, reduce, options)', () => {
+  const windowed = () => windowEvent(['a', 'b'], {})
+  const options = { initialState: () => ({ text: '' }) }
+
+  it('folds each record as the parser made it, when the parser ran', async () => {
+    const parse = textParser()
+    const handler = middy(
+      foldWindow(parse, (state, record) => ({ text: state.text + record.data }), options),
+    )
+      .use(kinesisDecode())
+      .use(parse)
+      .use(partialFailures({ logger: false }))
+    const { response, verdict } = await invoke(handler, windowed())
+    expect(response).toMatchObject({ state: { text: 'ab' } })
+    expect(verdict.outcome).toBe('success')
+  })
+
+  it('fails the invocation with a ConfigurationError when the parser did not run, folding nothing', async () => {
+    const folded: unknown[] = []
+    const handler = middy(
+      foldWindow(
+        textParser(),
+        (state, record) => {
+          folded.push(record.data)
+          return state
+        },
+        options,
+      ),
+    )
+      .use(kinesisDecode())
+      .use(partialFailures({ logger: false }))
+    const { error, verdict } = await invoke(handler, windowed())
+    expect((error as Error).message).toContain(
+      'foldWindow(parse, ...) was given textParse() of a test, which did not run on this batch',
+    )
+    expect(folded).toEqual([])
+    expect(verdict).toMatchObject({ outcome: 'failure', done: [] })
+  })
+
+  it('refuses a parser without a reduce function', () => {
+    expect(() => foldWindow(textParser(), undefined as never, options)).toThrow(
+      /foldWindow\(parse, \.\.\.\) needs a reduce function after the parser/,
     )
   })
 })

@@ -19,11 +19,15 @@ export interface HandlerArguments<Handler, Options> {
   options: Options | undefined
 }
 
-/** Reads `(handler, options?)` or `(parser, handler, options?)`. */
+/**
+ * Reads `(handler, options?)` or `(parser, handler, options?)`; `handlerName` is what the
+ * handler is called in errors (`record handler`, `reduce function`).
+ */
 export function handlerArguments<Handler, Options>(
   pkg: string,
   name: string,
   args: ReadonlyArray<unknown>,
+  handlerName = 'record handler',
 ): HandlerArguments<Handler, Options> {
   const [first, second, third] = args
   if (typeof first === 'function') {
@@ -32,13 +36,13 @@ export function handlerArguments<Handler, Options>(
   if (isRecordParser(first)) {
     if (typeof second !== 'function') {
       throw new ConfigurationError(
-        `${pkg}: ${name}(parse, handler) needs a record handler function after the parser`,
+        `${pkg}: ${name}(parse, ...) needs a ${handlerName} function after the parser`,
       )
     }
     return { parser: first, handler: second as Handler, options: third as Options | undefined }
   }
   throw new ConfigurationError(
-    `${pkg}: ${name} needs a record handler function, or a parser (jsonParse(), avroParse()) and a record handler`,
+    `${pkg}: ${name} needs a ${handlerName} function, or a parser (jsonParse(), avroParse()) and a ${handlerName}`,
   )
 }
 
@@ -55,6 +59,6 @@ export function requireParsed(
 ): void {
   if (wasParsedBy(batch, parser)) return
   throw new ConfigurationError(
-    `${pkg}: ${name}(parse, handler) was given ${parser[PARSER]}, which did not run on this batch, so record.data is not what the handler is typed for; add .use(parse) to the middy chain after .use(kinesisDecode()), the same instance that ${name} was given. No record was handled: the invocation fails, and Lambda retries the whole batch`,
+    `${pkg}: ${name}(parse, ...) was given ${parser[PARSER]}, which did not run on this batch, so record.data is not what the handler is typed for; add .use(parse) to the middy chain after .use(kinesisDecode()), the same instance that ${name} was given. No record was handled: the invocation fails, and Lambda retries the whole batch`,
   )
 }
