@@ -1,4 +1,4 @@
-import { kinesisEvent, lambdaContext } from '@shardwise/testing'
+import { invoke, kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { handler, saved } from './orders-json.js'
 
@@ -38,5 +38,16 @@ describe('the JSON orders handler', () => {
       batchItemFailures: [{ itemIdentifier: event.Records[1]?.kinesis.sequenceNumber }],
     })
     expect(saved.map((saved) => saved.orderId)).toEqual(['o-1'])
+  })
+
+  it('as Lambda sees it: the orders before the bad one are done, the rest come again', async () => {
+    const event = kinesisEvent([
+      { json: order('o-1', 2) },
+      { json: { ...order('o-2', 0), placedAt: 'yesterday' } },
+      { json: order('o-3', 1) },
+    ])
+    const { verdict } = await invoke(handler, event, lambdaContext(60_000, 'orders-json'))
+    expect(verdict.done).toEqual([sequenceNumber(0)])
+    expect(verdict.retried).toEqual([sequenceNumber(1), sequenceNumber(2)])
   })
 })

@@ -33,6 +33,8 @@ describe('invoke: the answer and what Lambda does with each record', () => {
     ['an empty object', {}],
     ['null', null],
     ['nothing', undefined],
+    // Recorded on AWS (reference/kinesis-esm-recorded-on-aws.json, empty_string_success).
+    ['an empty string', ''],
   ])('takes %s as a complete success', async (_, answer) => {
     const { verdict } = await invoke(answering(answer), event)
     expect(verdict).toMatchObject({
