@@ -96,6 +96,16 @@ const answerAt = (position: number) => ({
   batchItemFailures: [{ itemIdentifier: sequenceNumber(position) }],
 })
 
+/** The stage each error class is logged with. */
+const stageOf: Record<string, string> = {
+  DecodeError: 'decode',
+  ParseError: 'parse',
+  ValidationError: 'validation',
+  RecordError: 'validation',
+  RecordHandlerError: 'handler',
+  PoisonSinkError: 'poison sink',
+}
+
 /**
  * Runs a three-record sandwich and checks the common contract: Lambda is answered with exactly
  * the bad record, the record before it was handled, the one after it never started but was
@@ -118,18 +128,28 @@ async function reportsTheBadRecord(
   expect(batch?.errors.has(2)).toBe(false)
   expect(batch?.records[2]?.data).toEqual(batch?.records[0]?.data)
 
-  const [failed, summary, ...rest] = run.logger.lines
+  const [failed, stack, summary, ...rest] = run.logger.lines
   expect(rest).toEqual([])
   expect(failed?.level).toBe('error')
   expect(failed?.message).toBe('record failed')
-  const details = failed?.details[0] as { error: RecordError } & Record<string, unknown>
-  expect(details).toMatchObject({
-    shardId: SHARD,
-    sequenceNumber: sequenceNumber(1),
-    partitionKey: 'bad-key',
+  const error = batch?.errors.get(1) as RecordError
+  expect(failed?.details).toEqual([
+    {
+      shardId: SHARD,
+      sequenceNumber: sequenceNumber(1),
+      subSequenceNumber: undefined,
+      partitionKey: 'bad-key',
+      stage: stageOf[expected.name],
+      errorName: expected.name,
+      errorMessage: error.message,
+    },
+  ])
+  // The error itself, for its stack and causes, at debug.
+  expect(stack).toMatchObject({
+    level: 'debug',
+    message: 'record failed: its stack and causes',
+    details: [{ sequenceNumber: sequenceNumber(1), error }],
   })
-  const error = details.error
-  expect(error).toBe(batch?.errors.get(1))
   expect(error).toBeInstanceOf(expected.type)
   expect(error.name).toBe(expected.name)
   expect(error.message).toContain(
@@ -337,7 +357,7 @@ describe('bad Avro fails its record alone', () => {
         `record ${sequenceNumber(1)} of ${SHARD} (partition key "bad-key"): is not in the Confluent wire format: it starts with byte 0x7b, not the magic byte 0x00`,
       )
       expect(getBatch(event)?.records[2]?.data).toEqual({ sensor: 's2', celsius: 21.5 })
-      expect(run.logger.lines[0]?.details[0]).toMatchObject({ error })
+      expect(run.logger.lines[1]?.details[0]).toMatchObject({ error })
     })
   })
 
@@ -390,8 +410,10 @@ describe('bad Avro fails its record alone', () => {
     )
     expect(run.logger.lines.map((line) => [line.level, line.message])).toEqual([
       ['error', 'record failed'],
+      ['debug', 'record failed: its stack and causes'],
       ['warn', 'batch done with failures'],
     ])
+    expect(run.logger.lines[0]?.details[0]).toMatchObject({ stage: 'decode' })
   })
 
   it('an unknown schema id with the registry up: the 404 is in the message, and it is final', async () => {
@@ -461,7 +483,12 @@ describe('an event that is not a Kinesis batch fails the invocation', () => {
         {
           level: 'error',
           message: 'the invocation failed; Lambda will retry the whole batch',
-          details: [error],
+          details: [{ errorName: 'ConfigurationError', errorMessage: error.message }],
+        },
+        {
+          level: 'debug',
+          message: 'the invocation failed: its stack and causes',
+          details: [{ error }],
         },
       ])
     })
@@ -490,27 +517,11 @@ describe('edge batches', () => {
     expect(shards).toEqual([''])
   })
 
-  it('an empty batch: an empty answer, nothing handled, a debug summary', async () => {
+  it('an empty batch: an empty answer, nothing handled, nothing logged', async () => {
     const run = wire()
     expect(await run.lambda({ Records: [] }, lambdaContext())).toEqual({ batchItemFailures: [] })
     expect(run.started).toEqual([])
-    expect(run.logger.lines).toEqual([
-      {
-        level: 'debug',
-        message: 'batch done',
-        details: [
-          {
-            lambdaRecords: 0,
-            failed: 0,
-            checkpoint: null,
-            records: 0,
-            succeeded: 0,
-            diverted: 0,
-            notHandled: 0,
-          },
-        ],
-      },
-    ])
+    expect(run.logger.lines).toEqual([])
   })
 })
 
@@ -595,6 +606,7 @@ describe('a record handler that misbehaves fails its record alone', () => {
           sequenceNumber: sequenceNumber(1),
           subSequenceNumber: undefined,
           partitionKey: expect.any(String),
+          stage: 'handler',
         },
       ],
       [
@@ -640,14 +652,19 @@ describe('poison records', () => {
     )
     expect(run.logger.lines.map((line) => [line.level, line.message])).toEqual([
       ['warn', 'record sent to the poison sink'],
-      ['debug', 'batch done'],
+      ['debug', 'record sent to the poison sink: its stack and causes'],
+      ['warn', 'batch done with failures'],
     ])
-    expect(run.logger.lines[0]?.details[0]).toMatchObject({
+    expect(run.logger.lines[0]?.details[0]).toEqual({
       shardId: SHARD,
       sequenceNumber: sequenceNumber(1),
+      subSequenceNumber: undefined,
       partitionKey: 'bad-key',
-      error,
+      stage: 'handler',
+      errorName: 'RecordHandlerError',
+      errorMessage: error.message,
     })
+    expect(run.logger.lines[1]?.details[0]).toMatchObject({ error })
   })
 
   it('with onPoison, bad bytes are poison too: a bad base64 record is diverted', async () => {
@@ -885,7 +902,6 @@ describe('time and order', () => {
           'debug',
           `no deadline known: getRemainingTimeInMillis() answered ${String(remaining)}, not a number of milliseconds from 0 to 2^31 - 1; the timeout guard is off for this batch`,
         ],
-        ['debug', 'batch done'],
       ])
     },
   )
@@ -1015,7 +1031,9 @@ describe('a handler that writes over its record', () => {
       Array.from({ length: 10 }, (_, i) => ({ data: claimsNine(i), partitionKey: `k${i}` })),
     )
     expect(await run.lambda(event, lambdaContext())).toEqual(answerAt(3))
-    const failed = run.logger.lines.find((line) => line.message === 'record failed')
+    const failed = run.logger.lines.find(
+      (line) => line.message === 'record failed: its stack and causes',
+    )
     expect(failed?.details[0]).toMatchObject({
       shardId: SHARD,
       sequenceNumber: sequenceNumber(3),

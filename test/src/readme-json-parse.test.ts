@@ -57,7 +57,8 @@ describe('README: Sample usage', () => {
       { orderId: 'a', quantity: 1, placedAt: new Date('2026-11-25T12:00:00Z') },
     ])
     const [, detail] = logged.mock.calls[0] ?? []
-    expect((detail as { error: Error }).error.message).toContain(
+    expect(detail).toMatchObject({ stage: 'validation', errorName: 'ValidationError' })
+    expect((detail as { errorMessage: string }).errorMessage).toContain(
       'does not match the schema: quantity: Too small',
     )
   })

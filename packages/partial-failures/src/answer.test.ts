@@ -69,7 +69,7 @@ describe("a batch handler of one's own that answers in a form Lambda cannot read
       const logger = recordingLogger()
       const lambda = middy(async () => answer).use(partialFailures({ logger }))
       expect(await lambda(threeRecords(), lambdaContext())).toEqual({ batchItemFailures: [] })
-      expect(logger.lines.map((line) => line.level)).toEqual(['debug'])
+      expect(logger.lines).toEqual([])
     }
   })
 })
@@ -156,7 +156,7 @@ describe('a logger that fails', () => {
       const lines = [...stderr.mock.calls, ...stdout.mock.calls].map(([chunk]) =>
         JSON.parse(String(chunk)),
       )
-      const failure = lines.find((line) => line.message === 'record failed')
+      const failure = lines.find((line) => line.message === 'record failed: its stack and causes')
       expect(failure.error).toMatchObject({
         name: 'RecordHandlerError',
         cause: {

@@ -55,7 +55,9 @@ describe('a handler that writes its payload over its record', () => {
         .use(partialFailures({ logger }))
       expect(await lambda(tenRecords(), lambdaContext())).toEqual(answerAt(3))
       expect(handled.filter((value) => value < 3).sort()).toEqual([0, 1, 2])
-      const failed = logger.lines.find((line) => line.message === 'record failed')
+      const failed = logger.lines.find(
+        (line) => line.message === 'record failed: its stack and causes',
+      )
       expect(failed?.details[0]).toMatchObject({
         shardId: 'shardId-000000000006',
         sequenceNumber: sequenceNumber(3),

@@ -4,7 +4,7 @@
  * are given (a Powertools `Logger` formats an error's `cause` chain recursively, so one that
  * loops never ends). `guarded` wraps it so that none of this reaches the invocation.
  */
-import { messageOf, propertyOf } from '@shardwise/core'
+import { messageOf, propertyOf, shownValue } from '@shardwise/core'
 
 /** What the middleware logs with: a Powertools `Logger`, `console`, pino, or anything alike. */
 export interface Logger {
@@ -15,11 +15,20 @@ export interface Logger {
 }
 
 export const levels = ['error', 'warn', 'info', 'debug'] as const
-type Level = (typeof levels)[number]
+export type Level = (typeof levels)[number]
+
+/** The fields of a line: strings, numbers, booleans, and lists or counts of them. */
+export type LineFields = Record<string, unknown>
 
 /** A guarded logger; `invocationStarts()` lets it say again that the logger fails. */
 export interface GuardedLogger extends Logger {
   invocationStarts(): void
+  /**
+   * One line a person reads: a structured logger (Powertools, pino) gets `fields` as the line's
+   * keys; `console`, which would print an object over several lines, gets them as JSON on the
+   * same line. No error objects: their stacks and causes go to `debug`.
+   */
+  line(level: Level, message: string, fields?: LineFields): void
 }
 
 /**
@@ -62,6 +71,22 @@ export function guarded(logger: Logger): GuardedLogger {
     invocationStarts() {
       failed = false
     },
+    line(level, message, fields) {
+      if (fields === undefined) at(level)(message)
+      else if (logger === console) at(level)(`${message} ${jsonLine(fields)}`)
+      else at(level)(message, fields)
+    },
+  }
+}
+
+/** `fields` as one line of JSON; a value JSON cannot write (a BigInt, a cycle) as its string. */
+function jsonLine(fields: LineFields): string {
+  try {
+    return JSON.stringify(fields, (_key, value: unknown) =>
+      typeof value === 'bigint' ? String(value) : value,
+    )
+  } catch {
+    return shownValue(fields)
   }
 }
 

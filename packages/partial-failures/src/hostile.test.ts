@@ -30,9 +30,10 @@ import {
 const tick = () => new Promise((resolve) => setImmediate(resolve))
 const positionOf = (sequence: string) => Number(sequence.slice(-7))
 
+/** The errors of the records that failed, from the debug lines that carry them whole. */
 const recordFailed = (logger: ReturnType<typeof recordingLogger>) =>
   logger.lines
-    .filter((line) => line.message === 'record failed')
+    .filter((line) => line.message === 'record failed: its stack and causes')
     .map((line) => (line.details[0] as { error: Error }).error)
 
 describe('a record handler that throws a value the library did not create', () => {
@@ -197,8 +198,14 @@ describe('a batch handler of your own that throws a value the library did not cr
       (error: unknown) => ({ error }),
     )
     expect(failure.error).toBe(thrown)
-    expect(logger.lines.map((line) => line.message)).toEqual([
-      'the invocation failed; Lambda will retry the whole batch',
+    expect(logger.lines.map((line) => [line.level, line.message])).toEqual([
+      ['error', 'the invocation failed; Lambda will retry the whole batch'],
+      ['debug', 'the invocation failed: its stack and causes'],
     ])
+    expect(logger.lines[0]?.details).toEqual([
+      { errorName: expect.any(String), errorMessage: expect.any(String) },
+    ])
+    // The value itself, or a copy whose cause chain ends (it loops), for its stack at debug.
+    expect(Object.keys(logger.lines[1]?.details[0] as object)).toEqual(['error'])
   })
 })

@@ -23,7 +23,12 @@ export {
   type WindowInfo,
   type WindowReduce,
 } from './fold-window.js'
-export { type Logger, type PartialFailuresOptions, partialFailures } from './partial-failures.js'
+export {
+  type Logger,
+  type PartialFailuresOptions,
+  partialFailures,
+  type Stage,
+} from './partial-failures.js'
 export {
   type Ordering,
   PoisonSinkError,

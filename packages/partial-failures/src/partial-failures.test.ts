@@ -72,35 +72,49 @@ describe('partialFailures', () => {
       .use(kinesisDecode())
       .use(partialFailures({ logger }))
     await lambda(threeRecords(), lambdaContext())
-    const errors = logger.lines.filter((line) => line.level === 'error')
-    expect(errors).toHaveLength(1)
-    expect(errors[0]?.details[0]).toMatchObject({
+    const coordinates = {
       shardId: 'shardId-000000000006',
       sequenceNumber: sequenceNumber(1),
-      partitionKey: '1',
       subSequenceNumber: undefined,
-      error: { name: 'RecordHandlerError', cause: { message: 'db down' } },
-    })
-    const summary = logger.lines.filter((line) => line.level === 'warn')
-    expect(summary).toHaveLength(1)
-    expect(summary[0]?.details[0]).toEqual({
-      lambdaRecords: 3,
-      records: 3,
-      succeeded: 1,
-      diverted: 0,
-      failed: 1,
-      notHandled: 1,
-      checkpoint: sequenceNumber(1),
-    })
+      partitionKey: '1',
+    }
+    expect(logger.lines.map(({ level, message }) => [level, message])).toEqual([
+      ['error', 'record failed'],
+      ['debug', 'record failed: its stack and causes'],
+      ['warn', 'batch done with failures'],
+    ])
+    expect(logger.lines[0]?.details).toEqual([
+      {
+        ...coordinates,
+        stage: 'handler',
+        errorName: 'RecordHandlerError',
+        errorMessage: `record ${sequenceNumber(1)} of shardId-000000000006 (partition key "1"): the record handler failed: db down`,
+      },
+    ])
+    expect(logger.lines[1]?.details).toEqual([
+      { ...coordinates, error: expect.objectContaining({ cause: new Error('db down') }) },
+    ])
+    expect(logger.lines[2]?.details).toEqual([
+      {
+        lambdaRecords: 3,
+        records: 3,
+        succeeded: 1,
+        diverted: 0,
+        failed: 1,
+        notHandled: 1,
+        stages: { handler: 1 },
+        checkpoint: sequenceNumber(1),
+      },
+    ])
   })
 
-  it('summarizes a clean batch at debug level only', async () => {
+  it('logs nothing for a batch that succeeded', async () => {
     const logger = recordingLogger()
     const lambda = middy(eachRecord(async () => {}))
       .use(kinesisDecode())
       .use(partialFailures({ logger }))
     await lambda(threeRecords(), lambdaContext())
-    expect(logger.lines.map((line) => line.level)).toEqual(['debug'])
+    expect(logger.lines).toEqual([])
   })
 
   it('logs through the Powertools Logger', async () => {
@@ -123,6 +137,7 @@ describe('partialFailures', () => {
       expect(lines.map((line) => [line.level, line.message])).toEqual([
         ['ERROR', 'record failed'],
         ['WARN', 'batch done with failures'],
+        ['DEBUG', 'record failed: its stack and causes'],
       ])
       expect(lines[0]).toMatchObject({
         sequenceNumber: sequenceNumber(0),

@@ -30,7 +30,7 @@ import {
   shardIdOf,
   shownValue,
 } from '@shardwise/core'
-import { guarded, type Logger, levels } from './guarded-logger.js'
+import { type GuardedLogger, guarded, type Logger, levels } from './guarded-logger.js'
 import { loopAnswers, NOT_ANSWERED, windowStateOf } from './loop-answers.js'
 import { guardNotes } from './run-batch.js'
 
@@ -96,7 +96,10 @@ export function partialFailures(
     // the first record instead would retry the same way but hide the error from Lambda's
     // error metrics and switch bisection off.
     onError(request) {
-      log?.error(failureMessage(request.event, request.error), request.error)
+      if (log === undefined) return
+      const error = request.error
+      log.line('error', failureMessage(request.event, error), errorFields(error))
+      log.debug('the invocation failed: its stack and causes', { error })
     },
   }
 }
@@ -135,12 +138,54 @@ function failureMessage(event: unknown, error: unknown): string {
   return 'the invocation failed; Lambda will retry the whole batch'
 }
 
+/** Where a record failed: the step of the chain, or the answer that named it. */
+export type Stage =
+  | 'decode'
+  | 'parse'
+  | 'validation'
+  | 'handler'
+  | 'poison sink'
+  | 'answer'
+  | 'unknown'
+
+/**
+ * The stage of each error class of the chain, by name: names are set explicitly on every class,
+ * so they survive minification, and hold across two copies of `@shardwise/core`, unlike
+ * `instanceof`. A plain `RecordError` comes from a schema that threw or answered nonsense.
+ */
+const stages: Record<string, Stage> = {
+  DecodeError: 'decode',
+  SchemaRegistryError: 'decode',
+  ParseError: 'parse',
+  ValidationError: 'validation',
+  RecordError: 'validation',
+  RecordHandlerError: 'handler',
+  PoisonSinkError: 'poison sink',
+}
+
+function stageOf(error: unknown): Stage {
+  const name = propertyOf(error, 'name')
+  return (typeof name === 'string' && Object.hasOwn(stages, name) && stages[name]) || 'unknown'
+}
+
 interface Failure {
   sequenceNumber: string
   /** The log line; 'record failed' unless said otherwise. */
   message?: string
-  /** Coordinates and error, for the log. */
-  details: Record<string, unknown>
+  stage: Stage
+  /** The record's coordinates, as far as they are known, and what else the line says. */
+  fields: object
+  /** The error, if there is one: its name and message go on the line, itself to `debug`. */
+  error?: unknown
+}
+
+/** The name and message of a thrown value, read with care: it may be anything. */
+function errorFields(error: unknown): { errorName: string; errorMessage: string } {
+  const name = propertyOf(error, 'name')
+  return {
+    errorName: typeof name === 'string' ? name : typeof error,
+    errorMessage: messageOf(error),
+  }
 }
 
 /**
@@ -159,7 +204,7 @@ class Failures {
 function answer(
   event: KinesisStreamEvent,
   response: unknown,
-  log: Logger | undefined,
+  log: GuardedLogger | undefined,
 ): KinesisStreamBatchResponse & { state?: object } {
   const lambdaRecords: KinesisStreamEvent['Records'] = Array.isArray(event?.Records)
     ? event.Records
@@ -209,14 +254,17 @@ function answer(
 
   if (log !== undefined) {
     for (const failure of failures.list) {
-      log.error(failure.message ?? 'record failed', failure.details)
+      logFailure(log, 'error', failure.message ?? 'record failed', failure)
     }
-    if (batch !== undefined) logDiverted(batch, log)
+    const diverted = batch === undefined ? [] : divertedOf(batch)
+    for (const failure of diverted)
+      logFailure(log, 'warn', 'record sent to the poison sink', failure)
     const guardNote = batch === undefined ? undefined : guardNotes.get(batch)
     if (guardNote !== undefined) log.debug(guardNote)
-    const summary = summarize(batch, lambdaRecords.length, failures.list.length, checkpoint)
-    if (checkpoint === undefined) log.debug('batch done', summary)
-    else log.warn('batch done with failures', summary)
+    if (failures.list.length > 0 || diverted.length > 0) {
+      const summary = summarize(batch, lambdaRecords.length, failures.list, diverted, checkpoint)
+      log.line('warn', 'batch done with failures', summary)
+    }
   }
 
   const batchItemFailures = checkpoint === undefined ? [] : [{ itemIdentifier: checkpoint }]
@@ -234,27 +282,52 @@ function stateOf(event: unknown, response: unknown): object | undefined {
   return windowStateOf(event)
 }
 
-function logDiverted(batch: RecordBatch, log: Logger) {
-  for (let i = 0; i < batch.status.length; i++) {
-    if (batch.status[i] !== RecordStatus.Diverted) continue
-    const error = batch.errors.get(i)
-    log.warn('record sent to the poison sink', {
-      ...coordinatesAt(batch, i),
-      error,
-    })
+/**
+ * One line for the record: its coordinates, the stage, the error's name and message; then, at
+ * `debug`, the error itself, for its stack and `cause` chain (a structured logger formats them
+ * only when it writes debug lines).
+ */
+function logFailure(
+  log: GuardedLogger,
+  level: 'error' | 'warn',
+  message: string,
+  failure: Failure,
+) {
+  const { fields, stage, error } = failure
+  if (error === undefined) {
+    log.line(level, message, { ...fields, stage })
+    return
   }
+  log.line(level, message, { ...fields, stage, ...errorFields(error) })
+  log.debug(`${message}: its stack and causes`, { ...fields, error })
+}
+
+function divertedOf(batch: RecordBatch): Failure[] {
+  const diverted: Failure[] = []
+  for (let i = 0; i < batch.status.length; i++) {
+    if (batch.status[i] === RecordStatus.Diverted) diverted.push(batchFailure(batch, i))
+  }
+  return diverted
 }
 
 /** Every record that a step of the chain failed. */
 function collectBatchFailures(batch: RecordBatch, failures: Failures) {
-  for (const [index, error] of batch.errors) {
-    if (batch.status[index] !== RecordStatus.Failed) continue
-    // The error's coordinates are what the record had when it failed; the batch keeps them as
-    // decoded, whatever a handler wrote over its record.
-    failures.add({
-      sequenceNumber: batch.places.sequenceNumbers[index] as string,
-      details: { ...coordinatesAt(batch, index), error },
-    })
+  for (const index of batch.errors.keys()) {
+    if (batch.status[index] === RecordStatus.Failed) failures.add(batchFailure(batch, index))
+  }
+}
+
+/**
+ * The failure of the batch's record at `index`. Its coordinates are what the record had when it
+ * was decoded, whatever a handler wrote over its record.
+ */
+function batchFailure(batch: RecordBatch, index: number): Failure {
+  const error = batch.errors.get(index)
+  return {
+    sequenceNumber: batch.places.sequenceNumbers[index] as string,
+    stage: stageOf(error),
+    fields: coordinatesAt(batch, index),
+    error,
   }
 }
 
@@ -269,7 +342,7 @@ function collectUndone(
   response: unknown,
   batch: RecordBatch,
   failures: Failures,
-  log: Logger | undefined,
+  log: GuardedLogger | undefined,
 ) {
   const windowed = windowStateOf(event) !== undefined
   const at = windowed ? 0 : firstUnfinished(batch)
@@ -283,7 +356,8 @@ function collectUndone(
   ) {
     return
   }
-  log?.error(
+  log?.line(
+    'error',
     "the record loop's answer was replaced (by middy's timeoutEarlyResponse or another middleware); the records it did not finish are reported",
     { windowed },
   )
@@ -292,7 +366,8 @@ function collectUndone(
     message: windowed
       ? 'window batch not answered: retried from its first record and the state Lambda sent'
       : 'record not finished: the record loop did not answer',
-    details: { ...record },
+    stage: 'handler',
+    fields: record,
   })
 }
 
@@ -311,13 +386,14 @@ function collectSettledFailures(
     const lambdaRecord = lambdaRecords[at]
     failures.add({
       sequenceNumber,
-      details: {
+      stage: 'handler',
+      fields: {
         shardId: shardIdOf(lambdaRecord?.eventID),
         sequenceNumber,
         subSequenceNumber: undefined,
         partitionKey: propertyOf(lambdaRecord?.kinesis, 'partitionKey'),
-        error: propertyOf(results[i], 'reason'),
       },
+      error: propertyOf(results[i], 'reason'),
     })
   }
 }
@@ -327,7 +403,7 @@ function collectReportedFailures(
   lambdaSequences: string[],
   batch: RecordBatch | undefined,
   failures: Failures,
-  log: Logger | undefined,
+  log: GuardedLogger | undefined,
 ) {
   const reported = reportedItems(response)
   if (reported === undefined) return
@@ -336,13 +412,15 @@ function collectReportedFailures(
     // Lambda cannot read it as a list of failures: the whole batch is retried, as for an
     // identifier that is not in it, rather than taken as "all succeeded".
     if (first === undefined) return
-    log?.error(
+    log?.line(
+      'error',
       `the batch handler answered ${reported}, not { batchItemFailures: [{ itemIdentifier }] }; retrying the whole batch from its first record`,
     )
     failures.add({
       sequenceNumber: first,
       message: 'batch not answered in a form Lambda reads: retried from its first record',
-      details: { sequenceNumber: first, reportedBy: 'handler' },
+      stage: 'answer',
+      fields: { sequenceNumber: first, reportedBy: 'handler' },
     })
     return
   }
@@ -361,17 +439,15 @@ function collectReportedFailures(
   // Lambda fails the whole batch on an empty or unknown identifier; say so explicitly, with a
   // record that exists, rather than send something whose effect is undocumented.
   if (unknown.length === 0 || first === undefined) return
-  log?.error(
+  log?.line(
+    'error',
     `the handler reported ${unknown.length} identifier(s) that are not in the batch; retrying all`,
     { itemIdentifier: unknown[0], itemIdentifiers: unknown.slice(0, SHOWN_IDENTIFIERS) },
   )
   failures.add({
     sequenceNumber: first,
-    details: {
-      sequenceNumber: first,
-      reportedBy: 'handler',
-      itemIdentifier: unknown[0],
-    },
+    stage: 'answer',
+    fields: { sequenceNumber: first, reportedBy: 'handler', itemIdentifier: unknown[0] },
   })
 }
 
@@ -424,29 +500,39 @@ function unfinished(
 ): Failure {
   const index = positions?.of(sequenceNumber) ?? -1
   if (batch === undefined || index === -1 || batch.status[index] !== RecordStatus.Pending) {
-    return { sequenceNumber, details: { sequenceNumber, reportedBy: 'handler' } }
+    return { sequenceNumber, stage: 'answer', fields: { sequenceNumber, reportedBy: 'handler' } }
   }
   return {
     sequenceNumber,
     message: 'record not finished: the timeout guard cut it off, or the handler reported it',
-    details: { ...coordinatesAt(batch, index) },
+    stage: 'handler',
+    fields: coordinatesAt(batch, index),
   }
 }
 
+/**
+ * The batch in one line: how many records Lambda sent, how many records that made (KPL) and where
+ * they stand, the failed and diverted ones by stage, and the checkpoint Lambda is answered.
+ */
 function summarize(
   batch: RecordBatch | undefined,
   lambdaRecords: number,
-  failed: number,
+  failed: Failure[],
+  diverted: Failure[],
   checkpoint: string | undefined,
 ) {
-  const summary: Record<string, unknown> = { lambdaRecords, failed, checkpoint: checkpoint ?? null }
+  const summary: Record<string, unknown> = { lambdaRecords, failed: failed.length }
   if (batch !== undefined) {
-    const { succeeded, diverted, pending } = countStatuses(batch)
+    const counts = countStatuses(batch)
     summary.records = batch.records.length
-    summary.succeeded = succeeded
-    summary.diverted = diverted
-    summary.notHandled = pending
+    summary.succeeded = counts.succeeded
+    summary.diverted = counts.diverted
+    summary.notHandled = counts.pending
   }
+  const byStage: Record<string, number> = {}
+  for (const { stage } of [...failed, ...diverted]) byStage[stage] = (byStage[stage] ?? 0) + 1
+  summary.stages = byStage
+  summary.checkpoint = checkpoint ?? null
   return summary
 }
 

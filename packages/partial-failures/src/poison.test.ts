@@ -60,9 +60,10 @@ describe('partialFailures({ onPoison })', () => {
     expect(record.sequenceNumber).toBe(sequenceNumber(1))
     expect(record.lambdaRecord.kinesis.data).toBe('bad*')
     expect(error).toMatchObject({ name: 'DecodeError', retryable: false })
-    expect(logger.lines.map((line) => line.message)).toEqual([
-      'record sent to the poison sink',
-      'batch done',
+    expect(logger.lines.map((line) => [line.level, line.message])).toEqual([
+      ['warn', 'record sent to the poison sink'],
+      ['debug', 'record sent to the poison sink: its stack and causes'],
+      ['warn', 'batch done with failures'],
     ])
   })
 
@@ -107,7 +108,9 @@ describe('partialFailures({ onPoison })', () => {
         batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }],
       })
       if (ordering === 'shard') expect(handled).toEqual(['a'])
-      const logged = logger.lines.find((line) => line.message === 'record failed')
+      const logged = logger.lines.find(
+        (line) => line.message === 'record failed: its stack and causes',
+      )
       const error = (logged?.details[0] as { error?: unknown } | undefined)?.error
       expect(error).toBeInstanceOf(PoisonSinkError)
       expect((error as Error).message).toMatch(

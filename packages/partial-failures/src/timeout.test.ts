@@ -144,6 +144,7 @@ describe('the timeout guard', () => {
     await expect(lambda(tenRecords(), lambdaContext(300))).rejects.toThrow(/aborted/)
     expect(logger.lines.map((line) => line.message)).toEqual([
       "middy's early timeout (timeoutEarlyInMillis) fired before the timeout guard of eachRecord or foldWindow; Lambda will retry the whole batch: make timeoutMarginMs larger than timeoutEarlyInMillis, so that the guard answers first",
+      'the invocation failed: its stack and causes',
     ])
   })
 
