@@ -1,5 +1,6 @@
 /**
- * `pnpm bench [--quick] [--only json-10k,kpl] [--skip speed,memory,cold] [--write | --no-write]`
+ * `pnpm bench [--quick] [--only json-10k,kpl] [--skip speed,memory,cold] [--cold-samples 40]
+ *   [--write | --no-write]`
  *
  * Every comparison runs in a fresh child process on the same event file. Speed: a first run
  * checks the output against the hand-written loop of its format, then warm-up runs, then timed
@@ -14,6 +15,7 @@ import { fileURLToPath } from 'node:url'
 import type { KinesisStreamEvent } from 'aws-lambda'
 import { type Bundle, bundle, handlerEntry } from './bundle.js'
 import type { ColdStart } from './cold-start.js'
+import { bundleCoreChain } from './core-chain.js'
 import {
   avroPayloads,
   eventOf,
@@ -32,6 +34,8 @@ import type {
   SpeedTask,
 } from './measure.js'
 import { type Spread, spreadOf } from './output.js'
+import { CORE_CHAIN_LIMIT_KB, CORE_CHAIN_TARGET_KB } from './size-check.js'
+import { type Interval, pairedDifference } from './stats.js'
 import { type Workload, workloads } from './workloads.js'
 
 const args = process.argv.slice(2)
@@ -46,8 +50,10 @@ const skip = new Set(listOf('skip'))
 const write = flag('write') || (!quick && only.length === 0 && skip.size === 0 && !flag('no-write'))
 
 const settings = quick
-  ? { seconds: 1.5, minRuns: 3, runsScale: 0.25, warmup: 3, coldSamples: 3, memoryInvocations: 2 }
-  : { seconds: 6, minRuns: 5, runsScale: 1, warmup: 10, coldSamples: 9, memoryInvocations: 3 }
+  ? { seconds: 1.5, minRuns: 3, runsScale: 0.25, warmup: 3, coldSamples: 12, memoryInvocations: 2 }
+  : { seconds: 6, minRuns: 5, runsScale: 1, warmup: 10, coldSamples: 40, memoryInvocations: 3 }
+const coldSamplesFlag = Number(listOf('cold-samples')[0])
+if (coldSamplesFlag > 0) settings.coldSamples = Math.round(coldSamplesFlag)
 
 const dist = new URL('./', import.meta.url)
 const measureJs = fileURLToPath(new URL('measure.js', dist))
@@ -303,29 +309,36 @@ const coldEvents: Record<string, () => KinesisStreamEvent> = {
   'avro-confluent': () => eventOf(avroPayloads(100, 'confluent')),
 }
 
-/** The core chain's modules; a package not installed yet is left out and named in the report. */
-const coreChain: Array<[pkg: string, names: string[]]> = [
-  ['@shardwise/kinesis-decode', ['kinesisDecode']],
-  ['@shardwise/json-parse', ['jsonParse']],
-  ['@shardwise/partial-failures', ['eachRecord', 'partialFailures']],
-]
+/** The row every cold start is compared with: middy 7 around the hand loop, no middleware. */
+const MIDDY_ALONE = 'json.hand-middy'
 
-function resolvable(pkg: string): boolean {
-  try {
-    import.meta.resolve(pkg)
-    return true
-  } catch {
-    return false
+/** A fixed shuffle per round (xorshift), so that no row always follows the same other row. */
+function shuffled<T>(items: T[], seed: number): T[] {
+  const out = [...items]
+  let x = seed * 2654435761 + 1
+  for (let i = out.length - 1; i > 0; i--) {
+    x ^= x << 13
+    x ^= x >>> 17
+    x ^= x << 5
+    const j = (x >>> 0) % (i + 1)
+    ;[out[i], out[j]] = [out[j] as T, out[i] as T]
   }
+  return out
 }
+
+const ms = (interval: Interval) =>
+  Number.isNaN(interval.low)
+    ? `${fixed(interval.estimate)} (too few samples)`
+    : `${fixed(interval.estimate)} (${fixed(interval.low)} to ${fixed(interval.high)})`
 
 async function sizesAndColdStarts(): Promise<string> {
   const bundles = join(tmp, 'bundles')
   mkdirSync(bundles)
   const formats = new Set(workloads.filter((w) => selected(w.id)).map((w) => w.format))
-  const files = handlerFiles().filter((file) => formats.has(file.format))
-  const built: Array<{ file: HandlerFile; bundle: Bundle; eventFile: string }> = []
+  const files = handlerFiles().filter((file) => formats.has(file.format) || file.id === MIDDY_ALONE)
+  const built: Array<{ file: HandlerFile; bundle: Bundle; eventFile: string; event: string }> = []
   const skipped: string[] = []
+  const events = new Map<string, { file: string; text: string }>()
   for (const file of files) {
     const make = coldEvents[file.format]
     if (make === undefined) continue
@@ -334,14 +347,22 @@ async function sizesAndColdStarts(): Promise<string> {
       skipped.push(`${file.id}: ${why}`)
       continue
     }
+    let event = events.get(file.format)
+    if (event === undefined) {
+      const text = JSON.stringify(make())
+      event = { file: writeEvent(`cold-${file.format}`, JSON.parse(text)), text }
+      events.set(file.format, event)
+    }
     const b = await bundle(handlerEntry(fileURLToPath(file.href)), join(bundles, `${file.id}.mjs`))
-    built.push({ file, bundle: b, eventFile: writeEvent(`cold-${file.format}`, make()) })
+    built.push({ file, bundle: b, eventFile: event.file, event: event.text })
   }
 
-  // Round-robin, so that drift in the machine's speed spreads over every handler alike.
+  // Rounds: every handler once per round, in a new order each round, so that drift and bursts
+  // of load on the machine spread over every handler alike, and sample i of two rows can be
+  // paired.
   const samples = new Map<string, ColdStart[]>()
   for (let s = 0; s < settings.coldSamples; s++) {
-    for (const { file, bundle: b, eventFile } of built) {
+    for (const { file, bundle: b, eventFile } of shuffled(built, s + 1)) {
       const out = execFileSync(process.execPath, [coldStartJs, b.outfile, eventFile], {
         encoding: 'utf8',
       })
@@ -350,30 +371,39 @@ async function sizesAndColdStarts(): Promise<string> {
       samples.set(file.id, list)
     }
   }
+  const baseline = built.find((b) => b.file.id === MIDDY_ALONE)
+  const baselineTotals = (samples.get(MIDDY_ALONE) ?? []).map((c) => c.total)
   const rows: string[][] = []
-  for (const { file, bundle: b } of built) {
+  for (const { file, bundle: b, event } of built) {
     const list = samples.get(file.id) ?? []
     const total = spreadOf(list.map((c) => c.total))
     const init = spreadOf(list.map((c) => c.init))
     const invoke = spreadOf(list.map((c) => c.invoke))
+    const sinceStart = spreadOf(list.map((c) => c.sinceProcessStart))
+    // Only rows given the same event as middy alone are compared with it.
+    const compared = baseline !== undefined && baseline.event === event && file.id !== MIDDY_ALONE
+    const over = compared
+      ? pairedDifference(
+          list.map((c) => c.total),
+          baselineTotals,
+        )
+      : undefined
     rows.push([
       file.format,
       await labelOf(file),
       kb(b.bytes),
       kb(b.gzipBytes),
-      `${fixed(total.median, 1)} (${fixed(total.p25, 1)}–${fixed(total.p75, 1)})`,
-      fixed(init.median, 1),
-      fixed(invoke.median, 1),
+      `${fixed(total.median)} (${fixed(total.p25)}–${fixed(total.p75)})`,
+      fixed(total.mean),
+      fixed(init.median),
+      fixed(invoke.median),
+      over ? ms(over.median) : '',
+      over ? ms(over.mean) : '',
+      fixed(sinceStart.median, 1),
     ])
   }
 
-  const present = coreChain.filter(([pkg]) => resolvable(pkg))
-  const missing = coreChain.filter(([pkg]) => !resolvable(pkg)).map(([pkg]) => pkg)
-  const core = await bundle(
-    present.map(([pkg, names]) => `export { ${names.join(', ')} } from '${pkg}'`).join('\n'),
-    join(bundles, 'core-chain.mjs'),
-    { external: ['@middy/core'], esmOnly: true },
-  )
+  const core = await bundleCoreChain(join(bundles, 'core-chain.mjs'))
   const coreRows = [...core.byModule].map(([name, bytes]) => [name, kb(bytes)])
   coreRows.push([
     "**whole bundle** (with esbuild's glue)",
@@ -381,25 +411,25 @@ async function sizesAndColdStarts(): Promise<string> {
   ])
 
   return [
-    `Each handler bundled with esbuild (minified, ESM, platform node, target node22, \`@aws-sdk/*\` external). Cold start: a fresh \`node\` process imports the bundle and invokes it once with a 100-record event of its format; ${settings.coldSamples} processes per handler, interleaved. Times in ms; "first invocation done" counts from the start of the process.`,
+    `Each handler bundled with esbuild (minified, ESM, platform node, target node22, \`@aws-sdk/*\` external). Cold start: a fresh \`node\` process per sample reads the 100-record event of its format, then times the dynamic import of the bundle and the first invocation with \`performance.now()\`, so Node's own start-up (the same for every row, and the noisiest part) is left out. ${settings.coldSamples} processes per handler, in rounds of one process per handler, each round in a new order. Times in ms. "Over middy alone" pairs each sample with the sample of "${(baseline && (await labelOf(baseline.file))) ?? MIDDY_ALONE}" of the same round (rows with the same event only): the median of those differences with its distribution-free 95 % confidence interval (sign test), and their mean with Student's t 95 % interval. The last column counts from the start of the process, Node's start-up included.`,
     table(
       [
         'format',
         'handler',
         'bundle',
         'gzip',
-        'first invocation done (p25–p75)',
+        'import + first invocation (p25–p75)',
+        'mean',
         'import',
         'invoke',
+        'over middy alone, median (95 % CI)',
+        'over middy alone, mean (95 % CI)',
+        'done after process start',
       ],
       rows,
     ),
     ...(skipped.length > 0 ? [`No cold-start row: ${skipped.join('; ')}.`] : []),
-    `### Core chain bundle\n\n${present
-      .map(([pkg, names]) => `\`${names.join('`, `')}\` from \`${pkg}\``)
-      .join(
-        '; ',
-      )}, \`@middy/core\` external, no schema library. Target: at most 10 KB minified.${missing.length ? ` Not installed yet, so not counted: ${missing.map((m) => `\`${m}\``).join(', ')}.` : ''}`,
+    `### Core chain bundle\n\n${core.contents}, \`@middy/core\` external, no schema library. Target: at most ${CORE_CHAIN_TARGET_KB} KB minified (issue 17); \`pnpm test\` fails a change that takes it over ${CORE_CHAIN_LIMIT_KB} KB (\`src/size-check.ts\`).${core.missing.length ? ` Not installed yet, so not counted: ${core.missing.map((m) => `\`${m}\``).join(', ')}.` : ''}`,
     table(['module', 'minified bytes in the bundle'], coreRows),
   ].join('\n\n')
 }

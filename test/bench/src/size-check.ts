@@ -1,0 +1,75 @@
+/**
+ * `node dist/size-check.js [--limit-kb <n>]`: bundles the core chain (`core-chain.ts`, minified
+ * ESM as a deployment bundles it) and fails when it is over the limit, printing its size, how far
+ * it is from issue 17's target, and each module's share either way. `pnpm test` runs the same
+ * check (`size-check.test.ts`), so a change that takes the chain over the limit fails CI.
+ */
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { bundleCoreChain } from './core-chain.js'
+
+/** Issue 17's target, in kilobytes as the bench's tables count them: 1 KB = 1,000 bytes. */
+export const CORE_CHAIN_TARGET_KB = 30
+
+/**
+ * What CI enforces. The target was set when the chain was 29.2 KB; the fixes of issue 13 and the
+ * features of issue 18 took it to 39.2 KB before the check existed, and it is over the target
+ * until the chain leaves something out. Until then this limit keeps it from growing; once the
+ * chain is within the target, the limit is the target.
+ */
+export const CORE_CHAIN_LIMIT_KB = 40
+
+export interface SizeCheck {
+  ok: boolean
+  bytes: number
+  limitBytes: number
+  /** The size, the limit, and each module's minified bytes and share of the bundle. */
+  report: string
+}
+
+export async function checkCoreChainSize(limitKb = CORE_CHAIN_LIMIT_KB): Promise<SizeCheck> {
+  const dir = mkdtempSync(join(tmpdir(), 'shardwise-size-'))
+  try {
+    const chain = await bundleCoreChain(join(dir, 'core-chain.mjs'))
+    const limitBytes = Math.round(limitKb * 1000)
+    const ok = chain.bytes <= limitBytes
+    const width = Math.max(...[...chain.byModule.keys()].map((name) => name.length))
+    const bytes = (n: number) => `${n.toLocaleString('en-US')} bytes`
+    const targetBytes = CORE_CHAIN_TARGET_KB * 1000
+    const lines = [
+      `core chain bundle (${chain.contents}; minified ESM, @middy/core external): ${bytes(chain.bytes)}, gzip ${bytes(chain.gzipBytes)}`,
+      `limit ${bytes(limitBytes)}: ${ok ? 'within' : `OVER by ${bytes(chain.bytes - limitBytes)}`}; issue 17's target ${bytes(targetBytes)}: ${chain.bytes <= targetBytes ? 'met' : `over by ${bytes(chain.bytes - targetBytes)}`}`,
+      ...[...chain.byModule]
+        .filter(([, bytes]) => bytes > 0)
+        .map(
+          ([name, bytes]) =>
+            `  ${name.padEnd(width)}  ${String(bytes).padStart(6)} bytes  ${((100 * bytes) / chain.bytes).toFixed(1).padStart(5)} %`,
+        ),
+      ...(chain.missing.length > 0
+        ? [`  not installed, so not counted: ${chain.missing.join(', ')}`]
+        : []),
+    ]
+    return { ok, bytes: chain.bytes, limitBytes, report: lines.join('\n') }
+  } finally {
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** The command: prints the report and answers the exit status, 1 when over the limit. */
+export async function main(args: string[], print = (line: string) => console.log(line)) {
+  const at = args.indexOf('--limit-kb')
+  const limitKb = at === -1 ? CORE_CHAIN_LIMIT_KB : Number(args[at + 1])
+  if (!(limitKb > 0)) {
+    print(`--limit-kb needs a positive number of kilobytes, got ${args[at + 1]}`)
+    return 2
+  }
+  const check = await checkCoreChainSize(limitKb)
+  print(check.report)
+  return check.ok ? 0 : 1
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  process.exitCode = await main(process.argv.slice(2))
+}
