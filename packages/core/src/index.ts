@@ -595,11 +595,13 @@ function safeString(value: unknown): string | undefined {
 }
 
 export {
-  currentRecord,
+  currentCoordinates,
   getRecordObservers,
-  observedHandler,
+  type ObservedRun,
+  observedRun,
   observeRecords,
   type RecordObserver,
+  type RecordTurns,
   unobserveRecords,
 } from './observers.js'
 export {

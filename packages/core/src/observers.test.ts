@@ -1,22 +1,57 @@
 import { describe, expect, it } from 'vitest'
-import type { KinesisRecord } from './index.js'
+import { type KinesisRecord, placesOf, type RecordBatch, RecordStatus } from './index.js'
 import {
-  currentRecord,
+  currentCoordinates,
   getRecordObservers,
-  observedHandler,
+  observedRun,
   observeRecords,
   type RecordObserver,
   unobserveRecords,
 } from './observers.js'
 
-const record = (sequenceNumber: string) =>
-  ({ sequenceNumber, partitionKey: `key-${sequenceNumber}` }) as KinesisRecord<unknown>
+/** A batch of records whose sequence numbers are `sequenceNumbers`, on shard `shardId-1`. */
+function batchOf(...sequenceNumbers: string[]): RecordBatch<unknown> {
+  const records = sequenceNumbers.map(
+    (sequenceNumber) =>
+      ({
+        sequenceNumber,
+        partitionKey: `key-${sequenceNumber}`,
+        shardId: 'shardId-1',
+        subSequenceNumber: undefined,
+      }) as KinesisRecord<unknown>,
+  )
+  return {
+    records,
+    places: placesOf(records),
+    status: new Uint8Array(records.length).fill(RecordStatus.Pending),
+    errors: new Map(),
+  }
+}
+
+/** Runs records[index] as the record loop does: its turn announced around the handler's call. */
+async function runAt<C, O>(
+  run: ReturnType<typeof observedRun<unknown, C, O>>,
+  batch: RecordBatch<unknown>,
+  index: number,
+  context: C,
+  options: O,
+): Promise<unknown> {
+  run.turns?.start(index)
+  try {
+    return await run.handler(batch.records[index] as KinesisRecord<unknown>, context, options)
+  } finally {
+    run.turns?.end()
+  }
+}
+
+const sequenceOfCurrent = () => currentCoordinates()?.sequenceNumber
 
 describe('record observers', () => {
-  it('hands the handler back untouched when no one observes, so the loop pays nothing', () => {
+  it('hands the handler back untouched, and no turns, when no one observes, so the loop pays nothing', () => {
     const handler = () => 'done'
-    expect(observedHandler(handler, undefined, false)).toBe(handler)
-    expect(observedHandler(handler, [], true)).toBe(handler)
+    const batch = batchOf('1')
+    expect(observedRun(handler, batch, undefined, false)).toEqual({ handler, turns: undefined })
+    expect(observedRun(handler, batch, [], true)).toEqual({ handler, turns: undefined })
   })
 
   it('keeps the observers on the event, each once', () => {
@@ -37,7 +72,7 @@ describe('record observers', () => {
     async (overlapping) => {
       const calls: string[] = []
       const observer: RecordObserver = {
-        start: (r) => calls.push(`start ${r.sequenceNumber} ${currentRecord()?.sequenceNumber}`),
+        start: (r) => calls.push(`start ${r.sequenceNumber} ${sequenceOfCurrent()}`),
         around: (r, run) => {
           calls.push(`around ${r.sequenceNumber}`)
           return run()
@@ -45,17 +80,19 @@ describe('record observers', () => {
         end: (r, failed, error) =>
           calls.push(`end ${r.sequenceNumber} ${failed} ${(error as Error | undefined)?.message}`),
       }
-      const handler = observedHandler(
+      const batch = batchOf('1', '2')
+      const run = observedRun(
         async (r: KinesisRecord<unknown>, _context: unknown, _options: unknown) => {
-          calls.push(`run ${currentRecord()?.sequenceNumber}`)
+          calls.push(`run ${sequenceOfCurrent()}`)
           if (r.sequenceNumber === '2') throw new Error('bad record')
           return 'ok'
         },
+        batch,
         [observer],
         overlapping,
       )
-      await expect(handler(record('1'), {}, {})).resolves.toBe('ok')
-      await expect(handler(record('2'), {}, {})).rejects.toThrow('bad record')
+      await expect(runAt(run, batch, 0, {}, {})).resolves.toBe('ok')
+      await expect(runAt(run, batch, 1, {}, {})).rejects.toThrow('bad record')
       expect(calls).toEqual([
         'start 1 1',
         'around 1',
@@ -66,50 +103,63 @@ describe('record observers', () => {
         'run 2',
         'end 2 true bad record',
       ])
-      expect(currentRecord()).toBeUndefined()
+      expect(currentCoordinates()).toBeUndefined()
     },
   )
 
-  it('keeps the current record of records run one at a time, gone as soon as each settles', async () => {
+  it('keeps the current record of records run one at a time from its start to its end', async () => {
     const seen: Array<string | undefined> = []
-    const handler = observedHandler(
+    const batch = batchOf('1', '2')
+    const run = observedRun(
       async (_r: KinesisRecord<unknown>, fail: boolean, _options: unknown) => {
-        seen.push(currentRecord()?.sequenceNumber)
+        seen.push(sequenceOfCurrent())
         await new Promise((resolve) => setTimeout(resolve, 1))
-        seen.push(currentRecord()?.sequenceNumber)
+        seen.push(sequenceOfCurrent())
         if (fail) throw new Error('failed')
       },
+      batch,
       [{}],
       false,
     )
-    await handler(record('1'), false, {})
-    seen.push(currentRecord()?.sequenceNumber)
-    await expect(handler(record('2'), true, {})).rejects.toThrow('failed')
-    seen.push(currentRecord()?.sequenceNumber)
-    const sync = observedHandler(
-      (r: KinesisRecord<unknown>, _c: unknown, _o: unknown) => {
-        seen.push(currentRecord()?.sequenceNumber)
-        throw new Error(`sync ${r.sequenceNumber}`)
+    await runAt(run, batch, 0, false, {})
+    seen.push(sequenceOfCurrent())
+    await expect(runAt(run, batch, 1, true, {})).rejects.toThrow('failed')
+    seen.push(sequenceOfCurrent())
+    expect(seen).toEqual(['1', '1', undefined, '2', '2', undefined])
+  })
+
+  it('reads the coordinates from the batch as decoded, not from the record the handler got', async () => {
+    const batch = batchOf('1')
+    const run = observedRun(
+      (record: KinesisRecord<unknown>, _c: unknown, _o: unknown) => {
+        Object.assign(record, { sequenceNumber: '999', partitionKey: 'mine', shardId: 'x' })
+        return currentCoordinates()
       },
+      batch,
       [{}],
       false,
     )
-    expect(() => sync(record('3'), {}, {})).toThrow('sync 3')
-    seen.push(currentRecord()?.sequenceNumber)
-    expect(seen).toEqual(['1', '1', undefined, '2', '2', undefined, '3', undefined])
+    await expect(runAt(run, batch, 0, {}, {})).resolves.toEqual({
+      shardId: 'shardId-1',
+      sequenceNumber: '1',
+      subSequenceNumber: undefined,
+      partitionKey: 'key-1',
+    })
   })
 
   it('gives each of overlapping records its own current record, across awaits', async () => {
     const seen: string[] = []
-    const handler = observedHandler(
+    const batch = batchOf('a', 'b')
+    const run = observedRun(
       async (r: KinesisRecord<unknown>, wait: number, _options: unknown) => {
         await new Promise((resolve) => setTimeout(resolve, wait))
-        seen.push(`${r.sequenceNumber}:${currentRecord()?.sequenceNumber}`)
+        seen.push(`${r.sequenceNumber}:${sequenceOfCurrent()}`)
       },
+      batch,
       [{}],
       true,
     )
-    await Promise.all([handler(record('a'), 20, {}), handler(record('b'), 1, {})])
+    await Promise.all([runAt(run, batch, 0, 20, {}), runAt(run, batch, 1, 1, {})])
     expect(seen).toEqual(['b:b', 'a:a'])
   })
 
@@ -123,14 +173,16 @@ describe('record observers', () => {
         calls.push(`${name} out`)
         return result
       }
-    const handler = observedHandler(
+    const batch = batchOf('1')
+    const run = observedRun(
       (_r: KinesisRecord<unknown>, _c: unknown, _o: unknown) => {
         calls.push('run')
       },
+      batch,
       [{ around: around('outer') }, { around: around('inner') }],
       false,
     )
-    await handler(record('1'), {}, {})
+    await runAt(run, batch, 0, {}, {})
     expect(calls).toEqual(['outer in', 'inner in', 'run', 'inner out', 'outer out'])
   })
 })

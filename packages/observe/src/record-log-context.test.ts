@@ -3,7 +3,7 @@ import middy from '@middy/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, foldWindow, type Ordering, partialFailures } from '@shardwise/partial-failures'
 import { kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
-import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { captureStdout, kplAggregate } from './emf.fixture.js'
 import { currentRecord, recordLogContext } from './record-log-context.js'
 
@@ -103,6 +103,89 @@ describe('recordLogContext', () => {
       expect(currentRecord()).toBeUndefined()
     },
   )
+
+  it.each<Ordering>(['shard', 'partitionKey'])(
+    'names the record as decoded, though the handler writes over its coordinates (ordering %s)',
+    async (ordering) => {
+      const logger = new Logger()
+      const seen: unknown[] = []
+      const handler = middy(
+        eachRecord(
+          async (record) => {
+            // A payload with coordinates of its own, spread over the record.
+            Object.assign(record, JSON.parse(new TextDecoder().decode(record.data)))
+            await pause(1)
+            seen.push(currentRecord())
+            logger.info('saved')
+          },
+          { ordering },
+        ),
+      )
+        .use(kinesisDecode())
+        .use(recordLogContext({ logger }))
+        .use(partialFailures({ logger: false }))
+      const payload = JSON.stringify({
+        shardId: 'shardId-999',
+        sequenceNumber: '1',
+        subSequenceNumber: 7,
+        partitionKey: 'from the payload',
+      })
+      await handler(
+        kinesisEvent([
+          { data: payload, partitionKey: 'k0' },
+          { data: payload, partitionKey: 'k1' },
+        ]),
+        lambdaContext(),
+      )
+      const decoded = [0, 1].map((i) => ({
+        shardId: 'shardId-000000000006',
+        sequenceNumber: sequenceNumber(i),
+        subSequenceNumber: undefined,
+        partitionKey: `k${i}`,
+      }))
+      expect(seen).toEqual(decoded)
+      const lines = logLines().map(
+        ({ shardId, sequenceNumber, subSequenceNumber, partitionKey }) => ({
+          shardId,
+          sequenceNumber,
+          subSequenceNumber,
+          partitionKey,
+        }),
+      )
+      expect(lines).toEqual(decoded)
+    },
+  )
+
+  it('names no record once the timeout guard gave up on the one that runs', async () => {
+    const logger = new Logger()
+    const handler = middy(
+      eachRecord(async () => {
+        logger.info('started')
+        await new Promise(() => {})
+      }),
+    )
+      .use(kinesisDecode())
+      .use(recordLogContext({ logger }))
+      .use(partialFailures({ logger }))
+    // Powertools writes its warnings and errors on stderr.
+    const stderr: string[] = []
+    const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk: unknown) => {
+      stderr.push(...String(chunk).split('\n').filter(Boolean))
+      return true
+    })
+    // 1,000 ms of margin out of 1,050: the guard stops the batch after 50 ms.
+    const answer = await handler(kinesisEvent([{ data: 'x' }, { data: 'y' }]), lambdaContext(1_050))
+    spy.mockRestore()
+    expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(0) }] })
+    expect(currentRecord()).toBeUndefined()
+    const [started, ...out] = logLines()
+    const after = [...out, ...stderr.map((line) => JSON.parse(line) as Line)]
+    expect(started).toMatchObject({ message: 'started', sequenceNumber: sequenceNumber(0) })
+    const summary = after.find((line) => line.message === 'batch done with failures')
+    expect(summary).toBeDefined()
+    expect(summary).not.toHaveProperty('sequenceNumber')
+    expect(summary).not.toHaveProperty('partitionKey')
+  })
 
   it('gives the coordinates to other loggers through currentRecord(), also without a Powertools logger', async () => {
     const got: unknown[] = []

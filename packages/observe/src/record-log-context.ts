@@ -8,13 +8,12 @@
 import type { MiddlewareObj } from '@middy/core'
 import {
   checkOptions,
-  coordinatesOf,
+  currentCoordinates,
   type KinesisStreamEvent,
   type OptionRules,
   observeRecords,
   type RecordCoordinates,
   type RecordObserver,
-  currentRecord as runningRecord,
   unobserveRecords,
 } from '@shardwise/core'
 import { pkg } from './package.js'
@@ -38,10 +37,12 @@ export interface RecordLogContextOptions {
   logger?: PowertoolsLogger
 }
 
-/** The coordinates of the record whose handler is running here, or `undefined` outside one. */
+/**
+ * The coordinates of the record whose handler is running here, or `undefined` outside one: as
+ * the record was decoded, whatever the handler wrote over it.
+ */
 export function currentRecord(): RecordCoordinates | undefined {
-  const record = runningRecord()
-  return record === undefined ? undefined : coordinatesOf(record)
+  return currentCoordinates()
 }
 
 const optionRules: OptionRules = {
@@ -101,9 +102,9 @@ function withRecordKeys(logger: HookedLogger): void {
   logger[HOOKED] = true
   const makeItem = logger.createAndPopulateLogItem
   logger.createAndPopulateLogItem = function (this: unknown, level, input, extraInput) {
-    const record = runningRecord()
-    if (record === undefined) return makeItem.call(this, level, input, extraInput)
-    return makeItem.call(this, level, input, [coordinatesOf(record), ...extraInput])
+    const at = currentCoordinates()
+    if (at === undefined) return makeItem.call(this, level, input, extraInput)
+    return makeItem.call(this, level, input, [at, ...extraInput])
   }
   const createChild = logger.createChild
   logger.createChild = function (this: unknown, ...args) {

@@ -14,7 +14,7 @@ import {
   type KinesisStreamBatchResponse,
   type KinesisStreamEvent,
   type OptionRules,
-  observedHandler,
+  observedRun,
   option,
   type RecordParser,
 } from '@shardwise/core'
@@ -98,8 +98,10 @@ export function eachRecord(...args: unknown[]): BatchHandler {
     const batch = decodedBatchOf<unknown>(event)
     if (parser !== undefined) requireParsed(pkg, 'eachRecord', batch, parser)
     notAnswered(batch)
-    const observed = observedHandler(handler, getRecordObservers(event), ordering !== 'shard')
-    await runBatch(batch, observed, runOptions, context, middyOptions?.signal, getPoisonSink(event))
+    const observers = getRecordObservers(event)
+    const run = observedRun(handler, batch, observers, ordering !== 'shard')
+    const { signal } = middyOptions ?? {}
+    await runBatch(batch, run.handler, runOptions, context, signal, getPoisonSink(event), run.turns)
     const answer: KinesisStreamBatchResponse & { state?: object } = batchResponse(batch)
     // On a tumbling window mapping, Lambda fails an answer without `state`, for ever.
     const state = windowStateOf(event)

@@ -22,7 +22,7 @@ import {
   type KinesisStreamEvent,
   messageOf,
   type OptionRules,
-  observedHandler,
+  observedRun,
   option,
   type RecordParser,
 } from '@shardwise/core'
@@ -137,13 +137,15 @@ export function foldWindow<S extends object>(...args: unknown[]): WindowHandler<
     const fold = async (record: KinesisRecord<unknown>) => {
       state = await reduce(state, record, context)
     }
+    const run = observedRun(fold, batch, getRecordObservers(event), false)
     await runBatch(
       batch,
-      observedHandler(fold, getRecordObservers(event), false),
+      run.handler,
       { ordering: 'shard', concurrency: 1, timeoutMarginMs },
       context,
       middyOptions?.signal,
       getPoisonSink(event),
+      run.turns,
     )
     checkedState(state, 'reduce')
     const response = batchResponse(batch)

@@ -28,6 +28,7 @@ import {
   RecordError,
   RecordHandlerError,
   RecordStatus,
+  type RecordTurns,
   shownValue,
 } from '@shardwise/core'
 
@@ -76,6 +77,8 @@ interface Run<T> {
   readonly context: Context
   readonly options: RecordHandlerOptions
   readonly sink: PoisonSink | undefined
+  /** What the record observers hear of each record's start and end; none without observers. */
+  readonly turns: RecordTurns | undefined
   limit: number
   /** Set when time is up or the loop has ended: no record or sink call starts any more. */
   stopped: boolean
@@ -125,6 +128,7 @@ export async function runBatch<T>(
   context: Context,
   middySignal: AbortSignal | undefined,
   sink: PoisonSink | undefined,
+  turns?: RecordTurns,
 ): Promise<void> {
   // The margin is checked before any record starts: a batch that cannot run must not begin.
   const remaining = options.timeoutMarginMs === 0 ? undefined : remainingTime(batch, context)
@@ -143,6 +147,7 @@ export async function runBatch<T>(
     context,
     options: { signal: stop.signal },
     sink,
+    turns,
     limit: sink === undefined ? startLimit(batch) : startLimitWithSink(batch),
     stopped: false,
     frontier: 0,
@@ -189,6 +194,7 @@ export async function runBatch<T>(
     run.limit = 0
     run.stopped = true
     batch.turnSteps?.stop()
+    turns?.end()
   }
 }
 
@@ -298,6 +304,7 @@ async function handle(run: Run<unknown>, index: number): Promise<boolean> {
   if (status === RecordStatus.Diverted) return false
   if (status !== RecordStatus.Failed) {
     const record = batch.records[index] as KinesisRecord<unknown>
+    run.turns?.start(index)
     try {
       const result = run.handler(record, run.context, run.options)
       if (isThenable(result)) await result
@@ -305,6 +312,7 @@ async function handle(run: Run<unknown>, index: number): Promise<boolean> {
     } catch (thrown) {
       failRecord(batch, index, new RecordHandlerError(coordinatesAt(batch, index), thrown))
     }
+    run.turns?.end()
   }
   const failed = batch.status[index] === RecordStatus.Failed
   if (failed && !mayDivert(run, index) && index < run.limit) run.limit = index
@@ -412,12 +420,15 @@ async function runInOrder(run: Run<unknown>): Promise<void> {
     }
     if (batch.status[i] !== RecordStatus.Failed) {
       const record = batch.records[i] as KinesisRecord<unknown>
+      run.turns?.start(i)
       try {
         const result = run.handler(record, run.context, run.options)
         if (isThenable(result)) await result
+        run.turns?.end()
         batch.status[i] = RecordStatus.Succeeded
         continue
       } catch (thrown) {
+        run.turns?.end()
         failRecord(batch, i, new RecordHandlerError(coordinatesAt(batch, i), thrown))
       }
     }
