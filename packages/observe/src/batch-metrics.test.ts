@@ -13,7 +13,7 @@ import {
 import { kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
 import { batchMetrics, MetricName } from './batch-metrics.js'
-import { captureStdout, emfProblems, kplAggregate } from './emf.fixture.js'
+import { captureStdout, type EmfLine, emfProblems, kplAggregate } from './emf.fixture.js'
 
 const NOW = Date.parse('2026-12-04T12:00:00.000Z')
 /** Epoch seconds, as Lambda gives approximateArrivalTimestamp, `ms` before NOW. */
@@ -204,40 +204,80 @@ describe('batchMetrics', () => {
     })
   })
 
-  it('never changes the answer: a Metrics that throws, or a batch answer whose getters throw, loses the line, said on stderr', async () => {
+  it('never changes the answer: a console that throws, or metrics of the handler Powertools cannot publish, lose their line, said on stderr', async () => {
     const consoleError = vi.spyOn(console, 'error').mockImplementation(() => {})
     try {
-      const down = {
-        addMetric() {},
-        addDimension() {},
-        publishStoredMetrics() {
+      const down = new Metrics({ namespace: 'Shardwise' })
+      ;(down as unknown as { console: unknown }).console = {
+        log() {
           throw new Error('metrics transport down')
         },
       }
       const event = () => kinesisEvent([{ data: order('a') }, { data: order('b', 'retryable') }])
-      expect(await chain(down as never)(event(), lambdaContext())).toEqual({
+      expect(await chain(down)(event(), lambdaContext())).toEqual({
         batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }],
       })
       expect(String(consoleError.mock.calls[0]?.[0])).toMatch(
         /batchMetrics could not publish this invocation's metrics; the answer to Lambda is unchanged: metrics transport down/,
       )
-      // Over Powertools' own limit of dimensions, its addDimension throws.
-      const metrics = new Metrics({ namespace: 'Shardwise' })
-      expect(() => {
-        for (let i = 0; i < 40; i++) metrics.addDimension(`D${i}`, 'x')
-      }).toThrow(RangeError)
+      // A metric named as a dimension: Powertools refuses to print the handler's line.
+      const metrics = new Metrics({ namespace: 'Shardwise', serviceName: 'orders' })
       const hostile = Object.defineProperty({}, 'batchItemFailures', {
         get() {
           throw new Error('no')
         },
       })
-      const ownAnswer = middy(async () => hostile)
+      const ownAnswer = middy(async () => {
+        metrics.addMetric('service', 'Count', 1)
+        return hostile
+      })
         .use(batchMetrics({ metrics }))
         .use(kinesisDecode())
       expect(await ownAnswer(event(), lambdaContext())).toBe(hostile)
       expect(consoleError).toHaveBeenCalledTimes(2)
+      expect(String(consoleError.mock.calls[1]?.[0])).toMatch(/EMF key collision on "service"/)
+      // The batch's own line went out before.
+      expect(stdout.emf()).toHaveLength(1)
+      expect(metrics.hasStoredMetrics()).toBe(false)
     } finally {
       consoleError.mockRestore()
+    }
+  })
+
+  it('publishes what the handler added to the same Metrics in a line of its own, with its own dimensions', async () => {
+    const metrics = new Metrics({ namespace: 'Shardwise', serviceName: 'orders' })
+    const handler = middy(
+      eachRecord<Order>((record) => {
+        if (record.data.orderId === 'a') metrics.addDimension('tenant', 'acme')
+        metrics.addMetric('OrdersSaved', 'Count', 1)
+        metrics.addMetadata('orderId', record.data.orderId)
+      }),
+    )
+      .use(batchMetrics({ metrics }))
+      .use(kinesisDecode())
+      .use(jsonParse())
+      .use(partialFailures({ logger: false }))
+    await handler(kinesisEvent([{ data: order('a') }, { data: order('b') }]), lambdaContext())
+    const [ours, theirs, ...more] = stdout.emf()
+    expect(more).toEqual([])
+    expect(ours).toMatchObject({ RecordsReceived: 2, RecordsSucceeded: 2 })
+    expect(ours).not.toHaveProperty('OrdersSaved')
+    expect(ours).not.toHaveProperty('tenant')
+    expect(theirs).toMatchObject({ OrdersSaved: [1, 1], tenant: 'acme', orderId: 'b' })
+    expect(theirs?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([['service', 'tenant']])
+    expect(theirs).not.toHaveProperty('StreamName')
+    for (const line of [ours, theirs]) expect(emfProblems(line)).toEqual([])
+  })
+
+  it('prints nothing when the Metrics is disabled, as Powertools would', async () => {
+    vi.stubEnv('POWERTOOLS_METRICS_DISABLED', 'true')
+    try {
+      const metrics = new Metrics({ namespace: 'Shardwise' })
+      const answer = await chain(metrics)(kinesisEvent([{ data: order('a') }]), lambdaContext())
+      expect(answer).toEqual({ batchItemFailures: [] })
+      expect(stdout.lines).toEqual([])
+    } finally {
+      vi.unstubAllEnvs()
     }
   })
 
@@ -249,10 +289,112 @@ describe('batchMetrics', () => {
     )
     expect(() => batchMetrics(undefined as never)).toThrow("Missing required option 'metrics'")
     expect(() => batchMetrics({ metrics: console as never })).toThrow(
-      "Option 'metrics' needs addMetric, addDimension and publishStoredMetrics methods",
+      "Option 'metrics' must be a Powertools Metrics (@aws-lambda-powertools/metrics 2)",
+    )
+    const publisher = { addMetric() {}, addDimension() {}, publishStoredMetrics() {} }
+    expect(() => batchMetrics({ metrics: publisher as never })).toThrow(
+      "Option 'metrics' must be a Powertools Metrics",
+    )
+    const crowded = new Metrics({
+      namespace: 'Shardwise',
+      defaultDimensions: Object.fromEntries(Array.from({ length: 28 }, (_, i) => [`D${i}`, 'x'])),
+    })
+    // service and 28 defaults, with StreamName and FunctionName: 31, over EMF's 30.
+    expect(() => batchMetrics({ metrics: crowded })).toThrow(
+      "the Metrics' 29 default dimensions and batchMetrics' 2 (StreamName, FunctionName) are more than the 30 a metric may have",
+    )
+    expect(() =>
+      batchMetrics({ metrics: crowded, dimensions: { functionName: false } }),
+    ).not.toThrow()
+    const clashing = new Metrics({
+      namespace: 'Shardwise',
+      defaultDimensions: { RecordsFailed: 'x' },
+    })
+    expect(() => batchMetrics({ metrics: clashing })).toThrow(
+      'the Metrics has a default dimension named RecordsFailed, as a metric of batchMetrics',
     )
     expect(() => batchMetrics({ metrics, dimensions: { shard: true } as never })).toThrow(
       "Unknown option 'dimensions.shard'",
     )
   })
+})
+
+/**
+ * What a Powertools `Metrics` of the same configuration prints for the same dimensions and
+ * metrics (their values read from `line`), added as the line orders them.
+ */
+function printedByPowertools(options: ConstructorParameters<typeof Metrics>[0], line: EmfLine) {
+  const metrics = new Metrics(options)
+  const before = stdout.lines.length
+  const [directive] = line._aws.CloudWatchMetrics
+  for (const name of directive?.Dimensions[0] ?? []) {
+    if (['StreamName', 'FunctionName', 'ShardId'].includes(name)) {
+      metrics.addDimension(name, line[name] as string)
+    }
+  }
+  for (const { Name, Unit } of directive?.Metrics ?? []) {
+    metrics.addMetric(Name, Unit as never, line[Name] as number)
+  }
+  metrics.publishStoredMetrics()
+  expect(stdout.lines.length).toBe(before + 1)
+  return stdout.lines[before]
+}
+
+describe('batchMetrics, against Powertools', () => {
+  const failing = () =>
+    kinesisEvent(
+      [
+        { data: order('a'), approximateArrivalTimestamp: arrivedAgo(9_000) },
+        { data: '{"orderId":', approximateArrivalTimestamp: arrivedAgo(8_000) },
+        { data: order('b', 'poison'), approximateArrivalTimestamp: arrivedAgo(7_000) },
+        { data: order('c', 'retryable'), approximateArrivalTimestamp: arrivedAgo(6_000) },
+        { data: order('d') },
+      ],
+      'shardId-000000000042',
+    )
+  const cases: Array<{
+    name: string
+    options: ConstructorParameters<typeof Metrics>[0]
+    dimensions?: Parameters<typeof batchMetrics>[0]['dimensions']
+    env?: Record<string, string>
+  }> = [
+    {
+      name: 'a namespace, a service, default dimensions and the shard id',
+      options: {
+        namespace: 'Shardwise',
+        serviceName: 'orders',
+        defaultDimensions: { env: 'prod' },
+      },
+      dimensions: { shardId: true },
+    },
+    { name: 'no namespace and no service (Powertools defaults)', options: {} },
+    {
+      name: 'namespace and service from the environment, without the default dimensions',
+      options: {},
+      dimensions: { streamName: false, functionName: false },
+      env: { POWERTOOLS_METRICS_NAMESPACE: 'FromEnv', POWERTOOLS_SERVICE_NAME: 'env-service' },
+    },
+  ]
+  for (const { name, options, dimensions, env = {} } of cases) {
+    it(`prints, byte for byte, the line Powertools prints for the same metrics: ${name}`, async () => {
+      // Powertools warns, on its own stderr console, of a namespace left to its default.
+      const warn = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
+      for (const [key, value] of Object.entries(env)) vi.stubEnv(key, value)
+      try {
+        const ours = chain(new Metrics(options), { dimensions })
+        for (const event of [failing(), kinesisEvent([{ data: order('e') }])]) {
+          const before = stdout.lines.length
+          await ours(event, lambdaContext(60_000, 'orders-consumer'))
+          const printed = stdout.lines.slice(before)
+          expect(printed).toHaveLength(1)
+          const line = JSON.parse(printed[0] as string) as EmfLine
+          expect(emfProblems(line)).toEqual([])
+          expect(printed[0]).toBe(printedByPowertools(options, line))
+        }
+      } finally {
+        vi.unstubAllEnvs()
+        warn.mockRestore()
+      }
+    })
+  }
 })

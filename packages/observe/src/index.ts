@@ -13,8 +13,8 @@ export {
   type BatchMetricsOptions,
   batchMetrics,
   MetricName,
-  type MetricsPublisher,
   type MetricUnit,
+  type PowertoolsMetrics,
 } from './batch-metrics.js'
 export { FullBatchFailureError, throwOnFullBatchFailure } from './full-batch-failure.js'
 export {
