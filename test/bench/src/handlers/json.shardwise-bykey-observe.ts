@@ -9,5 +9,6 @@ export const make = (sink: Sink) =>
     async (record) => {
       sink(jsonOfBytes(record.data))
     },
+    { metrics: true, logContext: true },
     { ordering: 'partitionKey' },
   )

@@ -4,6 +4,9 @@ import type { Sink } from '../types.js'
 
 export const label = 'Shardwise core chain + batchMetrics + recordLogContext'
 export const make = (sink: Sink) =>
-  shardwiseObserved(async (record) => {
-    sink(jsonOfBytes(record.data))
-  })
+  shardwiseObserved(
+    async (record) => {
+      sink(jsonOfBytes(record.data))
+    },
+    { metrics: true, logContext: true },
+  )

@@ -1,0 +1,9 @@
+import { jsonOfBytes } from '../decoders.js'
+import { shardwiseObserved } from '../peers/shardwise-observe.js'
+import type { Sink } from '../types.js'
+
+export const label = 'Shardwise core chain, observe loaded, off (no observe middleware)'
+export const make = (sink: Sink) =>
+  shardwiseObserved(async (record) => {
+    sink(jsonOfBytes(record.data))
+  }, {})
