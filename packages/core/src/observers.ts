@@ -153,10 +153,10 @@ function withObservers<T, C, O>(
   handler: Handler<T, C, O>,
   observers: readonly RecordObserver[],
 ): Handler<T, C, O> {
+  if (observers.every(({ start, end, around }) => !start && !end && !around)) return handler
   const starts = observers.filter((observer) => observer.start !== undefined)
   const ends = observers.filter((observer) => observer.end !== undefined)
   const arounds = observers.filter((observer) => observer.around !== undefined)
-  if (starts.length === 0 && ends.length === 0 && arounds.length === 0) return handler
 
   const call =
     arounds.length === 0

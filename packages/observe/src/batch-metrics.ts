@@ -148,12 +148,12 @@ export function batchMetrics(
       const line = new EmfLine(dimensionsOf(request, batch))
       addCounts(line, batch)
       if (at !== undefined) {
-        line.add(MetricName.BatchDuration, performance.now() - at)
+        line.add(M.BatchDuration, performance.now() - at)
       }
       const now = Date.now()
       const newest = newestArrival(request.event)
       if (typeof newest === 'number') {
-        line.add(MetricName.IteratorAge, Math.max(0, now - newest * 1000))
+        line.add(M.IteratorAge, Math.max(0, now - newest * 1000))
       }
       // A thrown invocation is retried whole: its checkpoint is the first record.
       const checkpoint = failed
@@ -161,7 +161,7 @@ export function batchMetrics(
         : checkpointArrival(request.event, response)
       if (typeof checkpoint === 'number') {
         const age = Math.max(0, now - checkpoint * 1000)
-        line.add(MetricName.CheckpointIteratorAge, age)
+        line.add(M.CheckpointIteratorAge, age)
       }
       // Through the Metrics' own console, as Powertools prints: in Lambda the global console
       // prefixes each line with a timestamp and request id, which CloudWatch would not read.
@@ -359,19 +359,36 @@ function dimensionsCache(
   }
 }
 
-/** Each metric's definition in `_aws`, and the start of its member, as JSON. */
-const DEFINITIONS = new Map<string, { readonly definition: string; readonly key: string }>()
-for (const name of Object.values(MetricName)) {
-  const unit: MetricUnit =
-    name === MetricName.BytesDecompressed
-      ? 'Bytes'
-      : name === MetricName.BatchDuration ||
-          name === MetricName.IteratorAge ||
-          name === MetricName.CheckpointIteratorAge
-        ? 'Milliseconds'
-        : 'Count'
-  DEFINITIONS.set(name, { definition: `{"Name":"${name}","Unit":"${unit}"}`, key: `,"${name}":` })
+/** A metric's definition in `_aws`, and the start of its member, as JSON. */
+interface Definition {
+  readonly definition: string
+  readonly key: string
 }
+
+const definition = (name: string, unit: MetricUnit): Definition => ({
+  definition: `{"Name":"${name}","Unit":"${unit}"}`,
+  key: `,"${name}":`,
+})
+
+/** Each metric's JSON pieces, made once. */
+const M = {
+  RecordsReceived: definition(MetricName.RecordsReceived, 'Count'),
+  RecordsSucceeded: definition(MetricName.RecordsSucceeded, 'Count'),
+  RecordsFailed: definition(MetricName.RecordsFailed, 'Count'),
+  RecordsFailedDecode: definition(MetricName.RecordsFailedDecode, 'Count'),
+  RecordsFailedParse: definition(MetricName.RecordsFailedParse, 'Count'),
+  RecordsFailedValidation: definition(MetricName.RecordsFailedValidation, 'Count'),
+  RecordsFailedHandler: definition(MetricName.RecordsFailedHandler, 'Count'),
+  RecordsFailedPoisonSink: definition(MetricName.RecordsFailedPoisonSink, 'Count'),
+  RecordsFailedOther: definition(MetricName.RecordsFailedOther, 'Count'),
+  RecordsSentToPoisonSink: definition(MetricName.RecordsSentToPoisonSink, 'Count'),
+  RecordsNotHandled: definition(MetricName.RecordsNotHandled, 'Count'),
+  KplAggregates: definition(MetricName.KplAggregates, 'Count'),
+  BytesDecompressed: definition(MetricName.BytesDecompressed, 'Bytes'),
+  BatchDuration: definition(MetricName.BatchDuration, 'Milliseconds'),
+  IteratorAge: definition(MetricName.IteratorAge, 'Milliseconds'),
+  CheckpointIteratorAge: definition(MetricName.CheckpointIteratorAge, 'Milliseconds'),
+} satisfies Record<keyof typeof MetricName, Definition>
 
 /**
  * One invocation's EMF document, written as Powertools writes its own (`JSON.stringify` of
@@ -387,11 +404,10 @@ class EmfLine {
     this.dimensions = dimensions
   }
 
-  add(name: (typeof MetricName)[keyof typeof MetricName], value: number): void {
-    const { definition, key } = DEFINITIONS.get(name) as { definition: string; key: string }
-    this.definitions += this.definitions === '' ? definition : `,${definition}`
+  add(metric: Definition, value: number): void {
+    this.definitions += this.definitions === '' ? metric.definition : `,${metric.definition}`
     // A finite number's JSON is its String.
-    this.values += `${key}${Number.isFinite(value) ? value : 0}`
+    this.values += `${metric.key}${Number.isFinite(value) ? value : 0}`
   }
 
   serialize(timestamp: number): string {
@@ -402,36 +418,47 @@ class EmfLine {
 
 function addCounts(line: EmfLine, batch: RecordBatch): void {
   const { succeeded, failed, diverted, pending: notHandled } = countStatuses(batch)
-  const stages = { decode: 0, parse: 0, validation: 0, handler: 0, poisonSink: 0, other: 0 }
+  line.add(M.RecordsReceived, batch.records.length)
+  // A count of zero is left out: a healthy batch's line has 4 metrics instead of 16.
+  if (succeeded > 0) line.add(M.RecordsSucceeded, succeeded)
+  if (failed + diverted > 0) {
+    line.add(M.RecordsFailed, failed + diverted)
+    addStages(line, batch)
+  }
+  if (diverted > 0) line.add(M.RecordsSentToPoisonSink, diverted)
+  if (notHandled > 0) line.add(M.RecordsNotHandled, notHandled)
+  const aggregates = batch.decoded?.kplAggregates ?? 0
+  if (aggregates > 0) line.add(M.KplAggregates, aggregates)
+  const bytes = batch.decoded?.bytesDecompressed ?? 0
+  if (bytes > 0) line.add(M.BytesDecompressed, bytes)
+}
+
+/** The failed records by the step that failed them. */
+function addStages(line: EmfLine, batch: RecordBatch): void {
+  let decode = 0
+  let parse = 0
+  let validation = 0
+  let handler = 0
+  let poisonSink = 0
+  let other = 0
   for (const [index, error] of batch.errors) {
     const status = batch.status[index]
     if (status !== RecordStatus.Failed && status !== RecordStatus.Diverted) continue
-    if (error instanceof DecodeError) stages.decode++
-    else if (error instanceof ValidationError) stages.validation++
-    else if (error instanceof ParseError) stages.parse++
-    else if (error instanceof RecordHandlerError) stages.handler++
-    else if (error.name === 'PoisonSinkError') stages.poisonSink++
-    else stages.other++
+    if (error instanceof DecodeError) decode++
+    else if (error instanceof ValidationError) validation++
+    else if (error instanceof ParseError) parse++
+    else if (error instanceof RecordHandlerError) handler++
+    else if (error.name === 'PoisonSinkError') poisonSink++
+    else other++
   }
-  line.add(MetricName.RecordsReceived, batch.records.length)
-  // A count of zero is left out: a healthy batch's line has 4 metrics instead of 16.
-  const count = (name: (typeof MetricName)[keyof typeof MetricName], value: number) => {
-    if (value > 0) line.add(name, value)
-  }
-  count(MetricName.RecordsSucceeded, succeeded)
-  count(MetricName.RecordsFailed, failed + diverted)
-  count(MetricName.RecordsFailedDecode, stages.decode)
-  count(MetricName.RecordsFailedParse, stages.parse)
-  count(MetricName.RecordsFailedValidation, stages.validation)
-  count(MetricName.RecordsFailedHandler, stages.handler)
-  count(MetricName.RecordsFailedPoisonSink, stages.poisonSink)
-  count(MetricName.RecordsFailedOther, stages.other)
-  count(MetricName.RecordsSentToPoisonSink, diverted)
-  count(MetricName.RecordsNotHandled, notHandled)
-  count(MetricName.KplAggregates, batch.decoded?.kplAggregates ?? 0)
-  const bytes = batch.decoded?.bytesDecompressed ?? 0
-  if (bytes > 0) line.add(MetricName.BytesDecompressed, bytes)
+  if (decode > 0) line.add(M.RecordsFailedDecode, decode)
+  if (parse > 0) line.add(M.RecordsFailedParse, parse)
+  if (validation > 0) line.add(M.RecordsFailedValidation, validation)
+  if (handler > 0) line.add(M.RecordsFailedHandler, handler)
+  if (poisonSink > 0) line.add(M.RecordsFailedPoisonSink, poisonSink)
+  if (other > 0) line.add(M.RecordsFailedOther, other)
 }
+
 /**
  * The arrival of the batch's newest record, its last: the one Lambda's own `IteratorAge` is the
  * age of. KPL sub-records share their carrier's.
