@@ -84,6 +84,25 @@ describe('the observed orders handler', () => {
       RecordsFailedHandler: 1,
     })
     expect(emf).not.toHaveProperty('RecordsSentToPoisonSink')
+    // As CloudWatch's Embedded Metric Format specification reads it: an integer timestamp, each
+    // dimension a string member, each metric a number member with a CloudWatch unit.
+    const aws = emf?._aws as {
+      Timestamp: unknown
+      CloudWatchMetrics: Array<{
+        Dimensions: string[][]
+        Metrics: Array<{ Name: string; Unit: string }>
+      }>
+    }
+    expect(Number.isInteger(aws.Timestamp)).toBe(true)
+    for (const name of aws.CloudWatchMetrics[0]?.Dimensions.flat() ?? []) {
+      expect(typeof emf?.[name]).toBe('string')
+    }
+    const metrics = aws.CloudWatchMetrics[0]?.Metrics ?? []
+    expect(metrics.map((metric) => metric.Name)).toContain('IteratorAge')
+    for (const { Name, Unit } of metrics) {
+      expect(Number.isFinite(emf?.[Name])).toBe(true)
+      expect(['Count', 'Bytes', 'Milliseconds']).toContain(Unit)
+    }
     // o-1 and o-2 ran; o-4 (key c-2) may have started before o-3 (key c-1) failed.
     expect((emf?.RecordsSucceeded as number) + ((emf?.RecordsNotHandled as number) ?? 0)).toBe(3)
     expect(emf?.RecordsSucceeded).toBeGreaterThanOrEqual(2)
@@ -98,6 +117,8 @@ describe('the observed orders handler', () => {
         partitionKey: event.Records[position]?.kinesis.partitionKey,
         orderId: `o-${position + 1}`,
       })
+      // Not a KPL sub-record: the key is left out, not written as null.
+      expect(line).not.toHaveProperty('subSequenceNumber')
     }
     const summary = lines.find((line) => line.message === 'batch done with failures')
     expect(summary).toBeDefined()
