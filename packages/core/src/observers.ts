@@ -14,7 +14,7 @@
  * invocations at once in one process), an AsyncLocalStorage keeps each one's, as entering one
  * costs every promise of the process about 200 ns from then on.
  */
-import { AsyncLocalStorage } from 'node:async_hooks'
+import type { AsyncLocalStorage } from 'node:async_hooks'
 import {
   coordinatesAt,
   type KinesisRecord,
@@ -132,7 +132,10 @@ export function observedRun<T, C, O>(
       },
     }
   }
-  recordScope ??= new AsyncLocalStorage()
+  // Taken here, not imported: an ES module import of a built-in builds its module facade in
+  // every cold start (about 0.1 ms in the bench's process), and records overlap only in some
+  // orders. The bench's core-chain test fails if the chain imports anything at load.
+  recordScope ??= new (process.getBuiltinModule('node:async_hooks').AsyncLocalStorage)()
   const scope = recordScope
   // The loop announces a record just before it calls the handler on it, in the same turn.
   let starting = -1

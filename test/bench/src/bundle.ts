@@ -10,6 +10,8 @@ export interface Bundle {
   gzipBytes: number
   /** Minified bytes in the bundle per file of Shardwise's packages, per package for the others. */
   byModule: Map<string, number>
+  /** What the bundle imports when it loads: the externals and Node's built-in modules. */
+  imports: string[]
 }
 
 const benchRoot = new URL('../', import.meta.url).pathname
@@ -49,6 +51,9 @@ export async function bundle(
     bytes: code.length,
     gzipBytes: gzipSync(code).length,
     byModule: byModule(result.metafile),
+    imports: [
+      ...new Set(Object.values(result.metafile.outputs)[0]?.imports.map((i) => i.path) ?? []),
+    ].sort(),
   }
 }
 
