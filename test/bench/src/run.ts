@@ -372,7 +372,7 @@ async function sizesAndColdStarts(): Promise<string> {
     }
   }
   const baseline = built.find((b) => b.file.id === MIDDY_ALONE)
-  const baselineTotals = (samples.get(MIDDY_ALONE) ?? []).map((c) => c.total)
+  const baselineSamples = samples.get(MIDDY_ALONE) ?? []
   const rows: string[][] = []
   for (const { file, bundle: b, event } of built) {
     const list = samples.get(file.id) ?? []
@@ -385,7 +385,13 @@ async function sizesAndColdStarts(): Promise<string> {
     const over = compared
       ? pairedDifference(
           list.map((c) => c.total),
-          baselineTotals,
+          baselineSamples.map((c) => c.total),
+        )
+      : undefined
+    const overCpu = compared
+      ? pairedDifference(
+          list.map((c) => c.cpu),
+          baselineSamples.map((c) => c.cpu),
         )
       : undefined
     rows.push([
@@ -399,6 +405,7 @@ async function sizesAndColdStarts(): Promise<string> {
       fixed(invoke.median),
       over ? ms(over.median) : '',
       over ? ms(over.mean) : '',
+      overCpu ? ms(overCpu.median) : '',
       fixed(sinceStart.median, 1),
     ])
   }
@@ -411,7 +418,7 @@ async function sizesAndColdStarts(): Promise<string> {
   ])
 
   return [
-    `Each handler bundled with esbuild (minified, ESM, platform node, target node22, \`@aws-sdk/*\` external). Cold start: a fresh \`node\` process per sample reads the 100-record event of its format, then times the dynamic import of the bundle and the first invocation with \`performance.now()\`, so Node's own start-up (the same for every row, and the noisiest part) is left out. ${settings.coldSamples} processes per handler, in rounds of one process per handler, each round in a new order. Times in ms. "Over middy alone" pairs each sample with the sample of "${(baseline && (await labelOf(baseline.file))) ?? MIDDY_ALONE}" of the same round (rows with the same event only): the median of those differences with its distribution-free 95 % confidence interval (sign test), and their mean with Student's t 95 % interval. The last column counts from the start of the process, Node's start-up included.`,
+    `Each handler bundled with esbuild (minified, ESM, platform node, target node22, \`@aws-sdk/*\` external). Cold start: a fresh \`node\` process per sample reads the 100-record event of its format, then times the dynamic import of the bundle and the first invocation with \`performance.now()\`, so Node's own start-up (the same for every row, and the noisiest part) is left out. ${settings.coldSamples} processes per handler, in rounds of one process per handler, each round in a new order. Times in ms. "Over middy alone" pairs each sample with the sample of "${(baseline && (await labelOf(baseline.file))) ?? MIDDY_ALONE}" of the same round (rows with the same event only): the median of those differences with its distribution-free 95 % confidence interval (sign test), and their mean with Student's t 95 % interval; then the same median for the CPU time the process spent on the import and the invocation (every thread), which other processes on a loaded machine disturb less than the wall clock. The last column counts from the start of the process, Node's start-up included.`,
     table(
       [
         'format',
@@ -424,6 +431,7 @@ async function sizesAndColdStarts(): Promise<string> {
         'invoke',
         'over middy alone, median (95 % CI)',
         'over middy alone, mean (95 % CI)',
+        'CPU time over middy alone, median (95 % CI)',
         'done after process start',
       ],
       rows,
