@@ -250,6 +250,24 @@ describe('recordTracing', () => {
     expect(seen).toEqual([false, false])
   })
 
+  it('leaves the records alone when no SDK is registered, and traces them once one is', async () => {
+    const read: string[] = []
+    const handler = chain(() => {}, 'shard', {
+      traceparentOf: (record) => {
+        read.push(record.sequenceNumber)
+        return undefined
+      },
+    })
+    const event = () => kinesisEvent([{ data: '{}' }, { data: '{}' }])
+    await handler(event(), lambdaContext())
+    // No span is made, so no traceparent is looked for.
+    expect(read).toEqual([])
+    registerSdk()
+    await handler(event(), lambdaContext())
+    expect(read).toEqual([sequenceNumber(0), sequenceNumber(1)])
+    expect(exporter.getFinishedSpans()).toHaveLength(2)
+  })
+
   it('refuses a traceparentOf that is not a function', () => {
     expect(() => recordTracing({ traceparentOf: 'traceparent' as never })).toThrow(
       "@shardwise/observe: Option 'traceparentOf' must be a function",

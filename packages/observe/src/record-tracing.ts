@@ -11,6 +11,7 @@ import {
   context,
   type Link,
   type Context as OtelContext,
+  ProxyTracerProvider,
   type Span,
   SpanKind,
   SpanStatusCode,
@@ -89,6 +90,8 @@ export function recordTracing(
 
   return {
     before(request) {
+      // Without an SDK every span is a no-op: the records run as without this middleware.
+      if (noTracerProvider()) return
       const spans = new RecordSpans(tracer, context.active(), request.event, traceparentOf)
       invocations.set(request, spans)
       observeRecords(request.event, spans)
@@ -100,6 +103,22 @@ export function recordTracing(
       endInvocation(request)
     },
   }
+}
+
+/**
+ * The provider the API hands out when no SDK registered one: a proxy without a delegate answers
+ * it. A fresh proxy has none, so it gives the API's own no-op provider to compare with.
+ */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate()
+
+/**
+ * Whether no SDK is registered, so that no span can be recorded. Read at each invocation (an SDK
+ * may be registered after the middleware is built); a provider of another copy of the API is
+ * taken as an SDK.
+ */
+function noTracerProvider(): boolean {
+  const provider = trace.getTracerProvider()
+  return provider instanceof ProxyTracerProvider && provider.getDelegate() === NOOP_PROVIDER
 }
 
 /** One invocation's spans: the record observer that the record loop calls. */
