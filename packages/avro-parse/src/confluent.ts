@@ -51,7 +51,7 @@ const HEADER_LENGTH = 5
 
 /**
  * @example
- * avroParse({ registry: confluentSchemaRegistry({ url: process.env.SCHEMA_REGISTRY_URL }) })
+ * avroParse({ registry: confluentSchemaRegistry({ url: process.env.SCHEMA_REGISTRY_URL! }) })
  */
 export function confluentSchemaRegistry(options: ConfluentSchemaRegistryOptions): SchemaRegistry {
   const {

@@ -70,7 +70,11 @@ const ATTR = {
  * export const handler = middy(eachRecord(async (record) => save(record.data)))
  *   .use(kinesisDecode())
  *   .use(jsonParse())
- *   .use(recordTracing({ traceparentOf: (record) => record.data?.meta?.traceparent }))
+ *   .use(
+ *     recordTracing({
+ *       traceparentOf: (record) => (record.data as { meta?: { traceparent?: string } }).meta?.traceparent,
+ *     }),
+ *   )
  *   .use(partialFailures())
  */
 export function recordTracing(
