@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process'
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { dirname, join, posix, relative } from 'node:path'
-import { packages, repoRoot } from './packages.mjs'
+import { packages, repoRoot, workspacePackages } from './packages.mjs'
 
 const docsRoot = join(import.meta.dirname, '..')
 const site = join(docsRoot, 'site')
@@ -79,9 +79,12 @@ function generatePages() {
 function apiReference() {
   rmSync(join(site, 'api'), { recursive: true, force: true })
   const typedoc = join(docsRoot, 'typedoc', 'node_modules', 'typedoc', 'bin', 'typedoc')
+  const entryPoints = workspacePackages
+    .filter((p) => p.published)
+    .flatMap((p) => ['--entryPoints', `../../packages/${p.dir}/src/index.ts`])
   const run = spawnSync(
     process.execPath,
-    [typedoc, '--options', join(docsRoot, 'typedoc', 'typedoc.json')],
+    [typedoc, '--options', join(docsRoot, 'typedoc', 'typedoc.json'), ...entryPoints],
     {
       cwd: join(docsRoot, 'typedoc'),
       stdio: 'inherit',

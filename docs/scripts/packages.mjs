@@ -1,5 +1,5 @@
-// The packages that get a page: every packages/<dir> with a README, in the README's table order
-// first (the middlewares, then the tools), the rest after.
+// The workspace packages the site documents: a page for each one with a README, and an API
+// reference for each one that is published (not `private`). README table order first.
 import { existsSync, readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -17,18 +17,26 @@ const ORDER = [
   'core',
 ]
 
-const dirs = readdirSync(join(repoRoot, 'packages')).filter((dir) =>
-  existsSync(join(repoRoot, 'packages', dir, 'README.md')),
-)
-dirs.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
-
 function rank(dir) {
   const i = ORDER.indexOf(dir)
   return i === -1 ? ORDER.length : i
 }
 
-/** @type {{ dir: string, name: string }[]} */
-export const packages = dirs.map((dir) => ({
-  dir,
-  name: JSON.parse(readFileSync(join(repoRoot, 'packages', dir, 'package.json'), 'utf8')).name,
-}))
+/** @type {{ dir: string, name: string, published: boolean, readme: boolean }[]} */
+export const workspacePackages = readdirSync(join(repoRoot, 'packages'))
+  .filter((dir) => existsSync(join(repoRoot, 'packages', dir, 'package.json')))
+  .sort((a, b) => rank(a) - rank(b) || a.localeCompare(b))
+  .map((dir) => {
+    const manifest = JSON.parse(
+      readFileSync(join(repoRoot, 'packages', dir, 'package.json'), 'utf8'),
+    )
+    return {
+      dir,
+      name: manifest.name,
+      published: manifest.private !== true,
+      readme: existsSync(join(repoRoot, 'packages', dir, 'README.md')),
+    }
+  })
+
+/** The packages with a page of their own, made from their README. */
+export const packages = workspacePackages.filter((p) => p.readme)
