@@ -15,6 +15,8 @@ export default defineConfig({
   lastUpdated: false,
   head: [['link', { rel: 'icon', type: 'image/svg+xml', href: '/favicon.svg' }]],
   markdown: { anchor: { slugify } },
+  // The local search index and the API reference make large chunks; nothing is served from a CDN.
+  vite: { build: { chunkSizeWarningLimit: 4096 } },
   themeConfig: {
     search: { provider: 'local' },
     nav: [
