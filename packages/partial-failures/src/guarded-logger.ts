@@ -63,11 +63,19 @@ export function guarded(logger: Logger): GuardedLogger {
         onFailure(level, thrown)
       }
     }
+  const debug = at('debug')
   return {
     error: at('error'),
     warn: at('warn'),
     info: at('info'),
-    debug: at('debug'),
+    // console has no level: its debug lines, stacks and causes included, would be written at
+    // every failure, so they are written only when the function's log level asks for them.
+    debug:
+      logger === console
+        ? (message, ...details) => {
+            if (consoleDebugs()) debug(message, ...details)
+          }
+        : debug,
     invocationStarts() {
       failed = false
     },
@@ -77,6 +85,16 @@ export function guarded(logger: Logger): GuardedLogger {
       else at(level)(message, fields)
     },
   }
+}
+
+/**
+ * Whether the function logs at debug level: Lambda's `ApplicationLogLevel`, which it hands the
+ * function as `AWS_LAMBDA_LOG_LEVEL`, or `LOG_LEVEL` (which Powertools reads too), is DEBUG or
+ * TRACE.
+ */
+function consoleDebugs(): boolean {
+  const level = process.env.AWS_LAMBDA_LOG_LEVEL || process.env.LOG_LEVEL
+  return level !== undefined && /^(debug|trace)$/i.test(level)
 }
 
 /** `fields` as one line of JSON; a value JSON cannot write (a BigInt, a cycle) as its string. */

@@ -67,6 +67,7 @@ const summary = {
 
 afterEach(() => {
   vi.restoreAllMocks()
+  vi.unstubAllEnvs()
 })
 
 describe('with console', () => {
@@ -80,7 +81,21 @@ describe('with console', () => {
     return said
   }
 
-  it('says each failed record in one line of JSON after the message, its stack and causes at debug, and one summary', async () => {
+  it('says each failed record in one line of JSON after the message, and one summary: nothing more at INFO', async () => {
+    vi.stubEnv('AWS_LAMBDA_LOG_LEVEL', 'INFO')
+    const said = spied()
+    const { lambda, event } = chain(console)
+    await lambda(event, lambdaContext())
+    expect(said).toEqual([
+      ['error', `record failed ${JSON.stringify(decodeLine(1))}`],
+      ['error', `record failed ${JSON.stringify(decodeLine(3))}`],
+      ['error', `record failed ${JSON.stringify(handlerLine)}`],
+      ['warn', `batch done with failures ${JSON.stringify(summary)}`],
+    ])
+  })
+
+  it('adds each error with its stack and causes when the function logs at DEBUG', async () => {
+    vi.stubEnv('AWS_LAMBDA_LOG_LEVEL', 'DEBUG')
     const said = spied()
     const { lambda, event } = chain(console)
     expect(await lambda(event, lambdaContext())).toEqual({
@@ -160,6 +175,8 @@ describe('with console', () => {
   })
 
   it('says a batch handler that threw in one line, its stack at debug', async () => {
+    vi.stubEnv('AWS_LAMBDA_LOG_LEVEL', '')
+    vi.stubEnv('LOG_LEVEL', 'debug')
     const said = spied()
     const failure = new TypeError('cannot read properties of undefined')
     const lambda = middy(async () => {
