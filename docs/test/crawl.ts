@@ -116,7 +116,12 @@ export async function crawl(root: string): Promise<Crawl> {
     })
     for (const path of pages) {
       current = path
-      await page.goto(origin + path, { waitUntil: 'networkidle' })
+      await page.goto(origin + path, { waitUntil: 'load' })
+      // A VitePress page is usable, and has logged what hydrating it logs, once Vue has mounted.
+      await page.waitForFunction(() => {
+        const app = document.querySelector('#app')
+        return app === null || '__vue_app__' in app
+      })
       const found = await page.evaluate(() => ({
         ids: [...document.querySelectorAll('[id], a[name]')].map(
           (element) => element.id || element.getAttribute('name') || '',
