@@ -5,6 +5,7 @@
  */
 import { Logger } from '@aws-lambda-powertools/logger'
 import middy from '@middy/core'
+import { coordinatesAt, failRecord, getBatch, RecordError } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
 import { afterEach, describe, expect, it, vi } from 'vitest'
@@ -171,6 +172,34 @@ describe('with console', () => {
           checkpoint: null,
         })}`,
       ],
+    ])
+  })
+
+  it("gives the stage as unknown for a record error that is not Shardwise's", async () => {
+    const said = spied()
+    class LookupError extends RecordError {
+      override name = 'LookupError'
+    }
+    const lambda = middy(eachRecord(async () => {}))
+      .use(kinesisDecode())
+      .use({
+        before(request) {
+          const batch = getBatch(request.event)
+          if (batch) failRecord(batch, 0, new LookupError(coordinatesAt(batch, 0), 'no customer'))
+        },
+      })
+      .use(partialFailures({ logger: console }))
+    await lambda(kinesisEvent([{ data: 'a', partitionKey: 'k0' }]), lambdaContext())
+    expect(said[0]).toEqual([
+      'error',
+      `record failed ${JSON.stringify({
+        shardId: SHARD,
+        sequenceNumber: sequenceNumber(0),
+        partitionKey: 'k0',
+        stage: 'unknown',
+        errorName: 'LookupError',
+        errorMessage: `${prefix(0, 'k0')}no customer`,
+      })}`,
     ])
   })
 
