@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { sequenceNumber as seq } from './events.js'
-import { type BatchRecord, judge, type Verdict } from './verdict.js'
+import { type BatchRecord, ignoredFailures, judge, type Verdict } from './verdict.js'
 
 const records = (count: number): BatchRecord[] =>
   Array.from({ length: count }, (_, i) => ({ sequenceNumber: seq(i) }))
@@ -56,6 +56,51 @@ describe('judge: what Lambda makes of the answer (services-kinesis-batchfailurer
     expect(verdict.kind).toBe('failure')
     expect(verdict.reason).toContain(seq(99))
   })
+
+  it.each([
+    ['the highest', [seq(1), seq(99)]],
+    ['not a sequence number at all', [seq(1), 'z'.repeat(80)]],
+  ])('fails the whole batch on an identifier not in it that is %s of those reported', (_, ids) => {
+    const verdict = judge(failures(...ids), batch, report) as Extract<Verdict, { kind: 'failure' }>
+    expect(verdict).toMatchObject({ kind: 'failure', functionError: null })
+    expect(verdict.reason).toContain(
+      `batchItemFailures[1] names ${ids[1]}, which is not in the batch`,
+    )
+  })
+
+  it('checkpoints at a reported record however often it is reported', () => {
+    expect(judge(failures(seq(2), seq(2), seq(3), seq(2)), batch, report)).toEqual({
+      kind: 'partial',
+      checkpoint: 2,
+    })
+  })
+
+  it.each([
+    // Recorded on AWS: empty_string_success, empty_list_success.
+    ['an empty string', ''],
+    ['an empty list', []],
+  ])('takes %s for an answer as a complete success', (_, returned) => {
+    expect(judge({ returned }, batch, report)).toEqual({ kind: 'success' })
+  })
+
+  it.each([
+    ['a string', 'ok', 'the string "ok"'],
+    ['a number', 42, 'the number 42'],
+    ['true', true, 'the boolean true'],
+    ['a list of items', [{ itemIdentifier: seq(1) }], 'an array of 1 item(s)'],
+  ])(
+    'fails the whole batch on an answer that is %s, neither empty nor an object',
+    (_, returned, said) => {
+      const verdict = judge({ returned }, batch, report) as Extract<Verdict, { kind: 'failure' }>
+      expect(verdict).toMatchObject({ kind: 'failure', functionError: null })
+      expect(verdict.reason).toContain(
+        `the answer is ${said}, not an object with batchItemFailures`,
+      )
+      // Without ReportBatchItemFailures, it is a success that reports nothing dropped.
+      expect(judge({ returned }, batch, plain)).toEqual({ kind: 'success' })
+      expect(ignoredFailures({ returned }, batch, plain)).toBeUndefined()
+    },
+  )
 
   it('fails the whole batch when the function throws', () => {
     expect(judge({ thrown: new Error('boom') }, batch, report)).toEqual({

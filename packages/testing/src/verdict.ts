@@ -8,6 +8,9 @@
  * - With it, an empty or null `batchItemFailures` list, or an empty or null response, is a
  *   complete success; an `itemIdentifier` that is an empty string, null, or under a bad key name
  *   is a complete failure.
+ * - Undocumented, judged as the failure that cannot lose a record: an identifier that is not in
+ *   the batch, and an answer that is neither empty nor an object (a string, a number, a list of
+ *   items). AWS recorded an empty string and an empty list as successes.
  * - "Lambda uses the record with the lowest sequence number as the checkpoint. Lambda then
  *   retries all records starting from that checkpoint."
  * - With a tumbling window, an answer without a `state` property is a failed invocation.
@@ -72,13 +75,19 @@ export function judge(
   const withState = rules.tumblingWindow ? { state, stateBytes } : {}
 
   if (!rules.reportBatchItemFailures) return { kind: 'success', ...withState }
-  if (typeof response !== 'object' || response === null) return { kind: 'success', ...withState }
+  if (isEmptyAnswer(response)) return { kind: 'success', ...withState }
+  if (typeof response !== 'object' || response === null || Array.isArray(response)) {
+    // Undocumented in Lambda; failing the batch is the choice that cannot lose a record.
+    return invalid(
+      `the answer is ${describeAnswer(response)}, not an object with batchItemFailures; Lambda retries the whole batch`,
+    )
+  }
   const failures = response.batchItemFailures
   if (failures === undefined || failures === null) return { kind: 'success', ...withState }
   if (!Array.isArray(failures)) return invalid('`batchItemFailures` is not an array')
   if (failures.length === 0) return { kind: 'success', ...withState }
 
-  let lowest: string | undefined
+  let checkpoint = records.length
   for (let i = 0; i < failures.length; i++) {
     const item = failures[i] as { itemIdentifier?: unknown } | null
     const id = typeof item === 'object' && item !== null ? item.itemIdentifier : undefined
@@ -87,12 +96,15 @@ export function judge(
         `batchItemFailures[${i}] has ${describeIdentifier(item)}; Lambda retries the whole batch`,
       )
     }
-    if (lowest === undefined || compareSequenceNumbers(id, lowest) < 0) lowest = id
-  }
-  const checkpoint = indexOf(records, lowest as string)
-  if (checkpoint === -1) {
-    // Undocumented in Lambda; failing the batch is the choice that cannot lose a record.
-    return invalid(`batchItemFailures names ${lowest}, which is not in the batch`)
+    const position = indexOf(records, id)
+    if (position === -1) {
+      // Undocumented in Lambda, whichever identifier it is, the lowest or not; failing the batch
+      // is the choice that cannot lose a record.
+      return invalid(
+        `batchItemFailures[${i}] names ${id}, which is not in the batch; Lambda retries the whole batch`,
+      )
+    }
+    if (position < checkpoint) checkpoint = position
   }
   return { kind: 'partial', checkpoint, ...withState }
 }
@@ -121,9 +133,30 @@ export function ignoredFailures(
     return undefined
   }
   const reported = judge(answer, records, { ...rules, reportBatchItemFailures: true })
-  if (reported.kind === 'success') return undefined
+  if (reported.kind === 'success' || !hasFailureList(answer)) return undefined
   const from = reported.kind === 'partial' ? reported.checkpoint : 0
   return from < records.length ? { from, count: records.length - from } : undefined
+}
+
+/**
+ * The answers AWS documents or recorded as a complete success: none, null, an empty string
+ * (recorded: empty_string_success), an empty list (empty_list_success).
+ */
+function isEmptyAnswer(response: unknown): boolean {
+  return (
+    response === undefined ||
+    response === null ||
+    response === '' ||
+    (Array.isArray(response) && response.length === 0)
+  )
+}
+
+function describeAnswer(response: unknown): string {
+  if (Array.isArray(response)) return `an array of ${response.length} item(s)`
+  if (typeof response === 'string') return `the string ${JSON.stringify(response.slice(0, 80))}`
+  if (typeof response === 'number' || typeof response === 'boolean' || typeof response === 'bigint')
+    return `the ${typeof response} ${String(response)}`
+  return `a ${typeof response}`
 }
 
 function describeIdentifier(item: { itemIdentifier?: unknown } | null): string {
@@ -132,6 +165,18 @@ function describeIdentifier(item: { itemIdentifier?: unknown } | null): string {
     return `no itemIdentifier (keys: ${Object.keys(item).join(', ') || 'none'})`
   }
   return `itemIdentifier ${JSON.stringify(item.itemIdentifier)}`
+}
+
+/** Whether the answer holds a `batchItemFailures`: an answer that is not an object reports nothing. */
+function hasFailureList(answer: Answer): boolean {
+  if (!('returned' in answer)) return false
+  const response = answer.returned
+  return (
+    typeof response === 'object' &&
+    response !== null &&
+    !Array.isArray(response) &&
+    'batchItemFailures' in response
+  )
 }
 
 /** Records of a batch are in sequence order, so a binary search finds the identifier. */
