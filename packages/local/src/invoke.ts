@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto'
 import { resolve } from 'node:path'
 import { pathToFileURL } from 'node:url'
 import { ConfigurationError, type Context, messageOf } from '@shardwise/core'
-import type { Answer } from '@shardwise/testing'
+import { type Answer, lambdaReads } from '@shardwise/testing'
 import type { MappingEvent } from './event.js'
 
 /** A Lambda handler for Kinesis events: a promise-returning function, like a middy handler. */
@@ -103,14 +103,7 @@ export async function invoke(
     } catch (thrown) {
       return { thrown }
     }
-    // Lambda reads the answer as JSON: what does not survive serialization never reaches it,
-    // and an answer that cannot be serialized fails the invocation.
-    try {
-      const json = JSON.stringify(returned)
-      return { returned: json === undefined ? null : JSON.parse(json) }
-    } catch (error) {
-      return { thrown: new Error(`the answer is not JSON: ${messageOf(error)}`) }
-    }
+    return lambdaReads(returned)
   })()
   try {
     return { answer: await Promise.race([run, timeout]), requestId: context.awsRequestId }

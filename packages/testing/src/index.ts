@@ -24,6 +24,7 @@ export {
   type InvocationVerdict,
   type InvokeOptions,
   invoke,
+  lambdaReads,
 } from './invoke.js'
 export { kplAggregate, kplFraming, type UserRecord } from './kpl.js'
 export {

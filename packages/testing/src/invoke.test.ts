@@ -116,6 +116,39 @@ describe('invoke: the answer and what Lambda does with each record', () => {
     expect(withState.verdict.outcome).toBe('success')
   })
 
+  it('judges the answer as Lambda reads it, in JSON', async () => {
+    // A toJSON and a String object reach Lambda as what they write.
+    const written = await invoke(
+      answering({ toJSON: () => ({ batchItemFailures: [{ itemIdentifier: seq(2) }] }) }),
+      event,
+    )
+    expect(written.verdict).toMatchObject({ outcome: 'partial', done: [seq(0), seq(1)] })
+    const boxed = await invoke(
+      answering({ batchItemFailures: [{ itemIdentifier: new String(seq(1)) }] }),
+      event,
+    )
+    expect(boxed.verdict).toMatchObject({ outcome: 'partial', checkpoint: seq(1) })
+    // What JSON cannot write fails the invocation, as the runtime does; the response is kept.
+    const cyclic: Record<string, unknown> = { batchItemFailures: [] }
+    cyclic.self = cyclic
+    const unwritable = [
+      { batchItemFailures: [{ itemIdentifier: seq(1), size: 1n }] },
+      cyclic,
+      {
+        get batchItemFailures() {
+          throw new Error('getter')
+        },
+      },
+    ]
+    for (const answer of unwritable) {
+      const { response, threw, verdict } = await invoke(answering(answer), event)
+      expect(response).toBe(answer)
+      expect(threw).toBe(false)
+      expect(verdict).toMatchObject({ outcome: 'failure', retried: all })
+      expect(verdict.reason).toMatch(/^the answer is not JSON: /)
+    }
+  })
+
   describe('timeouts', () => {
     afterEach(() => {
       vi.useRealTimers()
@@ -132,6 +165,23 @@ describe('invoke: the answer and what Lambda does with each record', () => {
       expect(late.verdict.reason).toMatch(/no time left/)
       const inTime = await invoke(slow, event, lambdaContext(1001))
       expect(inTime.verdict.outcome).toBe('success')
+    })
+
+    it('retries the whole batch of a handler that never answers, once the remaining time is up', async () => {
+      vi.useFakeTimers()
+      const invocation = invoke(() => new Promise<never>(() => {}), event, lambdaContext(3000))
+      await vi.advanceTimersByTimeAsync(2999)
+      let settled = false
+      void invocation.then(() => {
+        settled = true
+      })
+      await vi.advanceTimersByTimeAsync(0)
+      expect(settled).toBe(false)
+      await vi.advanceTimersByTimeAsync(1)
+      const { response, threw, verdict } = await invocation
+      expect({ response, threw }).toEqual({ response: undefined, threw: false })
+      expect(verdict).toMatchObject({ outcome: 'failure', done: [], retried: all })
+      expect(verdict.reason).toMatch(/had not answered when the context had no time left/)
     })
   })
 

@@ -2,7 +2,7 @@
  * `invoke(handler, event)`: calls a handler as Lambda would and says what Lambda would do next
  * with each record of the batch, by the rules of `judge` (verdict.ts).
  */
-import { compareSequenceNumbers } from '@shardwise/core'
+import { compareSequenceNumbers, MAX_TIMER_MS, messageOf } from '@shardwise/core'
 import type { Context, KinesisStreamEvent } from 'aws-lambda'
 import { lambdaContext } from './context.js'
 import { type Answer, doneCount, ignoredFailures, judge, type Verdict } from './verdict.js'
@@ -50,9 +50,10 @@ export interface Invocation<R> {
 
 /**
  * Invokes `handler` with a copy of `event` (so that invoking again with the same event is a
- * fresh delivery, as a retry is) and `context` (default: 60 s remaining), and judges its answer.
- * An answer that comes when the context has no time left counts as a timeout: Lambda stopped
- * the function and retries the whole batch.
+ * fresh delivery, as a retry is) and `context` (default: 60 s remaining), and judges its answer
+ * as Lambda reads it, in JSON. A handler that has not answered when the context has no time
+ * left, or answers after that, timed out: Lambda stopped the function and retries the whole
+ * batch. `invoke` does not wait for a handler past that time (it cannot stop it either).
  *
  * @example
  * const { verdict } = await invoke(handler, kinesisEvent(['{"id":1}', 'not json']))
@@ -65,33 +66,76 @@ export async function invoke<R>(
   options: InvokeOptions = {},
 ): Promise<Invocation<Awaited<R>>> {
   const { shardId, sequenceNumbers } = batchOf(event)
-  let answer: Answer
-  try {
-    answer = { returned: await handler(structuredClone(event), context) }
-  } catch (thrown) {
-    answer = { thrown }
-  }
-  const timedOut = 'returned' in answer && context.getRemainingTimeInMillis() <= 0
+  const answer = await answerWithin(handler, structuredClone(event), context)
+  const timedOut =
+    answer === TIMED_OUT || ('returned' in answer && context.getRemainingTimeInMillis() <= 0)
   const records = sequenceNumbers.map((sequenceNumber) => ({ sequenceNumber }))
   const rules = {
     reportBatchItemFailures: options.reportBatchItemFailures ?? true,
     tumblingWindow: typeof (event as { window?: unknown }).window === 'object',
   }
-  const verdict: Verdict = timedOut
-    ? {
-        kind: 'failure',
-        reason:
-          'the handler answered after the context had no time left: Lambda stops it at its timeout',
-        functionError: 'Unhandled',
-      }
-    : judge(answer, records, rules)
-  const ignored = timedOut ? undefined : ignoredFailures(answer, records, rules)
-  const threw = 'thrown' in answer
+  let verdict: Verdict
+  let ignored: ReturnType<typeof ignoredFailures>
+  if (timedOut) {
+    verdict = {
+      kind: 'failure',
+      reason: `the handler ${answer === TIMED_OUT ? 'had not answered when' : 'answered after'} the context had no time left: Lambda stops it at its timeout`,
+      functionError: 'Unhandled',
+    }
+  } else {
+    const read = 'returned' in answer ? lambdaReads(answer.returned) : answer
+    verdict = judge(read, records, rules)
+    ignored = ignoredFailures(read, records, rules)
+  }
+  const threw = answer !== TIMED_OUT && 'thrown' in answer
   return {
-    response: threw ? undefined : (answer as { returned: Awaited<R> }).returned,
+    response:
+      answer !== TIMED_OUT && 'returned' in answer ? (answer.returned as Awaited<R>) : undefined,
     threw,
     error: threw ? (answer as { thrown: unknown }).thrown : undefined,
     verdict: verdictOf(verdict, shardId, sequenceNumbers, ignored?.from),
+  }
+}
+
+const TIMED_OUT = Symbol('timed out')
+
+/** The handler's answer, or `TIMED_OUT` when it has none once the context has no time left. */
+async function answerWithin<R>(
+  handler: (event: KinesisStreamEvent, context: Context) => R | Promise<R>,
+  event: KinesisStreamEvent,
+  context: Context,
+): Promise<Answer | typeof TIMED_OUT> {
+  const run = (async (): Promise<Answer> => {
+    try {
+      return { returned: await handler(event, context) }
+    } catch (thrown) {
+      return { thrown }
+    }
+  })()
+  let timer: ReturnType<typeof setTimeout> | undefined
+  const timeout = new Promise<typeof TIMED_OUT>((done) => {
+    const remaining = Math.max(0, context.getRemainingTimeInMillis())
+    timer = setTimeout(done, Math.min(remaining, MAX_TIMER_MS), TIMED_OUT)
+  })
+  try {
+    return await Promise.race([run, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/**
+ * What Lambda reads of what a handler returned: the runtime sends it as JSON, so what does not
+ * survive that never reaches Lambda (a `toJSON`, a `String` object, an `undefined` property),
+ * and an answer that cannot be written (a cycle, a BigInt, a getter that throws) fails the
+ * invocation as a thrown error would.
+ */
+export function lambdaReads(returned: unknown): Answer {
+  try {
+    const json = JSON.stringify(returned)
+    return { returned: json === undefined ? null : JSON.parse(json) }
+  } catch (error) {
+    return { thrown: new Error(`the answer is not JSON: ${messageOf(error)}`, { cause: error }) }
   }
 }
 
