@@ -182,11 +182,13 @@ export interface RecordParser<T> {
 }
 
 export function isRecordParser(value: unknown): value is RecordParser<unknown> {
-  return (
-    typeof value === 'object' &&
-    value !== null &&
-    typeof (value as Partial<RecordParser<unknown>>)[PARSER] === 'string'
-  )
+  if (typeof value !== 'object' || value === null) return false
+  try {
+    return typeof (value as Partial<RecordParser<unknown>>)[PARSER] === 'string'
+  } catch {
+    // A Proxy whose trap throws, or a revoked one: no parser of ours.
+    return false
+  }
 }
 
 /** Records on the batch that `parser` ran on it. */

@@ -33,7 +33,7 @@ describe('checkOptions', () => {
       auth: { user: 'u' },
       anything: null,
     }
-    expect(check(good)).toBe(good)
+    expect(check(good)).toEqual(good)
     expect(check(undefined)).toEqual({})
     expect(check({ size: undefined })).toEqual({ size: undefined })
   })
@@ -82,6 +82,78 @@ describe('checkOptions', () => {
     expect(() => check(null)).toThrow(/got null$/)
     expect(() => check([])).toThrow(/got an array$/)
   })
+
+  it('answers a copy whose every option was read once, so a getter cannot change it after the check', () => {
+    let reads = 0
+    const shifty = {
+      get size() {
+        reads++
+        return reads === 1 ? 5 : 0
+      },
+    }
+    const checked = check(shifty)
+    expect(checked).toEqual({ size: 5 })
+    expect(checked.size).toBe(5)
+    expect(reads).toBe(1)
+  })
+
+  it.each([
+    [
+      'a getter that throws',
+      {
+        get size(): number {
+          throw new Error('no size today')
+        },
+      },
+      'no size today',
+    ],
+    [
+      'a nested getter that throws',
+      {
+        auth: {
+          get user(): string {
+            throw new Error('no user')
+          },
+        },
+      },
+      'no user',
+    ],
+    [
+      'a Proxy whose traps throw',
+      new Proxy(
+        {},
+        {
+          ownKeys() {
+            throw new Error('trap')
+          },
+        },
+      ),
+      'trap',
+    ],
+    [
+      'a revoked Proxy',
+      (() => {
+        const { proxy, revoke } = Proxy.revocable({}, {})
+        revoke()
+        return proxy
+      })(),
+      'revoked',
+    ],
+  ])(
+    'refuses options it cannot read (%s) with a ConfigurationError that names the package',
+    (_, options, cause) => {
+      let thrown: unknown
+      try {
+        check(options)
+      } catch (error) {
+        thrown = error
+      }
+      expect(thrown).toBeInstanceOf(ConfigurationError)
+      expect((thrown as Error).message).toMatch(/^@shardwise\/x: the options cannot be read: /)
+      expect((thrown as Error).message).toContain(cause)
+      expect((thrown as Error).cause).toBeInstanceOf(Error)
+    },
+  )
 
   it('takes a rule of the caller’s own', () => {
     const even: OptionRule = (value, name) =>

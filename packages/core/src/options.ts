@@ -3,6 +3,7 @@
  * the form of `@middy/util`'s `validateOptions` ("Option 'x' must be integer", "Unknown option
  * 'y'"), whose 4 KB counted against the core chain's bundle budget.
  */
+import { messageOf } from './index.js'
 
 /** The event is not a Kinesis event, or an option is wrong: a mistake in the wiring, not in a record. */
 export class ConfigurationError extends Error {
@@ -89,6 +90,17 @@ export const option = {
         : `Option '${name}' must be an object`,
 }
 
+function unknownOption(
+  rules: OptionRules,
+  options: Record<string, unknown>,
+  prefix: string,
+): string | undefined {
+  for (const key of Object.keys(options)) {
+    if (!Object.hasOwn(rules, key)) return `Unknown option '${prefix}${key}'`
+  }
+  return undefined
+}
+
 /** What is wrong with `options`, the first thing found, or `undefined`. */
 function problemOf(
   rules: OptionRules,
@@ -96,9 +108,8 @@ function problemOf(
   options: Record<string, unknown>,
   prefix: string,
 ): string | undefined {
-  for (const key of Object.keys(options)) {
-    if (!Object.hasOwn(rules, key)) return `Unknown option '${prefix}${key}'`
-  }
+  const unknown = unknownOption(rules, options, prefix)
+  if (unknown !== undefined) return unknown
   for (const key of required) {
     if (options[key] === undefined) return `Missing required option '${prefix}${key}'`
   }
@@ -114,7 +125,10 @@ function problemOf(
 
 /**
  * Checks a middleware's options when it is built; a mistake throws a `ConfigurationError` whose
- * message names the package. `undefined` options are taken as `{}`.
+ * message names the package. `undefined` options are taken as `{}`. The answer is a copy of the
+ * options, each read once: a getter that would answer otherwise at a second read cannot slip a
+ * value past the check, and options that cannot be read (a getter or a Proxy trap that throws, a
+ * revoked Proxy) are a `ConfigurationError` too, with what was thrown as its `cause`.
  */
 export function checkOptions<T extends object>(
   packageName: string,
@@ -122,13 +136,32 @@ export function checkOptions<T extends object>(
   options: T | undefined,
   required: readonly (keyof T & string)[] = [],
 ): T {
-  if (options === undefined) {
-    options = {} as T
-  } else if (!isObject(options)) {
-    const got = options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options
-    throw new ConfigurationError(`${packageName}: options must be an object, got ${got}`)
+  if (options === undefined) options = {} as T
+  let problem: string | undefined
+  const read: Record<string, unknown> = {}
+  try {
+    if (!isObject(options)) {
+      const got = options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options
+      problem = `options must be an object, got ${got}`
+    } else {
+      problem = unknownOption(rules, options, '')
+      if (problem === undefined) {
+        // Each option is read as the middleware would read it, inherited or not.
+        for (const key of Object.keys(rules)) {
+          const value = (options as Record<string, unknown>)[key]
+          if (value !== undefined) read[key] = value
+        }
+        problem = problemOf(rules, required, read, '')
+      }
+    }
+  } catch (error) {
+    throw new ConfigurationError(
+      `${packageName}: the options cannot be read: ${messageOf(error)}`,
+      {
+        cause: error,
+      },
+    )
   }
-  const problem = problemOf(rules, required, options as Record<string, unknown>, '')
   if (problem !== undefined) throw new ConfigurationError(`${packageName}: ${problem}`)
-  return options
+  return read as T
 }

@@ -90,6 +90,35 @@ describe('eachRecord(parse, handler)', () => {
       /eachRecord\(parse, \.\.\.\) needs a record handler function after the parser/,
     )
   })
+
+  it('refuses, when built, a first argument or options it cannot read, with a ConfigurationError', () => {
+    const trapped = new Proxy(
+      {},
+      {
+        get() {
+          throw new Error('trap')
+        },
+      },
+    )
+    const { proxy: revoked, revoke } = Proxy.revocable({}, {})
+    revoke()
+    for (const first of [trapped, revoked]) {
+      expect(() => eachRecord(first as never, (() => {}) as never)).toThrow(ConfigurationError)
+      expect(() => foldWindow(first as never, (() => {}) as never, {} as never)).toThrow(
+        /foldWindow needs a reduce function, or a parser/,
+      )
+    }
+    const throwing = {
+      get ordering(): 'shard' {
+        throw new Error('getter')
+      },
+    }
+    for (const options of [throwing, trapped, revoked]) {
+      expect(() => eachRecord(textParser(), () => {}, options as never)).toThrow(
+        /^@shardwise\/partial-failures: the options cannot be read: /,
+      )
+    }
+  })
 })
 
 describe('foldWindow(parse, reduce, options)', () => {
