@@ -16,9 +16,10 @@ import {
   kplAggregate,
   lambdaContext,
   sequenceNumber,
+  settleOnFakeClock,
   zstd,
 } from '@shardwise/testing'
-import { describe, expect, it } from 'vitest'
+import { describe, expect, it, vi } from 'vitest'
 
 interface PeerUserRecord {
   partitionKey: string
@@ -159,6 +160,37 @@ describe('invoke on a whole chain', () => {
       event,
     )
     expect(verdict).toMatchObject({ done: [sequenceNumber(0)], retried: [sequenceNumber(1)] })
+  })
+
+  it("a record that never settles, on a fake clock: the chain's timeout guard answers before Lambda's timeout", async () => {
+    vi.useFakeTimers()
+    try {
+      const handler = middy(
+        eachRecord(async (record, _context, { signal }) => {
+          if (text(record.data) !== 'stuck') return
+          await new Promise((_, reject) =>
+            signal.addEventListener('abort', () => reject(signal.reason)),
+          )
+        }),
+      )
+        .use(kinesisDecode())
+        .use(partialFailures({ logger: false }))
+      const invocation = invoke(handler, kinesisEvent(['a', 'stuck', 'c']), lambdaContext(3000))
+      const { verdict } = await settleOnFakeClock(vi, invocation)
+      expect(verdict).toMatchObject({ outcome: 'partial', checkpoint: sequenceNumber(1) })
+      // Without the guard, invoke's own timeout ends it when the context has no time left.
+      const unguarded = middy(
+        eachRecord(() => new Promise<never>(() => {}), { timeoutMarginMs: 0 }),
+      )
+        .use(kinesisDecode())
+        .use(partialFailures({ logger: false }))
+      const late = invoke(unguarded, kinesisEvent(['a']), lambdaContext(3000))
+      const timedOut = await settleOnFakeClock(vi, late)
+      expect(timedOut.verdict).toMatchObject({ outcome: 'failure', retried: [sequenceNumber(0)] })
+      expect(timedOut.verdict.reason).toMatch(/had not answered when the context had no time left/)
+    } finally {
+      vi.useRealTimers()
+    }
   })
 
   it('the sample event, all handled: done, nothing retried', async () => {

@@ -63,6 +63,14 @@ describe('kinesisEvent', () => {
     expect(sequenceNumber(9) < sequenceNumber(10)).toBe(true)
     expect(sequenceNumber(0)).toMatch(/^[1-9]\d{55}$/)
   })
+
+  it.each([-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY])(
+    'refuses a position that no record has (%s), rather than write a sequence number Kinesis never gives',
+    (position) => {
+      expect(() => sequenceNumber(position)).toThrow(RangeError)
+      expect(() => sequenceNumber(position)).toThrow(/an integer from 0; got /)
+    },
+  )
 })
 
 describe('compressed payloads', () => {
@@ -118,6 +126,10 @@ describe('kplAggregate', () => {
         [3, '03'],
       ],
     ])
+  })
+
+  it('refuses to aggregate no user record: the KPL writes no empty aggregate, and its carrier would vanish', () => {
+    expect(() => kplAggregate([])).toThrow(/kplAggregate needs at least one user record/)
   })
 
   it('is a record spec, for kinesisEvent', () => {

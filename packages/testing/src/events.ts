@@ -24,6 +24,11 @@ export const SHARD_ID = 'shardId-000000000006'
 
 /** Sequence numbers shaped like real ones: 56 digits, increasing with `position`. */
 export function sequenceNumber(position: number): string {
+  if (!Number.isSafeInteger(position) || position < 0) {
+    throw new RangeError(
+      `@shardwise/testing: sequenceNumber takes a record's position in the batch, an integer from 0; got ${position}`,
+    )
+  }
   return `4959033827149025660855969253836157109592157598913${String(position).padStart(7, '0')}`
 }
 

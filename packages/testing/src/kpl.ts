@@ -21,6 +21,12 @@ export function kplAggregate(records: ReadonlyArray<UserRecord>): {
   partitionKey: string
   data: Uint8Array
 } {
+  if (records.length === 0) {
+    // Read back, it would be a Kinesis record that carries nothing: the handler never sees it.
+    throw new TypeError(
+      '@shardwise/testing: kplAggregate needs at least one user record, as the KPL writes no empty aggregate; kplFraming frames any body',
+    )
+  }
   const keys = new KeyTable()
   const hashKeys = new KeyTable()
   const parts: Uint8Array[] = []
@@ -38,7 +44,7 @@ export function kplAggregate(records: ReadonlyArray<UserRecord>): {
   // AggregatedRecord { partition_key_table = 1; explicit_hash_key_table = 2; records = 3 }
   const message = Buffer.concat([...keys.fields(1), ...hashKeys.fields(2), ...parts])
   return {
-    partitionKey: records[0]?.partitionKey ?? 'aggregate',
+    partitionKey: (records[0] as UserRecord).partitionKey,
     data: kplFraming(message),
   }
 }
