@@ -470,6 +470,17 @@ describe('avroParse options', () => {
       [OrderV1, /give the schema as an option, avroParse\(\{ schema \}\)/],
       ['long', /give the schema as an option, avroParse\(\{ schema \}\)/],
       [{ schema: 42 }, /@shardwise\/avro-parse/],
+      [
+        new Proxy(
+          {},
+          {
+            get() {
+              throw new Error('trap')
+            },
+          },
+        ),
+        /the options cannot be read: trap/,
+      ],
     ]
     for (const [options, message] of cases) {
       expect(() => avroParse(options as never)).toThrow(ConfigurationError)

@@ -189,7 +189,12 @@ export function avroParse<T = unknown>(options: AvroParseOptions): AvroParser<T>
 function looksLikeSchema(options: unknown): boolean {
   if (typeof options === 'string') return true
   if (typeof options !== 'object' || options === null) return false
-  return avro.Type.isType(options) || 'type' in options
+  try {
+    return avro.Type.isType(options) || 'type' in options
+  } catch {
+    // Options that cannot be read (a Proxy whose traps throw): checkOptions says so.
+    return false
+  }
 }
 
 /** The event's batch, marked as read by `parser`. */
