@@ -55,6 +55,19 @@ describe('kinesisEvent', () => {
     expect(record.eventID).toBe('shardId-000000000001:42')
   })
 
+  it.each([
+    [{ id: 1 }, /got an object with keys id: to send a value as JSON, write \{ json: value \}/],
+    [new ArrayBuffer(2), /got an ArrayBuffer \(wrap it: new Uint8Array\(buffer\)\)/],
+    [42, /got number/],
+    [null, /got null/],
+  ])(
+    'refuses a payload that is neither text, bytes nor { json } (%o), saying what it takes',
+    (payload, said) => {
+      expect(() => kinesisEvent([payload as never])).toThrow(TypeError)
+      expect(() => kinesisEvent([payload as never])).toThrow(said)
+    },
+  )
+
   it('refuses a JSON value that JSON cannot write, rather than send no data', () => {
     expect(() => kinesisEvent([{ json: undefined }])).toThrow(/JSON cannot write/)
   })

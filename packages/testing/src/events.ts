@@ -36,6 +36,11 @@ export function sequenceNumber(position: number): string {
 export function payloadBytes(payload: Payload): Uint8Array {
   if (typeof payload === 'string') return Buffer.from(payload, 'utf8')
   if (payload instanceof Uint8Array) return payload
+  if (typeof payload !== 'object' || payload === null || !('json' in payload)) {
+    throw new TypeError(
+      `@shardwise/testing: a payload is text, bytes (a Uint8Array) or { json: value }; got ${describePayload(payload)}: to send a value as JSON, write { json: value }`,
+    )
+  }
   const text = JSON.stringify(payload.json)
   if (text === undefined) {
     throw new TypeError(
@@ -43,6 +48,13 @@ export function payloadBytes(payload: Payload): Uint8Array {
     )
   }
   return Buffer.from(text, 'utf8')
+}
+
+function describePayload(payload: unknown): string {
+  if (payload === null) return 'null'
+  if (typeof payload !== 'object') return typeof payload
+  if (payload instanceof ArrayBuffer) return 'an ArrayBuffer (wrap it: new Uint8Array(buffer))'
+  return `an object with keys ${Object.keys(payload).join(', ') || 'none'}`
 }
 
 /** A payload gzip-compressed, as a producer (or a CloudWatch Logs subscription) sends it. */
@@ -79,7 +91,7 @@ export function kinesisRecord(
   const full = isSpec(spec) ? spec : { data: spec }
   const seq = full.sequenceNumber ?? sequenceNumber(position)
   const data =
-    typeof full.data === 'object' && 'base64' in full.data
+    typeof full.data === 'object' && full.data !== null && 'base64' in full.data
       ? full.data.base64
       : Buffer.from(payloadBytes(full.data)).toString('base64')
   return {
@@ -101,7 +113,9 @@ export function kinesisRecord(
 }
 
 function isSpec(spec: RecordSpec | Payload): spec is RecordSpec {
-  return typeof spec === 'object' && !(spec instanceof Uint8Array) && 'data' in spec
+  return (
+    typeof spec === 'object' && spec !== null && !(spec instanceof Uint8Array) && 'data' in spec
+  )
 }
 
 /**
