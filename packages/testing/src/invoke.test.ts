@@ -167,6 +167,20 @@ describe('invoke: the answer and what Lambda does with each record', () => {
       expect(inTime.verdict.outcome).toBe('success')
     })
 
+    it('sets no deadline for a context that keeps none (NaN, Infinity)', async () => {
+      vi.useFakeTimers()
+      for (const remaining of [Number.NaN, Number.POSITIVE_INFINITY]) {
+        const context = { ...lambdaContext(), getRemainingTimeInMillis: () => remaining }
+        const invocation = invoke(
+          () => new Promise((done) => setTimeout(done, 50, { batchItemFailures: [] })),
+          event,
+          context,
+        )
+        await vi.advanceTimersByTimeAsync(50)
+        expect((await invocation).verdict.outcome).toBe('success')
+      }
+    })
+
     it('retries the whole batch of a handler that never answers, once the remaining time is up', async () => {
       vi.useFakeTimers()
       const invocation = invoke(() => new Promise<never>(() => {}), event, lambdaContext(3000))

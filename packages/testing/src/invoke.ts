@@ -112,10 +112,12 @@ async function answerWithin<R>(
       return { thrown }
     }
   })()
+  const remaining = context.getRemainingTimeInMillis()
+  // A context of one's own that keeps no deadline (NaN, Infinity) sets none.
+  if (!Number.isFinite(remaining)) return run
   let timer: ReturnType<typeof setTimeout> | undefined
   const timeout = new Promise<typeof TIMED_OUT>((done) => {
-    const remaining = Math.max(0, context.getRemainingTimeInMillis())
-    timer = setTimeout(done, Math.min(remaining, MAX_TIMER_MS), TIMED_OUT)
+    timer = setTimeout(done, Math.min(Math.max(0, remaining), MAX_TIMER_MS), TIMED_OUT)
   })
   try {
     return await Promise.race([run, timeout])
