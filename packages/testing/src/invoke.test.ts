@@ -219,6 +219,10 @@ describe('invoke: the answer and what Lambda does with each record', () => {
     await expect(invoke(answering(null), twoShards)).rejects.toThrow(
       /shardId-000000000001, shardId-000000000002; Lambda sends the records of one shard/,
     )
+    const repeated = { Records: [kinesisRecord('a', 0), kinesisRecord('b', 0)] }
+    await expect(invoke(answering(null), repeated)).rejects.toThrow(
+      /Records\[1\] repeats the sequence number of Records\[0\].*build it with kplAggregate/,
+    )
     const backwards = { Records: [kinesisRecord('a', 1), kinesisRecord('b', 0)] }
     await expect(invoke(answering(null), backwards)).rejects.toThrow(/sequence order/)
     await expect(invoke(answering(null), { Records: [{}] } as never)).rejects.toThrow(

@@ -179,6 +179,11 @@ function batchOf(event: KinesisStreamEvent): { shardId: string; sequenceNumbers:
       )
     }
     const previous = sequenceNumbers[i - 1]
+    if (previous === sequenceNumber) {
+      throw new TypeError(
+        `@shardwise/testing: Records[${i}] repeats the sequence number of Records[${i - 1}] (${sequenceNumber}); Lambda sends each Kinesis record once per batch, and the user records of a KPL aggregate share its one record: build it with kplAggregate`,
+      )
+    }
     if (previous !== undefined && compareSequenceNumbers(previous, sequenceNumber) >= 0) {
       throw new TypeError(
         `@shardwise/testing: Records[${i}] (${sequenceNumber}) does not come after Records[${i - 1}] (${previous}); Lambda sends a shard's records in sequence order`,
