@@ -1,13 +1,13 @@
 /**
- * `pnpm test`: lint, build, type-check and test every package through turbo, each package's
- * output in one block, then one line per package and the total. Every task runs whatever another
- * package's tests do, so a failing package is named once, under "failed", and the others report
- * what they ran. Exits non-zero when any task failed.
+ * `pnpm test`: lint, build, type-check, check the packed tarballs (`lint:package`) and test every
+ * package through turbo, each package's output in one block, then one line per package and the
+ * total. Every task runs whatever another package's tests do, so a failing package is named once,
+ * under "failed", and the others report what they ran. Exits non-zero when any task failed.
  */
 import { spawn } from 'node:child_process'
 import { createInterface } from 'node:readline'
 
-const TASKS = ['lint', 'build', 'typecheck', 'test']
+const TASKS = ['lint', 'build', 'typecheck', 'lint:package', 'test']
 const ANSI = new RegExp(`${String.fromCharCode(27)}\\[[0-9;]*m`, 'g')
 
 const turbo = spawn(
