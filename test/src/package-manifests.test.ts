@@ -81,6 +81,29 @@ describe('package manifests', () => {
     })
   })
 
+  it('releases every published package in the changeset fixed group, and nothing else', () => {
+    const config = JSON.parse(read('.changeset/config.json')) as { fixed: string[][] }
+    expect(config.fixed).toHaveLength(1)
+    expect([...(config.fixed[0] ?? [])].sort()).toEqual(
+      published.map(({ manifest }) => manifest.name).sort(),
+    )
+  })
+
+  it('has changesets that changesets can read: front matter naming published packages and a bump', () => {
+    const names = new Set(published.map(({ manifest }) => manifest.name))
+    const changesets = readdirSync(new URL('.changeset/', root)).filter(
+      (file) => file.endsWith('.md') && file !== 'README.md',
+    )
+    for (const file of changesets) {
+      const text = read(`.changeset/${file}`)
+      const front = /^---\n((?:"[^"]+": (?:major|minor|patch)\n)+)---\n\n\S/.exec(text)
+      expect(front, `${file} opens with its front matter, then a summary`).not.toBeNull()
+      for (const [, name] of (front?.[1] ?? '').matchAll(/^"([^"]+)"/gm)) {
+        expect(names, `${file} names a published package`).toContain(name)
+      }
+    }
+  })
+
   it("lists every published package in the README's pack loop", () => {
     const loop = /^for p in ([a-z -]+); do$/m.exec(read('README.md'))
     expect(loop, 'the README has a `for p in ...; do` pack loop').not.toBeNull()
