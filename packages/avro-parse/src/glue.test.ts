@@ -457,6 +457,41 @@ describe('glueSchemaRegistry', () => {
     expect(framesRead).toBe(6)
   })
 
+  it('reads a waiting datum again when Node pooled it with its payload, as Node 24 does', async () => {
+    // Node hands out every buffer under half its pool size from one shared slab: under 32 KiB on
+    // Node 24, zlib's 16 KiB output chunks included, so an inflated datum can share its payload's
+    // ArrayBuffer (on Node 22, under 4 KiB). A fresh slab of 256 KiB, half of it taken, holds the
+    // payloads and the chunks here on either: the old slab (8 or 64 KiB) cannot hold 128 KiB.
+    const order = { id: 'a', quantity: 1 }
+    const payload = await producer.encode(v1, order, { compress: true })
+    fake.lookUps.length = 0
+    const glue = glueSchemaRegistry({ client })
+    let framesRead = 0
+    let pooledWithPayload = 0
+    const registry = {
+      ...glue,
+      readFrame(bytes: Buffer, batch: FrameBatch) {
+        framesRead++
+        const frame = glue.readFrame(bytes, batch)
+        if (typeof frame === 'object' && 'bytes' in frame && frame.bytes.buffer === bytes.buffer)
+          pooledWithPayload++
+        return frame
+      },
+    }
+    const poolSize = Buffer.poolSize
+    try {
+      Buffer.poolSize = 256 * 1024
+      Buffer.allocUnsafe(128 * 1024 - 8)
+      const { outcomes } = await parseThrough(avroParse({ registry }), [payload, payload])
+      expect(outcomes).toEqual([order, order])
+    } finally {
+      Buffer.poolSize = poolSize
+    }
+    expect(pooledWithPayload).toBeGreaterThan(0)
+    // Each datum is read, dropped while its record waits, and read again after the look-up.
+    expect(framesRead).toBe(4)
+  })
+
   it('holds no inflated datum while the records wait for their schema', async () => {
     // Each 8 KiB of zlib inflates to 8 MiB: 24 of them waiting would hold 192 MiB, and a batch
     // of real bombs (64 KiB to 64 MiB each, 90 in a 6 MB event) would take the function down.

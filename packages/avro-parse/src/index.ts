@@ -310,7 +310,7 @@ function decodeFramedBatch(
     // A datum the registry made (an inflated Glue datum) is dropped and read again after the
     // look-up: records waiting for their schema hold only their own bytes, where a batch of zlib
     // bombs would otherwise hold up to the whole inflation budget while the registry answers.
-    waitingFrames.push(frame.bytes.buffer === payload.buffer ? frame : { id: frame.id })
+    waitingFrames.push(isViewOf(frame.bytes, payload) ? frame : { id: frame.id })
   }
   if (waiting === undefined || waitingFrames === undefined) return
   batch.turnSteps = lookUpAtTurn(
@@ -558,6 +558,20 @@ function checkFrame(frame: Frame): void {
 }
 
 /** avsc reads through `Buffer` methods; a plain `Uint8Array` is wrapped, not copied. */
+/**
+ * Whether `bytes` lie within `payload`: the record's own bytes, not a datum the registry made.
+ * Sharing an ArrayBuffer is not enough: Node hands out small buffers as slices of one shared
+ * pool (under 4 KiB on Node 22, 32 KiB on Node 24, zlib's output chunks included), so an
+ * inflated datum can sit in the same pool slab as the payload it came from.
+ */
+function isViewOf(bytes: Buffer, payload: Buffer): boolean {
+  return (
+    bytes.buffer === payload.buffer &&
+    bytes.byteOffset >= payload.byteOffset &&
+    bytes.byteOffset + bytes.byteLength <= payload.byteOffset + payload.byteLength
+  )
+}
+
 function bytesOf(record: KinesisRecord<unknown>): Buffer {
   const { data } = record
   if (Buffer.isBuffer(data)) return data
