@@ -187,9 +187,9 @@ export function mostOutputOf(bytes: Uint8Array, format: Compression): number {
  * zlib writes into chunks of `chunkSize` bytes and joins them at the end; an output that fits
  * in its first chunk, with a byte to spare (else zlib allocates a second one to learn that the
  * stream has ended), is handed back as that chunk, neither joined nor copied, and a chunk under
- * 4 KiB comes from Node's shared buffer pool instead of an allocation of its own. So the chunk
- * is sized to what the payload declares: gzip's trailer (ISIZE, the last member's size) or
- * zstd's Frame_Content_Size. A header that lies, or a multi-member payload, costs speed only:
+ * half of `Buffer.poolSize` (4 KiB on Node 22, 32 KiB on Node 24) comes from Node's shared buffer
+ * pool instead of an allocation of its own. So the chunk is sized to what the payload declares:
+ * gzip's trailer (ISIZE, the last member's size) or zstd's Frame_Content_Size. A header that lies, or a multi-member payload, costs speed only:
  * - the chunk is at least 2 KiB, and 4 bytes per compressed byte up to zlib's default, so a
  *   claim that is too small yields at most 1032 / 4 = 258 chunks, none under 2 KiB (or as many
  *   16 KiB chunks as before). JSON logs compress 4 to 10 to 1, so a CloudWatch Logs payload of

@@ -192,8 +192,15 @@ describe('zstd payloads that are not whole', () => {
     }
   })
 
-  it('fails a single frame cut short, which zlib would hand back in part without an error', () => {
-    expect(text(zlib.zstdDecompressSync(hello.subarray(0, hello.length - 2)))).toBe('hell')
+  it('fails a single frame cut short, which Node 22’s zlib hands back in part without an error', () => {
+    // Node 22's zlib hands back what it decoded; Node 24's throws.
+    let partial: string
+    try {
+      partial = text(zlib.zstdDecompressSync(hello.subarray(0, hello.length - 2)))
+    } catch (error) {
+      partial = (error as Error).message
+    }
+    expect(['hell', 'unexpected end of file']).toContain(partial)
     const checked = withChecksum(logText(50_000))
     for (const cut of [
       hello.subarray(0, 5),
