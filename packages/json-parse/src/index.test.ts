@@ -112,6 +112,18 @@ describe('jsonParse without a schema', () => {
     expect(batch.errors.has(5)).toBe(false)
   })
 
+  it('keeps a U+FFFD of the payload, and fails bytes that would decode to one', async () => {
+    // A lone 0xFF decodes to one U+FFFD: as many characters as bytes, as in ASCII text.
+    const badByte = Uint8Array.of(0x22, 0xff, 0x22)
+    const { batch, parsed } = await run(
+      jsonParse(),
+      eventOf(['"\uFFFD"', badByte, '"\uFFFD\u00e9"']),
+    )
+    expect(parsed).toEqual(['\uFFFD', '\uFFFDé'])
+    expect(batch.errors.get(1)?.message).toMatch(/: is not valid UTF-8$/)
+    expect(batch.errors.size).toBe(1)
+  })
+
   it('accepts a leading byte order mark and multi-byte characters', async () => {
     const { seen } = await run(jsonParse(), eventOf(['\uFEFF{"name":"Zoë 🚀"}']))
     expect(seen).toEqual([{ name: 'Zoë 🚀' }])
@@ -203,6 +215,16 @@ describe('prototype pollution', () => {
     [
       '{"x":{"c\\u006fnstructor":{"prototype":{"polluted":true}}}}',
       '"constructor.prototype" key at x',
+    ],
+    // The text has no "proto" in these: only the escapes give the keys away.
+    ['{"__pr\\u006Fto__":{"polluted":true}}', '"__proto__" key at the root'],
+    [
+      '{"__\\u0070\\u0072\\u006f\\u0074\\u006f__":{"polluted":true}}',
+      '"__proto__" key at the root',
+    ],
+    [
+      '{"constructor":{"\\u0070rot\\u006ftype":{"polluted":true}}}',
+      '"constructor.prototype" key at the root',
     ],
   ] as const
 

@@ -417,6 +417,26 @@ const FAILED: unique symbol = Symbol('failed')
 // Fatal: invalid UTF-8 throws instead of turning into U+FFFD, in one pass with the decoding.
 // A leading byte order mark, which JSON.parse would refuse, is dropped.
 const utf8 = new TextDecoder('utf-8', { fatal: true })
+const REPLACEMENT_CHARACTER = '\uFFFD'
+// Read once: Node defines the global Buffer with a getter.
+const NodeBuffer = globalThis.Buffer
+const BYTE_ORDER_MARK = 0xfeff
+
+/**
+ * The UTF-8 text of `bytes`; throws on bytes that are not UTF-8. A Buffer's own decoding, which
+ * turns bad bytes into U+FFFD, costs half of the fatal TextDecoder's on small records (100
+ * against 200 ns for a 150-byte order), and its text can be trusted when it holds no U+FFFD
+ * (asking a string of one-byte characters for one takes no scan) and no byte order mark: only
+ * then is the fatal decoder asked, to tell a U+FFFD of the payload's own from bad bytes, and to
+ * drop the mark.
+ */
+function textOf(bytes: Uint8Array): string {
+  if (!(bytes instanceof NodeBuffer)) return utf8.decode(bytes)
+  const text = bytes.toString()
+  return text.charCodeAt(0) === BYTE_ORDER_MARK || text.includes(REPLACEMENT_CHARACTER)
+    ? utf8.decode(bytes)
+    : text
+}
 
 function parseRecord(
   batch: RecordBatch,
@@ -428,7 +448,7 @@ function parseRecord(
   let text: string
   if (data instanceof Uint8Array) {
     try {
-      text = utf8.decode(data)
+      text = textOf(data)
     } catch (error) {
       const message = `is not valid UTF-8${aggregateNote(data) || utf16Note(data)}`
       failRecord(batch, index, new ParseError(record, message, { cause: error }))
@@ -490,21 +510,19 @@ function utf16Note(bytes: Uint8Array): string {
 }
 
 /**
- * Cheap scans that rule out nearly every record before walking the parsed value: the two keys,
- * or an escape of one of their letters (a key may spell them with escapes). `includes` skips
- * through the text several times faster than one regular expression with the three
- * alternatives (280 against 900 ns for a 2 KB CloudWatch Logs body), so the expression only
- * runs on text that has a `\u00` escape at all.
+ * A cheap scan that rules out nearly every record before walking the parsed value. Both keys
+ * that can pollute (`__proto__`, and `constructor` holding a `prototype`) spell `proto`, so a
+ * text without `proto` has neither, unless a key spells a letter of it with an escape (`\u0070`):
+ * two searches, where the keys and escapes of all their letters took three (a 150-byte order:
+ * 27 against 56 ns; 150 KB: 12 against 63 µs). The expression only runs on text that has a
+ * `\u00` escape at all.
  */
 function mayPollute(text: string): boolean {
-  return (
-    text.includes('__proto__') ||
-    text.includes('constructor') ||
-    (text.includes('\\u00') && escapedKeyLetter.test(text))
-  )
+  return text.includes('proto') || (text.includes('\\u00') && escapedProtoLetter.test(text))
 }
 
-const escapedKeyLetter = /\\u00(?:5[fF]|6[3eEfF]|7[02345])/
+/** An escape of p, r, o or t. */
+const escapedProtoLetter = /\\u00(?:7[024]|6[fF])/
 
 /**
  * Finds a `__proto__` key, or a `constructor` key holding an object with a `prototype` key,
