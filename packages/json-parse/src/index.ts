@@ -418,8 +418,6 @@ const FAILED: unique symbol = Symbol('failed')
 // A leading byte order mark, which JSON.parse would refuse, is dropped.
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 const REPLACEMENT_CHARACTER = '\uFFFD'
-// Read once: Node defines the global Buffer with a getter.
-const NodeBuffer = globalThis.Buffer
 const BYTE_ORDER_MARK = 0xfeff
 
 /**
@@ -431,7 +429,7 @@ const BYTE_ORDER_MARK = 0xfeff
  * drop the mark.
  */
 function textOf(bytes: Uint8Array): string {
-  if (!(bytes instanceof NodeBuffer)) return utf8.decode(bytes)
+  if (!Buffer.isBuffer(bytes)) return utf8.decode(bytes)
   const text = bytes.toString()
   return text.charCodeAt(0) === BYTE_ORDER_MARK || text.includes(REPLACEMENT_CHARACTER)
     ? utf8.decode(bytes)
