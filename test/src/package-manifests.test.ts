@@ -79,6 +79,14 @@ describe('package manifests', () => {
       expect(manifest.files).toEqual(expect.arrayContaining(['dist', '!dist/**/*.d.ts.map']))
       expect(manifest.scripts?.['lint:package']).toBe('node ../../test/check-package.mjs')
     })
+
+    it('empties dist before it builds, so a module moved or removed is not packed from an old build', () => {
+      // `files` ships all of dist: tsc alone leaves the output of deleted sources there (a
+      // verdict.js.map whose source had moved to another package failed the tarball check).
+      expect(manifest.scripts?.build).toBe(
+        `node -e "fs.rmSync('dist', { recursive: true, force: true })" && tsc -p tsconfig.build.json`,
+      )
+    })
   })
 
   it('releases every published package in the changeset fixed group, and nothing else', () => {
