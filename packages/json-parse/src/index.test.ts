@@ -561,6 +561,42 @@ describe('wiring mistakes', () => {
     }
   })
 
+  it('refuses a schema that cannot be read with a ConfigurationError that keeps what reading it threw', () => {
+    const trapsThrow = new Proxy(
+      {},
+      {
+        get() {
+          throw new TypeError('no property for you')
+        },
+      },
+    )
+    const { proxy: revoked, revoke } = Proxy.revocable({}, {})
+    revoke()
+    const getterThrows = Object.defineProperty({}, '~standard', {
+      get() {
+        throw new RangeError('not today')
+      },
+    })
+    for (const [schema, message, cause] of [
+      [trapsThrow, 'no property for you', TypeError],
+      [revoked, 'revoked', TypeError],
+      [getterThrows, 'not today', RangeError],
+    ] as const) {
+      let thrown: unknown
+      try {
+        jsonParse({ schema: schema as never })
+      } catch (error) {
+        thrown = error
+      }
+      expect(thrown).toBeInstanceOf(ConfigurationError)
+      expect((thrown as Error).message).toMatch(
+        /^@shardwise\/json-parse: the schema cannot be read: /,
+      )
+      expect((thrown as Error).message).toContain(message)
+      expect((thrown as Error).cause).toBeInstanceOf(cause)
+    }
+  })
+
   it('works with arktype, whose schemas are functions', async () => {
     const schema = type({ id: 'string', quantity: 'number.integer > 0', 'note?': 'string' }).pipe(
       (order) => ({ ...order, note: order.note ?? '' }),

@@ -137,6 +137,18 @@ interface Validator {
 }
 
 function validatorOf(schema: unknown): Validator {
+  try {
+    return readValidator(schema)
+  } catch (error) {
+    if (error instanceof ConfigurationError) throw error
+    // A schema whose properties cannot be read (a getter or a Proxy trap that throws).
+    throw new ConfigurationError(`${pkg}: the schema cannot be read: ${messageOf(error)}`, {
+      cause: error,
+    })
+  }
+}
+
+function readValidator(schema: unknown): Validator {
   const holder = typeof schema === 'object' || typeof schema === 'function' ? schema : null
   const standard = (holder as Partial<StandardSchemaV1> | null)?.['~standard']
   if (holder === null || standard?.version !== 1 || typeof standard.validate !== 'function') {
