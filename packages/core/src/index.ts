@@ -513,6 +513,30 @@ export class RecordHandlerError extends RecordError {
   }
 }
 
+/** The step of the chain where a record failed, told by its error; `unknown` for another kind. */
+export type RecordStage = 'decode' | 'parse' | 'validation' | 'handler' | 'poison sink' | 'unknown'
+
+/**
+ * The stage of each error class of the chain, by name: names are set explicitly on every class,
+ * so they survive minification, and hold across two copies of `@shardwise/core`, unlike
+ * `instanceof`. A plain `RecordError` comes from a schema that threw or answered nonsense.
+ */
+const STAGES: Record<string, RecordStage> = {
+  DecodeError: 'decode',
+  SchemaRegistryError: 'decode',
+  ParseError: 'parse',
+  ValidationError: 'validation',
+  RecordError: 'validation',
+  RecordHandlerError: 'handler',
+  PoisonSinkError: 'poison sink',
+}
+
+/** Where the record that `error` failed, failed: the logs' `stage` and the metrics' counts. */
+export function stageOf(error: unknown): RecordStage {
+  const name = propertyOf(error, 'name')
+  return (typeof name === 'string' && Object.hasOwn(STAGES, name) && STAGES[name]) || 'unknown'
+}
+
 /**
  * Whether a thrown value says that retrying cannot help (`retryable: false`). A value whose
  * `retryable` cannot be read (a getter that throws, a revoked Proxy) is taken as retryable:

@@ -65,6 +65,31 @@ afterEach(() => {
 const order = (orderId: string, fail?: Order['fail']) => JSON.stringify({ orderId, fail })
 
 describe('batchMetrics', () => {
+  it("counts a record by the stage the logs name: a schema that throws is the validation's", async () => {
+    // A schema that throws fails its record with a plain RecordError, which partialFailures logs
+    // with stage 'validation'; the metrics counted it as RecordsFailedOther.
+    const throwing = {
+      '~standard': {
+        version: 1 as const,
+        vendor: 'broken',
+        validate: () => {
+          throw new Error('schema broke')
+        },
+      },
+    }
+    const metrics = new Metrics({ namespace: 'Shardwise', serviceName: 'orders' })
+    const lambda = middy(eachRecord(async () => {}))
+      .use(batchMetrics({ metrics }))
+      .use(kinesisDecode())
+      .use(jsonParse({ schema: throwing }))
+      .use(partialFailures({ logger: false }))
+    const answer = await lambda(kinesisEvent([{ data: order('a') }]), lambdaContext(60_000))
+    expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(0) }] })
+    const [line] = stdout.emf()
+    expect(line).toMatchObject({ RecordsFailed: 1, RecordsFailedValidation: 1 })
+    expect(line).not.toHaveProperty('RecordsFailedOther')
+  })
+
   it('publishes one EMF line per invocation that counts each outcome and each failing stage', async () => {
     const metrics = new Metrics({ namespace: 'Shardwise', serviceName: 'orders' })
     const event = kinesisEvent([

@@ -13,18 +13,15 @@ import {
   checkOptions,
   compareSequenceNumbers,
   countStatuses,
-  DecodeError,
   getBatch,
   type KinesisStreamEvent,
   messageOf,
   type OptionRules,
   option,
-  ParseError,
   propertyOf,
   type RecordBatch,
-  RecordHandlerError,
   RecordStatus,
-  ValidationError,
+  stageOf,
 } from '@shardwise/core'
 import { pkg } from './package.js'
 import { streamNameOf } from './stream-name.js'
@@ -444,11 +441,12 @@ function addStages(line: EmfLine, batch: RecordBatch): void {
   for (const [index, error] of batch.errors) {
     const status = batch.status[index]
     if (status !== RecordStatus.Failed && status !== RecordStatus.Diverted) continue
-    if (error instanceof DecodeError) decode++
-    else if (error instanceof ValidationError) validation++
-    else if (error instanceof ParseError) parse++
-    else if (error instanceof RecordHandlerError) handler++
-    else if (error.name === 'PoisonSinkError') poisonSink++
+    const stage = stageOf(error)
+    if (stage === 'decode') decode++
+    else if (stage === 'validation') validation++
+    else if (stage === 'parse') parse++
+    else if (stage === 'handler') handler++
+    else if (stage === 'poison sink') poisonSink++
     else other++
   }
   if (decode > 0) line.add(M.RecordsFailedDecode, decode)

@@ -26,9 +26,11 @@ import {
   type PoisonSink,
   propertyOf,
   type RecordBatch,
+  type RecordStage,
   RecordStatus,
   shardIdOf,
   shownValue,
+  stageOf,
 } from '@shardwise/core'
 import { type GuardedLogger, guarded, type Logger, levels } from './guarded-logger.js'
 import { loopAnswers, NOT_ANSWERED, windowStateOf } from './loop-answers.js'
@@ -139,34 +141,7 @@ function failureMessage(event: unknown, error: unknown): string {
 }
 
 /** Where a record failed: the step of the chain, or the answer that named it. */
-export type Stage =
-  | 'decode'
-  | 'parse'
-  | 'validation'
-  | 'handler'
-  | 'poison sink'
-  | 'answer'
-  | 'unknown'
-
-/**
- * The stage of each error class of the chain, by name: names are set explicitly on every class,
- * so they survive minification, and hold across two copies of `@shardwise/core`, unlike
- * `instanceof`. A plain `RecordError` comes from a schema that threw or answered nonsense.
- */
-const stages: Record<string, Stage> = {
-  DecodeError: 'decode',
-  SchemaRegistryError: 'decode',
-  ParseError: 'parse',
-  ValidationError: 'validation',
-  RecordError: 'validation',
-  RecordHandlerError: 'handler',
-  PoisonSinkError: 'poison sink',
-}
-
-function stageOf(error: unknown): Stage {
-  const name = propertyOf(error, 'name')
-  return (typeof name === 'string' && Object.hasOwn(stages, name) && stages[name]) || 'unknown'
-}
+export type Stage = RecordStage | 'answer'
 
 interface Failure {
   sequenceNumber: string
