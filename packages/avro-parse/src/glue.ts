@@ -84,6 +84,18 @@ const MAX_INFLATED_BYTES = 64 * 1024 * 1024
 
 type GlueModule = typeof import('@aws-sdk/client-glue')
 
+function sends(client: GlueClientLike): boolean {
+  try {
+    return typeof client.send === 'function'
+  } catch (error) {
+    // A getter or a Proxy trap that throws.
+    throw new ConfigurationError(
+      `${pkg}: glueSchemaRegistry's client cannot be read: ${messageOf(error)}`,
+      { cause: error },
+    )
+  }
+}
+
 /**
  * @example
  * avroParse({ registry: glueSchemaRegistry(), readerSchema: orderSchema })
@@ -94,7 +106,7 @@ export function glueSchemaRegistry(options?: GlueSchemaRegistryOptions): SchemaR
     timeout = 5000,
     maxBatchInflatedBytes = DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES,
   } = checkOptions(`${pkg}: glueSchemaRegistry()`, optionRules, options)
-  if (client !== undefined && typeof client.send !== 'function') {
+  if (client !== undefined && !sends(client)) {
     throw new ConfigurationError(`${pkg}: glueSchemaRegistry's client must be a GlueClient`)
   }
   // Loaded on the first look-up, so that the SDK is needed only by those who read Glue frames.

@@ -21,7 +21,13 @@ import {
   parseThrough,
   shardEvent,
 } from './events.testkit.js'
-import { avroParse, type Frame, type SchemaRegistry, SchemaRegistryError } from './index.js'
+import {
+  avroParse,
+  type Frame,
+  glueSchemaRegistry,
+  type SchemaRegistry,
+  SchemaRegistryError,
+} from './index.js'
 
 /**
  * CPU time this process spent, in ms: what "at once" means for a parse that does no I/O. Wall
@@ -486,6 +492,59 @@ describe('avroParse options', () => {
       expect(() => avroParse(options as never)).toThrow(ConfigurationError)
       expect(() => avroParse(options as never)).toThrow(message)
       expect(() => avroParse(options as never)).toThrow(/^@shardwise\/avro-parse: /)
+    }
+  })
+
+  it('refuses a schema, reader schema or registry that cannot be read, keeping what reading it threw', () => {
+    const unreadable = hostileThrownValues.filter(([name]) => name.includes('Proxy'))
+    expect(unreadable.map(([name]) => name)).toEqual([
+      'a Proxy whose every trap throws',
+      'a revoked Proxy',
+    ])
+    const throwingGetter = Object.defineProperty({ lookUp() {}, describe() {} }, 'readFrame', {
+      get() {
+        throw new RangeError('not today')
+      },
+    })
+    const cases: Array<[string, () => unknown]> = [
+      [
+        'a registry whose readFrame getter throws',
+        () => avroParse({ registry: throwingGetter as never }),
+      ],
+      [
+        'a Glue client whose send getter throws',
+        () =>
+          glueSchemaRegistry({
+            client: Object.defineProperty({}, 'send', {
+              get() {
+                throw new RangeError('not today')
+              },
+            }) as never,
+          }),
+      ],
+    ]
+    for (const [name, make] of unreadable) {
+      const value = make()
+      cases.push(
+        [`schema: ${name}`, () => avroParse({ schema: value as never })],
+        [
+          `readerSchema: ${name}`,
+          () => avroParse({ schema: 'string', readerSchema: value as never }),
+        ],
+        [`registry: ${name}`, () => avroParse({ registry: value as never })],
+        [`Glue client: ${name}`, () => glueSchemaRegistry({ client: value as never })],
+      )
+    }
+    for (const [name, build] of cases) {
+      let thrown: unknown
+      try {
+        build()
+      } catch (error) {
+        thrown = error
+      }
+      expect(thrown, name).toBeInstanceOf(ConfigurationError)
+      expect((thrown as Error).message, name).toMatch(/^@shardwise\/avro-parse: /)
+      expect((thrown as Error).cause, name).toBeInstanceOf(Error)
     }
   })
 

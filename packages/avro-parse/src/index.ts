@@ -136,6 +136,18 @@ type DecoderOrProblem = Decoder | string
  *   .use(partialFailures())
  */
 export function avroParse<T = unknown>(options: AvroParseOptions): AvroParser<T> {
+  try {
+    return parserFor<T>(options)
+  } catch (error) {
+    if (error instanceof ConfigurationError) throw error
+    // A getter or a Proxy trap that throws inside an option (the schema, the registry).
+    throw new ConfigurationError(`${pkg}: the options cannot be read: ${messageOf(error)}`, {
+      cause: error,
+    })
+  }
+}
+
+function parserFor<T>(options: AvroParseOptions): AvroParser<T> {
   if (looksLikeSchema(options)) {
     throw new ConfigurationError(
       `${pkg}: give the schema as an option, avroParse({ schema }), not avroParse(schema)`,
@@ -214,10 +226,11 @@ function compile(
   typeOptions: AvroParseOptions['typeOptions'],
   option: string,
 ): avro.Type {
-  // A Type of yours is used as it is: avsc types are frozen, so it keeps avsc's own readers.
-  if (avro.Type.isType(schema)) return schema as avro.Type
+  const forSchema = compileOptions(typeOptions)
   try {
-    return avro.Type.forSchema(schema as avro.Type, compileOptions(typeOptions))
+    // A Type of yours is used as it is: avsc types are frozen, so it keeps avsc's own readers.
+    if (avro.Type.isType(schema)) return schema as avro.Type
+    return avro.Type.forSchema(schema as avro.Type, forSchema)
   } catch (error) {
     throw new ConfigurationError(
       `${pkg}: ${option} is not a valid Avro schema: ${messageOf(error)}`,
