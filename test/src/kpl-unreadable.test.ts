@@ -84,7 +84,7 @@ describe('an aggregate with a right MD5 and an unreadable body', () => {
     expect(error.sequenceNumber).toBe(sequenceNumber(1))
     expect(error.message).toContain(sequenceNumber(1))
     expect(error.message).toContain(
-      'KPL aggregate (magic and MD5 match) that cannot be read: user record 1 has partition_key_index 1, outside the partition key table of 1',
+      'KPL aggregate (magic and MD5 match) that cannot be read: user record 1 has partition_key_index 1, outside the partition_key_table of 1',
     )
     expect(record.subSequenceNumber).toBeUndefined()
     expect(Buffer.from(record.rawData).equals(bad)).toBe(true)

@@ -222,7 +222,7 @@ describe('the parser left out of the chain', () => {
 
 describe('a middleware twice', () => {
   const twice =
-    "@shardwise/kinesis-decode: kinesisDecode() is in the middy chain twice; the second would decode the records again and undo what ran in between (a parser's values and failures): keep one .use(kinesisDecode())"
+    "@shardwise/kinesis-decode: kinesisDecode() is in the middy chain twice; the second would decode again, undoing what ran between (a parser's values and failures): keep one"
 
   it('two kinesisDecode()s: the invocation fails, saying to keep one, before any record runs', async () => {
     const handled: unknown[] = []
@@ -270,7 +270,7 @@ describe('a middleware twice', () => {
       .use(jsonParse() as MiddlewareObj)
       .use(partialFailures({ logger: false }))
     await expect(lambda(ordersEvent(), lambdaContext())).rejects.toThrow(
-      '@shardwise/json-parse: record.data is object, not bytes; use jsonParse() right after kinesisDecode(), once',
+      '@shardwise/json-parse: record.data is an object, not bytes; use jsonParse() right after kinesisDecode(), once',
     )
     expect(handled).toEqual([])
   })
@@ -299,7 +299,7 @@ describe('@middy/event-normalizer, already in the stack', () => {
   it('before kinesisDecode: the invocation fails, saying which middleware decoded the data, and no record goes to the sink', async () => {
     const { lambda, sunk, handled } = chain(true)
     await expect(lambda(ordersEvent(), lambdaContext())).rejects.toThrow(
-      '@shardwise/kinesis-decode: Records[0].kinesis.data is an object, not the base64 text Lambda sends: a middleware before kinesisDecode decoded it (@middy/event-normalizer does); remove that middleware, or .use() it after kinesisDecode()',
+      "@shardwise/kinesis-decode: Records[0].kinesis.data is an object, not Lambda's base64: a middleware before kinesisDecode decoded it (as @middy/event-normalizer does); remove it, or .use() it after kinesisDecode()",
     )
     expect(sunk).toEqual([])
     expect(handled).toEqual([])

@@ -15,6 +15,7 @@ import {
   getBatch,
   isNonRetryable,
   type KinesisRecord,
+  kindOf,
   markParsed,
   messageOf,
   type OptionRules,
@@ -590,6 +591,6 @@ function bytesOf(record: KinesisRecord<unknown>): Buffer {
   if (Buffer.isBuffer(data)) return data
   if (data instanceof Uint8Array) return Buffer.from(data.buffer, data.byteOffset, data.byteLength)
   throw new ConfigurationError(
-    `${pkg}: record.data is ${data === null ? 'null' : typeof data}, not bytes; use avroParse() right after kinesisDecode(), once`,
+    `${pkg}: record.data is ${kindOf(data)}, not bytes; use avroParse() right after kinesisDecode(), once`,
   )
 }

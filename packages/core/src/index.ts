@@ -216,8 +216,7 @@ export type InferData<Parser> =
 
 /** Returns the decoded batch of an event, or `undefined` when `kinesisDecode` did not run. */
 export function getBatch<T = unknown>(event: unknown): RecordBatch<T> | undefined {
-  if (typeof event !== 'object' || event === null) return undefined
-  return (event as Partial<DecodedEvent<T>>)[BATCH]
+  return propertyOf(event, BATCH) as RecordBatch<T> | undefined
 }
 
 /**
@@ -231,8 +230,7 @@ export type PoisonSink = (record: KinesisRecord<unknown>, error: RecordError) =>
 export const POISON_SINK: unique symbol = Symbol.for('@shardwise/poison-sink') as never
 
 export function getPoisonSink(event: unknown): PoisonSink | undefined {
-  if (typeof event !== 'object' || event === null) return undefined
-  return (event as { [POISON_SINK]?: PoisonSink })[POISON_SINK]
+  return propertyOf(event, POISON_SINK) as PoisonSink | undefined
 }
 
 /** Records a failure of `records[index]`; the first failure of a record is the one kept. */
@@ -311,7 +309,7 @@ export function hasKplMagic(bytes: Uint8Array): boolean {
  */
 export function aggregateNote(bytes: Uint8Array): string {
   return hasKplMagic(bytes)
-    ? ' (it starts with the KPL aggregate magic: an aggregate that kinesisDecode did not expand, because its MD5 does not check out or deaggregate is false)'
+    ? ' (it starts with the KPL magic: an aggregate kinesisDecode did not expand, as its MD5 is wrong or deaggregate is false)'
     : ''
 }
 
@@ -346,12 +344,13 @@ function textOf(value: unknown): string {
 /** Base of every error that belongs to one record; carries the record's coordinates. */
 export class RecordError extends Error {
   override name = 'RecordError'
-  readonly shardId: string
-  readonly sequenceNumber: string
-  readonly subSequenceNumber: number | undefined
-  readonly partitionKey: string
+  // `declare`: set once in the constructor, where a field declaration would set each twice.
+  declare readonly shardId: string
+  declare readonly sequenceNumber: string
+  declare readonly subSequenceNumber: number | undefined
+  declare readonly partitionKey: string
   /** True when retrying the record cannot help: bad bytes, bad JSON, a schema mismatch. */
-  readonly retryable: boolean
+  declare readonly retryable: boolean
 
   constructor(
     at: RecordCoordinates,
@@ -459,7 +458,7 @@ export interface ValidationIssue {
 export class ValidationError extends RecordError {
   override name = 'ValidationError'
   /** Every issue the schema found; the message lists the first few. */
-  readonly issues: ReadonlyArray<ValidationIssue>
+  declare readonly issues: ReadonlyArray<ValidationIssue>
   constructor(at: RecordCoordinates, issues: ReadonlyArray<ValidationIssue>) {
     super(at, `does not match the schema: ${listed(issues)}`, { retryable: false })
     this.issues = issues
@@ -566,23 +565,28 @@ export function propertyOf(value: unknown, key: PropertyKey): unknown {
  */
 export function messageOf(thrown: unknown): string {
   if (typeof thrown === 'string') return thrown
-  let isError: boolean
-  try {
-    isError = thrown instanceof Error
-  } catch {
-    // A revoked Proxy throws on every question, instanceof included.
-    return `non-Error value thrown: ${shownValue(thrown)}`
-  }
-  if (!isError) return `non-Error value thrown: ${shownValue(thrown)}`
+  if (!isInstance(thrown, Error)) return `non-Error value thrown: ${shownValue(thrown)}`
   try {
     const { message } = thrown as Error
     if (typeof message === 'string' && message !== '') return message
     const { name } = thrown as Error
     if (typeof name === 'string' && name !== '') return name
   } catch {
-    return 'an Error whose message cannot be read (its message or name getter threw)'
+    return 'an Error whose message or name getter threw'
   }
   return 'an Error without a message'
+}
+
+/** `value instanceof type`, false where asking throws (a revoked Proxy throws on every question). */
+export function isInstance<T>(
+  value: unknown,
+  type: abstract new (...args: never[]) => T,
+): value is T {
+  try {
+    return value instanceof type
+  } catch {
+    return false
+  }
 }
 
 /** The most characters `shownValue` gives: a thrown megabyte must not become a log line. */
@@ -610,6 +614,13 @@ export function shownValue(value: unknown): string {
   return text.length <= SHOWN_CHARS
     ? text
     : `${text.slice(0, SHOWN_CHARS)}… (${text.length} characters)`
+}
+
+/** What kind of value a message got: `null`, `undefined`, `an array`, `an object`, `a string`, ... */
+export function kindOf(value: unknown): string {
+  if (value === null || value === undefined) return String(value)
+  if (Array.isArray(value)) return 'an array'
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`
 }
 
 function safeString(value: unknown): string | undefined {
@@ -662,8 +673,7 @@ export function shardIdOf(eventID: unknown, previous?: string): string {
 
 /** What `eventSource` an event claims, for an error message that says what arrived instead. */
 export function eventSourceOf(event: unknown): string {
-  if (typeof event !== 'object' || event === null)
-    return `a ${event === null ? 'null' : typeof event} event`
+  if (typeof event !== 'object' || event === null) return kindOf(event)
   const records = (event as { Records?: unknown }).Records
   if (!Array.isArray(records)) return 'an event without Records'
   const first = records[0] as { eventSource?: unknown; EventSource?: unknown } | undefined

@@ -18,6 +18,7 @@ import type { AsyncLocalStorage } from 'node:async_hooks'
 import {
   coordinatesAt,
   type KinesisRecord,
+  propertyOf,
   type RecordBatch,
   type RecordCoordinates,
 } from './index.js'
@@ -54,8 +55,7 @@ export function unobserveRecords(event: unknown, observer: RecordObserver): void
 }
 
 export function getRecordObservers(event: unknown): readonly RecordObserver[] | undefined {
-  if (typeof event !== 'object' || event === null) return undefined
-  return (event as { [RECORD_OBSERVERS]?: RecordObserver[] })[RECORD_OBSERVERS]
+  return propertyOf(event, RECORD_OBSERVERS) as RecordObserver[] | undefined
 }
 
 /**

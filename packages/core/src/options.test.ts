@@ -78,7 +78,7 @@ describe('checkOptions', () => {
   })
 
   it('says so when the options are not an object at all', () => {
-    expect(() => check('fast')).toThrow('@shardwise/x: options must be an object, got string')
+    expect(() => check('fast')).toThrow('@shardwise/x: options must be an object, got a string')
     expect(() => check(null)).toThrow(/got null$/)
     expect(() => check([])).toThrow(/got an array$/)
   })

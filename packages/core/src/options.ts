@@ -3,7 +3,7 @@
  * the form of `@middy/util`'s `validateOptions` ("Option 'x' must be integer", "Unknown option
  * 'y'"), whose 4 KB counted against the core chain's bundle budget.
  */
-import { messageOf } from './index.js'
+import { kindOf, messageOf } from './index.js'
 
 /** The event is not a Kinesis event, or an option is wrong: a mistake in the wiring, not in a record. */
 export class ConfigurationError extends Error {
@@ -141,8 +141,7 @@ export function checkOptions<T extends object>(
   const read: Record<string, unknown> = {}
   try {
     if (!isObject(options)) {
-      const got = options === null ? 'null' : Array.isArray(options) ? 'an array' : typeof options
-      problem = `options must be an object, got ${got}`
+      problem = `options must be an object, got ${kindOf(options)}`
     } else {
       problem = unknownOption(rules, options, '')
       if (problem === undefined) {

@@ -420,7 +420,7 @@ describe('jsonParse with a schema', () => {
       'true',
       '{"id":"value-itself"}',
       '{"issues":"id is wrong"}',
-      'an object',
+      JSON.stringify({ output: 'x'.repeat(200) }),
     ]
     const brokenIssues = 'does not match the schema: (root): null; (root): at a; null.1: undefined'
     for (const answerAsync of [false, true]) {
@@ -617,7 +617,7 @@ describe('wiring mistakes', () => {
     kinesisDecode().before?.({ event } as never)
     jsonParse().before?.({ event } as never)
     expect(() => jsonParse().before?.({ event } as never)).toThrow(
-      /record\.data is object, not bytes; use jsonParse\(\) right after kinesisDecode\(\), once/,
+      /record\.data is an object, not bytes; use jsonParse\(\) right after kinesisDecode\(\), once/,
     )
   })
 })

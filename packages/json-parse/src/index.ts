@@ -12,7 +12,9 @@ import {
   checkOptions,
   failRecord,
   getBatch,
+  isInstance,
   type KinesisRecord,
+  kindOf,
   markParsed,
   messageOf,
   type OptionRules,
@@ -374,20 +376,8 @@ function applyReadableResult(batch: RecordBatch, index: number, result: Result) 
 function notAResult(record: RecordCoordinates, answer: unknown): RecordError {
   return new RecordError(
     record,
-    `the schema's ~standard.validate answered ${shown(answer)}, which is neither { value } nor { issues }: is it a Standard Schema v1 validator?`,
+    `the schema's ~standard.validate answered ${shownValue(answer)}, which is neither { value } nor { issues }: is it a Standard Schema v1 validator?`,
   )
-}
-
-function shown(answer: unknown): string {
-  if (answer === undefined) return 'undefined'
-  let text: string | undefined
-  try {
-    text = JSON.stringify(answer)
-  } catch {
-    // A cycle or a BigInt: the type is all that is said.
-  }
-  if (text !== undefined && text.length <= 100) return text
-  return typeof answer === 'object' ? 'an object' : `a ${typeof answer}`
 }
 
 function toIssue(issue: StandardSchemaV1.Issue): ValidationIssue {
@@ -412,17 +402,8 @@ function toIssue(issue: StandardSchemaV1.Issue): ValidationIssue {
 function schemaThrew(record: RecordCoordinates, thrown: unknown): RecordError {
   return new RecordError(record, `the schema threw: ${messageOf(thrown)}`, {
     cause: thrown,
-    retryable: !isRangeError(thrown),
+    retryable: !isInstance(thrown, RangeError),
   })
-}
-
-function isRangeError(thrown: unknown): boolean {
-  try {
-    return thrown instanceof RangeError
-  } catch {
-    // A revoked Proxy throws on instanceof.
-    return false
-  }
 }
 
 const FAILED: unique symbol = Symbol('failed')
@@ -468,7 +449,7 @@ function parseRecord(
     text = data
   } else {
     throw new ConfigurationError(
-      `${pkg}: record.data is ${data === null ? 'null' : typeof data}, not bytes; use jsonParse() right after kinesisDecode(), once`,
+      `${pkg}: record.data is ${kindOf(data)}, not bytes; use jsonParse() right after kinesisDecode(), once`,
     )
   }
   let value: unknown

@@ -8,6 +8,9 @@ import { MAX_DEFLATE_RATIO } from '@shardwise/core'
 
 export type Compression = 'gzip' | 'zstd' | 'zlib'
 
+/** Said when this Node has no zstd. */
+export const ZSTD_NEEDS = `needs Node 22.15 or later (this is ${process.version})`
+
 // Loaded at the first compressed record, not at import: a function whose records are plain
 // does not pay for node:zlib in its cold start.
 let zlibModule: typeof import('node:zlib') | undefined
@@ -43,7 +46,7 @@ export function decompressed(
   const z = zlib()
   if (format === 'zstd') {
     if (typeof z.zstdDecompressSync !== 'function') {
-      return new Error(`data is zstd, which needs Node 22.15 or later (this is ${process.version})`)
+      return new Error(`data is zstd, which ${ZSTD_NEEDS}`)
     }
     // Nearly every payload is one zstd frame, which zlib decodes whole in one call, as gzip.
     if (zstdFrameEnd(bytes, 0) !== bytes.length || bytes[0] !== ZSTD_MAGIC_FIRST_BYTE) {
@@ -154,7 +157,7 @@ const FRAME_COST = 16 * 1024
 export const BUDGET_SPENT = 'BUDGET_SPENT'
 
 function spent(frame: number, at: number, budget: Budget, cause?: unknown): Error {
-  const message = `zstd frame ${frame}, at byte ${at}: its frames and their setup (${FRAME_COST} bytes a frame after the first) pass what is left of the budget`
+  const message = `zstd frame ${frame}, at byte ${at}: its frames, and ${FRAME_COST} bytes of setup for each after the first, pass the budget left`
   budget.left = 0
   return Object.assign(new RangeError(message, { cause }), { code: BUDGET_SPENT })
 }

@@ -66,7 +66,7 @@ describe('kinesisDecode on plain records', () => {
     const request = { event: sample() }
     await kinesisDecode().before?.(request as never)
     expect(() => kinesisDecode().before?.(request as never)).toThrow(
-      "@shardwise/kinesis-decode: kinesisDecode() is in the middy chain twice; the second would decode the records again and undo what ran in between (a parser's values and failures): keep one .use(kinesisDecode())",
+      "@shardwise/kinesis-decode: kinesisDecode() is in the middy chain twice; the second would decode again, undoing what ran between (a parser's values and failures): keep one",
     )
     // The same event in a new invocation (a test that calls the handler again) decodes again.
     await kinesisDecode().before?.({ event: request.event } as never)
@@ -100,7 +100,7 @@ describe('kinesisDecode refuses what is not a Kinesis event', () => {
     ['an SQS event', sqs, 'got aws:sqs'],
     ['a DynamoDB stream event', dynamodb, 'got aws:dynamodb'],
     ['an event without Records', { detail: {} }, 'got an event without Records'],
-    ['a null event', null, 'got a null event'],
+    ['a null event', null, 'event, got null'],
     // Found by the chain fuzz (test/src/chain.fuzz.test.ts): this threw a TypeError.
     ['a null first record', { Records: [null] }, 'got records without eventSource'],
   ])('fails the batch on %s, saying what it got', (_, event, got) => {
@@ -121,7 +121,7 @@ describe('kinesisDecode refuses what is not a Kinesis event', () => {
       const record = lambdaRecord('ok')
       const decoded = { ...record, kinesis: { ...record.kinesis, data } }
       expect(() => decodeEvent(kinesisEvent(record, decoded as never))).toThrow(
-        `@shardwise/kinesis-decode: Records[1].kinesis.data is ${got}, not the base64 text Lambda sends: a middleware before kinesisDecode decoded it (@middy/event-normalizer does); remove that middleware, or .use() it after kinesisDecode()`,
+        `@shardwise/kinesis-decode: Records[1].kinesis.data is ${got}, not Lambda's base64: a middleware before kinesisDecode decoded it (as @middy/event-normalizer does); remove it, or .use() it after kinesisDecode()`,
       )
     },
   )
@@ -158,7 +158,7 @@ describe('kinesisDecode options', () => {
     [{ maxBatchDecompressedBytes: 1.5 }, "Option 'maxBatchDecompressedBytes' must be integer"],
     [{ maxBatchDecompressedBytes: 2 ** 60 }, "Option 'maxBatchDecompressedBytes' must be <="],
     [{ deaggregation: false }, "Unknown option 'deaggregation'"],
-    ['gzip', 'options must be an object, got string'],
+    ['gzip', 'options must be an object, got a string'],
   ])('rejects %j when the middleware is built', (options, message) => {
     expect(() => kinesisDecode(options as never)).toThrow(ConfigurationError)
     expect(() => kinesisDecode(options as never)).toThrow(message)
@@ -352,14 +352,14 @@ describe('KPL de-aggregation', () => {
         .bytes(1, 'k')
         .concat(pb.bytes(3, [...pb.uint(1, 0), ...pb.bytes(3, 'x')]))
         .concat(pb.bytes(3, [...pb.uint(1, 1), ...pb.bytes(3, 'y')])),
-      'user record 1 has partition_key_index 1, outside the partition key table of 1',
+      'user record 1 has partition_key_index 1, outside the partition_key_table of 1',
     ],
     [
       'an explicit hash key index with no table',
       pb
         .bytes(1, 'k')
         .concat(pb.bytes(3, [...pb.uint(1, 0), ...pb.uint(2, 0), ...pb.bytes(3, 'x')])),
-      'user record 0 has explicit_hash_key_index 0, outside the explicit hash key table of 0',
+      'user record 0 has explicit_hash_key_index 0, outside the explicit_hash_key_table of 0',
     ],
     [
       'a varint longer than ten bytes',

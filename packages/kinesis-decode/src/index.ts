@@ -20,6 +20,7 @@ import {
   type KinesisRecord,
   type KinesisStreamEvent,
   type KinesisStreamRecord,
+  kindOf,
   type OptionRules,
   option,
   overBatchBudget,
@@ -35,6 +36,7 @@ import {
   compressionOf,
   decompressed,
   mostOutputOf,
+  ZSTD_NEEDS,
   zlib,
 } from './decompress.js'
 import { readAggregate, type UserRecord } from './kpl.js'
@@ -123,7 +125,7 @@ export function kinesisDecode(options?: KinesisDecodeOptions): MiddlewareObj<Kin
     before(request) {
       if (decodedRequests.has(request)) {
         throw new ConfigurationError(
-          `${pkg}: kinesisDecode() is in the middy chain twice; the second would decode the records again and undo what ran in between (a parser's values and failures): keep one .use(kinesisDecode())`,
+          `${pkg}: kinesisDecode() is in the middy chain twice; the second would decode again, undoing what ran between (a parser's values and failures): keep one`,
         )
       }
       decodedRequests.add(request)
@@ -152,9 +154,7 @@ function settingsOf(options: KinesisDecodeOptions | undefined): Settings {
     maxBatchDecompressedBytes = DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES,
   } = checkOptions(pkg, optionRules, options)
   if (decompress === 'zstd' && typeof zlib().zstdDecompressSync !== 'function') {
-    throw new ConfigurationError(
-      `${pkg}: decompress 'zstd' needs Node 22.15 or later (this is ${process.version})`,
-    )
+    throw new ConfigurationError(`${pkg}: decompress 'zstd' ${ZSTD_NEEDS}`)
   }
   return { deaggregate, decompress, maxDecompressedBytes, maxBatchDecompressedBytes }
 }
@@ -346,16 +346,8 @@ function subRecord(
  */
 function notDecodedBefore(data: unknown, position: number): void {
   if (data === undefined || typeof data === 'string') return
-  const got =
-    data === null
-      ? 'null'
-      : Array.isArray(data)
-        ? 'an array'
-        : typeof data === 'object'
-          ? 'an object'
-          : `a ${typeof data}`
   throw new ConfigurationError(
-    `${pkg}: Records[${position}].kinesis.data is ${got}, not the base64 text Lambda sends: a middleware before kinesisDecode decoded it (@middy/event-normalizer does); remove that middleware, or .use() it after kinesisDecode()`,
+    `${pkg}: Records[${position}].kinesis.data is ${kindOf(data)}, not Lambda's base64: a middleware before kinesisDecode decoded it (as @middy/event-normalizer does); remove it, or .use() it after kinesisDecode()`,
   )
 }
 

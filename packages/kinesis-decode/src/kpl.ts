@@ -116,13 +116,10 @@ function parseAggregatedRecord(body: Buffer): UserRecord[] | undefined {
     const partitionKey = partitionKeys[fields[f] as number]
     const hashKeyIndex = fields[f + 1] as number
     const explicitHashKey = hashKeyIndex === -1 ? undefined : explicitHashKeys[hashKeyIndex]
-    if (partitionKey === undefined) {
-      failure = `user record ${r} has partition_key_index ${fields[f]}, outside the partition key table of ${partitionKeys.length}`
-      return undefined
-    }
+    if (partitionKey === undefined)
+      return outsideTable(r, 'partition_key', fields[f], partitionKeys)
     if (hashKeyIndex !== -1 && explicitHashKey === undefined) {
-      failure = `user record ${r} has explicit_hash_key_index ${hashKeyIndex}, outside the explicit hash key table of ${explicitHashKeys.length}`
-      return undefined
+      return outsideTable(r, 'explicit_hash_key', hashKeyIndex, explicitHashKeys)
     }
     records[r] = {
       partitionKey,
@@ -172,6 +169,11 @@ function parseRecord(start: number, end: number, fields: number[]): boolean {
   }
   fields.push(partitionKeyIndex, hashKeyIndex, dataStart, dataEnd)
   return true
+}
+
+function outsideTable(record: number, key: string, index: unknown, table: string[]): undefined {
+  failure = `user record ${record} has ${key}_index ${index}, outside the ${key}_table of ${table.length}`
+  return undefined
 }
 
 function malformed(at: number): undefined {

@@ -44,7 +44,7 @@ describe("a batch handler of one's own that answers in a form Lambda cannot read
     [
       'items without itemIdentifier',
       () => ({ batchItemFailures: [{ id: sequenceNumber(1) }, {}, null, 'x'] }),
-      /reported 4 identifier\(s\) that are not in the batch/,
+      /reported 4 identifier\(s\) not in the batch/,
     ],
   ]
   for (const [name, answer, said] of malformed) {

@@ -20,9 +20,7 @@ import {
 } from '@shardwise/core'
 import { answered, notAnswered, windowStateOf } from './loop-answers.js'
 import { type Ordering, type RecordHandler, runBatch } from './run-batch.js'
-import { handlerArguments, requireParsed } from './typed-parser.js'
-
-export const pkg = '@shardwise/partial-failures'
+import { handlerArguments, pkg, requireParsed } from './typed-parser.js'
 
 export interface EachRecordOptions {
   /** Default `'shard'`. */
@@ -83,7 +81,6 @@ export function eachRecord<T>(
 ): BatchHandler
 export function eachRecord(...args: unknown[]): BatchHandler {
   const { parser, handler, options } = handlerArguments<RecordHandler<unknown>, EachRecordOptions>(
-    pkg,
     'eachRecord',
     args,
   )
@@ -96,7 +93,7 @@ export function eachRecord(...args: unknown[]): BatchHandler {
 
   return async (event, context, middyOptions) => {
     const batch = decodedBatchOf<unknown>(event)
-    if (parser !== undefined) requireParsed(pkg, 'eachRecord', batch, parser)
+    if (parser !== undefined) requireParsed('eachRecord', batch, parser)
     notAnswered(batch)
     const observers = getRecordObservers(event)
     const run = observedRun(handler, batch, observers, ordering !== 'shard')

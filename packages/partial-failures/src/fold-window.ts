@@ -26,10 +26,10 @@ import {
   option,
   type RecordParser,
 } from '@shardwise/core'
-import { decodedBatchOf, pkg, runOptionRules } from './each-record.js'
+import { decodedBatchOf, runOptionRules } from './each-record.js'
 import { answered, notAnswered } from './loop-answers.js'
 import { runBatch } from './run-batch.js'
-import { handlerArguments, requireParsed } from './typed-parser.js'
+import { handlerArguments, pkg, requireParsed } from './typed-parser.js'
 
 /** Where the invocation sits in its window, as Lambda describes it. */
 export interface WindowInfo {
@@ -110,12 +110,7 @@ export function foldWindow<S extends object>(...args: unknown[]): WindowHandler<
     parser,
     handler: reduce,
     options,
-  } = handlerArguments<WindowReduce<S, unknown>, FoldWindowOptions<S>>(
-    pkg,
-    'foldWindow',
-    args,
-    'reduce',
-  )
+  } = handlerArguments<WindowReduce<S, unknown>, FoldWindowOptions<S>>('foldWindow', args, 'reduce')
   const {
     initialState,
     onWindowEnd,
@@ -129,7 +124,7 @@ export function foldWindow<S extends object>(...args: unknown[]): WindowHandler<
       )
     }
     const batch = decodedBatchOf<unknown>(event)
-    if (parser !== undefined) requireParsed(pkg, 'foldWindow', batch, parser)
+    if (parser !== undefined) requireParsed('foldWindow', batch, parser)
     notAnswered(batch)
     let state = isEmpty(event.state)
       ? checkedState(initialState(), 'initialState()')

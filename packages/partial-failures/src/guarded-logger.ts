@@ -4,7 +4,8 @@
  * are given (a Powertools `Logger` formats an error's `cause` chain recursively, so one that
  * loops never ends). `guarded` wraps it so that none of this reaches the invocation.
  */
-import { messageOf, propertyOf, shownValue } from '@shardwise/core'
+import { isInstance, messageOf, propertyOf, shownValue } from '@shardwise/core'
+import { pkg } from './typed-parser.js'
 
 /** What the middleware logs with: a Powertools `Logger`, `console`, pino, or anything alike. */
 export interface Logger {
@@ -44,7 +45,7 @@ export function guarded(logger: Logger): GuardedLogger {
     failed = true
     try {
       console.error(
-        `@shardwise/partial-failures: the logger's ${level}() failed, so its lines are lost; the answer to Lambda is unchanged: ${messageOf(thrown)}`,
+        `${pkg}: the logger's ${level}() failed, so its lines are lost; the answer to Lambda is unchanged: ${messageOf(thrown)}`,
       )
     } catch {
       // Nothing is left to say it with.
@@ -114,12 +115,12 @@ export const MAX_CAUSES = 16
 /** The details of a log line, with each error in them bounded (see `boundedError`). */
 function loggable(detail: unknown): unknown {
   if (typeof detail !== 'object' || detail === null) return detail
-  if (isError(detail)) return boundedError(detail)
+  if (isInstance(detail, Error)) return boundedError(detail)
   let copy: Record<string, unknown> | undefined
   try {
     for (const key of Object.keys(detail)) {
       const value = propertyOf(detail, key)
-      if (!isError(value)) continue
+      if (!isInstance(value, Error)) continue
       const bounded = boundedError(value)
       if (bounded === value) continue
       copy ??= { ...(detail as Record<string, unknown>) }
@@ -197,12 +198,4 @@ function copyOf(link: unknown, chain: unknown[], depth: number): Error {
     Object.defineProperty(copy, 'cause', { value: copied, writable: true, configurable: true })
   }
   return copy
-}
-
-function isError(value: unknown): value is Error {
-  try {
-    return value instanceof Error
-  } catch {
-    return false
-  }
 }

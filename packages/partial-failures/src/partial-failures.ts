@@ -35,8 +35,7 @@ import {
 import { type GuardedLogger, guarded, type Logger, levels } from './guarded-logger.js'
 import { loopAnswers, NOT_ANSWERED, windowStateOf } from './loop-answers.js'
 import { guardNotes } from './run-batch.js'
-
-const pkg = '@shardwise/partial-failures'
+import { pkg } from './typed-parser.js'
 
 export interface PartialFailuresOptions {
   /** Where failures and the batch summary go. Default `console`; `false` logs nothing. */
@@ -88,7 +87,7 @@ export function partialFailures(
       if (onPoison !== undefined && batch !== undefined && !loopAnswers.has(batch)) {
         // Only eachRecord and foldWindow hand records to the sink, at their turn.
         log?.error(
-          'onPoison needs eachRecord or foldWindow as the batch handler: with a handler of your own, no record goes to the sink, and records that can never succeed are reported, holding the shard',
+          'onPoison needs eachRecord or foldWindow as the batch handler: with your own, no record goes to the sink, and records that can never succeed hold the shard',
         )
       }
       request.response = answer(request.event, request.response, log)
@@ -135,7 +134,7 @@ function failureMessage(event: unknown, error: unknown): string {
     propertyOf(error, 'name') === 'TimeoutError' &&
     propertyOf(propertyOf(error, 'cause'), 'package') === '@middy/core'
   if (middyTimeout && batch !== undefined && loopAnswers.has(batch)) {
-    return "middy's early timeout (timeoutEarlyInMillis) fired before the timeout guard of eachRecord or foldWindow; Lambda will retry the whole batch: make timeoutMarginMs larger than timeoutEarlyInMillis, so that the guard answers first"
+    return "middy's timeoutEarlyInMillis fired before the timeout guard of eachRecord or foldWindow; Lambda will retry the whole batch: make timeoutMarginMs larger, so the guard answers first"
   }
   return 'the invocation failed; Lambda will retry the whole batch'
 }
@@ -333,13 +332,13 @@ function collectUndone(
   }
   log?.line(
     'error',
-    "the record loop's answer was replaced (by middy's timeoutEarlyResponse or another middleware); the records it did not finish are reported",
+    "the record loop's answer was replaced (by middy's timeoutEarlyResponse or another middleware); its unfinished records are reported",
     { windowed },
   )
   failures.add({
     sequenceNumber: record.sequenceNumber,
     message: windowed
-      ? 'window batch not answered: retried from its first record and the state Lambda sent'
+      ? 'window batch not answered: retried whole, from the state Lambda sent'
       : 'record not finished: the record loop did not answer',
     stage: 'handler',
     fields: record,
@@ -389,11 +388,11 @@ function collectReportedFailures(
     if (first === undefined) return
     log?.line(
       'error',
-      `the batch handler answered ${reported}, not { batchItemFailures: [{ itemIdentifier }] }; retrying the whole batch from its first record`,
+      `the batch handler answered ${reported}, not { batchItemFailures }; retrying the whole batch`,
     )
     failures.add({
       sequenceNumber: first,
-      message: 'batch not answered in a form Lambda reads: retried from its first record',
+      message: 'batch answered in a form Lambda cannot read: retried whole',
       stage: 'answer',
       fields: { sequenceNumber: first, reportedBy: 'handler' },
     })
@@ -416,7 +415,7 @@ function collectReportedFailures(
   if (unknown.length === 0 || first === undefined) return
   log?.line(
     'error',
-    `the handler reported ${unknown.length} identifier(s) that are not in the batch; retrying all`,
+    `the handler reported ${unknown.length} identifier(s) not in the batch; retrying all`,
     { itemIdentifier: unknown[0], itemIdentifiers: unknown.slice(0, SHOWN_IDENTIFIERS) },
   )
   failures.add({
@@ -479,7 +478,7 @@ function unfinished(
   }
   return {
     sequenceNumber,
-    message: 'record not finished: the timeout guard cut it off, or the handler reported it',
+    message: 'record not finished: cut off by the timeout guard, or reported by the handler',
     stage: 'handler',
     fields: coordinatesAt(batch, index),
   }

@@ -136,7 +136,7 @@ export async function runBatch<T>(
   const delay = guarded ? remaining - options.timeoutMarginMs : 0
   if (guarded && delay <= 0) {
     throw new TimeoutError(
-      `only ${remaining} ms remain, within the timeout margin of ${options.timeoutMarginMs} ms: raise the function's timeout or lower timeoutMarginMs`,
+      `only ${remaining} ms left, within timeoutMarginMs (${options.timeoutMarginMs} ms): raise the function's timeout or lower timeoutMarginMs`,
     )
   }
   const stop = new AbortController()
@@ -216,19 +216,19 @@ function remainingTime(batch: RecordBatch<unknown>, context: Context): number | 
   const read = context?.getRemainingTimeInMillis
   if (typeof read !== 'function') return undefined
   let remaining: unknown
+  let answer: string
   try {
     remaining = read.call(context)
+    if (typeof remaining === 'number' && remaining >= 0 && remaining <= MAX_TIMER_MS) {
+      return remaining
+    }
+    answer = `answered ${shownValue(remaining)}, not a number of milliseconds from 0 to 2^31 - 1`
   } catch (thrown) {
-    guardNotes.set(
-      batch,
-      `no deadline known: getRemainingTimeInMillis() threw (${messageOf(thrown)}); the timeout guard is off for this batch`,
-    )
-    return undefined
+    answer = `threw (${messageOf(thrown)})`
   }
-  if (typeof remaining === 'number' && remaining >= 0 && remaining <= MAX_TIMER_MS) return remaining
   guardNotes.set(
     batch,
-    `no deadline known: getRemainingTimeInMillis() answered ${shownValue(remaining)}, not a number of milliseconds from 0 to 2^31 - 1; the timeout guard is off for this batch`,
+    `no deadline known: getRemainingTimeInMillis() ${answer}; the timeout guard is off for this batch`,
   )
   return undefined
 }

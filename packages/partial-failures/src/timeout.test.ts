@@ -143,7 +143,7 @@ describe('the timeout guard', () => {
       .use(partialFailures({ logger }))
     await expect(lambda(tenRecords(), lambdaContext(300))).rejects.toThrow(/aborted/)
     expect(logger.lines.map((line) => line.message)).toEqual([
-      "middy's early timeout (timeoutEarlyInMillis) fired before the timeout guard of eachRecord or foldWindow; Lambda will retry the whole batch: make timeoutMarginMs larger than timeoutEarlyInMillis, so that the guard answers first",
+      "middy's timeoutEarlyInMillis fired before the timeout guard of eachRecord or foldWindow; Lambda will retry the whole batch: make timeoutMarginMs larger, so the guard answers first",
       'the invocation failed: its stack and causes',
     ])
   })
@@ -248,7 +248,7 @@ describe('the timeout guard', () => {
       { timeoutMarginMs: 1000 },
     )
     await expect(lambda(tenRecords(), lambdaContext(800))).rejects.toThrow(
-      /only \d+ ms remain, within the timeout margin of 1000 ms/,
+      /only \d+ ms left, within timeoutMarginMs \(1000 ms\)/,
     )
     expect(started).toBe(0)
   })
@@ -342,7 +342,7 @@ describe("an answer other than the record loop's", () => {
       expect(finished).toEqual([0, 1, 2])
       expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(3) }] })
       expect(logger.lines.map((line) => line.message)).toContain(
-        "the record loop's answer was replaced (by middy's timeoutEarlyResponse or another middleware); the records it did not finish are reported",
+        "the record loop's answer was replaced (by middy's timeoutEarlyResponse or another middleware); its unfinished records are reported",
       )
     },
   )

@@ -61,7 +61,7 @@ describe('eachRecord(parse, handler)', () => {
     expect(threw).toBe(true)
     expect(error).toBeInstanceOf(ConfigurationError)
     expect((error as Error).message).toMatch(
-      /eachRecord\(parse, \.\.\.\) was given textParse\(\) of a test, which did not run on this batch.*add \.use\(parse\) to the middy chain after \.use\(kinesisDecode\(\)\)/,
+      /eachRecord\(parse, \.\.\.\) was given textParse\(\) of a test, which did not run on this batch.*add \.use\(parse\), that same instance, after \.use\(kinesisDecode\(\)\)/,
     )
     expect(seen).toEqual([])
     // Lambda retries the whole batch, so nothing is lost, and the function's errors show it.

@@ -13,6 +13,8 @@ import {
   wasParsedBy,
 } from '@shardwise/core'
 
+export const pkg = '@shardwise/partial-failures'
+
 export interface HandlerArguments<Handler, Options> {
   parser: RecordParser<unknown> | undefined
   handler: Handler
@@ -24,7 +26,6 @@ export interface HandlerArguments<Handler, Options> {
  * handler is called in errors (`record handler`, `reduce function`).
  */
 export function handlerArguments<Handler, Options>(
-  pkg: string,
   name: string,
   args: ReadonlyArray<unknown>,
   handlerName = 'record handler',
@@ -52,13 +53,12 @@ export function handlerArguments<Handler, Options>(
  * function's errors show it, where failing each record would hold the shard without a word.
  */
 export function requireParsed(
-  pkg: string,
   name: string,
   batch: RecordBatch,
   parser: RecordParser<unknown>,
 ): void {
   if (wasParsedBy(batch, parser)) return
   throw new ConfigurationError(
-    `${pkg}: ${name}(parse, ...) was given ${parser[PARSER]}, which did not run on this batch, so record.data is not what the handler is typed for; add .use(parse) to the middy chain after .use(kinesisDecode()), the same instance that ${name} was given. No record was handled: the invocation fails, and Lambda retries the whole batch`,
+    `${pkg}: ${name}(parse, ...) was given ${parser[PARSER]}, which did not run on this batch (record.data is not what the handler is typed for): add .use(parse), that same instance, after .use(kinesisDecode()). No record was handled; Lambda retries the whole batch`,
   )
 }
