@@ -1,6 +1,6 @@
 import { SQSClient } from '@aws-sdk/client-sqs'
 import { ConfigurationError, type KinesisRecord, RecordHandlerError } from '@shardwise/core'
-import { startFakeSqs } from '@shardwise/test-internals'
+import { hostileThrownValues, startFakeSqs } from '@shardwise/test-internals'
 import { kinesisRecord, STREAM_ARN, sequenceNumber } from '@shardwise/testing'
 import { NodeHttpHandler } from '@smithy/node-http-handler'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
@@ -128,5 +128,33 @@ describe('sqsPoisonSink', () => {
     expect(() => sqsPoisonSink({ queueUrl: QUEUE, queue: QUEUE } as never)).toThrow(
       "@shardwise/sqs-poison-sink: Unknown option 'queue'",
     )
+  })
+
+  it('refuses a client that cannot send, naming the option', () => {
+    for (const client of [{}, 42, { send: 'no' }]) {
+      expect(() => sqsPoisonSink({ queueUrl: QUEUE, client: client as never })).toThrow(
+        "@shardwise/sqs-poison-sink: Option 'client' must be an SQSClient",
+      )
+    }
+  })
+
+  it('refuses options that cannot be read with a ConfigurationError that keeps what reading them threw', () => {
+    const unreadable = hostileThrownValues.filter(([name]) => name.includes('Proxy'))
+    expect(unreadable).toHaveLength(2)
+    for (const [name, make] of unreadable) {
+      for (const options of [make(), { queueUrl: QUEUE, client: make() }]) {
+        let thrown: unknown
+        try {
+          sqsPoisonSink(options as never)
+        } catch (error) {
+          thrown = error
+        }
+        expect(thrown, name).toBeInstanceOf(ConfigurationError)
+        expect((thrown as Error).message, name).toMatch(
+          /^@shardwise\/sqs-poison-sink: the options cannot be read: /,
+        )
+        expect((thrown as Error).cause, name).toBeInstanceOf(Error)
+      }
+    }
   })
 })

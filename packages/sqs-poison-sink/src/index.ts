@@ -9,8 +9,11 @@
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs'
 import {
   ConfigurationError,
+  checkOptions,
   type KinesisRecord,
   messageOf,
+  type OptionRules,
+  option,
   type PoisonSink,
   type RecordError,
 } from '@shardwise/core'
@@ -57,20 +60,25 @@ const PACKAGE = '@shardwise/sqs-poison-sink'
  *   .use(kinesisDecode())
  *   .use(partialFailures({ onPoison: sqsPoisonSink() }))
  */
+const optionRules: OptionRules = {
+  queueUrl: option.string,
+  client: option.that(
+    (client) => typeof (client as Partial<SQSClient> | null)?.send === 'function',
+    'an SQSClient',
+  ),
+}
+
 export function sqsPoisonSink(options: SqsPoisonSinkOptions = {}): PoisonSink {
-  for (const key of Object.keys(options)) {
-    if (key !== 'queueUrl' && key !== 'client')
-      throw new ConfigurationError(`${PACKAGE}: Unknown option '${key}'`)
-  }
-  const queueUrl = options.queueUrl ?? process.env[POISON_QUEUE_URL_ENV]
+  const checked = checkOptions(PACKAGE, optionRules, options)
+  const queueUrl = checked.queueUrl ?? process.env[POISON_QUEUE_URL_ENV]
   if (typeof queueUrl !== 'string' || queueUrl === '') {
     throw new ConfigurationError(
-      options.queueUrl === undefined
+      checked.queueUrl === undefined
         ? `${PACKAGE}: no queue URL: set the environment variable ${POISON_QUEUE_URL_ENV} (the KinesisConsumer construct of @shardwise/cdk does when poisonQueue is on) or pass the option 'queueUrl'`
         : `${PACKAGE}: Option 'queueUrl' must be a non-empty string`,
     )
   }
-  const client = options.client ?? new SQSClient({})
+  const client = checked.client ?? new SQSClient({})
   // Same shard, same group: a FIFO queue keeps the stream's order, and a record delivered twice
   // (Lambda delivers at least once) is kept once within SQS's deduplication interval.
   const fifo = queueUrl.endsWith('.fifo')
