@@ -561,6 +561,24 @@ describe('wiring mistakes', () => {
     }
   })
 
+  it('refuses options that cannot be read with a ConfigurationError that keeps what reading them threw', () => {
+    const unreadable = hostileThrownValues.filter(([name]) => name.includes('Proxy'))
+    expect(unreadable).toHaveLength(2)
+    for (const [name, make] of unreadable) {
+      let thrown: unknown
+      try {
+        jsonParse(make() as never)
+      } catch (error) {
+        thrown = error
+      }
+      expect(thrown, name).toBeInstanceOf(ConfigurationError)
+      expect((thrown as Error).message, name).toMatch(
+        /^@shardwise\/json-parse: the options cannot be read: /,
+      )
+      expect((thrown as Error).cause, name).toBeInstanceOf(Error)
+    }
+  })
+
   it('refuses a schema that cannot be read with a ConfigurationError that keeps what reading it threw', () => {
     const trapsThrow = new Proxy(
       {},

@@ -106,9 +106,7 @@ export function jsonParse<Schema extends StandardSchemaV1>(
 ): JsonParser<StandardSchemaV1.InferOutput<Schema>>
 export function jsonParse(options?: JsonParseOptions<never>): JsonParser<unknown>
 export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
-  // arktype's schemas are functions.
-  const holder = typeof options === 'object' || typeof options === 'function' ? options : null
-  if (holder !== null && '~standard' in holder) {
+  if (isSchema(options)) {
     throw new ConfigurationError(
       `${pkg}: give the schema as an option, jsonParse({ schema }), not jsonParse(schema)`,
     )
@@ -133,6 +131,19 @@ export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
 }
 
 /** How a parser validates: `validate` now, and from the first answer that is a promise on. */
+/** A schema where the options should be; arktype's schemas are functions. */
+function isSchema(options: unknown): boolean {
+  try {
+    return (
+      (typeof options === 'object' || typeof options === 'function') &&
+      '~standard' in (options as object)
+    )
+  } catch {
+    // Options that cannot be read (a Proxy whose traps throw): checkOptions says so.
+    return false
+  }
+}
+
 interface Validator {
   validate: Validate
   readonly whenAsync: Validate
