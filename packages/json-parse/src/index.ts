@@ -130,7 +130,6 @@ export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
   return parser
 }
 
-/** How a parser validates: `validate` now, and from the first answer that is a promise on. */
 /** A schema where the options should be; arktype's schemas are functions. */
 function isSchema(options: unknown): boolean {
   try {
@@ -144,6 +143,7 @@ function isSchema(options: unknown): boolean {
   }
 }
 
+/** How a parser validates: `validate` now, and from the first answer that is a promise on. */
 interface Validator {
   validate: Validate
   readonly whenAsync: Validate
