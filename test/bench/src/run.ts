@@ -1,14 +1,28 @@
 /**
  * `pnpm bench [--quick] [--only json-10k,kpl] [--skip speed,memory,cold] [--cold-samples 40]
- *   [--write | --no-write]`
+ *   [--write | --no-write] [--first json-100,memory,cold] [--budget <s>] [--report <file>]
+ *   [--raw <file>] [--bundles <dir>] [--machine <text>]`
  *
  * Every comparison runs in a fresh child process on the same event file. Speed: a first run
  * checks the output against the hand-written loop of its format, then warm-up runs, then timed
  * runs (median and quartiles). Memory: peak RSS over a few invocations in a fresh process. Cold
  * start: each handler bundled with esbuild, then imported and invoked once per fresh process.
+ *
+ * For a machine where only Node runs (test/bench/device): `--first` runs those steps (workload
+ * ids for their speed, `memory`, `cold`) before the others, `--budget` starts no step and no
+ * round of cold starts after that many seconds, `--report` and `--raw` write the generated part
+ * and the raw samples after every step, `--bundles` takes the bundles from `prebuilt.ts`'s
+ * folder, and `--machine` says in the report where it ran. The report keeps its order.
  */
 import { execFileSync, fork } from 'node:child_process'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import {
+  appendFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -34,6 +48,7 @@ import type {
   SpeedTask,
 } from './measure.js'
 import { type Spread, spreadOf } from './output.js'
+import { readPrebuilt } from './prebuilt.js'
 import { CORE_CHAIN_LIMIT_KB, CORE_CHAIN_TARGET_KB } from './size-check.js'
 import { type Interval, pairedDifference } from './stats.js'
 import { type Workload, workloads } from './workloads.js'
@@ -54,12 +69,31 @@ const settings = quick
   : { seconds: 6, minRuns: 5, runsScale: 1, warmup: 10, coldSamples: 40, memoryInvocations: 3 }
 const coldSamplesFlag = Number(listOf('cold-samples')[0])
 if (coldSamplesFlag > 0) settings.coldSamples = Math.round(coldSamplesFlag)
+/** The value of `--<name> <value>`, taken whole (a path or a text may hold commas). */
+const optionOf = (name: string) => {
+  const at = args.indexOf(`--${name}`)
+  return at === -1 ? undefined : args[at + 1]
+}
+const first = listOf('first')
+const budgetSeconds = Number(optionOf('budget'))
+const reportFile = optionOf('report')
+const rawFile = optionOf('raw')
+const prebuilt = optionOf('bundles')
+const machine = optionOf('machine')
 
 const dist = new URL('./', import.meta.url)
 const measureJs = fileURLToPath(new URL('measure.js', dist))
 const coldStartJs = fileURLToPath(new URL('cold-start.js', dist))
 const repoRoot = fileURLToPath(new URL('../../../', dist))
 const tmp = mkdtempSync(join(tmpdir(), 'shardwise-bench-'))
+const started = Date.now()
+/** Past this time no step starts: `--budget`. */
+const deadline = budgetSeconds > 0 ? started + budgetSeconds * 1000 : Number.POSITIVE_INFINITY
+
+/** `--raw`: one JSON line per step, as soon as it is done. */
+function raw(record: Record<string, unknown>): void {
+  if (rawFile !== undefined) appendFileSync(rawFile, `${JSON.stringify(record)}\n`)
+}
 
 const selected = (id: string) => only.length === 0 || only.some((o) => id.includes(o))
 
@@ -234,6 +268,20 @@ async function speedOf(workload: Workload, eventFile: string): Promise<string> {
       `  ${workload.id} ${state.file.id}: ${spread ? `${int(ns(spread.median, workload.records))} ns/record` : state.error}\n`,
     )
   }
+  raw({
+    step: 'speed',
+    workload: workload.id,
+    records: workload.records,
+    rows: await Promise.all(
+      rows.map(async (row) => ({
+        id: row.file.id,
+        label: await labelOf(row.file),
+        digest: row.digest,
+        error: row.error,
+        ms: row.samples,
+      })),
+    ),
+  })
   const reference = rows.find((row) => row.file.path === REFERENCE)
   const out: string[][] = []
   for (const row of rows) {
@@ -283,8 +331,10 @@ async function memoryOf(workload: Workload, eventFile: string): Promise<string[]
   })
   const baseline = await child<MemoryResult>(task(undefined))
   rows.push([workload.id, 'event only (handler does nothing)', mb(baseline.peakKB), '0 MB'])
+  const results: Array<{ id: string | null } & MemoryResult> = [{ id: null, ...baseline }]
   for (const file of handlerFiles(workload.format)) {
     const result = await child<MemoryResult>(task(file))
+    results.push({ id: file.id, ...result })
     rows.push([
       workload.id,
       await labelOf(file),
@@ -292,6 +342,7 @@ async function memoryOf(workload: Workload, eventFile: string): Promise<string[]
       mb(result.peakKB - baseline.peakKB),
     ])
   }
+  raw({ step: 'memory', workload: workload.id, results })
   return rows
 }
 
@@ -334,6 +385,7 @@ const ms = (interval: Interval) =>
 async function sizesAndColdStarts(): Promise<string> {
   const bundles = join(tmp, 'bundles')
   mkdirSync(bundles)
+  const ready = prebuilt === undefined ? undefined : readPrebuilt(prebuilt)
   const formats = new Set(workloads.filter((w) => selected(w.id)).map((w) => w.format))
   const files = handlerFiles().filter((file) => formats.has(file.format) || file.id === MIDDY_ALONE)
   const built: Array<{ file: HandlerFile; bundle: Bundle; eventFile: string; event: string }> = []
@@ -353,7 +405,9 @@ async function sizesAndColdStarts(): Promise<string> {
       event = { file: writeEvent(`cold-${file.format}`, JSON.parse(text)), text }
       events.set(file.format, event)
     }
-    const b = await bundle(handlerEntry(fileURLToPath(file.href)), join(bundles, `${file.id}.mjs`))
+    const b =
+      ready?.handler(file.id) ??
+      (await bundle(handlerEntry(fileURLToPath(file.href)), join(bundles, `${file.id}.mjs`)))
     built.push({ file, bundle: b, eventFile: event.file, event: event.text })
   }
 
@@ -361,7 +415,9 @@ async function sizesAndColdStarts(): Promise<string> {
   // of load on the machine spread over every handler alike, and sample i of two rows can be
   // paired.
   const samples = new Map<string, ColdStart[]>()
-  for (let s = 0; s < settings.coldSamples; s++) {
+  let rounds = 0
+  for (let s = 0; s < settings.coldSamples && (s === 0 || Date.now() < deadline); s++) {
+    rounds++
     for (const { file, bundle: b, eventFile } of shuffled(built, s + 1)) {
       const out = execFileSync(process.execPath, [coldStartJs, b.outfile, eventFile], {
         encoding: 'utf8',
@@ -371,6 +427,16 @@ async function sizesAndColdStarts(): Promise<string> {
       samples.set(file.id, list)
     }
   }
+  raw({
+    step: 'cold',
+    rounds,
+    rows: built.map(({ file, bundle: b }) => ({
+      id: file.id,
+      bytes: b.bytes,
+      gzipBytes: b.gzipBytes,
+      samples: samples.get(file.id) ?? [],
+    })),
+  })
   const baseline = built.find((b) => b.file.id === MIDDY_ALONE)
   const baselineSamples = samples.get(MIDDY_ALONE) ?? []
   const rows: string[][] = []
@@ -410,7 +476,7 @@ async function sizesAndColdStarts(): Promise<string> {
     ])
   }
 
-  const core = await bundleCoreChain(join(bundles, 'core-chain.mjs'))
+  const core = ready?.coreChain() ?? (await bundleCoreChain(join(bundles, 'core-chain.mjs')))
   const coreRows = [...core.byModule].map(([name, bytes]) => [name, kb(bytes)])
   coreRows.push([
     "**whole bundle** (with esbuild's glue)",
@@ -418,7 +484,7 @@ async function sizesAndColdStarts(): Promise<string> {
   ])
 
   return [
-    `Each handler bundled with esbuild (minified, ESM, platform node, target node22, \`@aws-sdk/*\` external). Cold start: a fresh \`node\` process per sample reads the 100-record event of its format, then times the dynamic import of the bundle and the first invocation with \`performance.now()\`, so Node's own start-up (the same for every row, and the noisiest part) is left out. ${settings.coldSamples} processes per handler, in rounds of one process per handler, each round in a new order. Times in ms. "Over middy alone" pairs each sample with the sample of "${(baseline && (await labelOf(baseline.file))) ?? MIDDY_ALONE}" of the same round (rows with the same event only): the median of those differences with its distribution-free 95 % confidence interval (sign test), and their mean with Student's t 95 % interval; then the same median for the CPU time the process spent on the import and the invocation (every thread), which other processes on a loaded machine disturb less than the wall clock. The last column counts from the start of the process, Node's start-up included.`,
+    `Each handler bundled with esbuild (minified, ESM, platform node, target node22, \`@aws-sdk/*\` external). Cold start: a fresh \`node\` process per sample reads the 100-record event of its format, then times the dynamic import of the bundle and the first invocation with \`performance.now()\`, so Node's own start-up (the same for every row, and the noisiest part) is left out. ${rounds} processes per handler${rounds < settings.coldSamples ? ` (stopped at the --budget, of ${settings.coldSamples})` : ''}, in rounds of one process per handler, each round in a new order. Times in ms. "Over middy alone" pairs each sample with the sample of "${(baseline && (await labelOf(baseline.file))) ?? MIDDY_ALONE}" of the same round (rows with the same event only): the median of those differences with its distribution-free 95 % confidence interval (sign test), and their mean with Student's t 95 % interval; then the same median for the CPU time the process spent on the import and the invocation (every thread), which other processes on a loaded machine disturb less than the wall clock. The last column counts from the start of the process, Node's start-up included.`,
     table(
       [
         'format',
@@ -448,63 +514,118 @@ function cpuModel(): string {
   return `${cpus()[0]?.model.trim() ?? 'unknown CPU'} × ${cpus().length}`
 }
 
-const started = Date.now()
 const startLoad = loadavg()
-const sections: string[] = []
-const command = `pnpm bench${args.length ? ` ${args.join(' ')}` : ''}`
-sections.push(
-  `Made by \`${command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, Node ${process.version}, ${cpuModel()}.`,
+const shownArgs = args.filter(
+  (arg, i) =>
+    !['--report', '--raw', '--bundles', '--machine'].some(
+      (name) => arg === name || args[i - 1] === name,
+    ),
 )
+const command = `pnpm bench${shownArgs.length ? ` ${shownArgs.join(' ')}` : ''}`
+const header = `Made by \`${command}\` on ${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, Node ${process.version}, ${cpuModel()}${machine ? `; ${machine}` : ''}.`
+
+const chosen = workloads.filter((w) => selected(w.id))
+/** What each step made, by step id (a workload's id for its speed, `memory`, `cold`). */
+const made = new Map<string, string>()
+const notRun: string[] = []
+
+/**
+ * The steps, in the report's order; `--first` runs some of them before the others. Each is a
+ * workload's speed, the memory of the workloads that have it, or the bundles and cold starts.
+ */
+const steps: Array<{ id: string; run: (eventFile: (id: string) => string) => Promise<string> }> = [
+  ...(skip.has('speed') ? [] : chosen).map((workload) => ({
+    id: workload.id,
+    run: async (eventFile: (id: string) => string) => {
+      process.stderr.write(`speed: ${workload.id}\n`)
+      return speedOf(workload, eventFile(workload.id))
+    },
+  })),
+  ...(skip.has('memory') ? [] : [{ id: 'memory', run: memorySection }]),
+  ...(skip.has('cold') ? [] : [{ id: 'cold', run: coldSection }]),
+]
+const unknown = first.filter((id) => !steps.some((step) => step.id === id))
+if (unknown.length > 0) {
+  throw new Error(
+    `--first ${unknown.join(',')}: no such step (${steps.map((s) => s.id).join(', ')})`,
+  )
+}
+
+async function memorySection(eventFile: (id: string) => string): Promise<string> {
+  const rows: string[][] = []
+  for (const workload of chosen.filter((w) => w.memory)) {
+    process.stderr.write(`memory: ${workload.id}\n`)
+    rows.push(...(await memoryOf(workload, eventFile(workload.id))))
+  }
+  if (rows.length === 0) return ''
+  return `## Memory\n\nPeak RSS (\`VmHWM\` in /proc/self/status) of a fresh process that reads the event and runs ${settings.memoryInvocations} invocations, each on a freshly parsed event; "over event only" subtracts the peak of a handler that does nothing.\n\n${table(['workload', 'path', 'peak RSS', 'over event only'], rows)}`
+}
+
+async function coldSection(): Promise<string> {
+  process.stderr.write('bundles and cold starts\n')
+  return `## Bundle size and cold start\n\n${await sizesAndColdStarts()}`
+}
+
+/** The generated part: what is made so far, in the report's order. */
+function report(done: boolean): string {
+  const sections = [header]
+  const speed = steps.filter((step) => made.has(step.id) && chosen.some((w) => w.id === step.id))
+  if (!skip.has('speed') && (done || speed.length > 0)) {
+    sections.push(
+      `## Speed\n\nOne child process per row. Each first runs its path once and sends a digest of its output (the values its record handler receives and the checkpoint it answers): a row gets numbers only if that equals the reference's. Then warm-up runs, then the rows of a workload take turns, about 0.2 s of runs each, so that drift and bursts of load on the machine hit every row alike, until each row has its runs (the \`runs\` column) or has spent ${settings.seconds} s (at least ${settings.minRuns} runs). Each run gets a freshly parsed event, as Lambda gives each invocation (not timed). No GC is forced between runs: the collections that a path's allocations cause fall inside its own runs, as they do in Lambda, so the mean is shown beside the median. Before each run of an event of 1 MiB or more, a random amount of short-lived garbage (up to the young generation's size) puts the next scavenge at a random point, so that scavenges do not lock into one phase per process; a path that allocates more, or keeps more alive, is hit more often or harder.\n\n${speed.map((step) => made.get(step.id)).join('\n\n')}`,
+    )
+  }
+  for (const id of ['memory', 'cold']) {
+    const section = made.get(id)
+    if (section) sections.push(section)
+  }
+  const seconds = Math.round((Date.now() - started) / 1000)
+  const waiting = steps.filter((step) => !made.has(step.id) && !notRun.includes(step.id))
+  if (notRun.length > 0) {
+    sections.push(`Not run, as the --budget of ${budgetSeconds} s was spent: ${notRun.join(', ')}.`)
+  }
+  if (!done) {
+    sections.push(
+      `Unfinished: ${seconds} s so far; still to run: ${waiting.map((step) => step.id).join(', ')}.`,
+    )
+    return sections.join('\n\n')
+  }
+  const loadAtStart = startLoad.map((l) => l.toFixed(1)).join(', ')
+  const loadAtEnd = loadavg()
+    .map((l) => l.toFixed(1))
+    .join(', ')
+  sections.push(
+    `Whole run: ${seconds} s. Load average (1, 5, 15 min) at the start: ${loadAtStart}; at the end: ${loadAtEnd}. On ${cpus().length} cores, a load above about 1 means other processes competed with the measured one.`,
+  )
+  return sections.join('\n\n')
+}
 
 try {
-  const chosen = workloads.filter((w) => selected(w.id))
   const eventFiles = new Map<string, string>()
   for (const workload of chosen)
     eventFiles.set(workload.id, writeEvent(workload.id, workload.event()))
+  const eventFile = (id: string) => eventFiles.get(id) as string
 
-  if (!skip.has('speed')) {
-    const speed: string[] = []
-    for (const workload of chosen) {
-      process.stderr.write(`speed: ${workload.id}\n`)
-      speed.push(await speedOf(workload, eventFiles.get(workload.id) as string))
-      console.log(`\n${speed.at(-1)}\n`)
+  const rank = (id: string) => (first.includes(id) ? first.indexOf(id) : first.length)
+  const order = steps
+    .map((step, at) => ({ step, at }))
+    .sort((a, b) => rank(a.step.id) - rank(b.step.id) || a.at - b.at)
+  for (const { step } of order) {
+    if (Date.now() >= deadline) {
+      notRun.push(step.id)
+      continue
     }
-    sections.push(
-      `## Speed\n\nOne child process per row. Each first runs its path once and sends a digest of its output (the values its record handler receives and the checkpoint it answers): a row gets numbers only if that equals the reference's. Then warm-up runs, then the rows of a workload take turns, about 0.2 s of runs each, so that drift and bursts of load on the machine hit every row alike, until each row has its runs (the \`runs\` column) or has spent ${settings.seconds} s (at least ${settings.minRuns} runs). Each run gets a freshly parsed event, as Lambda gives each invocation (not timed). No GC is forced between runs: the collections that a path's allocations cause fall inside its own runs, as they do in Lambda, so the mean is shown beside the median. Before each run of an event of 1 MiB or more, a random amount of short-lived garbage (up to the young generation's size) puts the next scavenge at a random point, so that scavenges do not lock into one phase per process; a path that allocates more, or keeps more alive, is hit more often or harder.\n\n${speed.join('\n\n')}`,
-    )
-  }
-
-  if (!skip.has('memory')) {
-    const rows: string[][] = []
-    for (const workload of chosen.filter((w) => w.memory)) {
-      process.stderr.write(`memory: ${workload.id}\n`)
-      rows.push(...(await memoryOf(workload, eventFiles.get(workload.id) as string)))
-    }
-    if (rows.length > 0) {
-      const memory = `## Memory\n\nPeak RSS (\`VmHWM\` in /proc/self/status) of a fresh process that reads the event and runs ${settings.memoryInvocations} invocations, each on a freshly parsed event; "over event only" subtracts the peak of a handler that does nothing.\n\n${table(['workload', 'path', 'peak RSS', 'over event only'], rows)}`
-      console.log(`\n${memory}\n`)
-      sections.push(memory)
-    }
-  }
-
-  if (!skip.has('cold')) {
-    process.stderr.write('bundles and cold starts\n')
-    const cold = `## Bundle size and cold start\n\n${await sizesAndColdStarts()}`
-    console.log(`\n${cold}\n`)
-    sections.push(cold)
+    const section = await step.run(eventFile)
+    made.set(step.id, section)
+    if (section) console.log(`\n${section}\n`)
+    if (reportFile !== undefined) writeFileSync(reportFile, `${report(false)}\n`)
   }
 } finally {
   rmSync(tmp, { recursive: true, force: true })
 }
 
-const loadAtStart = startLoad.map((l) => l.toFixed(1)).join(', ')
-const loadAtEnd = loadavg()
-  .map((l) => l.toFixed(1))
-  .join(', ')
-sections.push(
-  `Whole run: ${Math.round((Date.now() - started) / 1000)} s. Load average (1, 5, 15 min) at the start: ${loadAtStart}; at the end: ${loadAtEnd}. On ${cpus().length} cores, a load above about 1 means other processes competed with the measured one.`,
-)
-const report = sections.join('\n\n')
+const generated = report(true)
+if (reportFile !== undefined) writeFileSync(reportFile, `${generated}\n`)
 
 if (write) {
   const file = join(repoRoot, 'BENCHMARKS.md')
@@ -514,7 +635,7 @@ if (write) {
   const from = text.indexOf(begin)
   const to = text.indexOf(end)
   if (from === -1 || to === -1) throw new Error(`${file} lacks the ${begin} and ${end} markers`)
-  writeFileSync(file, `${text.slice(0, from + begin.length)}\n${report}\n${text.slice(to)}`)
+  writeFileSync(file, `${text.slice(0, from + begin.length)}\n${generated}\n${text.slice(to)}`)
   // Written as the repository's formatter writes Markdown, so that \`pnpm test\` (biome) passes.
   execFileSync(join(repoRoot, 'node_modules/.bin/biome'), ['format', '--write', file], {
     cwd: repoRoot,
