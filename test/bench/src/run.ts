@@ -551,6 +551,13 @@ if (unknown.length > 0) {
   )
 }
 
+/** The order the steps run in: `--first`'s, then the others in the report's. */
+const rank = (id: string) => (first.includes(id) ? first.indexOf(id) : first.length)
+const order = steps
+  .map((step, at) => ({ step, at }))
+  .sort((a, b) => rank(a.step.id) - rank(b.step.id) || a.at - b.at)
+  .map(({ step }) => step)
+
 async function memorySection(eventFile: (id: string) => string): Promise<string> {
   const rows: string[][] = []
   for (const workload of chosen.filter((w) => w.memory)) {
@@ -580,7 +587,7 @@ function report(done: boolean): string {
     if (section) sections.push(section)
   }
   const seconds = Math.round((Date.now() - started) / 1000)
-  const waiting = steps.filter((step) => !made.has(step.id) && !notRun.includes(step.id))
+  const waiting = order.filter((step) => !made.has(step.id) && !notRun.includes(step.id))
   if (notRun.length > 0) {
     sections.push(`Not run, as the --budget of ${budgetSeconds} s was spent: ${notRun.join(', ')}.`)
   }
@@ -606,11 +613,7 @@ try {
     eventFiles.set(workload.id, writeEvent(workload.id, workload.event()))
   const eventFile = (id: string) => eventFiles.get(id) as string
 
-  const rank = (id: string) => (first.includes(id) ? first.indexOf(id) : first.length)
-  const order = steps
-    .map((step, at) => ({ step, at }))
-    .sort((a, b) => rank(a.step.id) - rank(b.step.id) || a.at - b.at)
-  for (const { step } of order) {
+  for (const step of order) {
     if (Date.now() >= deadline) {
       notRun.push(step.id)
       continue
