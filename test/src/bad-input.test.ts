@@ -272,7 +272,8 @@ describe('bad JSON fails its record alone', () => {
       {
         type: ParseError,
         name: 'ParseError',
-        cause: /has a "__proto__" key at order, refused because .* pollute prototypes$/,
+        cause:
+          /has a "__proto__" key at order, refused: merged into an object, it could pollute prototypes$/,
       },
     )
     await reportsTheBadRecord(
@@ -446,7 +447,7 @@ describe('bad Avro fails its record alone', () => {
     const error = getBatch(event)?.errors.get(2)
     expect(error).toBeInstanceOf(DecodeError)
     expect(error?.message).toBe(
-      `record ${sequenceNumber(2)} of ${SHARD} (partition key "1"): its zlib-compressed Glue datum does not fit in what is left of maxBatchInflatedBytes (${limit}), the most one invocation inflates; Lambda will deliver it again, in a later invocation with a fresh budget`,
+      `record ${sequenceNumber(2)} of ${SHARD} (partition key "1"): its zlib-compressed Glue datum does not fit in what is left of maxBatchInflatedBytes (${limit}), the most one invocation inflates; Lambda delivers it again, in a later invocation with a fresh budget`,
     )
     expect(error?.retryable).toBe(true)
     // Lambda delivers again from record 2, in an invocation of its own budget.
@@ -455,7 +456,7 @@ describe('bad Avro fails its record alone', () => {
     const alone = kinesisEvent([{ data: glue('s'.repeat(limit)) }])
     expect(await run.lambda(alone, lambdaContext())).toEqual({ batchItemFailures: [] })
     expect(getBatch(alone)?.errors.get(0)?.message).toMatch(
-      /; its Kinesis record alone inflates to more than that, so no invocation can read it$/,
+      /; its Kinesis record alone inflates to more than that, so no invocation can inflate it$/,
     )
     expect(getBatch(alone)?.status[0]).toBe(RecordStatus.Diverted)
   })
@@ -709,7 +710,7 @@ describe('values the library did not create', () => {
     return proxy
   }
   const unreadable =
-    'non-Error value thrown: an object that cannot be shown (JSON.stringify and String both threw)'
+    'non-Error value thrown: an object that JSON.stringify and String cannot show (both threw)'
 
   it.each([
     ['a revoked Proxy', revoked, unreadable],

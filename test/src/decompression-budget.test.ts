@@ -91,7 +91,7 @@ describe('the batch budget through the chain', () => {
     expect(over).toBeInstanceOf(DecodeError)
     expect(over).toMatchObject({ subSequenceNumber: 2, retryable: true })
     expect(over?.message).toMatch(
-      /: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(3145728\), the most one invocation decompresses; Lambda will deliver it again/,
+      /: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(3145728\), the most one invocation decompresses; Lambda delivers it again/,
     )
     for (const later of [5, 7]) expect(getBatch(first)?.errors.get(later)?.retryable).toBe(true)
 
@@ -107,7 +107,7 @@ describe('the batch budget through the chain', () => {
     expect(run.handled).toEqual([at(2, 0), at(2, 1), at(2, 2), at(3)])
     expect(run.sunk.map(({ record }) => record)).toEqual([at(2, 3)])
     expect(run.sunk[0]?.error.message).toMatch(
-      /its Kinesis record alone decompresses to more than that, so no invocation can decode it$/,
+      /its Kinesis record alone decompresses to more than that, so no invocation can decompress it$/,
     )
     expect(getBatch(second)?.errors.get(5)?.retryable).toBe(true)
 

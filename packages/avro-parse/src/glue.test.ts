@@ -386,7 +386,7 @@ describe('glueSchemaRegistry', () => {
       payload,
     ])
     const refused = (n: number) =>
-      `record ${100 + n} of shardId-000000000001 (partition key "order-${n}"): its zlib-compressed Glue datum does not fit in what is left of maxBatchInflatedBytes (${limit}), the most one invocation inflates; Lambda will deliver it again, in a later invocation with a fresh budget`
+      `record ${100 + n} of shardId-000000000001 (partition key "order-${n}"): its zlib-compressed Glue datum does not fit in what is left of maxBatchInflatedBytes (${limit}), the most one invocation inflates; Lambda delivers it again, in a later invocation with a fresh budget`
     expect(outcomes).toEqual([order, order, refused(2), refused(3)])
     expect(errors.get(2)).toBeInstanceOf(DecodeError)
     expect(errors.get(2)?.retryable).toBe(true)
@@ -407,7 +407,7 @@ describe('glueSchemaRegistry', () => {
     await parseThrough(parse, [small])
     const { outcomes, errors } = await parseThrough(parse, [big, small])
     expect(outcomes).toEqual([
-      `record 100 of shardId-000000000001 (partition key "order-0"): its zlib-compressed Glue datum does not fit in what is left of maxBatchInflatedBytes (${limit}), the most one invocation inflates; its Kinesis record alone inflates to more than that, so no invocation can read it`,
+      `record 100 of shardId-000000000001 (partition key "order-0"): its zlib-compressed Glue datum does not fit in what is left of maxBatchInflatedBytes (${limit}), the most one invocation inflates; its Kinesis record alone inflates to more than that, so no invocation can inflate it`,
       { id: 'a', quantity: 1 },
     ])
     expect(errors.get(0)).toBeInstanceOf(DecodeError)

@@ -221,7 +221,6 @@ function inflate(body: Buffer, budget: InflationBudget): Buffer | string | Frame
     limit: budget.limit,
     verb: 'inflate',
     verbs: 'inflates',
-    use: 'read',
     leftAtKinesisRecord: budget.leftAtKinesisRecord,
     failedAtKinesisRecord: budget.failedAtKinesisRecord,
   })

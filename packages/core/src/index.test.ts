@@ -176,7 +176,7 @@ describe('what the library reads of values it did not create', () => {
     const { proxy, revoke } = Proxy.revocable({}, {})
     revoke()
     expect(messageOf(proxy)).toBe(
-      'non-Error value thrown: an object that cannot be shown (JSON.stringify and String both threw)',
+      'non-Error value thrown: an object that JSON.stringify and String cannot show (both threw)',
     )
     const hidden = hostileThrownValues[1]?.[1]() as Error
     expect(messageOf(hidden)).toBe('an Error whose message or name getter threw')
@@ -192,7 +192,7 @@ describe('what the library reads of values it did not create', () => {
     const [, make] = hostileThrownValues[4] as readonly [string, () => unknown]
     const mangled = { ...at, partitionKey: make() as string, sequenceNumber: 7 as never }
     expect(new RecordHandlerError(mangled, 'x').message).toBe(
-      'record 7 sub-record 2 of shardId-000000000006 (partition key an object that cannot be shown (JSON.stringify and String both threw)): the record handler failed: x',
+      'record 7 sub-record 2 of shardId-000000000006 (partition key an object that JSON.stringify and String cannot show (both threw)): the record handler failed: x',
     )
   })
 })

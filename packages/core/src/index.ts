@@ -13,12 +13,21 @@ import type {
   KinesisStreamRecord,
 } from 'aws-lambda'
 
+import { DIVERTED, FAILED, SUCCEEDED } from './record-status.js'
+
 export type {
   Context,
   KinesisStreamBatchResponse,
   KinesisStreamEvent,
   KinesisStreamRecord,
 } from 'aws-lambda'
+export {
+  DIVERTED,
+  FAILED,
+  PENDING,
+  RecordStatus,
+  SUCCEEDED,
+} from './record-status.js'
 
 /** One user record of a Kinesis batch, after decoding; `data` is the payload in its current form. */
 export interface KinesisRecord<T = Uint8Array> {
@@ -49,19 +58,6 @@ export interface KinesisRecord<T = Uint8Array> {
   /** The record exactly as Lambda delivered it (for a KPL sub-record: its carrier). */
   lambdaRecord: KinesisStreamRecord
 }
-
-/** Where a record stands in this invocation. */
-export const RecordStatus = {
-  /** Not handled (yet): decoded and waiting, or never started because an earlier record failed. */
-  Pending: 0,
-  /** The record handler finished without error. */
-  Succeeded: 1,
-  /** A step failed it: decoding, parsing, validation or the record handler. */
-  Failed: 2,
-  /** It failed, and a poison sink acknowledged it, so the shard may move past it. */
-  Diverted: 3,
-} as const
-export type RecordStatus = (typeof RecordStatus)[keyof typeof RecordStatus]
 
 /**
  * The decoded batch, carried on the event under `BATCH`. `records` are in batch order with KPL
@@ -235,8 +231,8 @@ export function getPoisonSink(event: unknown): PoisonSink | undefined {
 
 /** Records a failure of `records[index]`; the first failure of a record is the one kept. */
 export function failRecord(batch: RecordBatch, index: number, error: RecordError): void {
-  if (batch.status[index] === RecordStatus.Failed) return
-  batch.status[index] = RecordStatus.Failed
+  if (batch.status[index] === FAILED) return
+  batch.status[index] = FAILED
   batch.errors.set(index, error)
 }
 
@@ -245,14 +241,14 @@ export function firstUnfinished(batch: RecordBatch): number {
   const { status } = batch
   for (let i = 0; i < status.length; i++) {
     const s = status[i]
-    if (s !== RecordStatus.Succeeded && s !== RecordStatus.Diverted) return i
+    if (s !== SUCCEEDED && s !== DIVERTED) return i
   }
   return -1
 }
 
 /** Position of the first failed record, or -1. Records after it must not be started. */
 export function firstFailed(batch: RecordBatch): number {
-  return batch.status.indexOf(RecordStatus.Failed)
+  return batch.status.indexOf(FAILED)
 }
 
 /** How many records of a batch stand at each status: for logs and metrics. */
@@ -266,9 +262,9 @@ export interface StatusCounts {
 export function countStatuses(batch: RecordBatch): StatusCounts {
   const counts: StatusCounts = { pending: 0, succeeded: 0, failed: 0, diverted: 0 }
   for (const s of batch.status) {
-    if (s === RecordStatus.Succeeded) counts.succeeded++
-    else if (s === RecordStatus.Failed) counts.failed++
-    else if (s === RecordStatus.Diverted) counts.diverted++
+    if (s === SUCCEEDED) counts.succeeded++
+    else if (s === FAILED) counts.failed++
+    else if (s === DIVERTED) counts.diverted++
     else counts.pending++
   }
   return counts
@@ -409,8 +405,6 @@ export interface BatchBudgetRefusal {
   /** `decompress` or `inflate`, and as `it` does it: `decompresses`, `inflates`. */
   readonly verb: string
   readonly verbs: string
-  /** `decode` or `read`: what no invocation can do with a record alone over the budget. */
-  readonly use: string
   /** What was left of the budget when the record's Kinesis record (its carrier) began. */
   readonly leftAtKinesisRecord: number
   /** What the Kinesis record's payloads that failed to decompress were charged. */
@@ -427,15 +421,15 @@ export function overBatchBudget(refusal: BatchBudgetRefusal): {
   message: string
   retryable: boolean
 } {
-  const { subject, option, limit, verb, verbs, use, failedAtKinesisRecord: failed } = refusal
+  const { subject, option, limit, verb, verbs, failedAtKinesisRecord: failed } = refusal
   const retryable = refusal.leftAtKinesisRecord < limit
   const counting =
     failed === 0
       ? ''
       : `, counting ${failed} bytes for its payloads that failed to ${verb} (the most they could have produced)`
   const outcome = retryable
-    ? 'Lambda will deliver it again, in a later invocation with a fresh budget'
-    : `its Kinesis record alone ${verbs} to more than that${counting}, so no invocation can ${use} it`
+    ? 'Lambda delivers it again, in a later invocation with a fresh budget'
+    : `its Kinesis record alone ${verbs} to more than that${counting}, so no invocation can ${verb} it`
   const message = `${subject} does not fit in what is left of ${option} (${limit}), the most one invocation ${verbs}; ${outcome}`
   return { message, retryable }
 }
@@ -610,7 +604,7 @@ export function shownValue(value: unknown): string {
   }
   if (typeof text !== 'string') text = safeString(value)
   if (text === undefined)
-    return `an ${typeof value} that cannot be shown (JSON.stringify and String both threw)`
+    return `an ${typeof value} that JSON.stringify and String cannot show (both threw)`
   return text.length <= SHOWN_CHARS
     ? text
     : `${text.slice(0, SHOWN_CHARS)}… (${text.length} characters)`

@@ -101,7 +101,7 @@ describe('jsonParse without a schema', () => {
     const messages = payloads.map((_, i) => batch.errors.get(i)?.message.replace(/^.*?\): /, ''))
     const bomNote = ' (it starts with a UTF-16 byte order mark: send JSON as UTF-8)'
     const zeroNote =
-      ' (it has a zero byte in its first two, as UTF-16 or UTF-32 text has: send JSON as UTF-8)'
+      ' (a zero byte in its first two, as in UTF-16 or UTF-32 text: send JSON as UTF-8)'
     expect(messages[0]).toBe(`is not valid UTF-8${bomNote}`)
     expect(messages[1]).toBe(`is not valid UTF-8${bomNote}`)
     for (const message of [messages[2], messages[3]]) {
@@ -256,7 +256,7 @@ describe('prototype pollution', () => {
     const deep = `${'['.repeat(depth)}{"__proto__":{}}${']'.repeat(depth)}`
     const { batch } = await run(jsonParse(), eventOf([deep]))
     expect(batch.errors.get(0)?.message).toContain(
-      `has a "__proto__" key at 0.0.0.0.….0.0.0.0 (depth ${depth}), refused because`,
+      `has a "__proto__" key at 0.0.0.0.….0.0.0.0 (depth ${depth}), refused: merged into an object`,
     )
   })
 })
@@ -445,7 +445,7 @@ describe('jsonParse with a schema', () => {
         expect(error).toBeInstanceOf(RecordError)
         expect(error?.retryable).toBe(true)
         expect(error?.message).toBe(
-          `record ${sequenceNumber(position)} of shardId-000000000006 (partition key "key-${position % 3}"): the schema's ~standard.validate answered ${shown}, which is neither { value } nor { issues }: is it a Standard Schema v1 validator?`,
+          `record ${sequenceNumber(position)} of shardId-000000000006 (partition key "key-${position % 3}"): the schema's ~standard.validate answered ${shown}, neither { value } nor { issues }: is it a Standard Schema v1 validator?`,
         )
       }
     }

@@ -22,11 +22,11 @@ import {
   PARSER,
   type ParsedEvent,
   ParseError,
+  PENDING,
   type RecordBatch,
   type RecordCoordinates,
   RecordError,
   type RecordParser,
-  RecordStatus,
   shownValue,
   type TurnSteps,
   ValidationError,
@@ -208,10 +208,10 @@ function parseBatch(
   const validate = validator?.validate
   const { records, status } = batch
   for (let i = 0; i < records.length; i++) {
-    if (status[i] !== RecordStatus.Pending) continue
+    if (status[i] !== PENDING) continue
     const record = records[i] as KinesisRecord<unknown>
     const value = parseRecord(batch, i, record, reviver)
-    if (value === FAILED) continue
+    if (value === NOT_PARSED) continue
     if (validate === undefined) {
       record.data = value
       continue
@@ -285,9 +285,9 @@ function validateAtTurn(
   const waiting: number[] = []
   const values = new Map<number, unknown>()
   for (let i = firstIndex + 1; i < records.length; i++) {
-    if (status[i] !== RecordStatus.Pending) continue
+    if (status[i] !== PENDING) continue
     const value = parseRecord(batch, i, records[i] as KinesisRecord<unknown>, reviver)
-    if (value === FAILED) continue
+    if (value === NOT_PARSED) continue
     waiting.push(i)
     values.set(i, value)
   }
@@ -387,7 +387,7 @@ function applyReadableResult(batch: RecordBatch, index: number, result: Result) 
 function notAResult(record: RecordCoordinates, answer: unknown): RecordError {
   return new RecordError(
     record,
-    `the schema's ~standard.validate answered ${shownValue(answer)}, which is neither { value } nor { issues }: is it a Standard Schema v1 validator?`,
+    `the schema's ~standard.validate answered ${shownValue(answer)}, neither { value } nor { issues }: is it a Standard Schema v1 validator?`,
   )
 }
 
@@ -417,7 +417,7 @@ function schemaThrew(record: RecordCoordinates, thrown: unknown): RecordError {
   })
 }
 
-const FAILED: unique symbol = Symbol('failed')
+const NOT_PARSED: unique symbol = Symbol('not parsed')
 // Fatal: invalid UTF-8 throws instead of turning into U+FFFD, in one pass with the decoding.
 // A leading byte order mark, which JSON.parse would refuse, is dropped.
 const utf8 = new TextDecoder('utf-8', { fatal: true })
@@ -445,7 +445,7 @@ function parseRecord(
   index: number,
   record: KinesisRecord<unknown>,
   reviver: Reviver | undefined,
-): unknown | typeof FAILED {
+): unknown | typeof NOT_PARSED {
   const { data } = record
   let text: string
   if (data instanceof Uint8Array) {
@@ -454,7 +454,7 @@ function parseRecord(
     } catch (error) {
       const message = `is not valid UTF-8${aggregateNote(data) || utf16Note(data)}`
       failRecord(batch, index, new ParseError(record, message, { cause: error }))
-      return FAILED
+      return NOT_PARSED
     }
   } else if (typeof data === 'string') {
     text = data
@@ -472,14 +472,14 @@ function parseRecord(
         ? `the reviver threw: ${messageOf(error)}`
         : `is not valid JSON: ${messageOf(error)}${data instanceof Uint8Array ? utf16Note(data) : ''}`
     failRecord(batch, index, new ParseError(record, message, { cause: error }))
-    return FAILED
+    return NOT_PARSED
   }
   if (mayPollute(text)) {
     const found = pollutingKey(value)
     if (found !== undefined) {
-      const message = `has a ${found}, refused because merging it into another object could pollute prototypes`
+      const message = `has a ${found}, refused: merged into an object, it could pollute prototypes`
       failRecord(batch, index, new ParseError(record, message))
-      return FAILED
+      return NOT_PARSED
     }
   }
   return value
@@ -506,7 +506,7 @@ function utf16Note(bytes: Uint8Array): string {
     return ' (it starts with a UTF-16 byte order mark: send JSON as UTF-8)'
   }
   if (bytes.length >= 2 && (first === 0 || second === 0)) {
-    return ' (it has a zero byte in its first two, as UTF-16 or UTF-32 text has: send JSON as UTF-8)'
+    return ' (a zero byte in its first two, as in UTF-16 or UTF-32 text: send JSON as UTF-8)'
   }
   return ''
 }

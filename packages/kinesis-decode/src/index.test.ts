@@ -686,14 +686,14 @@ describe('the batch budget (maxBatchDecompressedBytes)', () => {
       retryable: true,
     })
     expect(over?.message).toMatch(
-      /sub-record 2 .*: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(3145728\), the most one invocation decompresses; Lambda will deliver it again, in a later invocation with a fresh budget$/,
+      /sub-record 2 .*: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(3145728\), the most one invocation decompresses; Lambda delivers it again, in a later invocation with a fresh budget$/,
     )
     expect(over?.cause).toMatchObject({ code: 'ERR_BUFFER_TOO_LARGE' })
     // The budget is spent: each later compressed record is tried for one byte only.
     for (const later of [4, 20, 22]) {
       expect(batch.errors.get(later)?.retryable).toBe(true)
       expect(batch.errors.get(later)?.message).toMatch(
-        /: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(3145728\), the most one invocation decompresses; Lambda will deliver it again/,
+        /: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(3145728\), the most one invocation decompresses; Lambda delivers it again/,
       )
     }
     expect(batch.records[22]?.lambdaRecord).toBe(compressedAggregate)
@@ -715,7 +715,7 @@ describe('the batch budget (maxBatchDecompressedBytes)', () => {
     expect([...batch.status]).toEqual([0, 0, 0, 2, 2, 2])
     expect(batch.errors.get(3)?.retryable).toBe(false)
     expect(batch.errors.get(3)?.message).toMatch(
-      /sub-record 3 .*: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(3145728\), the most one invocation decompresses; its Kinesis record alone decompresses to more than that, so no invocation can decode it$/,
+      /sub-record 3 .*: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(3145728\), the most one invocation decompresses; its Kinesis record alone decompresses to more than that, so no invocation can decompress it$/,
     )
     expect(batch.errors.get(4)?.retryable).toBe(false)
     // The next Lambda record decodes in a later invocation that starts with it.
@@ -827,7 +827,7 @@ describe('the batch budget (maxBatchDecompressedBytes)', () => {
     expect(batch.errors.get(0)?.message).toMatch(/: data is not valid gzip: /)
     expect(batch.errors.get(2)?.retryable).toBe(false)
     expect(batch.errors.get(2)?.message).toMatch(
-      /sub-record 2 .*: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(40000\), the most one invocation decompresses; its Kinesis record alone decompresses to more than that, counting 26832 bytes for its payloads that failed to decompress \(the most they could have produced\), so no invocation can decode it$/,
+      /sub-record 2 .*: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(40000\), the most one invocation decompresses; its Kinesis record alone decompresses to more than that, counting 26832 bytes for its payloads that failed to decompress \(the most they could have produced\), so no invocation can decompress it$/,
     )
     // With room for what they could have made, it decodes.
     const roomy = decodeEvent(kinesisEvent(aggregate), { maxBatchDecompressedBytes: 46_832 })
@@ -849,7 +849,7 @@ describe('the batch budget (maxBatchDecompressedBytes)', () => {
     expect([...batch.status]).toEqual([2, 2])
     expect(batch.errors.get(0)?.retryable).toBe(false)
     expect(batch.errors.get(0)?.message).toMatch(
-      /: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(524288\), the most one invocation decompresses; its Kinesis record alone decompresses to more than that, so no invocation can decode it$/,
+      /: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(524288\), the most one invocation decompresses; its Kinesis record alone decompresses to more than that, so no invocation can decompress it$/,
     )
     // The bomb spent the budget before zlib stopped it; the next record decodes when Lambda
     // delivers it again.

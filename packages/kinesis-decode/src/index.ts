@@ -17,6 +17,7 @@ import {
   type DecodedEvent,
   DecodeError,
   eventSourceOf,
+  FAILED,
   type KinesisRecord,
   type KinesisStreamEvent,
   type KinesisStreamRecord,
@@ -26,7 +27,6 @@ import {
   overBatchBudget,
   placesOf,
   type RecordBatch,
-  RecordStatus,
   shardIdOf,
 } from '@shardwise/core'
 import {
@@ -274,7 +274,7 @@ function decodeRecords(
   }
 
   const status = new Uint8Array(records.length)
-  for (const index of errors.keys()) status[index] = RecordStatus.Failed
+  for (const index of errors.keys()) status[index] = FAILED
   const places = placesOf(records)
   return { records, places, status, errors, decoded: { kplAggregates, bytesDecompressed } }
 }
@@ -436,7 +436,6 @@ function overBudget(
     limit: settings.maxBatchDecompressedBytes,
     verb: 'decompress',
     verbs: 'decompresses',
-    use: 'decode',
     leftAtKinesisRecord: budget.leftAtLambdaRecord,
     failedAtKinesisRecord: budget.failedAtLambdaRecord,
   })

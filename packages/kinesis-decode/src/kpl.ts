@@ -162,7 +162,7 @@ function parseRecord(start: number, end: number, fields: number[]): boolean {
       if (pos < 0) return recordMalformed(at, start)
     }
   }
-  if (pos !== end) return recordMalformed(start, start)
+  // Each field above fails or leaves pos at most at end, so the loop stops at end exactly.
   if (partitionKeyIndex === -1 || dataStart === -1) {
     failure = `has no ${partitionKeyIndex === -1 ? 'partition_key_index' : 'data'} (a required field)`
     return false
@@ -177,13 +177,17 @@ function outsideTable(record: number, key: string, index: unknown, table: string
 }
 
 function malformed(at: number): undefined {
-  failure = `its body is not valid protobuf: the field at byte ${at} is malformed or runs past the end`
+  failure = `its body ${notProtobuf(at, '')}`
   return undefined
 }
 
 function recordMalformed(at: number, start: number): false {
-  failure = `is not valid protobuf: the field at byte ${at - start} of the record is malformed or runs past its end`
+  failure = notProtobuf(at - start, ' of the record')
   return false
+}
+
+function notProtobuf(at: number, of: string): string {
+  return `is not valid protobuf: the field at byte ${at}${of} is malformed or runs past its end`
 }
 
 /**

@@ -364,10 +364,10 @@ describe('the limits over all the frames of a payload', () => {
         `does not fit in what is left of maxBatchDecompressedBytes (${150_000 + FRAME_COST})`,
       )
     }
-    // Alone, over the budget: no invocation can decode it.
+    // Alone, over the budget: no invocation can decompress it.
     const alone = decodeEvent(kinesisEvent(twoFrames(100_000, 50_001)), budget)
     expect(alone.errors.get(0)?.retryable).toBe(false)
-    expect(alone.errors.get(0)?.message).toContain('so no invocation can decode it')
+    expect(alone.errors.get(0)?.message).toContain('so no invocation can decompress it')
   })
 
   it('stops a payload of many tiny frames once their setup has spent the budget', () => {

@@ -14,6 +14,8 @@ import {
   compareSequenceNumbers,
   coordinatesAt,
   countStatuses,
+  DIVERTED,
+  FAILED,
   firstUnfinished,
   getBatch,
   type KinesisRecord,
@@ -22,12 +24,12 @@ import {
   messageOf,
   type OptionRules,
   option,
+  PENDING,
   POISON_SINK,
   type PoisonSink,
   propertyOf,
   type RecordBatch,
   type RecordStage,
-  RecordStatus,
   shardIdOf,
   shownValue,
   stageOf,
@@ -279,7 +281,7 @@ function logFailure(
 function divertedOf(batch: RecordBatch): Failure[] {
   const diverted: Failure[] = []
   for (let i = 0; i < batch.status.length; i++) {
-    if (batch.status[i] === RecordStatus.Diverted) diverted.push(batchFailure(batch, i))
+    if (batch.status[i] === DIVERTED) diverted.push(batchFailure(batch, i))
   }
   return diverted
 }
@@ -287,7 +289,7 @@ function divertedOf(batch: RecordBatch): Failure[] {
 /** Every record that a step of the chain failed. */
 function collectBatchFailures(batch: RecordBatch, failures: Failures) {
   for (const index of batch.errors.keys()) {
-    if (batch.status[index] === RecordStatus.Failed) failures.add(batchFailure(batch, index))
+    if (batch.status[index] === FAILED) failures.add(batchFailure(batch, index))
   }
 }
 
@@ -320,7 +322,7 @@ function collectUndone(
 ) {
   const windowed = windowStateOf(event) !== undefined
   const at = windowed ? 0 : firstUnfinished(batch)
-  if (at === -1 || at >= batch.records.length || batch.status[at] === RecordStatus.Failed) return
+  if (at === -1 || at >= batch.records.length || batch.status[at] === FAILED) return
   const record = coordinatesAt(batch, at)
   // A copy of the loop's answer (a handler that wraps eachRecord) may already say as much.
   const reported = propertyOf(response, 'batchItemFailures')
@@ -473,7 +475,7 @@ function unfinished(
   positions: Positions | undefined,
 ): Failure {
   const index = positions?.of(sequenceNumber) ?? -1
-  if (batch === undefined || index === -1 || batch.status[index] !== RecordStatus.Pending) {
+  if (batch === undefined || index === -1 || batch.status[index] !== PENDING) {
     return { sequenceNumber, stage: 'answer', fields: { sequenceNumber, reportedBy: 'handler' } }
   }
   return {

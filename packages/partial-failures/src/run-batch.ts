@@ -18,6 +18,8 @@
 import {
   type Context,
   coordinatesAt,
+  DIVERTED,
+  FAILED,
   failRecord,
   firstFailed,
   type KinesisRecord,
@@ -27,8 +29,8 @@ import {
   type RecordBatch,
   RecordError,
   RecordHandlerError,
-  RecordStatus,
   type RecordTurns,
+  SUCCEEDED,
   shownValue,
 } from '@shardwise/core'
 
@@ -279,7 +281,7 @@ function startLimit(batch: RecordBatch): number {
 function startLimitWithSink(batch: RecordBatch): number {
   let limit = batch.records.length
   for (const [index, error] of batch.errors) {
-    if (index < limit && error.retryable && batch.status[index] === RecordStatus.Failed) {
+    if (index < limit && error.retryable && batch.status[index] === FAILED) {
       limit = index
     }
   }
@@ -303,20 +305,20 @@ async function handle(run: Run<unknown>, index: number): Promise<boolean> {
   }
   const status = batch.status[index]
   // The frontier may have sent a record that failed before the loop to the sink already.
-  if (status === RecordStatus.Diverted) return false
-  if (status !== RecordStatus.Failed) {
+  if (status === DIVERTED) return false
+  if (status !== FAILED) {
     const record = batch.records[index] as KinesisRecord<unknown>
     run.turns?.start(index)
     try {
       const result = run.handler(record, run.context, run.options)
       if (isThenable(result)) await result
-      batch.status[index] = RecordStatus.Succeeded
+      batch.status[index] = SUCCEEDED
     } catch (thrown) {
       failRecord(batch, index, new RecordHandlerError(coordinatesAt(batch, index), thrown))
     }
     run.turns?.end()
   }
-  const failed = batch.status[index] === RecordStatus.Failed
+  const failed = batch.status[index] === FAILED
   if (failed && !mayDivert(run, index) && index < run.limit) run.limit = index
   if (run.sink !== undefined) {
     const moving = advanceFrontier(run)
@@ -339,11 +341,11 @@ function advanceFrontier(run: Run<unknown>): Promise<void> | undefined {
   let at = run.frontier
   while (at < status.length) {
     const s = status[at]
-    if (s !== RecordStatus.Succeeded && s !== RecordStatus.Diverted) break
+    if (s !== SUCCEEDED && s !== DIVERTED) break
     at++
   }
   run.frontier = at
-  if (at === status.length || status[at] !== RecordStatus.Failed) return undefined
+  if (at === status.length || status[at] !== FAILED) return undefined
   run.movingFrontier = true
   return divertAtFrontier(run).finally(() => {
     run.movingFrontier = false
@@ -354,8 +356,8 @@ async function divertAtFrontier(run: Run<unknown>): Promise<void> {
   const { status, errors } = run.batch
   for (let at = run.frontier; at < status.length; at = ++run.frontier) {
     const s = status[at]
-    if (s === RecordStatus.Succeeded || s === RecordStatus.Diverted) continue
-    if (s !== RecordStatus.Failed) return
+    if (s === SUCCEEDED || s === DIVERTED) continue
+    if (s !== FAILED) return
     if (!run.stopped && mayDivert(run, at)) {
       if (await divert(run, run.sink as PoisonSink, at, errors.get(at) as RecordError)) {
         run.onDiverted?.(at)
@@ -397,7 +399,7 @@ async function divert(
 ): Promise<boolean> {
   try {
     await sink(run.batch.records[index] as KinesisRecord<unknown>, error)
-    run.batch.status[index] = RecordStatus.Diverted
+    run.batch.status[index] = DIVERTED
     return true
   } catch (thrown) {
     run.batch.errors.set(index, new PoisonSinkError(error, thrown))
@@ -420,14 +422,14 @@ async function runInOrder(run: Run<unknown>): Promise<void> {
       // Time may have run out while it waited.
       if (i >= run.limit) return
     }
-    if (batch.status[i] !== RecordStatus.Failed) {
+    if (batch.status[i] !== FAILED) {
       const record = batch.records[i] as KinesisRecord<unknown>
       run.turns?.start(i)
       try {
         const result = run.handler(record, run.context, run.options)
         if (isThenable(result)) await result
         run.turns?.end()
-        batch.status[i] = RecordStatus.Succeeded
+        batch.status[i] = SUCCEEDED
         continue
       } catch (thrown) {
         run.turns?.end()
