@@ -11,8 +11,8 @@ import {
   ConfigurationError,
   checkOptions,
   DecodeError,
+  decodedBatch,
   failRecord,
-  getBatch,
   isNonRetryable,
   type KinesisRecord,
   kindOf,
@@ -212,12 +212,7 @@ function looksLikeSchema(options: unknown): boolean {
 
 /** The event's batch, marked as read by `parser`. */
 function batchOf(event: unknown, parser: RecordParser<unknown>): RecordBatch {
-  const batch = getBatch(event)
-  if (batch === undefined) {
-    throw new ConfigurationError(
-      `${pkg}: the event has no decoded records; add .use(kinesisDecode()) before .use(avroParse())`,
-    )
-  }
+  const batch = decodedBatch(event, pkg, 'before .use(avroParse())')
   markParsed(batch, parser)
   return batch
 }

@@ -13,6 +13,7 @@ import type {
   KinesisStreamRecord,
 } from 'aws-lambda'
 
+import { ConfigurationError } from './options.js'
 import { DIVERTED, FAILED, SUCCEEDED } from './record-status.js'
 
 export type {
@@ -213,6 +214,24 @@ export type InferData<Parser> =
 /** Returns the decoded batch of an event, or `undefined` when `kinesisDecode` did not run. */
 export function getBatch<T = unknown>(event: unknown): RecordBatch<T> | undefined {
   return propertyOf(event, BATCH) as RecordBatch<T> | undefined
+}
+
+/**
+ * The event's decoded batch, for a middleware (`pkg`) that needs `kinesisDecode` to have run:
+ * without it, a `ConfigurationError` says to add `.use(kinesisDecode())` `where`.
+ */
+export function decodedBatch<T = unknown>(
+  event: unknown,
+  pkg: string,
+  where: string,
+): RecordBatch<T> {
+  const batch = getBatch<T>(event)
+  if (batch === undefined) {
+    throw new ConfigurationError(
+      `${pkg}: the event has no decoded records; add .use(kinesisDecode()) ${where}`,
+    )
+  }
+  return batch
 }
 
 /**
@@ -473,17 +492,16 @@ function listed(issues: ReadonlyArray<ValidationIssue>): string {
   for (let i = 0; i < issues.length && i < LISTED_ISSUES; i++) {
     const { path, message } = issues[i] as ValidationIssue
     parts.push(
-      `${clipped(path.length ? path.map(textOf).join('.') : '(root)')}: ${clipped(textOf(message))}`,
+      `${clipped(path.length ? path.map(textOf).join('.') : '(root)', ISSUE_PART_CHARS)}: ${clipped(textOf(message), ISSUE_PART_CHARS)}`,
     )
   }
   const more = issues.length - parts.length
   return more > 0 ? `${parts.join('; ')}; and ${more} more issues` : parts.join('; ')
 }
 
-function clipped(text: string): string {
-  return text.length <= ISSUE_PART_CHARS
-    ? text
-    : `${text.slice(0, ISSUE_PART_CHARS)}… (${text.length} characters)`
+/** `text`, or its first `most` characters and how many it has. */
+function clipped(text: string, most: number): string {
+  return text.length <= most ? text : `${text.slice(0, most)}… (${text.length} characters)`
 }
 
 /**
@@ -605,9 +623,7 @@ export function shownValue(value: unknown): string {
   if (typeof text !== 'string') text = safeString(value)
   if (text === undefined)
     return `an ${typeof value} that JSON.stringify and String cannot show (both threw)`
-  return text.length <= SHOWN_CHARS
-    ? text
-    : `${text.slice(0, SHOWN_CHARS)}… (${text.length} characters)`
+  return clipped(text, SHOWN_CHARS)
 }
 
 /** What kind of value a message got: `null`, `undefined`, `an array`, `an object`, `a string`, ... */

@@ -10,8 +10,8 @@ import {
   aggregateNote,
   ConfigurationError,
   checkOptions,
+  decodedBatch,
   failRecord,
-  getBatch,
   isInstance,
   type KinesisRecord,
   kindOf,
@@ -117,12 +117,7 @@ export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
   const parser: JsonParser<unknown> = {
     [PARSER]: `${schema === undefined ? 'jsonParse()' : 'jsonParse({ schema })'} of ${pkg}`,
     before(request) {
-      const batch = getBatch(request.event)
-      if (batch === undefined) {
-        throw new ConfigurationError(
-          `${pkg}: the event has no decoded records; add .use(kinesisDecode()) before .use(jsonParse())`,
-        )
-      }
+      const batch = decodedBatch(request.event, pkg, 'before .use(jsonParse())')
       markParsed(batch, parser)
       parseBatch(batch, reviver, validator, validationConcurrency)
     },

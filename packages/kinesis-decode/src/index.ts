@@ -147,16 +147,18 @@ export function decodeEvent(
 }
 
 function settingsOf(options: KinesisDecodeOptions | undefined): Settings {
-  const {
-    deaggregate = true,
-    decompress = 'auto',
-    maxDecompressedBytes = DEFAULT_MAX_DECOMPRESSED_BYTES,
-    maxBatchDecompressedBytes = DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES,
-  } = checkOptions(pkg, optionRules, options)
-  if (decompress === 'zstd' && typeof zlib().zstdDecompressSync !== 'function') {
+  const settings: Settings = {
+    deaggregate: true,
+    decompress: 'auto',
+    maxDecompressedBytes: DEFAULT_MAX_DECOMPRESSED_BYTES,
+    maxBatchDecompressedBytes: DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES,
+    // Only the options given: checkOptions leaves out those that are undefined.
+    ...checkOptions(pkg, optionRules, options),
+  }
+  if (settings.decompress === 'zstd' && typeof zlib().zstdDecompressSync !== 'function') {
     throw new ConfigurationError(`${pkg}: decompress 'zstd' ${ZSTD_NEEDS}`)
   }
-  return { deaggregate, decompress, maxDecompressedBytes, maxBatchDecompressedBytes }
+  return settings
 }
 
 function kinesisRecordsOf(event: unknown): KinesisStreamRecord[] {

@@ -96,7 +96,7 @@ describe('a logger that fails', () => {
       expect(await lambda(threeRecords(), lambdaContext())).toEqual(failed(1))
       expect(consoleError).toHaveBeenCalledTimes(2)
       expect(String(consoleError.mock.calls[0]?.[0])).toMatch(
-        /the logger's error\(\) failed: its lines are lost, the answer to Lambda unchanged: transport down/,
+        /the logger's error\(\) failed, its lines lost, the answer to Lambda unchanged: transport down/,
       )
     } finally {
       consoleError.mockRestore()

@@ -5,10 +5,9 @@
  */
 import {
   batchResponse,
-  ConfigurationError,
   type Context,
   checkOptions,
-  getBatch,
+  decodedBatch,
   getPoisonSink,
   getRecordObservers,
   type KinesisStreamBatchResponse,
@@ -16,10 +15,11 @@ import {
   type OptionRules,
   observedRun,
   option,
+  type RecordBatch,
   type RecordParser,
 } from '@shardwise/core'
 import { answered, notAnswered, windowStateOf } from './loop-answers.js'
-import { type Ordering, type RecordHandler, runBatch } from './run-batch.js'
+import { type Ordering, type RecordHandler, type RunOptions, runBatch } from './run-batch.js'
 import { handlerArguments, pkg, requireParsed } from './typed-parser.js'
 
 export interface EachRecordOptions {
@@ -84,19 +84,19 @@ export function eachRecord(...args: unknown[]): BatchHandler {
     'eachRecord',
     args,
   )
-  const {
-    ordering = 'shard',
-    concurrency = 10,
-    timeoutMarginMs = 1000,
-  } = checkOptions(pkg, runOptionRules, options)
-  const runOptions = { ordering, concurrency, timeoutMarginMs }
+  const runOptions: RunOptions = {
+    ordering: 'shard',
+    concurrency: 10,
+    timeoutMarginMs: 1000,
+    ...checkOptions(pkg, runOptionRules, options),
+  }
 
   return async (event, context, middyOptions) => {
     const batch = decodedBatchOf<unknown>(event)
     if (parser !== undefined) requireParsed('eachRecord', batch, parser)
     notAnswered(batch)
     const observers = getRecordObservers(event)
-    const run = observedRun(handler, batch, observers, ordering !== 'shard')
+    const run = observedRun(handler, batch, observers, runOptions.ordering !== 'shard')
     const { signal } = middyOptions ?? {}
     await runBatch(batch, run.handler, runOptions, context, signal, getPoisonSink(event), run.turns)
     const answer: KinesisStreamBatchResponse & { state?: object } = batchResponse(batch)
@@ -107,12 +107,6 @@ export function eachRecord(...args: unknown[]): BatchHandler {
   }
 }
 
-export function decodedBatchOf<T>(event: unknown) {
-  const batch = getBatch<T>(event)
-  if (batch === undefined) {
-    throw new ConfigurationError(
-      `${pkg}: the event has no decoded records; add .use(kinesisDecode()) to the middy chain`,
-    )
-  }
-  return batch
+export function decodedBatchOf<T>(event: unknown): RecordBatch<T> {
+  return decodedBatch<T>(event, pkg, 'to the middy chain')
 }

@@ -45,7 +45,7 @@ export function guarded(logger: Logger): GuardedLogger {
     failed = true
     try {
       console.error(
-        `${pkg}: the logger's ${level}() failed: its lines are lost, the answer to Lambda unchanged: ${messageOf(thrown)}`,
+        `${pkg}: the logger's ${level}() failed, its lines lost, the answer to Lambda unchanged: ${messageOf(thrown)}`,
       )
     } catch {
       // Nothing is left to say it with.

@@ -402,7 +402,7 @@ function collectReportedFailures(
   }
   if (reported.length === 0) return
   const known = new Set<string>(lambdaSequences)
-  const positions = batch === undefined ? undefined : new Positions(batch)
+  const positions = batch === undefined ? undefined : firstPositions(batch)
   const unknown: unknown[] = []
   for (const item of reported) {
     const id = propertyOf(item, 'itemIdentifier')
@@ -451,17 +451,11 @@ function reportedItems(response: unknown): unknown[] | string | undefined {
 }
 
 /** Where each sequence number first appears in the batch, found once for all the items. */
-class Positions {
-  private readonly first = new Map<string, number>()
-  constructor(batch: RecordBatch) {
-    const { sequenceNumbers } = batch.places
-    for (let i = sequenceNumbers.length - 1; i >= 0; i--) {
-      this.first.set(sequenceNumbers[i] as string, i)
-    }
-  }
-  of(sequenceNumber: string): number {
-    return this.first.get(sequenceNumber) ?? -1
-  }
+function firstPositions(batch: RecordBatch): Map<string, number> {
+  const first = new Map<string, number>()
+  const { sequenceNumbers } = batch.places
+  for (let i = sequenceNumbers.length - 1; i >= 0; i--) first.set(sequenceNumbers[i] as string, i)
+  return first
 }
 
 /**
@@ -472,9 +466,9 @@ class Positions {
 function unfinished(
   sequenceNumber: string,
   batch: RecordBatch | undefined,
-  positions: Positions | undefined,
+  positions: Map<string, number> | undefined,
 ): Failure {
-  const index = positions?.of(sequenceNumber) ?? -1
+  const index = positions?.get(sequenceNumber) ?? -1
   if (batch === undefined || index === -1 || batch.status[index] !== PENDING) {
     return { sequenceNumber, stage: 'answer', fields: { sequenceNumber, reportedBy: 'handler' } }
   }
