@@ -31,7 +31,7 @@ fail() {
 }
 since() { echo "$(($(date +%s) - t0)) s"; }
 
-[ -f "$kit/node.xz" ] && [ -f "$kit/bench/run.js" ] ||
+[ -f "$kit/node.xz" ] && [ -f "$kit/modules.tar.xz" ] && [ -f "$kit/bench/bundles/manifest.json" ] ||
   fail "no kit at $PWD/$kit: run test/bench/device/prepare.sh here, then carry .bench-kit"
 work=$(mktemp -d /tmp/shardwise-device.XXXXXX)
 node=$work/node
@@ -45,6 +45,20 @@ else
 fi
 chmod +x "$node"
 version=$("$node" --version 2>&1) || fail "the kit's node does not run here: $version"
+# The bench's modules, as pnpm installed them here: test/bench/dist, Shardwise's packages' dist,
+# node_modules (links included).
+if [ -e node_modules ]; then
+  say "node_modules is here already: the bench runs on it as it is, not on the kit's modules"
+elif command -v xz >/dev/null && command -v tar >/dev/null; then
+  xz -dc "$kit/modules.tar.xz" | tar -xf - || fail "could not unpack $kit/modules.tar.xz"
+elif command -v python3 >/dev/null; then
+  python3 -c 'import sys, tarfile
+t = tarfile.open(sys.argv[1])
+t.extractall(".", **({"filter": "fully_trusted"} if hasattr(tarfile, "fully_trusted_filter") else {}))' \
+    "$kit/modules.tar.xz" || fail "python3 could not unpack $kit/modules.tar.xz"
+else
+  fail "neither xz and tar nor python3 here to unpack $kit/modules.tar.xz"
+fi
 
 say "== machine ($(date -u '+%Y-%m-%d %H:%M:%S UTC'))"
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//')
@@ -60,14 +74,14 @@ say "kit: $(cat "$kit/stamp.txt" 2>/dev/null || echo 'no stamp')"
 say "unpacked in $(since)"
 
 say "== smoke check"
-timeout -k 5 60 "$node" "$kit/bench/device-smoke.js" --bundles "$kit/bench/bundles" 2>&1 | tee -a "$facts"
+timeout -k 5 60 "$node" test/bench/dist/device-smoke.js --bundles "$kit/bench/bundles" 2>&1 | tee -a "$facts"
 [ "${PIPESTATUS[0]}" = 0 ] || fail "smoke check (above): the bench cannot run here as built; nothing measured"
 say "smoke check passed at $(since)"
 
 say "== bench (no step starts after ${budget} s; stopped at $((budget + 90)) s; first: $first)"
-machine="the borrowed machine: ${cpu:-unknown CPU}, $cores cores, ${memory:-?} of memory, $kernel; run by test/bench/device/run.sh with the kit's bundled harness and prebuilt bundles ($(cut -d'(' -f1 "$kit/stamp.txt" 2>/dev/null | sed 's/ *$//'))"
+machine="the borrowed machine: ${cpu:-unknown CPU}, $cores cores, ${memory:-?} of memory, $kernel; run by test/bench/device/run.sh with the kit's modules and prebuilt bundles ($(cut -d'(' -f1 "$kit/stamp.txt" 2>/dev/null | sed 's/ *$//'))"
 # shellcheck disable=SC2086 # BENCH_ARGS is a list of arguments
-timeout -k 10 $((budget + 90)) "$node" "$kit/bench/run.js" --no-write --first "$first" \
+timeout -k 10 $((budget + 90)) "$node" test/bench/dist/run.js --no-write --first "$first" \
   --budget "$budget" --bundles "$kit/bench/bundles" --report "$out/generated.md" \
   --raw "$out/raw.jsonl" --machine "$machine" ${BENCH_ARGS:-} >"$out/bench.log" 2>&1
 status=$?

@@ -1,99 +1,99 @@
 /**
- * `node dist/kit.js <dir>` (run by test/bench/device/prepare.sh): everything the bench needs on a
+ * `node dist/kit.js <dir>` (run by test/bench/device/prepare.sh): what the bench needs on a
  * machine where only a `node` binary runs, without node_modules, esbuild or a network.
  *
- * - `<dir>/`: this package's compiled modules bundled with everything they import, one output
- *   file per module at the same relative path as in dist, so that `handlers/` is found next to
- *   `run.js`.
- *   Code shared by several of them goes into `chunk-*.js` files beside them (esbuild's
- *   splitting), so that a process loads only what its own module imports, each package once.
- *   No tree shaking: a process loads every module it imports whole, as from node_modules.
- * - `<dir>/bundles/`: the cold-start bundles and the core chain's bundle, built by `bundle.ts` and
- *   `core-chain.ts` as a run builds them, with their manifest (`prebuilt.ts`), for `--bundles`.
+ * - `<dir>/files.txt`: the paths, from the repository's root, of every file and link that
+ *   `node test/bench/dist/run.js` loads: this package's dist, and the packages it imports and
+ *   everything they import, each as pnpm installed it (the store's folder of each package with
+ *   the links to its dependencies, the links of this package's and of Shardwise's packages'
+ *   node_modules, Shardwise's packages' dist). prepare.sh packs them, and run.sh unpacks them
+ *   into the machine's copy of the repository: the bench runs there on the very files it runs
+ *   on here, loaded the same way, so its memory figures count the same modules.
+ * - `<dir>/bundles/`: the cold-start bundles and the core chain's bundle, built by `bundle.ts`
+ *   and `core-chain.ts` as a run builds them, with their manifest (`prebuilt.ts`), for
+ *   `--bundles`: the machine has no esbuild binary.
  */
-import { mkdirSync, readdirSync, rmSync } from 'node:fs'
-import { isBuiltin } from 'node:module'
-import { join } from 'node:path'
+import { existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs'
+import { join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { build, type Plugin } from 'esbuild'
 import { bundle, handlerEntry } from './bundle.js'
 import { bundleCoreChain } from './core-chain.js'
 import { handlerFiles, loadHandler } from './handlers.js'
 import { writeManifest } from './prebuilt.js'
 
-/** The modules that the harness starts as processes: `run.ts` forks and execs the others. */
-export const SCRIPTS = ['run.js', 'measure.js', 'cold-start.js', 'device-smoke.js']
+const benchRoot = fileURLToPath(new URL('../', import.meta.url))
 
-const dist = fileURLToPath(new URL('./', import.meta.url))
+/** This package's development dependencies that no run loads. */
+const NOT_LOADED = /^(vitest|@types\/.*|@esbuild\/.*)$/
+
+interface Manifest {
+  dependencies?: Record<string, string>
+  devDependencies?: Record<string, string>
+  optionalDependencies?: Record<string, string>
+  peerDependencies?: Record<string, string>
+  peerDependenciesMeta?: Record<string, { optional?: boolean }>
+}
+
+function manifestOf(dir: string): Manifest {
+  return JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as Manifest
+}
+
+/** What a package needs when it runs: its dependencies and the peers it does not mark optional. */
+function runtimeDependencies(manifest: Manifest): string[] {
+  const optionalPeer = (name: string) => manifest.peerDependenciesMeta?.[name]?.optional === true
+  return [
+    ...Object.keys(manifest.dependencies ?? {}),
+    ...Object.keys(manifest.optionalDependencies ?? {}),
+    ...Object.keys(manifest.peerDependencies ?? {}).filter((name) => !optionalPeer(name)),
+  ].filter((name) => !NOT_LOADED.test(name))
+}
 
 /**
- * The entry points: every compiled module but this one, the scripts and every path module
- * (`handlers.ts` imports them by file) among them. Each keeps its own file, so that
- * `import.meta.url` in a module is a file of the kit's folder at the same depth as in dist, and a
- * module's check that it is the main module (`size-check.ts`) holds only when it is.
+ * The paths (from `root`) that hold everything `node test/bench/dist/run.js` loads, as pnpm laid
+ * them out: followed from this package's dependencies through every package's own.
  */
-export function kitEntries(): string[] {
-  // From src when the tests run this module: esbuild reads TypeScript as well.
-  const files = readdirSync(dist, { recursive: true, encoding: 'utf8' })
-  return files
-    .filter((file) => /\.[jt]s$/.test(file) && !/\.(test|d)\.ts$|^kit\.[jt]s$/.test(file))
-    .map((file) => join(dist, file))
-    .sort()
+export function closure(root: string): string[] {
+  const paths = new Set<string>(['test/bench/dist', 'node_modules/.pnpm/node_modules'])
+  const seen = new Set<string>()
+  const rel = (path: string) => relative(root, path).split(sep).join('/')
+  const visit = (nodeModules: string, name: string) => {
+    const link = join(nodeModules, name)
+    if (!existsSync(link)) return // an optional dependency not installed on this platform
+    paths.add(rel(link))
+    const real = realpathSync(link)
+    if (seen.has(real)) return
+    seen.add(real)
+    // A package of pnpm's store lies in .pnpm/<id>/node_modules/<name>, beside the links to its
+    // dependencies; a workspace package has its own node_modules and its built dist.
+    const store = /^(.*[/\\]node_modules[/\\]\.pnpm[/\\][^/\\]+[/\\]node_modules)[/\\]/.exec(real)
+    let own: string
+    if (store?.[1] !== undefined) {
+      own = store[1]
+      paths.add(rel(own))
+    } else {
+      own = join(real, 'node_modules')
+      paths.add(rel(join(real, 'dist')))
+    }
+    for (const dependency of runtimeDependencies(manifestOf(real))) visit(own, dependency)
+  }
+  const bench = manifestOf(benchRoot)
+  for (const name of Object.keys(bench.devDependencies ?? {})) {
+    if (!NOT_LOADED.test(name)) visit(join(benchRoot, 'node_modules'), name)
+  }
+  return [...paths].sort()
 }
 
-/** The harness imports esbuild only to build bundles, which the kit brings prebuilt. */
-const noEsbuild: Plugin = {
-  name: 'no-esbuild',
-  setup(build) {
-    build.onResolve({ filter: /^esbuild$/ }, () => ({ path: 'esbuild', namespace: 'no-esbuild' }))
-    build.onLoad({ filter: /.*/, namespace: 'no-esbuild' }, () => ({
-      contents: `export function build() {
-  throw new Error('esbuild is not in the bench kit: give the bench --bundles <dir>/bundles')
-}`,
-      loader: 'js',
-    }))
-  },
-}
-
-/** `bundles: false` leaves out the prebuilt bundles (`bundles/`). */
+/** `bundles: false` leaves out the prebuilt bundles. */
 export async function buildKit(
   dir: string,
+  root: string,
   { bundles: prebuild = true } = {},
-): Promise<{ files: number; bundles: number }> {
+): Promise<{ paths: number; bundles: number }> {
   rmSync(dir, { recursive: true, force: true })
-  const result = await build({
-    entryPoints: kitEntries(),
-    outbase: dist,
-    outdir: dir,
-    bundle: true,
-    splitting: true,
-    treeShaking: false,
-    format: 'esm',
-    platform: 'node',
-    target: 'node22',
-    chunkNames: '[name]-[hash]',
-    // CommonJS dependencies bundled as ESM need `require` for Node's built-ins.
-    banner: {
-      js: "import{createRequire as __cr}from'node:module';const require=__cr(import.meta.url);",
-    },
-    plugins: [noEsbuild],
-    metafile: true,
-    logLevel: 'warning',
-  })
-  // Everything must be inside: an import that is neither Node's nor one of the kit's files
-  // would be looked for in a node_modules that the machine does not have.
-  const outside = new Set<string>()
-  for (const output of Object.values(result.metafile.outputs)) {
-    for (const imported of output.imports) {
-      if (imported.external && !isBuiltin(imported.path)) outside.add(imported.path)
-    }
-  }
-  if (outside.size > 0) {
-    throw new Error(`the kit would import from node_modules: ${[...outside].join(', ')}`)
-  }
-
-  const files = Object.keys(result.metafile.outputs).length
-  if (!prebuild) return { files, bundles: 0 }
+  mkdirSync(dir, { recursive: true })
+  const paths = closure(root)
+  writeFileSync(join(dir, 'files.txt'), `${paths.join('\n')}\n`)
+  if (!prebuild) return { paths: paths.length, bundles: 0 }
   const bundles = join(dir, 'bundles')
   mkdirSync(bundles)
   const handlers = []
@@ -105,12 +105,14 @@ export async function buildKit(
   }
   const core = await bundleCoreChain(join(bundles, 'core-chain.mjs'))
   writeManifest(bundles, handlers, { file: 'core-chain.mjs', bundle: core })
-  return { files, bundles: handlers.length + 1 }
+  return { paths: paths.length, bundles: handlers.length + 1 }
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const dir = process.argv[2]
-  if (dir === undefined) throw new Error('usage: node dist/kit.js <dir>')
-  const { files, bundles } = await buildKit(dir)
-  console.log(`${dir}: ${files} files of the harness, ${bundles} prebuilt bundles`)
+  const [dir, root] = process.argv.slice(2)
+  if (dir === undefined || root === undefined) {
+    throw new Error('usage: node dist/kit.js <kit dir> <repository root>')
+  }
+  const { paths, bundles } = await buildKit(dir, root)
+  console.log(`${dir}: ${paths} paths to pack (files.txt), ${bundles} prebuilt bundles`)
 }

@@ -618,8 +618,12 @@ try {
       notRun.push(step.id)
       continue
     }
+    const stepStarted = Date.now()
     const section = await step.run(eventFile)
     made.set(step.id, section)
+    process.stderr.write(
+      `done: ${step.id} in ${Math.round((Date.now() - stepStarted) / 1000)} s, ${Math.round((Date.now() - started) / 1000)} s since the start\n`,
+    )
     if (section) console.log(`\n${section}\n`)
     if (reportFile !== undefined) writeFileSync(reportFile, `${report(false)}\n`)
   }
