@@ -207,6 +207,32 @@ describe('batchMetrics', () => {
     expect(emfProblems(off)).toEqual([])
   })
 
+  it('gives the batch duration to the microsecond', async () => {
+    const handler = middy(async () => ({ batchItemFailures: [] }))
+      .use(batchMetrics({ metrics: new Metrics({ namespace: 'Shardwise' }) }))
+      .use(kinesisDecode())
+    const now = vi
+      .spyOn(performance, 'now')
+      .mockReturnValueOnce(1_000)
+      .mockReturnValueOnce(1_001.234_567_8)
+    try {
+      await handler(kinesisEvent([{ data: order('a') }]), lambdaContext())
+    } finally {
+      now.mockRestore()
+    }
+    expect(stdout.lines).toHaveLength(1)
+    expect(stdout.lines[0]).toContain(',"BatchDuration":1.235,')
+  })
+
+  it('reads the default dimensions of a Metrics told to throw on empty metrics, and leaves it so', () => {
+    const metrics = new Metrics({ namespace: 'Shardwise', serviceName: 'orders' })
+    metrics.setThrowOnEmptyMetrics(true)
+    expect(() => batchMetrics({ metrics })).not.toThrow()
+    expect(() => metrics.serializeMetrics()).toThrow(
+      'The number of metrics recorded must be higher',
+    )
+  })
+
   it('publishes what the batch got to when the invocation throws, with the whole batch to retry', async () => {
     const metrics = new Metrics({ namespace: 'Shardwise' })
     const handler = middy(async (_event: KinesisStreamEvent) => {
@@ -348,8 +374,7 @@ describe('batchMetrics', () => {
  * What a Powertools `Metrics` of the same configuration prints for the same dimensions and
  * metrics (their values read from `line`), added as the line orders them.
  */
-function printedByPowertools(options: ConstructorParameters<typeof Metrics>[0], line: EmfLine) {
-  const metrics = new Metrics(options)
+function printedByPowertools(metrics: Metrics, line: EmfLine) {
   const before = stdout.lines.length
   const [directive] = line._aws.CloudWatchMetrics
   for (const name of directive?.Dimensions[0] ?? []) {
@@ -382,6 +407,8 @@ describe('batchMetrics, against Powertools', () => {
     options: ConstructorParameters<typeof Metrics>[0]
     dimensions?: Parameters<typeof batchMetrics>[0]['dimensions']
     env?: Record<string, string>
+    /** Done to the Metrics before batchMetrics is built, and to Powertools' alike. */
+    prepare?: (metrics: Metrics) => void
   }> = [
     {
       name: 'a namespace, a service, default dimensions and the shard id',
@@ -399,14 +426,39 @@ describe('batchMetrics, against Powertools', () => {
       dimensions: { streamName: false, functionName: false },
       env: { POWERTOOLS_METRICS_NAMESPACE: 'FromEnv', POWERTOOLS_SERVICE_NAME: 'env-service' },
     },
+    // singleMetric(), which gives the namespace and default dimensions, puts `service` back.
+    {
+      name: 'default dimensions cleared (no service)',
+      options: { namespace: 'Shardwise', serviceName: 'orders' },
+      prepare: (metrics) => metrics.clearDefaultDimensions(),
+    },
+    {
+      name: 'default dimensions cleared, and no dimension of ours (no dimension set)',
+      options: { namespace: 'Shardwise', serviceName: 'orders' },
+      dimensions: { streamName: false, functionName: false },
+      prepare: (metrics) => metrics.clearDefaultDimensions(),
+    },
+    {
+      name: 'default dimensions cleared, then others set, service after env',
+      options: { namespace: 'Shardwise', serviceName: 'orders' },
+      prepare: (metrics) => {
+        metrics.clearDefaultDimensions()
+        metrics.setDefaultDimensions({ env: 'prod', service: 'billing' })
+      },
+    },
   ]
-  for (const { name, options, dimensions, env = {} } of cases) {
+  for (const { name, options, dimensions, env = {}, prepare } of cases) {
     it(`prints, byte for byte, the line Powertools prints for the same metrics: ${name}`, async () => {
       // Powertools warns, on its own stderr console, of a namespace left to its default.
       const warn = vi.spyOn(process.stderr, 'write').mockImplementation(() => true)
       for (const [key, value] of Object.entries(env)) vi.stubEnv(key, value)
       try {
-        const ours = chain(new Metrics(options), { dimensions })
+        const configured = () => {
+          const metrics = new Metrics(options)
+          prepare?.(metrics)
+          return metrics
+        }
+        const ours = chain(configured(), { dimensions })
         for (const event of [failing(), kinesisEvent([{ data: order('e') }])]) {
           const before = stdout.lines.length
           await ours(event, lambdaContext(60_000, 'orders-consumer'))
@@ -414,7 +466,7 @@ describe('batchMetrics, against Powertools', () => {
           expect(printed).toHaveLength(1)
           const line = JSON.parse(printed[0] as string) as EmfLine
           expect(emfProblems(line)).toEqual([])
-          expect(printed[0]).toBe(printedByPowertools(options, line))
+          expect(printed[0]).toBe(printedByPowertools(configured(), line))
         }
       } finally {
         vi.unstubAllEnvs()

@@ -142,27 +142,28 @@ export function batchMetrics(
     const at = started.get(request)
     started.delete(request)
     if (!emf.disabled) {
-      const line = new EmfLine(dimensionsOf(request, batch))
-      addCounts(line, batch)
+      const dimensions = dimensionsOf(request, batch)
+      given = 0
+      addCounts(batch)
       if (at !== undefined) {
-        line.add(M.BatchDuration, performance.now() - at)
+        // To the microsecond: the digits past it are noise, and printing them is dear.
+        put(M.BatchDuration, Math.round((performance.now() - at) * 1000) / 1000)
       }
       const now = Date.now()
       const newest = newestArrival(request.event)
       if (typeof newest === 'number') {
-        line.add(M.IteratorAge, Math.max(0, now - newest * 1000))
+        put(M.IteratorAge, Math.max(0, now - newest * 1000))
       }
       // A thrown invocation is retried whole: its checkpoint is the first record.
       const checkpoint = failed
         ? request.event?.Records?.[0]?.kinesis?.approximateArrivalTimestamp
         : checkpointArrival(request.event, response)
       if (typeof checkpoint === 'number') {
-        const age = Math.max(0, now - checkpoint * 1000)
-        line.add(M.CheckpointIteratorAge, age)
+        put(M.CheckpointIteratorAge, Math.max(0, now - checkpoint * 1000))
       }
       // Through the Metrics' own console, as Powertools prints: in Lambda the global console
       // prefixes each line with a timestamp and request id, which CloudWatch would not read.
-      ;(metrics as unknown as HeldMetrics).console.log(line.serialize(now))
+      ;(metrics as unknown as HeldMetrics).console.log(serialize(dimensions, now))
     }
     // What the handler added to the same Metrics goes out in its own line, with its own
     // dimensions, as Powertools' logMetrics would publish it.
@@ -250,8 +251,8 @@ interface HeldMetrics {
 interface EmfConfig {
   /** `"Namespace":"..."`, as JSON. */
   readonly namespace: string
-  /** The default dimensions' names, as the JSON of a list's items: `"service","env"`. */
-  readonly defaultNames: string
+  /** The default dimensions' names, each as JSON: `"service"`. */
+  readonly defaultNames: readonly string[]
   /** Their members, as JSON: `,"service":"orders","env":"prod"`. */
   readonly defaultMembers: string
   readonly disabled: boolean
@@ -260,9 +261,7 @@ interface EmfConfig {
 /**
  * The namespace and default dimensions as the `Metrics` prints them: what an empty line of it
  * holds (`singleMetric()` makes one with its configuration and none of its stored metrics,
- * dimensions or metadata; it always has `service`, so default dimensions cleared with
- * `clearDefaultDimensions()` still print `service`). Refuses a configuration whose lines
- * CloudWatch would reject.
+ * dimensions or metadata). Refuses a configuration whose lines CloudWatch would reject.
  */
 function emfConfigOf(
   metrics: PowertoolsMetrics,
@@ -277,9 +276,10 @@ function emfConfigOf(
       `${pkg}: batchMetrics could not read the namespace of the Metrics; is it a Powertools Metrics (@aws-lambda-powertools/metrics 2)?`,
     )
   }
-  const names = Array.isArray(directive.Dimensions?.[0])
-    ? (directive.Dimensions[0] as string[])
-    : []
+  const names = printedDefaults(
+    metrics,
+    Array.isArray(directive.Dimensions?.[0]) ? (directive.Dimensions[0] as string[]) : [],
+  )
   const ours = [
     wanted.streamName && 'StreamName',
     wanted.functionName && 'FunctionName',
@@ -299,7 +299,7 @@ function emfConfigOf(
   }
   return {
     namespace: `"Namespace":${JSON.stringify(namespace)}`,
-    defaultNames: defaults.map((name) => JSON.stringify(name)).join(','),
+    defaultNames: defaults.map((name) => JSON.stringify(name)),
     defaultMembers: defaults
       .map((name) => `,${JSON.stringify(name)}:${JSON.stringify(String(empty[name]))}`)
       .join(''),
@@ -307,11 +307,37 @@ function emfConfigOf(
   }
 }
 
-/** The dimensions of a line: their names as a list's items, and their members, as JSON. */
+/**
+ * Which of the copy's default dimensions (`names`) the `Metrics` itself prints, in its order:
+ * `singleMetric()` gives its copy a `service` even when the `Metrics`' default dimensions were
+ * cleared (`clearDefaultDimensions()`), and puts it first when they were set again without it
+ * first. Its own line holds its defaults, in its order, besides anything stored in it now.
+ */
+function printedDefaults(metrics: PowertoolsMetrics, names: readonly string[]): string[] {
+  const held = metrics as unknown as {
+    serializeMetrics?: () => unknown
+    shouldThrowOnEmptyMetrics?: unknown
+  }
+  if (typeof held.serializeMetrics !== 'function') return [...names]
+  // Its line holds no metric: a Metrics told to throw on empty metrics is told not to, meanwhile.
+  const throwing = held.shouldThrowOnEmptyMetrics
+  if (throwing === true) held.shouldThrowOnEmptyMetrics = false
+  try {
+    const own = held.serializeMetrics()
+    if (typeof own !== 'object' || own === null) return [...names]
+    return Object.keys(own).filter((key) => names.includes(key))
+  } finally {
+    if (throwing === true) held.shouldThrowOnEmptyMetrics = true
+  }
+}
+
+/** The dimensions of a line, as JSON, and the heads of its lines by the metrics they hold. */
 interface LineDimensions {
   readonly namespace: string
+  /** The value of `Dimensions`: `[["service","StreamName"]]`, or `[]` when there is none. */
   readonly names: string
   readonly members: string
+  readonly heads: Map<number, string>
 }
 
 /**
@@ -339,99 +365,132 @@ function dimensionsCache(
     arn = nowArn
     functionName = nowFunction
     shard = nowShard
-    let names = emf.defaultNames
+    const names = [...emf.defaultNames]
     let members = emf.defaultMembers
     // A value that is empty, or not a string, is left out, as Powertools leaves it out.
     const add = (name: string, value: unknown) => {
       if (typeof value !== 'string' || value === '') return
-      // A Metrics' copy always has its service: the default names are never empty.
-      names += `,"${name}"`
+      names.push(`"${name}"`)
       members += `,"${name}":${JSON.stringify(value)}`
     }
     add('StreamName', streamNameOf(nowArn))
     add('FunctionName', nowFunction)
     add('ShardId', nowShard)
-    made = { namespace: emf.namespace, names, members }
+    // Powertools prints no dimension set when there is no dimension, not an empty one.
+    const sets = names.length === 0 ? '[]' : `[[${names.join(',')}]]`
+    made = { namespace: emf.namespace, names: sets, members, heads: new Map() }
     return made
   }
 }
 
-/** A metric's definition in `_aws`, and the start of its member, as JSON. */
-interface Definition {
-  readonly definition: string
-  readonly key: string
-}
+/** The metrics in the order their members take in a line, with their units. */
+const LINE_ORDER: ReadonlyArray<readonly [keyof typeof MetricName, MetricUnit]> = [
+  ['RecordsReceived', 'Count'],
+  ['RecordsSucceeded', 'Count'],
+  ['RecordsFailed', 'Count'],
+  ['RecordsFailedDecode', 'Count'],
+  ['RecordsFailedParse', 'Count'],
+  ['RecordsFailedValidation', 'Count'],
+  ['RecordsFailedHandler', 'Count'],
+  ['RecordsFailedPoisonSink', 'Count'],
+  ['RecordsFailedOther', 'Count'],
+  ['RecordsSentToPoisonSink', 'Count'],
+  ['RecordsNotHandled', 'Count'],
+  ['KplAggregates', 'Count'],
+  ['BytesDecompressed', 'Bytes'],
+  ['BatchDuration', 'Milliseconds'],
+  ['IteratorAge', 'Milliseconds'],
+  ['CheckpointIteratorAge', 'Milliseconds'],
+]
 
-const definition = (name: string, unit: MetricUnit): Definition => ({
-  definition: `{"Name":"${name}","Unit":"${unit}"}`,
-  key: `,"${name}":`,
-})
+/** Each metric's place in a line's values. */
+const M = Object.fromEntries(LINE_ORDER.map(([name], slot) => [name, slot])) as Record<
+  keyof typeof MetricName,
+  number
+>
 
-/** Each metric's JSON pieces, made once. */
-const M = {
-  RecordsReceived: definition(MetricName.RecordsReceived, 'Count'),
-  RecordsSucceeded: definition(MetricName.RecordsSucceeded, 'Count'),
-  RecordsFailed: definition(MetricName.RecordsFailed, 'Count'),
-  RecordsFailedDecode: definition(MetricName.RecordsFailedDecode, 'Count'),
-  RecordsFailedParse: definition(MetricName.RecordsFailedParse, 'Count'),
-  RecordsFailedValidation: definition(MetricName.RecordsFailedValidation, 'Count'),
-  RecordsFailedHandler: definition(MetricName.RecordsFailedHandler, 'Count'),
-  RecordsFailedPoisonSink: definition(MetricName.RecordsFailedPoisonSink, 'Count'),
-  RecordsFailedOther: definition(MetricName.RecordsFailedOther, 'Count'),
-  RecordsSentToPoisonSink: definition(MetricName.RecordsSentToPoisonSink, 'Count'),
-  RecordsNotHandled: definition(MetricName.RecordsNotHandled, 'Count'),
-  KplAggregates: definition(MetricName.KplAggregates, 'Count'),
-  BytesDecompressed: definition(MetricName.BytesDecompressed, 'Bytes'),
-  BatchDuration: definition(MetricName.BatchDuration, 'Milliseconds'),
-  IteratorAge: definition(MetricName.IteratorAge, 'Milliseconds'),
-  CheckpointIteratorAge: definition(MetricName.CheckpointIteratorAge, 'Milliseconds'),
-} satisfies Record<keyof typeof MetricName, Definition>
+/** The start of each metric's member, as JSON: `,"RecordsReceived":`. */
+const MEMBER_KEYS = LINE_ORDER.map(([name]) => `,${JSON.stringify(name)}:`)
 
 /**
- * One invocation's EMF document, written as Powertools writes its own (`JSON.stringify` of
- * `_aws`, the default dimensions, the dimensions added, then the metrics' values), but as text
- * from pieces made once: the names and units are this module's, and the values are numbers.
+ * One invocation's metric values, by place, and which were given (bit `slot`). Lines are made
+ * one at a time, from start to end within one call, so one holder serves every line.
  */
-class EmfLine {
-  private readonly dimensions: LineDimensions
-  private definitions = ''
-  private values = ''
+const values = new Float64Array(LINE_ORDER.length)
+let given = 0
 
-  constructor(dimensions: LineDimensions) {
-    this.dimensions = dimensions
-  }
-
-  add(metric: Definition, value: number): void {
-    this.definitions += this.definitions === '' ? metric.definition : `,${metric.definition}`
-    // A finite number's JSON is its String.
-    this.values += `${metric.key}${Number.isFinite(value) ? value : 0}`
-  }
-
-  serialize(timestamp: number): string {
-    const { namespace, names, members } = this.dimensions
-    return `{"_aws":{"Timestamp":${timestamp},"CloudWatchMetrics":[{${namespace},"Dimensions":[[${names}]],"Metrics":[${this.definitions}]}]}${members}${this.values}}`
-  }
+function put(slot: number, value: number): void {
+  // A finite number's JSON is its String; CloudWatch takes no other.
+  values[slot] = Number.isFinite(value) ? value : 0
+  given |= 1 << slot
 }
 
-function addCounts(line: EmfLine, batch: RecordBatch): void {
-  const { succeeded, failed, diverted, pending: notHandled } = countStatuses(batch)
-  line.add(M.RecordsReceived, batch.records.length)
-  // A count of zero is left out: a healthy batch's line has 4 metrics instead of 16.
-  if (succeeded > 0) line.add(M.RecordsSucceeded, succeeded)
-  if (failed + diverted > 0) {
-    line.add(M.RecordsFailed, failed + diverted)
-    addStages(line, batch)
+/**
+ * One invocation's EMF document, as Powertools writes its own (`JSON.stringify` of `_aws`, the
+ * default dimensions, the dimensions added, then the metrics' values), from text made once per
+ * set of metrics: all but the timestamp and the values.
+ */
+function serialize(dimensions: LineDimensions, timestamp: number): string {
+  let head = dimensions.heads.get(given)
+  if (head === undefined) {
+    head = headOf(dimensions, given)
+    dimensions.heads.set(given, head)
   }
-  if (diverted > 0) line.add(M.RecordsSentToPoisonSink, diverted)
-  if (notHandled > 0) line.add(M.RecordsNotHandled, notHandled)
+  const first = 31 - Math.clz32(given & -given)
+  let line = `{"_aws":{"Timestamp":${timestamp}${head}${values[first]}`
+  for (let slot = first + 1; slot < LINE_ORDER.length; slot++) {
+    if ((given & (1 << slot)) !== 0) line += `${MEMBER_KEYS[slot]}${values[slot]}`
+  }
+  return `${line}}`
+}
+
+/** All of a line after its timestamp and up to its first value, for the metrics `given` holds. */
+function headOf(dimensions: LineDimensions, given: number): string {
+  const definitions: string[] = []
+  let first = ''
+  for (const [slot, [name, unit]] of LINE_ORDER.entries()) {
+    if ((given & (1 << slot)) === 0) continue
+    definitions.push(`{"Name":${JSON.stringify(name)},"Unit":"${unit}"}`)
+    if (first === '') first = MEMBER_KEYS[slot] as string
+  }
+  const { namespace, names, members } = dimensions
+  return `,"CloudWatchMetrics":[{${namespace},"Dimensions":${names},"Metrics":[${definitions.join(',')}]}]}${members}${first}`
+}
+
+function addCounts(batch: RecordBatch): void {
+  put(M.RecordsReceived, batch.records.length)
+  const { status } = batch
+  // A healthy batch, the common case, is told by three searches instead of a count per record.
+  if (
+    status.indexOf(RecordStatus.Pending) === -1 &&
+    status.indexOf(RecordStatus.Failed) === -1 &&
+    status.indexOf(RecordStatus.Diverted) === -1
+  ) {
+    if (status.length > 0) put(M.RecordsSucceeded, status.length)
+    addDecoded(batch)
+    return
+  }
+  const { succeeded, failed, diverted, pending: notHandled } = countStatuses(batch)
+  // A count of zero is left out: a healthy batch's line has 4 metrics instead of 16.
+  if (succeeded > 0) put(M.RecordsSucceeded, succeeded)
+  if (failed + diverted > 0) {
+    put(M.RecordsFailed, failed + diverted)
+    addStages(batch)
+  }
+  if (diverted > 0) put(M.RecordsSentToPoisonSink, diverted)
+  if (notHandled > 0) put(M.RecordsNotHandled, notHandled)
+  addDecoded(batch)
+}
+
+function addDecoded(batch: RecordBatch): void {
   const aggregates = batch.decoded?.kplAggregates ?? 0
-  if (aggregates > 0) line.add(M.KplAggregates, aggregates)
+  if (aggregates > 0) put(M.KplAggregates, aggregates)
   const bytes = batch.decoded?.bytesDecompressed ?? 0
-  if (bytes > 0) line.add(M.BytesDecompressed, bytes)
+  if (bytes > 0) put(M.BytesDecompressed, bytes)
 }
 
 /** The failed records by the step that failed them. */
-function addStages(line: EmfLine, batch: RecordBatch): void {
+function addStages(batch: RecordBatch): void {
   let decode = 0
   let parse = 0
   let validation = 0
@@ -449,12 +508,12 @@ function addStages(line: EmfLine, batch: RecordBatch): void {
     else if (stage === 'poison sink') poisonSink++
     else other++
   }
-  if (decode > 0) line.add(M.RecordsFailedDecode, decode)
-  if (parse > 0) line.add(M.RecordsFailedParse, parse)
-  if (validation > 0) line.add(M.RecordsFailedValidation, validation)
-  if (handler > 0) line.add(M.RecordsFailedHandler, handler)
-  if (poisonSink > 0) line.add(M.RecordsFailedPoisonSink, poisonSink)
-  if (other > 0) line.add(M.RecordsFailedOther, other)
+  if (decode > 0) put(M.RecordsFailedDecode, decode)
+  if (parse > 0) put(M.RecordsFailedParse, parse)
+  if (validation > 0) put(M.RecordsFailedValidation, validation)
+  if (handler > 0) put(M.RecordsFailedHandler, handler)
+  if (poisonSink > 0) put(M.RecordsFailedPoisonSink, poisonSink)
+  if (other > 0) put(M.RecordsFailedOther, other)
 }
 
 /**
