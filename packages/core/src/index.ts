@@ -669,11 +669,12 @@ export function shardIdOf(eventID: unknown, previous?: string): string {
   // Only the shard id comes from eventID; a record without one can still be reported by its
   // sequence number, so it does not fail the batch.
   if (typeof eventID !== 'string') return ''
-  // lastIndexOf(previous, 0) is startsWith at about two thirds of its cost on these strings.
+  // indexOf, not startsWith or lastIndexOf(previous, 0), which cost 3 and 1.5 times as much on
+  // these strings; it searches the whole string only for a record of another shard.
   if (
     previous !== undefined &&
     eventID.charCodeAt(previous.length) === 58 /* : */ &&
-    eventID.lastIndexOf(previous, 0) === 0
+    eventID.indexOf(previous) === 0
   ) {
     return previous
   }

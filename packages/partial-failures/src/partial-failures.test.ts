@@ -51,6 +51,19 @@ describe('partialFailures', () => {
     expect(await lambda(threeRecords(), lambdaContext())).toEqual(failed(1))
   })
 
+  it('reads the sequence numbers of records that are null or whose kinesis getter throws as none', async () => {
+    const event = threeRecords()
+    const records = event.Records as unknown[]
+    records[0] = null
+    Object.defineProperty(records[1], 'kinesis', {
+      get() {
+        throw new Error('no kinesis')
+      },
+    })
+    const lambda = middy(async () => failed(2)).use(partialFailures({ logger: false }))
+    expect(await lambda(event, lambdaContext())).toEqual(failed(2))
+  })
+
   it('turns an identifier that is not in the batch into a retry of the whole batch', async () => {
     const logger = recordingLogger()
     for (const itemIdentifier of ['', 'not-a-record', null]) {

@@ -21,6 +21,7 @@ import {
   type KinesisRecord,
   type KinesisStreamBatchResponse,
   type KinesisStreamEvent,
+  type KinesisStreamRecord,
   messageOf,
   type OptionRules,
   option,
@@ -123,7 +124,13 @@ function sequenceNumbersOf(event: KinesisStreamEvent | undefined): string[] {
   if (!Array.isArray(records)) return []
   const numbers = new Array<string>(records.length)
   for (let i = 0; i < records.length; i++) {
-    const sequenceNumber = propertyOf(propertyOf(records[i], 'kinesis'), 'sequenceNumber')
+    // Read here, not through propertyOf, whose keyed reads have seen every key of the library.
+    let sequenceNumber: unknown
+    try {
+      sequenceNumber = (records[i] as KinesisStreamRecord).kinesis.sequenceNumber
+    } catch {
+      // A record that is null, or whose getter throws: it cannot be named.
+    }
     numbers[i] = typeof sequenceNumber === 'string' ? sequenceNumber : ''
   }
   return numbers
