@@ -4,9 +4,10 @@
 #
 #   OUT=<folder that comes back> bash test/bench/device/run.sh
 #
-# Unpacks the kit's Node, writes the machine's facts, runs a smoke check that fails within
-# seconds, then the bench with a wall budget, its most important steps first. What comes back in
-# $OUT, each file rewritten as the run goes, so a run stopped early still returns what finished:
+# Unpacks the kit's Node and the bench's modules, writes the machine's facts, runs a smoke check
+# that fails within seconds, then the bench with a wall budget, its most important steps first.
+# What comes back in $OUT (all but BENCHMARKS.md written as the run goes, so a run stopped from
+# outside still returns the steps that finished):
 #   facts.txt     the machine, the kit, the smoke check, how long each part took
 #   generated.md  the generated part of BENCHMARKS.md (between its bench markers)
 #   BENCHMARKS.md this checkout's BENCHMARKS.md with that part put in
