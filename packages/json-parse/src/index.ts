@@ -417,6 +417,9 @@ const NOT_PARSED: unique symbol = Symbol('not parsed')
 // A leading byte order mark, which JSON.parse would refuse, is dropped.
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 const REPLACEMENT_CHARACTER = '\uFFFD'
+// Read once: Node defines the global Buffer with a getter, which Buffer.isBuffer and an
+// instanceof of the global call at every record (13 ns a record, against 5 for this one).
+const NodeBuffer = Buffer
 const BYTE_ORDER_MARK = 0xfeff
 
 /**
@@ -428,7 +431,7 @@ const BYTE_ORDER_MARK = 0xfeff
  * drop the mark.
  */
 function textOf(bytes: Uint8Array): string {
-  if (!Buffer.isBuffer(bytes)) return utf8.decode(bytes)
+  if (!(bytes instanceof NodeBuffer)) return utf8.decode(bytes)
   const text = bytes.toString()
   return text.charCodeAt(0) === BYTE_ORDER_MARK || text.includes(REPLACEMENT_CHARACTER)
     ? utf8.decode(bytes)
