@@ -18,23 +18,32 @@ export function windowStateOf(event: unknown): object | undefined {
 }
 
 /**
- * The batches a record loop (`eachRecord`, `foldWindow`) ran on, each with the answer it gave, so
- * that `partialFailures` can tell when that answer is not the one it receives: middy's early
- * timeout answered instead (its `timeoutEarlyResponse`), or another middleware replaced it.
- * Records the loop never started are then as undone as any, though no step failed them.
+ * Where a record loop (`eachRecord`, `foldWindow`) leaves on the batch it ran on the answer it
+ * gave, so that `partialFailures` can tell when that answer is not the one it receives: middy's
+ * early timeout answered instead (its `timeoutEarlyResponse`), or another middleware replaced it.
+ * Records the loop never started are then as undone as any, though no step failed them. On the
+ * batch, not in a WeakMap of batches: adding an entry to a weak collection at every invocation
+ * costs about a microsecond.
  */
-export const loopAnswers = new WeakMap<RecordBatch<unknown>, object>()
+const LOOP_ANSWER: unique symbol = Symbol('loop answer')
 
-/** What `loopAnswers` holds for a batch while its loop has not answered. */
+type Answered = { [LOOP_ANSWER]?: object }
+
+/** The answer of the loop that ran on `batch`; `undefined` when no loop ran on it. */
+export function loopAnswerOf(batch: RecordBatch<unknown>): object | undefined {
+  return (batch as Answered)[LOOP_ANSWER]
+}
+
+/** What a batch holds while its loop has not answered. */
 export const NOT_ANSWERED: object = Object.freeze({})
 
 /** Called as a loop starts on `batch`: until it answers, an answer received is not its own. */
 export function notAnswered(batch: RecordBatch<unknown>): void {
-  loopAnswers.set(batch, NOT_ANSWERED)
+  ;(batch as Answered)[LOOP_ANSWER] = NOT_ANSWERED
 }
 
 /** Called with the loop's answer, which it returns. */
 export function answered<A extends object>(batch: RecordBatch<unknown>, answer: A): A {
-  loopAnswers.set(batch, answer)
+  ;(batch as Answered)[LOOP_ANSWER] = answer
   return answer
 }

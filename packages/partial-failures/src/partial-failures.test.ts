@@ -64,6 +64,31 @@ describe('partialFailures', () => {
     expect(await lambda(event, lambdaContext())).toEqual(failed(2))
   })
 
+  it('names records by the sequence numbers Lambda sent, though the handler writes over its event', async () => {
+    const lambda = middy(async (event: KinesisStreamEvent) => {
+      for (const record of event.Records) record.kinesis.sequenceNumber = 'mine'
+      return failed(1)
+    }).use(partialFailures({ logger: false }))
+    expect(await lambda(threeRecords(), lambdaContext())).toEqual(failed(1))
+  })
+
+  it('reads the sequence numbers of an event that a middleware put in place of the one Lambda sent', async () => {
+    const other = kinesisEvent([
+      { data: 'x', sequenceNumber: '7' },
+      { data: 'y', sequenceNumber: '8' },
+    ])
+    const lambda = middy(async () => ({ batchItemFailures: [{ itemIdentifier: '8' }] }))
+      .use(partialFailures({ logger: false }))
+      .use({
+        before(request) {
+          request.event = other
+        },
+      })
+    expect(await lambda(threeRecords(), lambdaContext())).toEqual({
+      batchItemFailures: [{ itemIdentifier: '8' }],
+    })
+  })
+
   it('turns an identifier that is not in the batch into a retry of the whole batch', async () => {
     const logger = recordingLogger()
     for (const itemIdentifier of ['', 'not-a-record', null]) {

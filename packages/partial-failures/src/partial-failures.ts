@@ -36,7 +36,7 @@ import {
   stageOf,
 } from '@shardwise/core'
 import { type GuardedLogger, guarded, type Logger, levels } from './guarded-logger.js'
-import { loopAnswers, NOT_ANSWERED, windowStateOf } from './loop-answers.js'
+import { loopAnswerOf, NOT_ANSWERED, windowStateOf } from './loop-answers.js'
 import { guardNotes } from './run-batch.js'
 import { pkg } from './typed-parser.js'
 
@@ -80,20 +80,20 @@ export function partialFailures(
   return {
     before(request) {
       log?.invocationStarts()
-      keepSequenceNumbers(request.event)
+      keepSequenceNumbers(request)
       if (onPoison !== undefined) {
         ;(request.event as unknown as { [POISON_SINK]?: PoisonSink })[POISON_SINK] = onPoison
       }
     },
     after(request) {
       const batch = getBatch(request.event)
-      if (onPoison !== undefined && batch !== undefined && !loopAnswers.has(batch)) {
+      if (onPoison !== undefined && batch !== undefined && !loopAnswerOf(batch)) {
         // Only eachRecord and foldWindow hand records to the sink, at their turn.
         log?.error(
           'onPoison needs eachRecord or foldWindow as the batch handler: with your own, no record goes to the sink, and records that can never succeed hold the shard',
         )
       }
-      request.response = answer(request.event, request.response, log)
+      request.response = answer(request.event, request.response, log, keptOf(request))
     },
     // A thrown batch handler is rethrown, untouched: Lambda then retries the whole batch, and
     // with BisectBatchOnFunctionError splits it to corner the record that throws. Reporting
@@ -110,13 +110,27 @@ export function partialFailures(
 
 /**
  * The sequence numbers of `event.Records`, taken before the batch handler runs: the answer
- * names records by them, and a handler of the user's own may write over its event.
+ * names records by them, and a handler of the user's own may write over its event. Kept on the
+ * middy request (one per invocation) with the event they are of, not in a WeakMap: adding an
+ * entry to a weak collection at every invocation costs about a microsecond.
  */
-const lambdaSequenceNumbers = new WeakMap<object, string[]>()
+const KEPT: unique symbol = Symbol('sequence numbers')
 
-function keepSequenceNumbers(event: unknown): void {
+interface Kept {
+  event: unknown
+  [KEPT]?: { event: object; numbers: string[] }
+}
+
+function keepSequenceNumbers(request: Kept): void {
+  const { event } = request
   if (typeof event !== 'object' || event === null) return
-  lambdaSequenceNumbers.set(event, sequenceNumbersOf(event as KinesisStreamEvent))
+  request[KEPT] = { event, numbers: sequenceNumbersOf(event as KinesisStreamEvent) }
+}
+
+/** The numbers kept, if the request still carries the event they were taken from. */
+function keptOf(request: Kept): string[] | undefined {
+  const kept = request[KEPT]
+  return kept !== undefined && kept.event === request.event ? kept.numbers : undefined
 }
 
 function sequenceNumbersOf(event: KinesisStreamEvent | undefined): string[] {
@@ -142,7 +156,7 @@ function failureMessage(event: unknown, error: unknown): string {
   const middyTimeout =
     propertyOf(error, 'name') === 'TimeoutError' &&
     propertyOf(propertyOf(error, 'cause'), 'package') === '@middy/core'
-  if (middyTimeout && batch !== undefined && loopAnswers.has(batch)) {
+  if (middyTimeout && batch !== undefined && loopAnswerOf(batch)) {
     return "middy's timeoutEarlyInMillis fired before the timeout guard of eachRecord or foldWindow; Lambda will retry the whole batch: make timeoutMarginMs larger, so the guard answers first"
   }
   return 'the invocation failed; Lambda will retry the whole batch'
@@ -188,11 +202,12 @@ function answer(
   event: KinesisStreamEvent,
   response: unknown,
   log: GuardedLogger | undefined,
+  kept: string[] | undefined,
 ): KinesisStreamBatchResponse & { state?: object } {
   const lambdaRecords: KinesisStreamEvent['Records'] = Array.isArray(event?.Records)
     ? event.Records
     : []
-  const lambdaSequences = lambdaSequenceNumbers.get(event) ?? sequenceNumbersOf(event)
+  const lambdaSequences = kept ?? sequenceNumbersOf(event)
   const batch = getBatch(event)
   const failures = new Failures()
 
@@ -200,7 +215,7 @@ function answer(
   // The record loop's own answer, when it is not the response: a copy (a handler that wraps
   // eachRecord, a middleware) still says how far the loop got; if the loop never answered
   // (middy's early timeout answered instead), the batch's marks do.
-  const loopAnswer = batch === undefined ? undefined : loopAnswers.get(batch)
+  const loopAnswer = batch === undefined ? undefined : loopAnswerOf(batch)
   const replaced = loopAnswer !== undefined && loopAnswer !== response
   if (replaced && loopAnswer !== NOT_ANSWERED) {
     collectReportedFailures(loopAnswer, lambdaSequences, batch, failures, log)
