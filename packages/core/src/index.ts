@@ -651,13 +651,13 @@ export {
   type RecordTurns,
   unobserveRecords,
 } from './observers.js'
+export * as option from './option-rules.js'
 export {
   ConfigurationError,
   checkOptions,
   MAX_TIMER_MS,
   type OptionRule,
   type OptionRules,
-  option,
 } from './options.js'
 
 /**

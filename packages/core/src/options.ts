@@ -22,73 +22,8 @@ export type OptionRule = (value: unknown, name: string) => string | undefined
 /** The rules of an options object: one per option name; options without a rule are refused. */
 export type OptionRules = Readonly<Record<string, OptionRule>>
 
-const that =
-  (holds: (value: unknown) => boolean, what: string): OptionRule =>
-  (value, name) =>
-    holds(value) ? undefined : `Option '${name}' must be ${what}`
-
-const inRange =
-  (integer: boolean, minimum: number, maximum: number): OptionRule =>
-  (value, name) => {
-    if (integer ? !Number.isInteger(value) : typeof value !== 'number' || Number.isNaN(value))
-      return `Option '${name}' must be ${integer ? 'integer' : 'number'}`
-    if ((value as number) < minimum) return `Option '${name}' must be >= ${minimum}`
-    if ((value as number) > maximum) return `Option '${name}' must be <= ${maximum}`
-    return undefined
-  }
-
-const isObject = (value: unknown): value is Record<string, unknown> =>
+export const isObject = (value: unknown): value is Record<string, unknown> =>
   typeof value === 'object' && value !== null && !Array.isArray(value)
-
-/** The rules the middlewares' options follow: `option.integer(1)`, `option.boolean`, ... */
-export const option = {
-  /** A value for which `holds` is true; `what` says what that means, after "must be". */
-  that,
-  any: (() => undefined) as OptionRule,
-  boolean: that((value) => typeof value === 'boolean', 'boolean'),
-  string: that((value) => typeof value === 'string', 'string'),
-  function: that((value) => typeof value === 'function', 'a function'),
-  object: that(isObject, 'an object'),
-  integer: (minimum = -Infinity, maximum = Infinity) => inRange(true, minimum, maximum),
-  number: (minimum = -Infinity, maximum = Infinity) => inRange(false, minimum, maximum),
-  oneOf: (...values: readonly unknown[]) =>
-    that(
-      (value) => values.includes(value),
-      `one of ${values.map((value) => JSON.stringify(value)).join(', ')}`,
-    ),
-  /** A string that `pattern` matches; `what` says in words what that means. */
-  matching: (pattern: RegExp, what: string) =>
-    that((value) => typeof value === 'string' && pattern.test(value), what),
-  /** An array whose every item passes `item`. */
-  arrayOf:
-    (item: OptionRule): OptionRule =>
-    (value, name) => {
-      if (!Array.isArray(value)) return `Option '${name}' must be an array`
-      for (let i = 0; i < value.length; i++) {
-        const problem = item(value[i], `${name}[${i}]`)
-        if (problem !== undefined) return problem
-      }
-      return undefined
-    },
-  /** An object whose every value passes `each`, under any keys. */
-  recordOf:
-    (each: OptionRule): OptionRule =>
-    (value, name) => {
-      if (!isObject(value)) return `Option '${name}' must be an object`
-      for (const key of Object.keys(value)) {
-        const problem = each(value[key], `${name}.${key}`)
-        if (problem !== undefined) return problem
-      }
-      return undefined
-    },
-  /** An object with these options, of which `required` must be there, and no others. */
-  shape:
-    (rules: OptionRules, required: readonly string[] = []): OptionRule =>
-    (value, name) =>
-      isObject(value)
-        ? problemOf(rules, required, value, `${name}.`)
-        : `Option '${name}' must be an object`,
-}
 
 function unknownOption(
   rules: OptionRules,
@@ -102,7 +37,7 @@ function unknownOption(
 }
 
 /** What is wrong with `options`, the first thing found, or `undefined`. */
-function problemOf(
+export function problemOf(
   rules: OptionRules,
   required: readonly string[],
   options: Record<string, unknown>,

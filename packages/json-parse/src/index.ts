@@ -18,7 +18,6 @@ import {
   markParsed,
   messageOf,
   type OptionRules,
-  option,
   PARSER,
   type ParsedEvent,
   ParseError,
@@ -32,6 +31,7 @@ import {
   ValidationError,
   type ValidationIssue,
 } from '@shardwise/core'
+import * as option from '@shardwise/core/option-rules'
 import type { StandardSchemaV1 } from '@standard-schema/spec'
 
 // The errors this package produces, so that a user tells them apart without importing core.

@@ -23,12 +23,12 @@ import {
   type KinesisStreamRecord,
   kindOf,
   type OptionRules,
-  option,
   overBatchBudget,
   placesOf,
   type RecordBatch,
   shardIdOf,
 } from '@shardwise/core'
+import * as option from '@shardwise/core/option-rules'
 import {
   BUDGET_SPENT,
   type Budget,

@@ -14,10 +14,10 @@ import {
   type KinesisStreamEvent,
   type OptionRules,
   observedRun,
-  option,
   type RecordBatch,
   type RecordParser,
 } from '@shardwise/core'
+import * as option from '@shardwise/core/option-rules'
 import { answered, notAnswered, windowStateOf } from './loop-answers.js'
 import { type Ordering, type RecordHandler, type RunOptions, runBatch } from './run-batch.js'
 import { handlerArguments, pkg, requireParsed } from './typed-parser.js'

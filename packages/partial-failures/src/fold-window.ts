@@ -23,9 +23,9 @@ import {
   messageOf,
   type OptionRules,
   observedRun,
-  option,
   type RecordParser,
 } from '@shardwise/core'
+import * as option from '@shardwise/core/option-rules'
 import { decodedBatchOf, runOptionRules } from './each-record.js'
 import { answered, notAnswered } from './loop-answers.js'
 import { runBatch } from './run-batch.js'

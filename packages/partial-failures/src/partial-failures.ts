@@ -24,7 +24,6 @@ import {
   type KinesisStreamRecord,
   messageOf,
   type OptionRules,
-  option,
   PENDING,
   POISON_SINK,
   type PoisonSink,
@@ -35,6 +34,7 @@ import {
   shownValue,
   stageOf,
 } from '@shardwise/core'
+import * as option from '@shardwise/core/option-rules'
 import { type GuardedLogger, guarded, type Logger, levels } from './guarded-logger.js'
 import { loopAnswerOf, NOT_ANSWERED, windowStateOf } from './loop-answers.js'
 import { guardNotes } from './run-batch.js'
