@@ -644,6 +644,7 @@ function safeString(value: unknown): string | undefined {
 export {
   currentCoordinates,
   getRecordObservers,
+  isThenable,
   type ObservedRun,
   observedRun,
   observeRecords,

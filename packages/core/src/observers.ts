@@ -198,6 +198,7 @@ function aroundFrom(
   return observer.around?.(record, () => aroundFrom(arounds, from + 1, record, run))
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
+/** Whether `value` has a `then` method: a promise, or any thenable, which `await` would wait for. */
+export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof (value as PromiseLike<unknown> | null | undefined)?.then === 'function'
 }

@@ -13,6 +13,7 @@ import {
   decodedBatch,
   failRecord,
   isInstance,
+  isThenable,
   type KinesisRecord,
   kindOf,
   markParsed,
@@ -242,7 +243,7 @@ function validateRecord(
   let pending: boolean
   try {
     result = validate(value)
-    pending = typeof (result as Partial<Promise<Result>> | null | undefined)?.then === 'function'
+    pending = isThenable(result)
   } catch (thrown) {
     failRecord(batch, index, schemaThrew(record, thrown))
     return undefined

@@ -22,6 +22,7 @@ import {
   FAILED,
   failRecord,
   firstFailed,
+  isThenable,
   type KinesisRecord,
   MAX_TIMER_MS,
   messageOf,
@@ -384,10 +385,6 @@ async function afterFailure(run: Run<unknown>, index: number): Promise<boolean> 
   }
   if (index < run.limit) run.limit = index
   return false
-}
-
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return typeof (value as PromiseLike<unknown> | null | undefined)?.then === 'function'
 }
 
 /** Hands a record that can never succeed to the poison sink; `true` when the sink took it. */
