@@ -179,7 +179,7 @@ export interface RecordParser<T> {
 }
 
 export function isRecordParser(value: unknown): value is RecordParser<unknown> {
-  if (typeof value !== 'object' || value === null) return false
+  if (!isObjectLike(value)) return false
   try {
     return typeof (value as Partial<RecordParser<unknown>>)[PARSER] === 'string'
   } catch {
@@ -557,6 +557,11 @@ export function isNonRetryable(thrown: unknown): boolean {
   return propertyOf(thrown, 'retryable') === false
 }
 
+/** Whether `value` is an object or an array: not `null`, not a primitive, not a function. */
+export function isObjectLike(value: unknown): value is object {
+  return typeof value === 'object' && value !== null
+}
+
 /**
  * `value[key]` for a value the library did not create, or `undefined` when it has none or
  * reading it throws (a getter that throws, a revoked Proxy).
@@ -685,7 +690,7 @@ export function shardIdOf(eventID: unknown, previous?: string): string {
 
 /** What `eventSource` an event claims, for an error message that says what arrived instead. */
 export function eventSourceOf(event: unknown): string {
-  if (typeof event !== 'object' || event === null) return kindOf(event)
+  if (!isObjectLike(event)) return kindOf(event)
   const records = (event as { Records?: unknown }).Records
   if (!Array.isArray(records)) return 'an event without Records'
   const first = records[0] as { eventSource?: unknown; EventSource?: unknown } | undefined

@@ -17,6 +17,7 @@
 import type { AsyncLocalStorage } from 'node:async_hooks'
 import {
   coordinatesAt,
+  isObjectLike,
   type KinesisRecord,
   propertyOf,
   type RecordBatch,
@@ -40,7 +41,7 @@ const RECORD_OBSERVERS: unique symbol = Symbol.for('@shardwise/record-observers'
 
 /** Registers `observer` for the records of this event; registering it twice keeps one. */
 export function observeRecords(event: unknown, observer: RecordObserver): void {
-  if (typeof event !== 'object' || event === null) return
+  if (!isObjectLike(event)) return
   const holder = event as { [RECORD_OBSERVERS]?: RecordObserver[] }
   const observers = holder[RECORD_OBSERVERS]
   if (observers === undefined) holder[RECORD_OBSERVERS] = [observer]

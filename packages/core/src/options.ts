@@ -3,7 +3,7 @@
  * the form of `@middy/util`'s `validateOptions` ("Option 'x' must be integer", "Unknown option
  * 'y'"), whose 4 KB counted against the core chain's bundle budget.
  */
-import { kindOf, messageOf } from './index.js'
+import { isObjectLike, kindOf, messageOf } from './index.js'
 
 /** The event is not a Kinesis event, or an option is wrong: a mistake in the wiring, not in a record. */
 export class ConfigurationError extends Error {
@@ -23,7 +23,7 @@ export type OptionRule = (value: unknown, name: string) => string | undefined
 export type OptionRules = Readonly<Record<string, OptionRule>>
 
 export const isObject = (value: unknown): value is Record<string, unknown> =>
-  typeof value === 'object' && value !== null && !Array.isArray(value)
+  isObjectLike(value) && !Array.isArray(value)
 
 function unknownOption(
   rules: OptionRules,

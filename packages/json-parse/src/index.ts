@@ -13,6 +13,7 @@ import {
   decodedBatch,
   failRecord,
   isInstance,
+  isObjectLike,
   isThenable,
   type KinesisRecord,
   kindOf,
@@ -363,7 +364,7 @@ function applyResult(batch: RecordBatch, index: number, result: Result) {
 
 function applyReadableResult(batch: RecordBatch, index: number, result: Result) {
   const record = batch.records[index] as KinesisRecord<unknown>
-  if (typeof result !== 'object' || result === null) {
+  if (!isObjectLike(result)) {
     failRecord(batch, index, notAResult(record, result))
   } else if (result.issues === undefined) {
     if ('value' in result) record.data = result.value
@@ -389,11 +390,11 @@ function notAResult(record: RecordCoordinates, answer: unknown): RecordError {
 
 function toIssue(issue: StandardSchemaV1.Issue): ValidationIssue {
   // Read with care: the issues come from a validator, and a broken one must not fail the batch.
-  if (typeof issue !== 'object' || issue === null) return { message: String(issue), path: [] }
+  if (!isObjectLike(issue)) return { message: String(issue), path: [] }
   const path: PropertyKey[] = []
   if (Array.isArray(issue.path)) {
     for (const segment of issue.path as StandardSchemaV1.Issue['path'] & unknown[]) {
-      path.push(typeof segment === 'object' && segment !== null ? segment.key : segment)
+      path.push(isObjectLike(segment) ? segment.key : segment)
     }
   }
   const { message } = issue
@@ -538,11 +539,11 @@ function pollutingKey(root: unknown): string | undefined {
   while (stack.length > 0) {
     const node = stack.pop() as number
     const value = values[node]
-    if (typeof value !== 'object' || value === null) continue
+    if (!isObjectLike(value)) continue
     if (Object.hasOwn(value, '__proto__')) return `"__proto__" key ${where(node, parents, keys)}`
     if (Object.hasOwn(value, 'constructor')) {
       const ctor = (value as { constructor: unknown }).constructor
-      if (typeof ctor === 'object' && ctor !== null && Object.hasOwn(ctor, 'prototype')) {
+      if (isObjectLike(ctor) && Object.hasOwn(ctor, 'prototype')) {
         return `"constructor.prototype" key ${where(node, parents, keys)}`
       }
     }

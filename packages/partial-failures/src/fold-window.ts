@@ -17,6 +17,7 @@ import {
   checkOptions,
   getPoisonSink,
   getRecordObservers,
+  isObjectLike,
   type KinesisRecord,
   type KinesisStreamBatchResponse,
   type KinesisStreamEvent,
@@ -221,7 +222,7 @@ function jsonBytes(state: unknown): number {
 function checkedState<S>(state: S, from: string): S {
   let got: string | undefined
   try {
-    const prototype = typeof state === 'object' && state !== null && Object.getPrototypeOf(state)
+    const prototype = isObjectLike(state) && Object.getPrototypeOf(state)
     if (prototype !== Object.prototype && prototype !== null) got = kindOf(state)
   } catch {
     // A revoked Proxy, or one whose getPrototypeOf trap throws: nothing Lambda could carry.

@@ -4,7 +4,7 @@
  * are given (a Powertools `Logger` formats an error's `cause` chain recursively, so one that
  * loops never ends). `guarded` wraps it so that none of this reaches the invocation.
  */
-import { isInstance, messageOf, propertyOf, shownValue } from '@shardwise/core'
+import { isInstance, isObjectLike, messageOf, propertyOf, shownValue } from '@shardwise/core'
 import { pkg } from './typed-parser.js'
 
 /** What the middleware logs with: a Powertools `Logger`, `console`, pino, or anything alike. */
@@ -114,7 +114,7 @@ export const MAX_CAUSES = 16
 
 /** The details of a log line, with each error in them bounded (see `boundedError`). */
 function loggable(detail: unknown): unknown {
-  if (typeof detail !== 'object' || detail === null) return detail
+  if (!isObjectLike(detail)) return detail
   if (isInstance(detail, Error)) return boundedError(detail)
   let copy: Record<string, unknown> | undefined
   try {
@@ -143,7 +143,7 @@ function boundedError(error: Error): Error {
   let ends = true
   for (let link: unknown = error; ; ) {
     link = propertyOf(link, 'cause')
-    if (typeof link !== 'object' || link === null) break
+    if (!isObjectLike(link)) break
     if (chain.includes(link) || chain.length > MAX_CAUSES) {
       ends = false
       break
@@ -184,7 +184,7 @@ function copyOf(link: unknown, chain: unknown[], depth: number): Error {
   }
   const cause = propertyOf(link, 'cause')
   let copied: unknown = cause
-  if (typeof cause === 'object' && cause !== null) {
+  if (isObjectLike(cause)) {
     const seen = chain.indexOf(cause)
     if (seen !== -1 && seen <= depth) {
       copied = `(the cause chain loops back here to link ${seen}: ${messageOf(cause)})`

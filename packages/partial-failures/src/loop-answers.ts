@@ -3,7 +3,7 @@
  * batch a loop ran on, and the answer it gave, so that an answer replaced on the way back is
  * noticed; and the state a tumbling window's answer must carry on.
  */
-import type { RecordBatch } from '@shardwise/core'
+import { isObjectLike, type RecordBatch } from '@shardwise/core'
 
 /**
  * The state to carry on when the event is one of a tumbling window (`undefined` when it is
@@ -12,9 +12,7 @@ import type { RecordBatch } from '@shardwise/core'
 export function windowStateOf(event: unknown): object | undefined {
   const windowEvent = event as { window?: unknown; state?: unknown } | null | undefined
   if (windowEvent?.window === undefined) return undefined
-  return typeof windowEvent.state === 'object' && windowEvent.state !== null
-    ? windowEvent.state
-    : {}
+  return isObjectLike(windowEvent.state) ? windowEvent.state : {}
 }
 
 /**

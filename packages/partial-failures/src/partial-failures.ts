@@ -18,6 +18,7 @@ import {
   FAILED,
   firstUnfinished,
   getBatch,
+  isObjectLike,
   type KinesisRecord,
   type KinesisStreamBatchResponse,
   type KinesisStreamEvent,
@@ -123,7 +124,7 @@ interface Kept {
 
 function keepSequenceNumbers(request: Kept): void {
   const { event } = request
-  if (typeof event !== 'object' || event === null) return
+  if (!isObjectLike(event)) return
   request[KEPT] = { event, numbers: sequenceNumbersOf(event as KinesisStreamEvent) }
 }
 
@@ -276,7 +277,7 @@ function checkpointOf(loopAnswer: object | undefined): string | undefined {
 
 function stateOf(event: unknown, response: unknown): object | undefined {
   const answered = propertyOf(response, 'state')
-  if (typeof answered === 'object' && answered !== null) return answered
+  if (isObjectLike(answered)) return answered
   return windowStateOf(event)
 }
 
