@@ -332,17 +332,14 @@ function subRecord(
   userRecord: UserRecord,
   subSequenceNumber: number,
 ): KinesisRecord<Uint8Array> {
+  // The carrier's own keys, in its order, so that every record of the batch has one shape.
   return {
+    ...carrier,
     data: userRecord.data,
     rawData: userRecord.data,
     partitionKey: userRecord.partitionKey,
     explicitHashKey: userRecord.explicitHashKey,
-    sequenceNumber: carrier.sequenceNumber,
     subSequenceNumber,
-    approximateArrivalTimestamp: carrier.approximateArrivalTimestamp,
-    shardId: carrier.shardId,
-    eventSourceARN: carrier.eventSourceARN,
-    lambdaRecord: carrier.lambdaRecord,
   }
 }
 

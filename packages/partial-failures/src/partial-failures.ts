@@ -415,12 +415,9 @@ function collectReportedFailures(
       'error',
       `the batch handler answered ${reported}, not { batchItemFailures }; retrying the whole batch`,
     )
-    failures.add({
-      sequenceNumber: first,
-      message: 'batch answered in a form Lambda cannot read: retried whole',
-      stage: 'answer',
-      fields: { sequenceNumber: first, reportedBy: 'handler' },
-    })
+    failures.add(
+      reportedFailure(first, 'batch answered in a form Lambda cannot read: retried whole'),
+    )
     return
   }
   if (reported.length === 0) return
@@ -443,11 +440,17 @@ function collectReportedFailures(
     `the handler reported ${unknown.length} identifier(s) not in the batch; retrying all`,
     { itemIdentifier: unknown[0], itemIdentifiers: unknown.slice(0, SHOWN_IDENTIFIERS) },
   )
-  failures.add({
-    sequenceNumber: first,
+  failures.add(reportedFailure(first, undefined, { itemIdentifier: unknown[0] }))
+}
+
+/** A record that the handler's answer named, or that Lambda is to retry from for its answer. */
+function reportedFailure(sequenceNumber: string, message?: string, more?: object): Failure {
+  return {
+    sequenceNumber,
+    message,
     stage: 'answer',
-    fields: { sequenceNumber: first, reportedBy: 'handler', itemIdentifier: unknown[0] },
-  })
+    fields: { sequenceNumber, reportedBy: 'handler', ...more },
+  }
 }
 
 /** How many identifiers that are not in the batch the log line shows. */
@@ -493,7 +496,7 @@ function unfinished(
 ): Failure {
   const index = positions?.get(sequenceNumber) ?? -1
   if (batch === undefined || index === -1 || batch.status[index] !== PENDING) {
-    return { sequenceNumber, stage: 'answer', fields: { sequenceNumber, reportedBy: 'handler' } }
+    return reportedFailure(sequenceNumber)
   }
   return {
     sequenceNumber,
