@@ -907,7 +907,7 @@ describe('time and order', () => {
       expect(logger.lines.map((line) => [line.level, line.message])).toEqual([
         [
           'debug',
-          `no deadline known: getRemainingTimeInMillis() answered ${String(remaining)}, not a number of milliseconds from 0 to 2^31 - 1; the timeout guard is off for this batch`,
+          `no deadline known: getRemainingTimeInMillis() answered ${String(remaining)}, not 0 to 2^31 - 1 ms; the timeout guard is off for this batch`,
         ],
       ])
     },

@@ -445,7 +445,7 @@ export function overBatchBudget(refusal: BatchBudgetRefusal): {
   const counting =
     failed === 0
       ? ''
-      : `, counting ${failed} bytes for its payloads that failed to ${verb} (the most they could have produced)`
+      : `, counting ${failed} bytes (the most they could make) for its payloads that failed to ${verb}`
   const outcome = retryable
     ? 'Lambda delivers it again, in a later invocation with a fresh budget'
     : `its Kinesis record alone ${verbs} to more than that${counting}, so no invocation can ${verb} it`

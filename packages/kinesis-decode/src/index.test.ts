@@ -827,7 +827,7 @@ describe('the batch budget (maxBatchDecompressedBytes)', () => {
     expect(batch.errors.get(0)?.message).toMatch(/: data is not valid gzip: /)
     expect(batch.errors.get(2)?.retryable).toBe(false)
     expect(batch.errors.get(2)?.message).toMatch(
-      /sub-record 2 .*: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(40000\), the most one invocation decompresses; its Kinesis record alone decompresses to more than that, counting 26832 bytes for its payloads that failed to decompress \(the most they could have produced\), so no invocation can decompress it$/,
+      /sub-record 2 .*: its data \(gzip\) does not fit in what is left of maxBatchDecompressedBytes \(40000\), the most one invocation decompresses; its Kinesis record alone decompresses to more than that, counting 26832 bytes \(the most they could make\) for its payloads that failed to decompress, so no invocation can decompress it$/,
     )
     // With room for what they could have made, it decodes.
     const roomy = decodeEvent(kinesisEvent(aggregate), { maxBatchDecompressedBytes: 46_832 })

@@ -158,7 +158,7 @@ function failureMessage(event: unknown, error: unknown): string {
     propertyOf(error, 'name') === 'TimeoutError' &&
     propertyOf(propertyOf(error, 'cause'), 'package') === '@middy/core'
   if (middyTimeout && batch !== undefined && loopAnswerOf(batch)) {
-    return "middy's timeoutEarlyInMillis fired before the timeout guard of eachRecord or foldWindow; Lambda will retry the whole batch: make timeoutMarginMs larger, so the guard answers first"
+    return "middy's timeoutEarlyInMillis fired before eachRecord's or foldWindow's timeout guard; Lambda will retry the whole batch: make timeoutMarginMs larger"
   }
   return 'the invocation failed; Lambda will retry the whole batch'
 }

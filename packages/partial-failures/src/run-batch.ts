@@ -225,7 +225,7 @@ function remainingTime(batch: RecordBatch<unknown>, context: Context): number | 
     if (typeof remaining === 'number' && remaining >= 0 && remaining <= MAX_TIMER_MS) {
       return remaining
     }
-    answer = `answered ${shownValue(remaining)}, not a number of milliseconds from 0 to 2^31 - 1`
+    answer = `answered ${shownValue(remaining)}, not 0 to 2^31 - 1 ms`
   } catch (thrown) {
     answer = `threw (${messageOf(thrown)})`
   }

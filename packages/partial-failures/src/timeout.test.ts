@@ -143,7 +143,7 @@ describe('the timeout guard', () => {
       .use(partialFailures({ logger }))
     await expect(lambda(tenRecords(), lambdaContext(300))).rejects.toThrow(/aborted/)
     expect(logger.lines.map((line) => line.message)).toEqual([
-      "middy's timeoutEarlyInMillis fired before the timeout guard of eachRecord or foldWindow; Lambda will retry the whole batch: make timeoutMarginMs larger, so the guard answers first",
+      "middy's timeoutEarlyInMillis fired before eachRecord's or foldWindow's timeout guard; Lambda will retry the whole batch: make timeoutMarginMs larger",
       'the invocation failed: its stack and causes',
     ])
   })
