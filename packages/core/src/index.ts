@@ -13,7 +13,7 @@ import type {
   KinesisStreamRecord,
 } from 'aws-lambda'
 
-import { ConfigurationError } from './options.js'
+import { misconfigured } from './options.js'
 import { DIVERTED, FAILED, SUCCEEDED } from './record-status.js'
 
 export type {
@@ -227,9 +227,7 @@ export function decodedBatch<T = unknown>(
 ): RecordBatch<T> {
   const batch = getBatch<T>(event)
   if (batch === undefined) {
-    throw new ConfigurationError(
-      `${pkg}: the event has no decoded records; add .use(kinesisDecode()) ${where}`,
-    )
+    throw misconfigured(pkg, `the event has no decoded records; add .use(kinesisDecode()) ${where}`)
   }
   return batch
 }
@@ -662,6 +660,7 @@ export {
   ConfigurationError,
   checkOptions,
   MAX_TIMER_MS,
+  misconfigured,
   type OptionRule,
   type OptionRules,
 } from './options.js'

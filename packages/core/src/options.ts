@@ -10,6 +10,11 @@ export class ConfigurationError extends Error {
   override name = 'ConfigurationError'
 }
 
+/** A `ConfigurationError` whose message names the package the mistake was made with. */
+export function misconfigured(pkg: string, problem: string, options?: ErrorOptions) {
+  return new ConfigurationError(`${pkg}: ${problem}`, options)
+}
+
 /**
  * The longest delay a Node timer keeps: one set for longer, or for `Infinity` or `NaN`, fires
  * after 1 ms, so an option or a value that feeds a timer stays at or under it.
@@ -89,13 +94,10 @@ export function checkOptions<T extends object>(
       }
     }
   } catch (error) {
-    throw new ConfigurationError(
-      `${packageName}: the options cannot be read: ${messageOf(error)}`,
-      {
-        cause: error,
-      },
-    )
+    throw misconfigured(packageName, `the options cannot be read: ${messageOf(error)}`, {
+      cause: error,
+    })
   }
-  if (problem !== undefined) throw new ConfigurationError(`${packageName}: ${problem}`)
+  if (problem !== undefined) throw misconfigured(packageName, `${problem}`)
   return read as T
 }

@@ -19,6 +19,7 @@ import {
   kindOf,
   markParsed,
   messageOf,
+  misconfigured,
   type OptionRules,
   PARSER,
   type ParsedEvent,
@@ -109,8 +110,9 @@ export function jsonParse<Schema extends StandardSchemaV1>(
 export function jsonParse(options?: JsonParseOptions<never>): JsonParser<unknown>
 export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
   if (isSchema(options)) {
-    throw new ConfigurationError(
-      `${pkg}: give the schema as an option, jsonParse({ schema }), not jsonParse(schema)`,
+    throw misconfigured(
+      pkg,
+      `give the schema as an option, jsonParse({ schema }), not jsonParse(schema)`,
     )
   }
   const { schema, validationConcurrency = 10, reviver } = checkOptions(pkg, optionRules, options)
@@ -152,7 +154,7 @@ function validatorOf(schema: unknown): Validator {
   } catch (error) {
     if (error instanceof ConfigurationError) throw error
     // A schema whose properties cannot be read (a getter or a Proxy trap that throws).
-    throw new ConfigurationError(`${pkg}: the schema cannot be read: ${messageOf(error)}`, {
+    throw misconfigured(pkg, `the schema cannot be read: ${messageOf(error)}`, {
       cause: error,
     })
   }
@@ -162,8 +164,9 @@ function readValidator(schema: unknown): Validator {
   const holder = typeof schema === 'object' || typeof schema === 'function' ? schema : null
   const standard = (holder as Partial<StandardSchemaV1> | null)?.['~standard']
   if (holder === null || standard?.version !== 1 || typeof standard.validate !== 'function') {
-    throw new ConfigurationError(
-      `${pkg}: schema must be a Standard Schema v1 validator (zod 3.24+, valibot 1+, arktype 2+, ...)`,
+    throw misconfigured(
+      pkg,
+      `schema must be a Standard Schema v1 validator (zod 3.24+, valibot 1+, arktype 2+, ...)`,
     )
   }
   // Bound once here so that the loop calls it without looking it up per record.
@@ -459,8 +462,9 @@ function parseRecord(
   } else if (typeof data === 'string') {
     text = data
   } else {
-    throw new ConfigurationError(
-      `${pkg}: record.data is ${kindOf(data)}, not bytes; use jsonParse() right after kinesisDecode(), once`,
+    throw misconfigured(
+      pkg,
+      `record.data is ${kindOf(data)}, not bytes; use jsonParse() right after kinesisDecode(), once`,
     )
   }
   let value: unknown

@@ -11,7 +11,6 @@
 import type { MiddlewareObj } from '@middy/core'
 import {
   BATCH,
-  ConfigurationError,
   checkOptions,
   DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES as DEFAULT_BATCH_BUDGET,
   type DecodedEvent,
@@ -22,6 +21,7 @@ import {
   type KinesisStreamEvent,
   type KinesisStreamRecord,
   kindOf,
+  misconfigured,
   type OptionRules,
   overBatchBudget,
   placesOf,
@@ -125,8 +125,9 @@ export function kinesisDecode(options?: KinesisDecodeOptions): MiddlewareObj<Kin
     before(request) {
       const decoded = request as { [DECODED]?: true }
       if (decoded[DECODED]) {
-        throw new ConfigurationError(
-          `${pkg}: kinesisDecode() is in the middy chain twice; the second would decode again, undoing what ran between (a parser's values and failures): keep one`,
+        throw misconfigured(
+          pkg,
+          `kinesisDecode() is in the middy chain twice; the second would decode again, undoing what ran between (a parser's values and failures): keep one`,
         )
       }
       decoded[DECODED] = true
@@ -161,7 +162,7 @@ function settingsOf(options: KinesisDecodeOptions | undefined): Settings {
     ...checkOptions(pkg, optionRules, options),
   }
   if (settings.decompress === 'zstd' && typeof zlib().zstdDecompressSync !== 'function') {
-    throw new ConfigurationError(`${pkg}: decompress 'zstd' ${ZSTD_NEEDS}`)
+    throw misconfigured(pkg, `decompress 'zstd' ${ZSTD_NEEDS}`)
   }
   return settings
 }
@@ -177,7 +178,7 @@ function kinesisRecordsOf(event: unknown): KinesisStreamRecord[] {
       return records as KinesisStreamRecord[]
     }
   }
-  throw new ConfigurationError(`${pkg}: expected an aws:kinesis event, got ${eventSourceOf(event)}`)
+  throw misconfigured(pkg, `expected an aws:kinesis event, got ${eventSourceOf(event)}`)
 }
 
 function decodeRecords(
@@ -205,8 +206,9 @@ function decodeRecords(
     if (typeof lambdaRecord?.kinesis?.sequenceNumber !== 'string') {
       // Without a sequence number the record cannot be reported, so nothing safe is left but
       // failing the whole batch for Lambda to retry.
-      throw new ConfigurationError(
-        `${pkg}: Records[${i}] has no kinesis.sequenceNumber; expected an aws:kinesis event`,
+      throw misconfigured(
+        pkg,
+        `Records[${i}] has no kinesis.sequenceNumber; expected an aws:kinesis event`,
       )
     }
     const carrier = toRecord(lambdaRecord, shardId)
@@ -350,8 +352,9 @@ function subRecord(
  */
 function notDecodedBefore(data: unknown, position: number): void {
   if (data === undefined || typeof data === 'string') return
-  throw new ConfigurationError(
-    `${pkg}: Records[${position}].kinesis.data is ${kindOf(data)}, not Lambda's base64: a middleware before kinesisDecode decoded it (as @middy/event-normalizer does); remove it, or .use() it after kinesisDecode()`,
+  throw misconfigured(
+    pkg,
+    `Records[${position}].kinesis.data is ${kindOf(data)}, not Lambda's base64: a middleware before kinesisDecode decoded it (as @middy/event-normalizer does); remove it, or .use() it after kinesisDecode()`,
   )
 }
 

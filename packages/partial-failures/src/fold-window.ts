@@ -12,7 +12,6 @@
  */
 import {
   batchResponse,
-  ConfigurationError,
   type Context,
   checkOptions,
   getPoisonSink,
@@ -22,6 +21,7 @@ import {
   type KinesisStreamBatchResponse,
   type KinesisStreamEvent,
   messageOf,
+  misconfigured,
   type OptionRules,
   observedRun,
   type RecordParser,
@@ -120,8 +120,9 @@ export function foldWindow<S extends object>(...args: unknown[]): WindowHandler<
 
   return async (event: WindowEvent<S>, context, middyOptions) => {
     if (typeof event?.window !== 'object' || event.window === null) {
-      throw new ConfigurationError(
-        `${pkg}: foldWindow needs a tumbling window event; set TumblingWindowInSeconds on the event source mapping, or use eachRecord`,
+      throw misconfigured(
+        pkg,
+        `foldWindow needs a tumbling window event; set TumblingWindowInSeconds on the event source mapping, or use eachRecord`,
       )
     }
     const batch = decodedBatchOf<unknown>(event)
@@ -206,8 +207,9 @@ function jsonBytes(state: unknown): number {
     // A toJSON that answers undefined: Lambda would carry nothing.
     if (json === undefined) throw new TypeError('JSON.stringify gave undefined')
   } catch (error) {
-    throw new ConfigurationError(
-      `${pkg}: foldWindow's state cannot be sent as JSON, as Lambda carries it: ${messageOf(error)}`,
+    throw misconfigured(
+      pkg,
+      `foldWindow's state cannot be sent as JSON, as Lambda carries it: ${messageOf(error)}`,
       { cause: error },
     )
   }
@@ -229,8 +231,9 @@ function checkedState<S>(state: S, from: string): S {
     got = 'an object that cannot be read (a revoked Proxy?)'
   }
   if (got !== undefined) {
-    throw new ConfigurationError(
-      `${pkg}: foldWindow's state must be a plain object, as Lambda carries it between invocations; ${from} gave ${got}`,
+    throw misconfigured(
+      pkg,
+      `foldWindow's state must be a plain object, as Lambda carries it between invocations; ${from} gave ${got}`,
     )
   }
   return state

@@ -5,8 +5,8 @@
  * each one as retryable, and the shard stalls with nothing to say why.
  */
 import {
-  ConfigurationError,
   isRecordParser,
+  misconfigured,
   PARSER,
   type RecordBatch,
   type RecordParser,
@@ -36,14 +36,16 @@ export function handlerArguments<Handler, Options>(
   }
   if (isRecordParser(first)) {
     if (typeof second !== 'function') {
-      throw new ConfigurationError(
-        `${pkg}: ${name}(parse, ...) needs a ${handlerName} function after the parser`,
+      throw misconfigured(
+        pkg,
+        `${name}(parse, ...) needs a ${handlerName} function after the parser`,
       )
     }
     return { parser: first, handler: second as Handler, options: third as Options | undefined }
   }
-  throw new ConfigurationError(
-    `${pkg}: ${name} needs a ${handlerName} function, or a parser (jsonParse(), avroParse()) and a ${handlerName}`,
+  throw misconfigured(
+    pkg,
+    `${name} needs a ${handlerName} function, or a parser (jsonParse(), avroParse()) and a ${handlerName}`,
   )
 }
 
@@ -58,7 +60,8 @@ export function requireParsed(
   parser: RecordParser<unknown>,
 ): void {
   if (wasParsedBy(batch, parser)) return
-  throw new ConfigurationError(
-    `${pkg}: ${name}(parse, ...) was given ${parser[PARSER]}, which did not run on this batch (record.data is not what the handler is typed for): add .use(parse), that same instance, after .use(kinesisDecode()). No record was handled; Lambda retries the whole batch`,
+  throw misconfigured(
+    pkg,
+    `${name}(parse, ...) was given ${parser[PARSER]}, which did not run on this batch (record.data is not what the handler is typed for): add .use(parse), that same instance, after .use(kinesisDecode()). No record was handled; Lambda retries the whole batch`,
   )
 }
