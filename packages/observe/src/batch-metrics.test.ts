@@ -1,3 +1,5 @@
+import { Console } from 'node:console'
+import { Writable } from 'node:stream'
 import { gzipSync } from 'node:zlib'
 import { Metrics } from '@aws-lambda-powertools/metrics'
 import middy from '@middy/core'
@@ -318,6 +320,44 @@ describe('batchMetrics', () => {
     expect(theirs?._aws.CloudWatchMetrics[0]?.Dimensions).toEqual([['service', 'tenant']])
     expect(theirs).not.toHaveProperty('StreamName')
     for (const line of [ours, theirs]) expect(emfProblems(line)).toEqual([])
+  })
+
+  it("writes to the Metrics' console's stream what its log would: the line, a newline, and no throw on a failed write", async () => {
+    const chunks: string[] = []
+    let fail = false
+    const stream = new Writable({
+      decodeStrings: false,
+      write(chunk: string, _encoding, done) {
+        chunks.push(chunk)
+        // A pipe's failed write is told to the callback, after the call returned.
+        const error = fail ? new Error('EPIPE') : null
+        setImmediate(() => done(error))
+      },
+    })
+    const metrics = new Metrics({ namespace: 'Shardwise' })
+    ;(metrics as unknown as { console: Console }).console = new Console({ stdout: stream })
+    const lambda = chain(metrics)
+    await lambda(kinesisEvent([{ data: order('a') }]), lambdaContext())
+    expect(chunks).toHaveLength(1)
+    const [ours] = chunks as [string]
+    const logged: string[] = []
+    const reference = new Writable({
+      decodeStrings: false,
+      write(chunk: string, _encoding, done) {
+        logged.push(chunk)
+        done()
+      },
+    })
+    new Console({ stdout: reference }).log(ours.slice(0, -1))
+    expect(logged).toEqual([ours])
+    expect(ours.endsWith('}\n')).toBe(true)
+    // As Console.log: the stream's error has a listener by the time it is emitted, so the
+    // process does not crash on it, and the answer stands.
+    fail = true
+    const answer = await lambda(kinesisEvent([{ data: order('b') }]), lambdaContext())
+    expect(answer).toEqual({ batchItemFailures: [] })
+    await vi.waitFor(() => expect(stream.destroyed).toBe(true))
+    expect(chunks).toHaveLength(2)
   })
 
   it('prints nothing when the Metrics is disabled, as Powertools would', async () => {
