@@ -76,6 +76,13 @@ export interface RecordBatch<T = unknown> {
   /** What decoding did beyond the records themselves; set by `kinesisDecode`. */
   readonly decoded?: DecodeStats
   /**
+   * The positions of the records `kinesisDecode` decodes at their turn (large plain records), if
+   * any: their `data` and `rawData` are decoded from `lambdaRecord` at each read, until a step
+   * sets them, so that the batch keeps none of their bytes. A parser may leave them for their
+   * turn too (`turnSteps`), as `jsonParse()` without a schema does.
+   */
+  readonly deferred?: ReadonlySet<number>
+  /**
    * What a parser left for each record's turn in the record loop (`eachRecord`, `foldWindow`),
    * so that it runs under the loop's timeout guard: a schema's asynchronous validation.
    */
@@ -138,7 +145,8 @@ export interface DecodeStats {
 export interface TurnSteps {
   /**
    * Starts what `records[index]` waits for, if it has not started, and resolves (never rejects)
-   * once the record is ready, its `data` set, or failed; `undefined` when it waits for nothing.
+   * once the record is ready, its `data` set, or failed; `undefined` when it waits for nothing,
+   * or for nothing more than what this call did at once.
    */
   at(index: number): Promise<void> | undefined
   /** The loop has stopped, and answers: nothing may start any more. */

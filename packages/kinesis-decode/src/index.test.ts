@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import zlib from 'node:zlib'
 import {
@@ -6,6 +7,7 @@ import {
   ConfigurationError,
   type DecodedEvent,
   DecodeError,
+  type KinesisRecord,
   type KinesisStreamEvent,
   RecordStatus,
 } from '@shardwise/core'
@@ -14,6 +16,7 @@ import { describe, expect, expectTypeOf, it } from 'vitest'
 import {
   DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES,
   DEFAULT_MAX_DECOMPRESSED_BYTES,
+  DEFER_FROM,
   decodeEvent,
   type KinesisDecodeOptions,
   kinesisDecode,
@@ -89,6 +92,122 @@ describe('kinesisDecode on plain records', () => {
 
   it('turns an empty event into an empty batch', () => {
     expect(decodeEvent({ Records: [] }).records).toEqual([])
+  })
+})
+
+describe('large plain records, decoded at their turn', () => {
+  /** The fewest bytes whose base64 is DEFER_FROM characters or more. */
+  const large = (fill: number, size = (DEFER_FROM / 4) * 3) => Buffer.alloc(size, fill)
+
+  it('decodes a large plain record at each read of its data, and the batch keeps none of its bytes', () => {
+    const payload = large(97)
+    const event = kinesisEvent(lambdaRecord('small'), lambdaRecord(payload), lambdaRecord('after'))
+    const batch = decodeEvent(event)
+    expect(batch.deferred).toEqual(new Set([1]))
+    expect(batch.records.map((record) => text(record.data))).toEqual([
+      'small',
+      payload.toString(),
+      'after',
+    ])
+    const record = batch.records[1] as KinesisRecord<Uint8Array>
+    const held = Object.values(Object.getOwnPropertyDescriptors(record)).filter(
+      (property) => property.value instanceof Uint8Array,
+    )
+    expect(held).toEqual([])
+    // Decoded again at each read: nothing keeps the bytes alive but their reader.
+    expect(record.data).not.toBe(record.data)
+    expect(payload.equals(record.data)).toBe(true)
+    expect(payload.equals(record.rawData)).toBe(true)
+    expect(record).toMatchObject({
+      partitionKey: 'carrier-key',
+      sequenceNumber: event.Records[1]?.kinesis.sequenceNumber,
+      subSequenceNumber: undefined,
+      lambdaRecord: event.Records[1],
+    })
+    // Spread and JSON see the bytes, as on any record.
+    expect(payload.equals({ ...record }.data)).toBe(true)
+    expect(JSON.parse(JSON.stringify(record)).rawData).toEqual(payload.toJSON())
+    expect([...batch.status]).toEqual([0, 0, 0])
+  })
+
+  it('keeps what a step sets on a deferred record', () => {
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(large(98))))
+    const record = batch.records[0] as KinesisRecord<unknown>
+    record.data = { parsed: true }
+    expect(record.data).toEqual({ parsed: true })
+    expect(Buffer.from(record.rawData).equals(large(98))).toBe(true)
+    record.rawData = Buffer.from('kept')
+    expect(text(record.rawData)).toBe('kept')
+    // A value that means nothing is still a value: a schema may answer undefined.
+    record.data = undefined
+    expect(record.data).toBeUndefined()
+    expect({ ...record }).toMatchObject({ data: undefined, rawData: Buffer.from('kept') })
+  })
+
+  it('decodes ahead, as before, a record under the threshold, and aggregates and compressed data whatever their size', () => {
+    const under = large(67, (DEFER_FROM / 4) * 3 - 3)
+    const [aggregate] = peerAggregates([
+      { partitionKey: 'a', data: large(65) },
+      { partitionKey: 'b', data: Buffer.from('two') },
+    ])
+    const random = randomBytes(DEFER_FROM)
+    const zstd = Buffer.concat([Buffer.from([0x28, 0xb5, 0x2f, 0xfd]), large(66)])
+    const event = kinesisEvent(
+      lambdaRecord(under),
+      lambdaRecord(aggregate as Buffer),
+      lambdaRecord(zlib.gzipSync(random)),
+      lambdaRecord(zstd),
+      lambdaRecord(large(68)),
+    )
+    expect(event.Records[0]?.kinesis.data.length).toBeLessThan(DEFER_FROM)
+    const batch = decodeEvent(event)
+    // Only the last one is large and plain; the zstd frame is corrupt and fails alone.
+    expect(batch.deferred).toEqual(new Set([5]))
+    expect([...batch.status]).toEqual([0, 0, 0, 0, 2, 0])
+    const data = batch.records.map((record) => Buffer.from(record.data))
+    expect(data[0]?.equals(under)).toBe(true)
+    expect(data[1]?.equals(large(65))).toBe(true)
+    expect(text(data[2] as Buffer)).toBe('two')
+    expect(data[3]?.equals(random)).toBe(true)
+    expect(data[4]?.equals(zstd)).toBe(true)
+    expect(data[5]?.equals(large(68))).toBe(true)
+  })
+
+  it('fails a large record that is not valid base64 before the loop, naming it, as any record', () => {
+    const bad = [
+      base64Record(`${'QUJD'.repeat(DEFER_FROM / 4)}*QUJ`),
+      base64Record(`${'QUJD'.repeat(DEFER_FROM / 4)}QQ`),
+      base64Record(`${'QUJD'.repeat(DEFER_FROM / 4)} QUJ`),
+    ]
+    const batch = decodeEvent(kinesisEvent(...bad))
+    expect(batch.deferred).toBeUndefined()
+    expect([...batch.status]).toEqual([2, 2, 2])
+    for (const [i, record] of bad.entries()) {
+      const error = batch.errors.get(i)
+      expect(error).toBeInstanceOf(DecodeError)
+      expect(error?.message).toContain(record.kinesis.sequenceNumber)
+      expect(error?.message).toContain('not valid base64')
+      expect(text(batch.records[i]?.rawData as Uint8Array)).toBe(record.kinesis.data)
+    }
+  })
+
+  it('defers a large record only when its options would hand its bytes on as they are', () => {
+    const gzipped = zlib.gzipSync(randomBytes(DEFER_FROM))
+    const [aggregate] = peerAggregates([{ partitionKey: 'a', data: large(69) }])
+    const event = () =>
+      kinesisEvent(
+        lambdaRecord(gzipped),
+        lambdaRecord(aggregate as Buffer),
+        lambdaRecord(large(70)),
+      )
+    expect(decodeEvent(event(), { decompress: false, deaggregate: false }).deferred).toEqual(
+      new Set([0, 1, 2]),
+    )
+    expect(decodeEvent(event(), { decompress: false }).deferred).toEqual(new Set([0, 2]))
+    // An explicit format expects every record compressed: the plain one fails as before.
+    const zlibBatch = decodeEvent(event(), { decompress: 'zlib' })
+    expect(zlibBatch.deferred).toBeUndefined()
+    expect(zlibBatch.errors.get(2)).toBeInstanceOf(DecodeError)
   })
 })
 
@@ -740,7 +859,9 @@ describe('the batch budget (maxBatchDecompressedBytes)', () => {
     })
     expect(batch.errors.size).toBe(0)
     expect(batch.records).toHaveLength(10)
-    expect(batch.records.slice(0, 9).every((record) => record.data === record.rawData)).toBe(true)
+    expect(
+      batch.records.slice(0, 9).every((record) => Buffer.from(record.data).equals(record.rawData)),
+    ).toBe(true)
     expect(Buffer.alloc(budget, 101).equals(batch.records[4]?.data as Uint8Array)).toBe(true)
     expect(batch.records[9]?.data).toHaveLength(budget - 1)
   })
