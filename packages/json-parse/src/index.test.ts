@@ -4,13 +4,14 @@ import {
   type Context,
   DecodeError,
   getBatch,
+  type KinesisRecord,
   type KinesisStreamEvent,
   ParseError,
   RecordError,
   RecordStatus,
   ValidationError,
 } from '@shardwise/core'
-import { kinesisDecode } from '@shardwise/kinesis-decode'
+import { DEFER_FROM, kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
 import { hostileThrownValues } from '@shardwise/test-internals'
 import { kinesisEvent, lambdaContext, sequenceNumber, settleOnFakeClock } from '@shardwise/testing'
@@ -149,6 +150,183 @@ describe('jsonParse without a schema', () => {
     expect(batch.records[0]?.data).toEqual({ a: 1 })
     expect(batch.records[1]?.data).toBeInstanceOf(Uint8Array)
     expect(batch.errors.size).toBe(0)
+  })
+})
+
+describe('jsonParse on large records, parsed at their turn', () => {
+  /** JSON whose base64 is DEFER_FROM characters or more: kinesisDecode decodes it at its turn. */
+  const large = (id: string, extra = '') =>
+    JSON.stringify({ id, pad: 'x'.repeat(DEFER_FROM) }) + extra
+
+  /** The chain with `between` after jsonParse, a handler that keeps its records, and the answer. */
+  async function runLarge(
+    payloads: string[],
+    options: {
+      ordering?: 'shard' | 'partitionKey'
+      onPoison?: (record: KinesisRecord<unknown>) => Promise<void>
+      between?: (event: KinesisStreamEvent) => void
+    } = {},
+    parse: JsonParser<unknown> = jsonParse(),
+  ) {
+    const event = eventOf(payloads)
+    const kept: Array<KinesisRecord<unknown>> = []
+    const inBatchAtTurn: boolean[] = []
+    const handler = middy(
+      eachRecord(
+        (record) => {
+          const batch = getBatch(event)
+          inBatchAtTurn.push(batch?.records.includes(record) ?? false)
+          kept.push(record)
+          if ((record.data as { fail?: boolean }).fail) throw new Error('handler failed')
+        },
+        { ordering: options.ordering ?? 'shard', concurrency: 4 },
+      ),
+    )
+      .use(kinesisDecode())
+      .use(parse)
+      .use({ before: (request) => options.between?.(request.event) })
+      .use(partialFailures({ logger: false, onPoison: options.onPoison }))
+    const response = await handler(event, context)
+    return {
+      response,
+      kept,
+      inBatchAtTurn,
+      batch: getBatch(event) as NonNullable<ReturnType<typeof getBatch>>,
+    }
+  }
+
+  it('parses each at its turn, and the batch lets its value go once it succeeded, where the handler keeps it', async () => {
+    let beforeTheLoop: unknown[] = []
+    const { response, kept, inBatchAtTurn, batch } = await runLarge(
+      ['{"id":"small"}', large('a'), large('b')],
+      {
+        between: (event) => {
+          beforeTheLoop = (getBatch(event)?.records ?? []).map((record) => record.data)
+        },
+      },
+    )
+    expect(response).toEqual({ batchItemFailures: [] })
+    expect(batch.deferred).toEqual(new Set([1, 2]))
+    // Until its turn, a large record's data is still its bytes.
+    expect(beforeTheLoop[0]).toEqual({ id: 'small' })
+    expect(beforeTheLoop.slice(1).map((data) => data instanceof Uint8Array)).toEqual([true, true])
+    expect(kept.map((record) => (record.data as { id: string }).id)).toEqual(['small', 'a', 'b'])
+    expect(inBatchAtTurn).toEqual([true, true, true])
+    // Once done, the batch holds the record without its value (its bytes, decoded at each
+    // read), and the handler's own record still holds the value.
+    for (const i of [1, 2]) {
+      const record = batch.records[i] as KinesisRecord<unknown>
+      expect(record).not.toBe(kept[i])
+      expect(record.sequenceNumber).toBe(kept[i]?.sequenceNumber)
+      expect(Buffer.from(record.data as Uint8Array).toString()).toBe(large(i === 1 ? 'a' : 'b'))
+      expect(Object.getOwnPropertyDescriptor(record, 'data')?.get).toBeTypeOf('function')
+    }
+    expect(batch.records[0]).toBe(kept[0])
+  })
+
+  it('fails one that is not JSON at its turn, alone, naming it, and starts nothing after it', async () => {
+    let parsed = 0
+    const parse = jsonParse({
+      reviver: (key, value) => {
+        if (key === '') parsed++
+        return value
+      },
+    })
+    const { response, kept, batch } = await runLarge(
+      [large('a'), large('b', ' oops'), large('c')],
+      {},
+      parse,
+    )
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
+    expect(kept.map((record) => (record.data as { id: string }).id)).toEqual(['a'])
+    // The record after the failure was never parsed: it comes again anyway.
+    expect(parsed).toBe(1)
+    const error = batch.errors.get(1)
+    expect(error).toBeInstanceOf(ParseError)
+    expect(error?.retryable).toBe(false)
+    expect(error?.message).toMatch(
+      new RegExp(
+        `^record ${sequenceNumber(1)} of shardId-000000000006 \\(partition key "key-1"\\): is not valid JSON: `,
+      ),
+    )
+    expect([...batch.status]).toEqual([
+      RecordStatus.Succeeded,
+      RecordStatus.Failed,
+      RecordStatus.Pending,
+    ])
+  })
+
+  it('hands the poison sink a record that failed at its turn with its bytes, and goes on', async () => {
+    const sunk: Array<{ raw: string; data: unknown }> = []
+    const onPoison = async (record: KinesisRecord<unknown>) => {
+      sunk.push({ raw: Buffer.from(record.rawData).toString(), data: record.data })
+    }
+    const payloads = [
+      large('a'),
+      large('b', ' oops'),
+      large('c', '').replace('"c"', '"c","fail":true'),
+      large('d'),
+    ]
+    const { response, kept, batch } = await runLarge(payloads, { onPoison })
+    // The handler's failure is retryable: the answer names it, after the poison went to the sink.
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(2) }] })
+    expect(sunk.map((entry) => entry.raw)).toEqual([payloads[1]])
+    expect(sunk[0]?.data).toBeInstanceOf(Uint8Array)
+    expect(kept.map((record) => (record.data as { id: string }).id)).toEqual(['a', 'c'])
+    // The record whose handler failed keeps its value in the batch, for the logs.
+    expect(batch.records[2]?.data).toMatchObject({ id: 'c' })
+    expect(batch.records[2]).toBe(kept[1])
+  })
+
+  it('parses them at their turn in the concurrent orders as well', async () => {
+    const payloads = Array.from({ length: 9 }, (_, i) => large(`r${i}`))
+    const { response, kept, batch } = await runLarge(payloads, { ordering: 'partitionKey' })
+    expect(response).toEqual({ batchItemFailures: [] })
+    expect(kept.map((record) => (record.data as { id: string }).id).sort()).toEqual(
+      payloads.map((_, i) => `r${i}`).sort(),
+    )
+    expect(batch.records.every((record) => record.data instanceof Uint8Array)).toBe(true)
+  })
+
+  it('parses them before the loop, as any record, with a schema', async () => {
+    const Big = z.object({ id: z.string(), pad: z.string() }).transform(({ id }) => ({ id }))
+    let beforeTheLoop: unknown[] = []
+    const { response, kept, batch } = await runLarge(
+      [large('a'), large('b')],
+      {
+        between: (event) => {
+          beforeTheLoop = (getBatch(event)?.records ?? []).map((record) => record.data)
+        },
+      },
+      jsonParse({ schema: Big }) as JsonParser<unknown>,
+    )
+    expect(response).toEqual({ batchItemFailures: [] })
+    expect(beforeTheLoop).toEqual([{ id: 'a' }, { id: 'b' }])
+    expect(kept.map((record) => record.data)).toEqual([{ id: 'a' }, { id: 'b' }])
+    expect(batch.turnSteps).toBeUndefined()
+  })
+
+  it('gives a middleware between kinesisDecode and jsonParse the bytes of a large record', async () => {
+    const event = eventOf([large('a')])
+    const lengths: number[] = []
+    const seen: unknown[] = []
+    const handler = middy(
+      eachRecord((record) => {
+        seen.push(record.data)
+      }),
+    )
+      .use(kinesisDecode())
+      .use({
+        before: (request) => {
+          for (const record of getBatch<Uint8Array>(request.event)?.records ?? [])
+            lengths.push(record.data.length)
+        },
+      })
+      .use(jsonParse())
+      .use(partialFailures({ logger: false }))
+    expect(await handler(event, context)).toEqual({ batchItemFailures: [] })
+    expect(lengths).toEqual([large('a').length])
+    expect(seen).toEqual([JSON.parse(large('a'))])
   })
 })
 

@@ -29,6 +29,7 @@ import {
   type RecordCoordinates,
   RecordError,
   type RecordParser,
+  SUCCEEDED,
   shownValue,
   type TurnSteps,
   ValidationError,
@@ -207,8 +208,10 @@ function parseBatch(
 ): void {
   const validate = validator?.validate
   const { records, status } = batch
+  // Without a schema, the records decoded at their turn are parsed there (`parseAtTurn`).
+  const deferred = validate === undefined ? batch.deferred : undefined
   for (let i = 0; i < records.length; i++) {
-    if (status[i] !== PENDING) continue
+    if (status[i] !== PENDING || deferred?.has(i)) continue
     const record = records[i] as KinesisRecord<unknown>
     const value = parseRecord(batch, i, record, reviver)
     if (value === NOT_PARSED) continue
@@ -222,6 +225,49 @@ function parseBatch(
       batch.turnSteps = validateAtTurn(batch, reviver, validate, concurrency, i, validation)
       return
     }
+  }
+  if (deferred) batch.turnSteps = parseAtTurn(batch, reviver, deferred)
+}
+
+/**
+ * Parses the records decoded at their turn (`batch.deferred`) at their turn too, and keeps each
+ * value only while its record runs, as a hand-written loop does: the handler gets a copy of the
+ * record that holds the value, in the record's place in the batch, and the record, which holds
+ * no payload, takes its place back once it has succeeded (at the next turn, or when the loop
+ * stops). A record that failed keeps its copy, for the poison sink and the logs.
+ */
+function parseAtTurn(
+  batch: RecordBatch,
+  reviver: Reviver | undefined,
+  deferred: ReadonlySet<number>,
+): TurnSteps {
+  const { records, status } = batch
+  const lent = new Map<number, KinesisRecord<unknown>>()
+  const takeBack = () => {
+    for (const [index, record] of lent) {
+      if (status[index] === SUCCEEDED && lent.delete(index)) records[index] = record
+    }
+  }
+  return {
+    at(index) {
+      takeBack()
+      const record = records[index] as KinesisRecord<unknown>
+      const value =
+        status[index] !== PENDING || !deferred.has(index)
+          ? NOT_PARSED
+          : parseRecord(batch, index, record, reviver)
+      if (value !== NOT_PARSED) {
+        const copy: typeof record = Object.defineProperties(
+          {} as typeof record,
+          Object.getOwnPropertyDescriptors(record),
+        )
+        copy.data = value
+        records[index] = copy
+        lent.set(index, record)
+      }
+      return undefined
+    },
+    stop: takeBack,
   }
 }
 
