@@ -110,6 +110,20 @@ describe('sqsPoisonSink', () => {
     expect(poisonMessageOf(r, handlerError(r)).data).toBe('not base64!')
   })
 
+  it('reads rawData once, which a record decoded at its turn decodes again at each read', () => {
+    const r = record()
+    const raw = Buffer.from(r.rawData)
+    let reads = 0
+    Object.defineProperty(r, 'rawData', {
+      get: () => {
+        reads++
+        return Buffer.from(raw)
+      },
+    })
+    expect(poisonMessageOf(r, handlerError(r)).data).toBe(raw.toString('base64'))
+    expect(reads).toBe(1)
+  })
+
   it('rejects when SQS does not take the message, so the record holds its shard', async () => {
     sqs.state.down = true
     const r = record()

@@ -119,9 +119,9 @@ export function poisonMessageOf(record: KinesisRecord<unknown>, error: RecordErr
 /** A record whose base64 was broken has no bytes: keep the text Lambda delivered instead. */
 function rawBase64(record: KinesisRecord<unknown>): string {
   const delivered = record.lambdaRecord.kinesis.data
-  return record.rawData.length > 0 || delivered === ''
-    ? Buffer.from(record.rawData.buffer, record.rawData.byteOffset, record.rawData.length).toString(
-        'base64',
-      )
+  // Read once: a record that kinesisDecode decodes at its turn decodes its rawData at each read.
+  const raw = record.rawData
+  return raw.length > 0 || delivered === ''
+    ? Buffer.from(raw.buffer, raw.byteOffset, raw.length).toString('base64')
     : delivered
 }
