@@ -3,8 +3,15 @@
  * UTF-8, fails exactly the rest (and the prototype-polluting values) alone, and with a schema
  * fails exactly the values the schema rejects.
  */
-import { getBatch, ParseError, type RecordBatch, ValidationError } from '@shardwise/core'
-import { kinesisDecode } from '@shardwise/kinesis-decode'
+import {
+  getBatch,
+  ParseError,
+  PENDING,
+  type RecordBatch,
+  SUCCEEDED,
+  ValidationError,
+} from '@shardwise/core'
+import { DEFER_FROM, kinesisDecode } from '@shardwise/kinesis-decode'
 import { kinesisEvent } from '@shardwise/testing'
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
@@ -72,6 +79,48 @@ describe('jsonParse properties', () => {
         })
       }),
       { numRuns: 2000 },
+    )
+  })
+
+  it('hands over at their turn exactly what JSON.parse reads from records decoded at their turn, and keeps no value once they succeeded', {
+    timeout: BUSY_MACHINE_MS,
+  }, () => {
+    // Trailing white space leaves a value as it is and makes its record large.
+    const large = (DEFER_FROM / 4) * 3
+    const payload = fc.oneof(
+      fc.json().map((text) => Buffer.from(text)),
+      fc.json().map((text) => Buffer.from(text.padEnd(large + (text.length % 7), ' '))),
+      fc.uint8Array({ minLength: large, maxLength: large + 3 }),
+      fc.json().map((text) => Buffer.from(`${' '.repeat(large)}${text}}`)),
+    )
+    const parse = jsonParse()
+    fc.assert(
+      fc.property(fc.array(payload, { minLength: 1, maxLength: 8 }), (payloads) => {
+        const batch = parsed(parse, payloads)
+        // The loop's part, in shard order: each record's turn, then its success.
+        payloads.forEach((bytes, i) => {
+          expect(batch.deferred?.has(i) ?? false).toBe(bytes.length >= large)
+          expect(batch.turnSteps?.at(i)).toBeUndefined()
+          const expected = jsonOf(bytes)
+          if (expected === undefined || pollutes(expected.value)) {
+            expect(batch.errors.get(i)).toBeInstanceOf(ParseError)
+          } else {
+            expect(batch.errors.has(i)).toBe(false)
+            expect(batch.records[i]?.data).toEqual(expected.value)
+            expect(batch.status[i]).toBe(PENDING)
+            batch.status[i] = SUCCEEDED
+          }
+        })
+        batch.turnSteps?.stop()
+        batch.records.forEach((record, i) => {
+          if (batch.deferred?.has(i) && batch.status[i] === SUCCEEDED) {
+            expect(Buffer.from(record.data as Uint8Array).equals(payloads[i] as Uint8Array)).toBe(
+              true,
+            )
+          }
+        })
+      }),
+      { numRuns: 300 },
     )
   })
 

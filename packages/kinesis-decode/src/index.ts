@@ -195,7 +195,7 @@ function decodeRecords(
   const records: KinesisRecord<Uint8Array>[] = []
   let deferred: Set<number> | undefined
   // Where the bytes of a record decoded at its turn are looked at now: one per batch, reused.
-  let scratch = EMPTY_BUFFER
+  let scratch = Buffer.alloc(0)
   let shardId: string | undefined
   const errors = new Map<number, DecodeError>()
   let kplAggregates = 0
@@ -237,11 +237,10 @@ function decodeRecords(
     }
     const bytes = base64Bytes(text)
     if (bytes === undefined) {
-      const data = lambdaRecord.kinesis.data
-      notDecodedBefore(data, i)
+      notDecodedBefore(text, i)
       // The text itself is all there is of the record: a poison sink keeps it, rather than
       // nothing (a middleware that decoded the data before leaves the payload's own text).
-      if (typeof data === 'string') carrier.rawData = Buffer.from(data)
+      if (typeof text === 'string') carrier.rawData = Buffer.from(text)
       fail(carrier, new DecodeError(carrier, 'data is not valid base64'))
       continue
     }
@@ -318,7 +317,6 @@ function decodeRecords(
 }
 
 const EMPTY = new Uint8Array(0)
-const EMPTY_BUFFER = Buffer.alloc(0)
 const EQUALS = 61 // '='
 
 /**
