@@ -723,7 +723,7 @@ describe('wiring mistakes', () => {
     expect(() => jsonParse({ schemas: Order } as never)).toThrow(ConfigurationError)
     for (const schema of [Order, type({ id: 'string' })]) {
       expect(() => jsonParse(schema as never)).toThrow(
-        '@shardwise/json-parse: give the schema as an option, jsonParse({ schema }), not jsonParse(schema)',
+        '@shardwise/json-parse: give the schema as jsonParse({ schema }), not jsonParse(schema)',
       )
     }
     expect(() => jsonParse({ schema: Order, validationConcurrency: 0 })).toThrow(

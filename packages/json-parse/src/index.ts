@@ -113,7 +113,7 @@ export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
   if (isSchema(options)) {
     throw misconfigured(
       pkg,
-      `give the schema as an option, jsonParse({ schema }), not jsonParse(schema)`,
+      `give the schema as jsonParse({ schema }), not jsonParse(schema)`,
     )
   }
   const { schema, validationConcurrency = 10, reviver } = checkOptions(pkg, optionRules, options)

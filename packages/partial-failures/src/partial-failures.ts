@@ -91,7 +91,7 @@ export function partialFailures(
       if (onPoison !== undefined && batch !== undefined && !loopAnswerOf(batch)) {
         // Only eachRecord and foldWindow hand records to the sink, at their turn.
         log?.error(
-          'onPoison needs eachRecord or foldWindow as the batch handler: with your own, no record goes to the sink, and records that can never succeed hold the shard',
+          'onPoison needs eachRecord or foldWindow as the batch handler: with your own, no record goes to the sink, and poison records hold the shard',
         )
       }
       request.response = answer(request.event, request.response, log, keptOf(request))

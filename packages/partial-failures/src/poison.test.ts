@@ -174,7 +174,7 @@ describe('partialFailures({ onPoison })', () => {
     })
     expect(sunk).toEqual([])
     expect(logger.lines[0]?.message).toBe(
-      'onPoison needs eachRecord or foldWindow as the batch handler: with your own, no record goes to the sink, and records that can never succeed hold the shard',
+      'onPoison needs eachRecord or foldWindow as the batch handler: with your own, no record goes to the sink, and poison records hold the shard',
     )
   })
 
