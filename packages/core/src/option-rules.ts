@@ -4,7 +4,7 @@
  * `import * as option from '@shardwise/core/option-rules'`, so that a bundler keeps only the
  * rules a bundle uses (the object `option` keeps every rule in every bundle).
  */
-import { isObject, type OptionRule, type OptionRules, problemOf } from './options.js'
+import { isObject, type OptionRule, type OptionRules, problemOf, unknownOption } from './options.js'
 
 /** A value for which `holds` is true; `what` says what that means, after "must be". */
 export const that =
@@ -76,5 +76,5 @@ export const shape =
   (rules: OptionRules, required: readonly string[] = []): OptionRule =>
   (value, name) =>
     isObject(value)
-      ? problemOf(rules, required, value, `${name}.`)
+      ? (unknownOption(rules, value, `${name}.`) ?? problemOf(rules, required, value, `${name}.`))
       : `Option '${name}' must be an object`

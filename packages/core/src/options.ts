@@ -30,7 +30,7 @@ export type OptionRules = Readonly<Record<string, OptionRule>>
 export const isObject = (value: unknown): value is Record<string, unknown> =>
   isObjectLike(value) && !Array.isArray(value)
 
-function unknownOption(
+export function unknownOption(
   rules: OptionRules,
   options: Record<string, unknown>,
   prefix: string,
@@ -41,15 +41,16 @@ function unknownOption(
   return undefined
 }
 
-/** What is wrong with `options`, the first thing found, or `undefined`. */
+/**
+ * What is wrong with `options`, whose keys all have a rule (see `unknownOption`): the first thing
+ * found, or `undefined`.
+ */
 export function problemOf(
   rules: OptionRules,
   required: readonly string[],
   options: Record<string, unknown>,
   prefix: string,
 ): string | undefined {
-  const unknown = unknownOption(rules, options, prefix)
-  if (unknown !== undefined) return unknown
   for (const key of required) {
     if (options[key] === undefined) return `Missing required option '${prefix}${key}'`
   }

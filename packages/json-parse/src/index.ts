@@ -111,10 +111,7 @@ export function jsonParse<Schema extends StandardSchemaV1>(
 export function jsonParse(options?: JsonParseOptions<never>): JsonParser<unknown>
 export function jsonParse(options?: JsonParseOptions): JsonParser<unknown> {
   if (isSchema(options)) {
-    throw misconfigured(
-      pkg,
-      `give the schema as jsonParse({ schema }), not jsonParse(schema)`,
-    )
+    throw misconfigured(pkg, `give the schema as jsonParse({ schema }), not jsonParse(schema)`)
   }
   const { schema, validationConcurrency = 10, reviver } = checkOptions(pkg, optionRules, options)
   const validator = schema === undefined ? undefined : validatorOf(schema)
