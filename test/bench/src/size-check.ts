@@ -14,12 +14,15 @@ import { bundleCoreChain } from './core-chain.js'
 export const CORE_CHAIN_TARGET_KB = 30
 
 /**
- * What CI enforces. The target was set when the chain was 29.2 KB; the fixes of issue 13 and the
- * features of issue 18 took it to 39.2 KB before the check existed, and it is over the target
- * until the chain leaves something out. Until then this limit keeps it from growing; once the
- * chain is within the target, the limit is the target.
+ * What CI enforces: a ratchet, lowered as the chain shrinks so that it cannot grow back. The
+ * target was set when the chain was 29.2 KB; the fixes of issue 13 and the features of issue 18
+ * took it to 39.9 KB, under a limit of 40. Issue 17's cuts (shared helpers in core, option rules
+ * a bundler can leave out, record statuses written as numbers, shorter messages) took it to
+ * 36,906 bytes; with the memory work that decodes large records at their turn, 37,833 bytes,
+ * and the limit to the next whole KB above. Once the chain is within the target, the limit is
+ * the target.
  */
-export const CORE_CHAIN_LIMIT_KB = 40
+export const CORE_CHAIN_LIMIT_KB = 38
 
 export interface SizeCheck {
   ok: boolean
