@@ -130,6 +130,17 @@ describe('large plain records, decoded at their turn', () => {
     expect([...batch.status]).toEqual([0, 0, 0])
   })
 
+  it('decodes a large record from the text it checked, whatever a later middleware writes over the event', () => {
+    const payload = large(99)
+    const event = kinesisEvent(lambdaRecord(payload))
+    const batch = decodeEvent(event)
+    // As @middy/event-normalizer does when it is used after kinesisDecode.
+    ;(event.Records[0] as { kinesis: { data: unknown } }).kinesis.data = { normalized: true }
+    const record = batch.records[0] as KinesisRecord<Uint8Array>
+    expect(payload.equals(record.data)).toBe(true)
+    expect(payload.equals(record.rawData)).toBe(true)
+  })
+
   it('keeps what a step sets on a deferred record', () => {
     const batch = decodeEvent(kinesisEvent(lambdaRecord(large(98))))
     const record = batch.records[0] as KinesisRecord<unknown>

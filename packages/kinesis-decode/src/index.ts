@@ -229,9 +229,9 @@ function decodeRecords(
         deferred ??= new Set()
         deferred.add(records.length)
         const { data: _, rawData: __, ...coordinates } = carrier
-        records.push(
-          Object.assign(Object.defineProperties({} as typeof carrier, DEFERRED), coordinates),
-        )
+        const record = Object.defineProperties({} as typeof carrier, DEFERRED)
+        ;(record as unknown as Record<symbol, string>)[CHECKED_TEXT] = text
+        records.push(Object.assign(record, coordinates))
         continue
       }
     }
@@ -327,8 +327,15 @@ const EQUALS = 61 // '='
 export const DEFER_FROM = 8192
 
 /**
- * `data` or `rawData` of a record decoded at its turn: its bytes, decoded from its Lambda record
- * at each read, until something sets it. The accessors are the same functions on every such
+ * The base64 text a deferred record was checked as, kept on it: a middleware after kinesisDecode
+ * that rewrites the event's `kinesis.data` (as `@middy/event-normalizer` does) cannot change the
+ * record's bytes.
+ */
+const CHECKED_TEXT = Symbol('text')
+
+/**
+ * `data` or `rawData` of a record decoded at its turn: its bytes, decoded from the base64 text
+ * that was checked at each read, until something sets it. The accessors are the same functions on every such
  * record, defined on a fresh object before its other properties, and a value set is kept under
  * a symbol, so that these records share their shapes (hidden classes) and stay fast to read,
  * where turning a property of a record into an accessor gave each record a dictionary of its
@@ -336,7 +343,7 @@ export const DEFER_FROM = 8192
  */
 const decodedAtRead = (key: symbol): PropertyDescriptor => ({
   get(this: KinesisRecord<Uint8Array> & Record<symbol, unknown>) {
-    return key in this ? this[key] : Buffer.from(this.lambdaRecord.kinesis.data, 'base64')
+    return key in this ? this[key] : Buffer.from(this[CHECKED_TEXT] as string, 'base64')
   },
   set(this: Record<symbol, unknown>, value) {
     this[key] = value
