@@ -77,7 +77,7 @@ export interface RecordBatch<T = unknown> {
   readonly decoded?: DecodeStats
   /**
    * The positions of the records `kinesisDecode` decodes at their turn (large plain records), if
-   * any: their `data` and `rawData` are decoded from `lambdaRecord` at each read, until a step
+   * any: their `data` and `rawData` are decoded from their base64 text at each read, until a step
    * sets them, so that the batch keeps none of their bytes. A parser may leave them for their
    * turn too (`turnSteps`), as `jsonParse()` without a schema does.
    */

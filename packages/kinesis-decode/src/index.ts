@@ -334,10 +334,10 @@ export const DEFER_FROM = 8192
 const CHECKED_TEXT = Symbol('text')
 
 /**
- * `data` or `rawData` of a record decoded at its turn: its bytes, decoded from the base64 text
- * that was checked at each read, until something sets it. The accessors are the same functions on every such
- * record, defined on a fresh object before its other properties, and a value set is kept under
- * a symbol, so that these records share their shapes (hidden classes) and stay fast to read,
+ * `data` or `rawData` of a record decoded at its turn: its bytes, decoded at each read from the
+ * base64 text that was checked, until something sets it. The accessors are the same functions on
+ * every such record, defined on a fresh object before its other properties, and a value set is
+ * kept under a symbol, so that these records share their shapes (hidden classes) and stay fast to read,
  * where turning a property of a record into an accessor gave each record a dictionary of its
  * own, slowing every record loop that saw one.
  */
