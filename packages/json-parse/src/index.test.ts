@@ -7,6 +7,7 @@ import {
   type KinesisRecord,
   type KinesisStreamEvent,
   ParseError,
+  type RecordBatch,
   RecordError,
   RecordStatus,
   ValidationError,
@@ -56,6 +57,19 @@ const Order = z.object({
   note: z.string().default(''),
 })
 
+/** Record 1 (partition key `key-1` on shard 6) failed for good, named, as not valid JSON. */
+function expectNotJsonAt1(batch: RecordBatch): RecordError | undefined {
+  const error = batch.errors.get(1)
+  expect(error).toBeInstanceOf(ParseError)
+  expect(error?.retryable).toBe(false)
+  expect(error?.message).toMatch(
+    new RegExp(
+      `^record ${sequenceNumber(1)} of shardId-000000000006 \\(partition key "key-1"\\): is not valid JSON: `,
+    ),
+  )
+  return error
+}
+
 describe('jsonParse without a schema', () => {
   it('hands each record its parsed JSON', async () => {
     const payloads = ['{"id":"a","n":1}', '[1,2,3]', '"text"', '42', 'null', 'true']
@@ -70,14 +84,7 @@ describe('jsonParse without a schema', () => {
     expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
     expect(seen).toEqual([{ ok: 1 }])
     expect(parsed).toEqual([{ ok: 1 }, { ok: 3 }])
-    const error = batch.errors.get(1)
-    expect(error).toBeInstanceOf(ParseError)
-    expect(error?.retryable).toBe(false)
-    expect(error?.message).toMatch(
-      new RegExp(
-        `^record ${sequenceNumber(1)} of shardId-000000000006 \\(partition key "key-1"\\): is not valid JSON: `,
-      ),
-    )
+    const error = expectNotJsonAt1(batch)
     expect(error?.cause).toBeInstanceOf(SyntaxError)
   })
 
@@ -241,14 +248,7 @@ describe('jsonParse on large records, parsed at their turn', () => {
     expect(kept.map((record) => (record.data as { id: string }).id)).toEqual(['a'])
     // The record after the failure was never parsed: it comes again anyway.
     expect(parsed).toBe(1)
-    const error = batch.errors.get(1)
-    expect(error).toBeInstanceOf(ParseError)
-    expect(error?.retryable).toBe(false)
-    expect(error?.message).toMatch(
-      new RegExp(
-        `^record ${sequenceNumber(1)} of shardId-000000000006 \\(partition key "key-1"\\): is not valid JSON: `,
-      ),
-    )
+    expectNotJsonAt1(batch)
     expect([...batch.status]).toEqual([
       RecordStatus.Succeeded,
       RecordStatus.Failed,
