@@ -12,7 +12,8 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import type { ColdStart } from './cold-start.js'
 import { handlerFiles, loadHandler, REFERENCE } from './handlers.js'
-import type { MemoryResult, MemoryTask, SpeedReady, SpeedSamples, SpeedTask } from './measure.js'
+import type { SpeedReady, SpeedSamples, SpeedTask } from './measure.js'
+import type { MemoryResult, MemoryTask } from './memory.js'
 import { checkpointOf, collector, digestOf, lambdaContext } from './output.js'
 import { readPrebuilt } from './prebuilt.js'
 import { workloads } from './workloads.js'
@@ -100,20 +101,27 @@ async function main() {
     throw new Error(`measure.js (speed) answered ${JSON.stringify(samples)} to 3 runs`)
   }
   ok(`speed child: ${ready.digest}, 3 runs of ${samples.map((ms) => ms.toFixed(3)).join(', ')} ms`)
-  const memory = measureChild({ mode: 'memory', handler, eventFile, invocations: 2 })
+  // The memory rows load each handler's bundle: without --bundles (no esbuild on the machine),
+  // the child runs the baseline, which loads nothing.
+  const prebuilt = bundlesDir === undefined ? undefined : readPrebuilt(bundlesDir)
+  const memory = measureChild({
+    mode: 'memory',
+    handler: prebuilt && { id: hand.id, bundle: prebuilt.handler(hand.id).outfile },
+    eventFile,
+    invocations: 2,
+  })
   const { peakKB } = await memory.next<MemoryResult>()
   if (!(peakKB > 0)) throw new Error(`measure.js (memory) answered a peak of ${peakKB} kB`)
   const hwm = /^VmHWM:/m.test(readFileSync('/proc/self/status', 'utf8'))
   ok(
-    `memory child: peak ${(peakKB / 1024).toFixed(0)} MB (${hwm ? 'VmHWM of /proc/self/status' : 'no VmHWM here: getrusage maxRSS'})`,
+    `memory child${prebuilt ? `, ${hand.id}'s bundle` : ', no --bundles: the baseline'}: peak ${(peakKB / 1024).toFixed(0)} MB (${hwm ? 'VmHWM of /proc/self/status' : 'no VmHWM here: getrusage maxRSS'})`,
   )
 
   // One cold start per format from the prebuilt bundles.
-  if (bundlesDir === undefined) {
+  if (bundlesDir === undefined || prebuilt === undefined) {
     ok('cold starts not checked: no --bundles')
     return
   }
-  const prebuilt = readPrebuilt(bundlesDir)
   const core = prebuilt.coreChain()
   if (!existsSync(core.outfile)) throw new Error(`${core.outfile}: missing`)
   let starts = 0

@@ -8,8 +8,9 @@
  *   the links to its dependencies, the links of this package's and of Shardwise's packages'
  *   node_modules, Shardwise's packages' dist). prepare.sh packs them, and run.sh unpacks them
  *   into the machine's copy of the repository: the bench runs there on the very files it runs
- *   on here, loaded the same way, so its memory figures count the same modules.
- * - `<dir>/bundles/`: the cold-start bundles and the core chain's bundle, built by `bundle.ts`
+ *   on here, loaded the same way.
+ * - `<dir>/bundles/`: every handler's bundle (the memory rows and the cold starts load them)
+ *   and the core chain's bundle, built by `bundle.ts`
  *   and `core-chain.ts` as a run builds them, with their manifest (`prebuilt.ts`), for
  *   `--bundles`: the machine has no esbuild binary.
  */
@@ -18,7 +19,7 @@ import { join, relative, sep } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { bundle, handlerEntry } from './bundle.js'
 import { bundleCoreChain } from './core-chain.js'
-import { handlerFiles, loadHandler } from './handlers.js'
+import { handlerFiles } from './handlers.js'
 import { writeManifest } from './prebuilt.js'
 
 const benchRoot = fileURLToPath(new URL('../', import.meta.url))
@@ -97,8 +98,8 @@ export async function buildKit(
   const bundles = join(dir, 'bundles')
   mkdirSync(bundles)
   const handlers = []
+  // Every handler: the memory rows load each one's bundle, those without cold starts included.
   for (const file of handlerFiles()) {
-    if ((await loadHandler(file)).noColdStart !== undefined) continue
     const name = `${file.id}.mjs`
     const built = await bundle(handlerEntry(fileURLToPath(file.href)), join(bundles, name))
     handlers.push({ id: file.id, file: name, bundle: built })

@@ -1,11 +1,12 @@
 /**
  * One comparison in its own process: `node measure.js <json task>`. It reads the
- * event the parent wrote, checks what the path outputs, then times it (or measures its memory),
- * and sends the result to the parent.
+ * event the parent wrote, checks what the path outputs, then times it, and sends the result to
+ * the parent; or measures the memory of a row's bundle (`memory.ts`).
  */
 import { readFileSync } from 'node:fs'
 import { getHeapSpaceStatistics } from 'node:v8'
 import { type HandlerRef, loadHandler } from './handlers.js'
+import { type MemoryTask, measureMemory } from './memory.js'
 import { checkpointOf, collector, digestOf, lambdaContext } from './output.js'
 import type { BenchHandler } from './types.js'
 
@@ -29,36 +30,6 @@ export interface SpeedReady {
 /** A speed child's answer to a request: milliseconds per run. */
 export interface SpeedSamples {
   samples: number[]
-}
-
-export interface MemoryTask {
-  mode: 'memory'
-  /** `undefined`: a handler that does nothing, for the cost of the event alone. */
-  handler: HandlerRef | undefined
-  eventFile: string
-  invocations: number
-}
-
-export interface MemoryResult {
-  /** Kilobytes of peak RSS before the first invocation (event text read, handler loaded). */
-  beforeKB: number
-  peakKB: number
-}
-
-/**
- * Peak RSS of this process in kilobytes. On Linux, `VmHWM` of /proc: `getrusage`'s maxRSS
- * (`process.resourceUsage().maxRSS`) keeps the parent's resident size from before the fork
- * and exec, so a child smaller than the parent would read the parent's size.
- */
-function peakKB(): number {
-  try {
-    const status = readFileSync('/proc/self/status', 'utf8')
-    const hwm = /^VmHWM:\s+(\d+) kB$/m.exec(status)
-    if (hwm !== null) return Number(hwm[1])
-  } catch {
-    // Not Linux: fall through to getrusage.
-  }
-  return process.resourceUsage().maxRSS
 }
 
 /** The size of event from which runs are de-phased: V8 starts the young generation at 1 MiB. */
@@ -140,18 +111,6 @@ async function speed(task: SpeedTask): Promise<void> {
   process.send?.({ digest, firstRunMs } satisfies SpeedReady)
 }
 
-async function memory(task: MemoryTask): Promise<MemoryResult> {
-  const text = readFileSync(task.eventFile, 'utf8')
-  const handler: BenchHandler =
-    task.handler === undefined
-      ? async () => undefined
-      : (await loadHandler(task.handler)).make(() => {})
-  const context = lambdaContext()
-  const beforeKB = peakKB()
-  for (let i = 0; i < task.invocations; i++) await handler(JSON.parse(text), context)
-  return { beforeKB, peakKB: peakKB() }
-}
-
 const task = JSON.parse(process.argv[2] as string) as SpeedTask | MemoryTask
 if (task.mode === 'speed') await speed(task)
-else process.send?.(await memory(task))
+else process.send?.(await measureMemory(task))

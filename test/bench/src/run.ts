@@ -39,14 +39,8 @@ import {
   zstdPayloads,
 } from './events.js'
 import { type HandlerFile, handlerFiles, loadHandler, REFERENCE } from './handlers.js'
-import type {
-  MemoryResult,
-  MemoryTask,
-  SpeedReady,
-  SpeedRequest,
-  SpeedSamples,
-  SpeedTask,
-} from './measure.js'
+import type { SpeedReady, SpeedRequest, SpeedSamples, SpeedTask } from './measure.js'
+import { type MemoryResult, type MemoryTask, memoryTask } from './memory.js'
 import { type Spread, spreadOf } from './output.js'
 import { readPrebuilt } from './prebuilt.js'
 import { CORE_CHAIN_LIMIT_KB, CORE_CHAIN_TARGET_KB } from './size-check.js'
@@ -96,6 +90,26 @@ function raw(record: Record<string, unknown>): void {
 }
 
 const selected = (id: string) => only.length === 0 || only.some((o) => id.includes(o))
+
+const bundlesDir = join(tmp, 'bundles')
+mkdirSync(bundlesDir)
+const ready = prebuilt === undefined ? undefined : readPrebuilt(prebuilt)
+const bundles = new Map<string, Promise<Bundle>>()
+/**
+ * A handler as a Lambda deployment runs it: its esbuild bundle, built once per run (or taken from
+ * `--bundles`) for both the memory rows and the cold starts.
+ */
+function bundleOf(file: HandlerFile): Promise<Bundle> {
+  let built = bundles.get(file.id)
+  if (built === undefined) {
+    const from = ready
+    built = from
+      ? Promise.resolve().then(() => from.handler(file.id))
+      : bundle(handlerEntry(fileURLToPath(file.href)), join(bundlesDir, `${file.id}.mjs`))
+    bundles.set(file.id, built)
+  }
+  return built
+}
 
 function writeEvent(name: string, event: KinesisStreamEvent): string {
   const file = join(tmp, `${name}.json`)
@@ -166,7 +180,7 @@ const ns = (ms: number, records: number) => (ms * 1e6) / records
 const int = (n: number) => Math.round(n).toLocaleString('en-US')
 const fixed = (n: number, digits = 2) => n.toFixed(digits)
 const kb = (bytes: number) => `${(bytes / 1000).toFixed(1)} KB`
-const mb = (kilobytes: number) => `${(kilobytes / 1024).toFixed(0)} MB`
+const mb = (kilobytes: number, digits = 0) => `${(kilobytes / 1024).toFixed(digits)} MB`
 
 /** A Markdown table with padded columns, as the repository's formatter (biome) writes them. */
 function table(header: string[], rows: string[][]): string {
@@ -323,23 +337,20 @@ async function speedOf(workload: Workload, eventFile: string): Promise<string> {
 
 async function memoryOf(workload: Workload, eventFile: string): Promise<string[][]> {
   const rows: string[][] = []
-  const task = (file: HandlerFile | undefined): MemoryTask => ({
-    mode: 'memory',
-    handler: file && { id: file.id, href: file.href },
-    eventFile,
-    invocations: settings.memoryInvocations,
-  })
-  const baseline = await child<MemoryResult>(task(undefined))
-  rows.push([workload.id, 'event only (handler does nothing)', mb(baseline.peakKB), '0 MB'])
+  const task = (file: HandlerFile | undefined) =>
+    memoryTask(file, eventFile, settings.memoryInvocations, bundleOf)
+  const baseline = await child<MemoryResult>(await task(undefined))
+  rows.push([workload.id, 'event only (handler does nothing)', mb(baseline.peakKB), '0 MB', ''])
   const results: Array<{ id: string | null } & MemoryResult> = [{ id: null, ...baseline }]
   for (const file of handlerFiles(workload.format)) {
-    const result = await child<MemoryResult>(task(file))
+    const result = await child<MemoryResult>(await task(file))
     results.push({ id: file.id, ...result })
     rows.push([
       workload.id,
       await labelOf(file),
       mb(result.peakKB),
-      mb(result.peakKB - baseline.peakKB),
+      mb(result.peakKB - baseline.peakKB, 1),
+      mb(result.loadKB, 1),
     ])
   }
   raw({ step: 'memory', workload: workload.id, results })
@@ -383,9 +394,6 @@ const ms = (interval: Interval) =>
     : `${fixed(interval.estimate)} (${fixed(interval.low)} to ${fixed(interval.high)})`
 
 async function sizesAndColdStarts(): Promise<string> {
-  const bundles = join(tmp, 'bundles')
-  mkdirSync(bundles)
-  const ready = prebuilt === undefined ? undefined : readPrebuilt(prebuilt)
   const formats = new Set(workloads.filter((w) => selected(w.id)).map((w) => w.format))
   const files = handlerFiles().filter((file) => formats.has(file.format) || file.id === MIDDY_ALONE)
   const built: Array<{ file: HandlerFile; bundle: Bundle; eventFile: string; event: string }> = []
@@ -405,9 +413,7 @@ async function sizesAndColdStarts(): Promise<string> {
       event = { file: writeEvent(`cold-${file.format}`, JSON.parse(text)), text }
       events.set(file.format, event)
     }
-    const b =
-      ready?.handler(file.id) ??
-      (await bundle(handlerEntry(fileURLToPath(file.href)), join(bundles, `${file.id}.mjs`)))
+    const b = await bundleOf(file)
     built.push({ file, bundle: b, eventFile: event.file, event: event.text })
   }
 
@@ -476,7 +482,7 @@ async function sizesAndColdStarts(): Promise<string> {
     ])
   }
 
-  const core = ready?.coreChain() ?? (await bundleCoreChain(join(bundles, 'core-chain.mjs')))
+  const core = ready?.coreChain() ?? (await bundleCoreChain(join(bundlesDir, 'core-chain.mjs')))
   const coreRows = [...core.byModule].map(([name, bytes]) => [name, kb(bytes)])
   coreRows.push([
     "**whole bundle** (with esbuild's glue)",
@@ -565,7 +571,7 @@ async function memorySection(eventFile: (id: string) => string): Promise<string>
     rows.push(...(await memoryOf(workload, eventFile(workload.id))))
   }
   if (rows.length === 0) return ''
-  return `## Memory\n\nPeak RSS (\`VmHWM\` in /proc/self/status) of a fresh process that reads the event and runs ${settings.memoryInvocations} invocations, each on a freshly parsed event; "over event only" subtracts the peak of a handler that does nothing.\n\n${table(['workload', 'path', 'peak RSS', 'over event only'], rows)}`
+  return `## Memory\n\nPeak RSS (\`VmHWM\` in /proc/self/status) of a fresh process per row that loads the row's handler as a Lambda deployment runs it, from its esbuild bundle (the one the cold starts below import, every row alike, the hand-written loop included), then reads the event and runs ${settings.memoryInvocations} invocations, each on a freshly parsed event; "over event only" subtracts the peak of a process that loads nothing and whose handler does nothing. The rows were measured from the packages' files in node_modules until 2026-12-04, which counted what a deployment does not load: \`@middy/core\` 7's files load \`node:http\` (about 9 MB at these events), which its bundle leaves out. "Loading" is the resident memory that importing the bundle added.\n\n${table(['workload', 'path', 'peak RSS', 'over event only', 'loading'], rows)}`
 }
 
 async function coldSection(): Promise<string> {
