@@ -12,7 +12,7 @@ import {
   RecordStatus,
 } from '@shardwise/core'
 import fc from 'fast-check'
-import { describe, expect, expectTypeOf, it } from 'vitest'
+import { describe, expect, expectTypeOf, it, vi } from 'vitest'
 import {
   DEFAULT_MAX_BATCH_DECOMPRESSED_BYTES,
   DEFAULT_MAX_DECOMPRESSED_BYTES,
@@ -219,6 +219,31 @@ describe('large plain records, decoded at their turn', () => {
     const zlibBatch = decodeEvent(event(), { decompress: 'zlib' })
     expect(zlibBatch.deferred).toBeUndefined()
     expect(zlibBatch.errors.get(2)).toBeInstanceOf(DecodeError)
+  })
+  it('checks a batch of growing large records in a few scratch buffers, not one per record', () => {
+    // 400 records of about 10 KiB, each a few bytes longer than the one before, as a batch of
+    // like records often is, then 4 of about 1 MiB: each buffer stays allocated outside the V8
+    // heap until a collection, and one per longer record allocated 2.4 MiB and 4 MiB of them.
+    const sizes = [
+      ...Array.from({ length: 400 }, (_, i) => 10 * 1024 + 4 * i),
+      ...[0, 8, 40, 24].map((extra) => 1024 * 1024 + extra),
+    ]
+    const event = kinesisEvent(...sizes.map((size, i) => lambdaRecord(large(i % 256, size))))
+    const allocUnsafe = vi.spyOn(Buffer, 'allocUnsafe')
+    try {
+      const batch = decodeEvent(event)
+      expect(batch.deferred?.size).toBe(sizes.length)
+      const scratches = allocUnsafe.mock.calls.filter(([size]) => size >= (DEFER_FROM / 4) * 3)
+      expect(scratches.length).toBeLessThanOrEqual(3)
+    } finally {
+      allocUnsafe.mockRestore()
+    }
+    // A scratch larger than a record's bytes checks it as before: bad base64 after a larger record.
+    const bad = base64Record(`${'QUJD'.repeat(DEFER_FROM / 4)}*QUJ`)
+    const batch = decodeEvent(kinesisEvent(lambdaRecord(large(71, 64 * 1024)), bad))
+    expect(batch.deferred).toEqual(new Set([0]))
+    expect([...batch.status]).toEqual([0, 2])
+    expect(batch.errors.get(1)?.message).toContain('not valid base64')
   })
 })
 
