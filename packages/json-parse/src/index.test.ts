@@ -1,3 +1,5 @@
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import middy from '@middy/core'
 import {
   ConfigurationError,
@@ -229,6 +231,39 @@ describe('jsonParse on large records, parsed at their turn', () => {
       expect(Object.getOwnPropertyDescriptor(record, 'data')?.get).toBeTypeOf('function')
     }
     expect(batch.records[0]).toBe(kept[0])
+  })
+
+  it('holds no value of a record that succeeded while the next one is decoded and parsed, as a hand-written loop', async () => {
+    // The loop lived across its awaits with the record it last handed on: the value of each
+    // record of 1 MiB stayed alive through the next one's decoding and parse, 3 MB more at the
+    // peak of 4 such records (the bench's json-6mb).
+    const gc = collector()
+    const values: Array<WeakRef<object>> = []
+    const heldAtNextParse: boolean[] = []
+    const parse = jsonParse({
+      reviver: (key, value) => {
+        const before = values.at(-1)
+        // The root comes last: the whole record is parsed.
+        if (key === '' && before !== undefined) {
+          gc()
+          heldAtNextParse.push(before.deref() !== undefined)
+        }
+        return value
+      },
+    })
+    const handler = middy(
+      eachRecord(async (record) => {
+        values.push(new WeakRef(record.data as object))
+        // A new task: what a WeakRef keeps alive for the task that made it is let go.
+        await new Promise((resolve) => setImmediate(resolve))
+      }),
+    )
+      .use(kinesisDecode())
+      .use(parse)
+      .use(partialFailures({ logger: false }))
+    const response = await handler(eventOf([large('a'), large('b'), large('c')]), context)
+    expect(response).toEqual({ batchItemFailures: [] })
+    expect(heldAtNextParse).toEqual([false, false])
   })
 
   it('fails one that is not JSON at its turn, alone, naming it, and starts nothing after it', async () => {
@@ -977,3 +1012,9 @@ describe('jsonParse with a slow asynchronous schema, under the timeout guard', (
     expect(answer).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(0) }] })
   })
 })
+
+/** V8's garbage collector, to see what is still held rather than what is not yet freed. */
+function collector(): () => void {
+  setFlagsFromString('--expose-gc')
+  return runInNewContext('gc') as () => void
+}
