@@ -6,8 +6,8 @@
  * - The invocation throws only a ConfigurationError, and only when the event is not a Kinesis
  *   batch: it is not an object, its Records is not an array, its first record is not
  *   `aws:kinesis` with a `kinesis` object, or some record has no string `kinesis.sequenceNumber`
- *   (such a record cannot be reported, so failing the batch is the only safe answer). Any other
- *   event is answered, however broken its records are.
+ *   or an empty one (such a record cannot be reported, so failing the batch is the only safe
+ *   answer). Any other event is answered, however broken its records are.
  * - It never hangs: each case ends within a bound.
  * - The DESIGN.md section 2 invariants: the answer names exactly the first record that neither
  *   succeeded nor was diverted (nothing lost, no needless retry), with a sequence number from the
@@ -594,6 +594,7 @@ function notKinesis(event: unknown): boolean {
     const data = kinesis?.data
     return (
       typeof kinesis?.sequenceNumber !== 'string' ||
+      kinesis.sequenceNumber === '' ||
       (data !== undefined && typeof data !== 'string')
     )
   })
@@ -627,6 +628,7 @@ async function checkShape(event: unknown, ordering: Ordering, withSink: boolean)
   expect(Array.isArray(failures)).toBe(true)
   expect(failures.length).toBeLessThanOrEqual(1)
   for (const failure of failures) {
+    expect(failure.itemIdentifier).not.toBe('')
     expect(sequenceNumbers.has(failure.itemIdentifier as string)).toBe(true)
   }
   // With sequence numbers as Lambda sends them (valid, increasing), the checkpoint is exact:

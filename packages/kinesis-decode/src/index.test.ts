@@ -283,10 +283,12 @@ describe('kinesisDecode refuses what is not a Kinesis event', () => {
 
   it('fails the batch when a record has no sequence number, since it could not be reported', () => {
     const record = lambdaRecord('ok')
-    const broken = { ...record, kinesis: { ...record.kinesis, sequenceNumber: undefined } }
-    expect(() => decodeEvent(kinesisEvent(record, broken as never))).toThrow(
-      /Records\[1\] has no kinesis.sequenceNumber/,
-    )
+    for (const sequenceNumber of [undefined, 5, '']) {
+      const broken = { ...record, kinesis: { ...record.kinesis, sequenceNumber } }
+      expect(() => decodeEvent(kinesisEvent(record, broken as never))).toThrow(
+        /Records\[1\] has no kinesis.sequenceNumber/,
+      )
+    }
   })
 
   it('decodes a record without an eventID, with an empty shard id, instead of throwing', () => {

@@ -207,9 +207,11 @@ function decodeRecords(
   }
   for (let i = 0; i < lambdaRecords.length; i++) {
     const lambdaRecord = lambdaRecords[i] as KinesisStreamRecord
-    if (typeof lambdaRecord?.kinesis?.sequenceNumber !== 'string') {
-      // Without a sequence number the record cannot be reported, so nothing safe is left but
-      // failing the whole batch for Lambda to retry.
+    const sequenceNumber = lambdaRecord?.kinesis?.sequenceNumber
+    if (typeof sequenceNumber !== 'string' || sequenceNumber === '') {
+      // Without a sequence number the record cannot be reported (an empty one names no record:
+      // Lambda reads it as a failed invocation), so nothing safe is left but failing the whole
+      // batch for Lambda to retry.
       throw misconfigured(
         pkg,
         `Records[${i}] has no kinesis.sequenceNumber; expected an aws:kinesis event`,
