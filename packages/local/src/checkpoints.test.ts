@@ -159,6 +159,89 @@ describe('--checkpoint-file', { timeout: 60_000 }, () => {
     expect(states).toEqual([0, 10, 20, 30])
   })
 
+  describe('records a filter filtered out', () => {
+    /** Records `from` to `from + count - 1`, as JSON: those `wanted` says yes to are orders. */
+    async function putKinds(
+      name: string,
+      from: number,
+      count: number,
+      wanted: (i: number) => boolean,
+    ) {
+      const records = []
+      for (let i = from; i < from + count; i++) {
+        const kind = wanted(i) ? 'order' : 'noise'
+        records.push({ partitionKey: `k${i % 4}`, data: text.encode(JSON.stringify({ kind, i })) })
+      }
+      await produce({ client: kinesis.client, stream: name }, records)
+    }
+    const orders = { Filters: [{ Pattern: '{"data":{"kind":["order"]}}' }] }
+    const numbered = (event: MappingEvent) =>
+      event.Records.map(
+        (r) =>
+          (JSON.parse(Buffer.from(r.kinesis.data, 'base64').toString('utf8')) as { i: number }).i,
+      )
+
+    /** A run of `name` with the filter and the stream's checkpoint file; `seen` gets what ran. */
+    const run = (
+      name: string,
+      seen: number[],
+      more: { signal?: AbortSignal; batchSize?: number; afterBatch?: () => void } = {},
+    ) =>
+      runMapping({
+        ...quick,
+        stream: name,
+        client: kinesis.client,
+        checkpointFile: join(dir, `${name}.json`),
+        signal: more.signal,
+        mapping: { filterCriteria: orders, batchSize: more.batchSize ?? 100 },
+        handler: async (event) => {
+          seen.push(...numbered(event))
+          more.afterBatch?.()
+        },
+      })
+
+    it('count as done for the checkpoint: a new run does not read a filtered-out tail again', async () => {
+      const name = `filtered${++streams}`
+      await kinesis.createStream(name, 1)
+      // 0 to 4 are orders, 5 to 9 are filtered out: the shard's tail.
+      await putKinds(name, 0, 10, (i) => i < 5)
+      const seen: number[] = []
+      const first = await run(name, seen)
+      expect([first.recordsRead, first.recordsFilteredOut]).toEqual([10, 5])
+      expect(seen).toEqual([0, 1, 2, 3, 4])
+      const second = await run(name, seen)
+      // As Lambda, which checkpoints past them: nothing is read again.
+      expect([second.recordsRead, second.recordsFilteredOut]).toEqual([0, 0])
+      await putKinds(name, 10, 3, () => true)
+      const third = await run(name, seen)
+      expect([third.recordsRead, third.recordsFilteredOut]).toEqual([3, 0])
+      expect(seen).toEqual([0, 1, 2, 3, 4, 10, 11, 12])
+    })
+
+    it('count as done when no record of the shard was invoked', async () => {
+      const name = `filteredAll${++streams}`
+      await kinesis.createStream(name, 1)
+      await putKinds(name, 0, 6, () => false)
+      expect((await run(name, [])).recordsFilteredOut).toBe(6)
+      const [shard] = Object.values(await kept(join(dir, `${name}.json`)))
+      expect(shard?.sequenceNumber).toMatch(/^\d+$/)
+      expect((await run(name, [])).recordsRead).toBe(0)
+    })
+
+    it('never move the checkpoint past a record that waits before them', async () => {
+      const name = `filteredWait${++streams}`
+      await kinesis.createStream(name, 1)
+      // Even numbers are orders; the run stops during the first batch, 0 and 2.
+      await putKinds(name, 0, 10, (i) => i % 2 === 0)
+      const seen: number[] = []
+      const stop = new AbortController()
+      await run(name, seen, { signal: stop.signal, batchSize: 2, afterBatch: () => stop.abort() })
+      expect(seen).toEqual([0, 2])
+      await run(name, seen)
+      expect(seen).toEqual([0, 2, 4, 6, 8])
+    })
+  })
+
   it('says at the start whether progress is kept, and refuses a file of another stream', async () => {
     const name = `line${++streams}`
     await kinesis.createStream(name, 1)

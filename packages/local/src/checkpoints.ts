@@ -1,8 +1,9 @@
 /**
  * Durable checkpoints (`--checkpoint-file`): each shard's checkpoint and open tumbling windows,
  * kept in a JSON file so a new run resumes where the last one stopped, as Lambda resumes from the
- * checkpoint it stores. Written after each settled batch, atomically: a temporary file beside it,
- * then a rename, so a run killed mid-write leaves the previous file whole.
+ * checkpoint it stores. Written after each settled batch and each read that filtered records
+ * out, atomically: a temporary file beside it, then a rename, so a run killed mid-write leaves
+ * the previous file whole.
  */
 import { readFile, rename, writeFile } from 'node:fs/promises'
 import { ConfigurationError, messageOf } from '@shardwise/core'
@@ -14,7 +15,7 @@ export interface StoredWindow extends TimeWindow {
 }
 
 export interface ShardCheckpoint {
-  /** The last record done (checkpointed or discarded): the next run reads after it. */
+  /** The last record done (checkpointed, discarded or filtered out): the next run reads after it. */
   sequenceNumber?: string
   /**
    * Epoch ms at which a shard with nothing done yet was first read from `LATEST`: the next run

@@ -172,8 +172,8 @@ export interface MappingStats {
 export interface ShardLag {
   shardId: string
   /**
-   * The sequence number of the last record done (checkpointed, or discarded to the on-failure
-   * destination) before which every record read is done: where Lambda would resume.
+   * The sequence number of the last record done (checkpointed, discarded to the on-failure
+   * destination, or filtered out) before which every record read is done: where Lambda would resume.
    * `undefined` before the first.
    */
   checkpoint: string | undefined
@@ -311,11 +311,8 @@ class MappingRun {
   /** The reader of a caught-up shard waits here until its next read, or a stop. */
   private readonly stopped = new Wake()
   private readonly lanes: Lane[] = []
-  /** Each shard's lanes and what its last read said, for the lag. */
-  private readonly shardStates = new Map<
-    string,
-    { lanes: Lane[]; millisBehindLatest: number | undefined }
-  >()
+  /** Each shard's lanes, what its last read said and its last record filtered out, for the lag. */
+  private readonly shardStates = new Map<string, ShardState>()
   /** Each shard's reading, from its start (after its parents) to its last settled batch. */
   private readonly shardRuns = new Map<string, Promise<void>>()
   private discovering: Promise<void> | undefined
@@ -527,7 +524,11 @@ class MappingRun {
     const lanes: Lane[] = []
     for (let i = 0; i < this.settings.parallelizationFactor; i++) lanes.push(new Lane(this.rules))
     this.lanes.push(...lanes)
-    this.shardStates.set(shardId, { lanes, millisBehindLatest: undefined })
+    this.shardStates.set(shardId, {
+      lanes,
+      millisBehindLatest: undefined,
+      lastFilteredOut: undefined,
+    })
     const from = await this.resumeAt(shardId, lanes)
 
     const reading = { closed: false, ended: false }
@@ -635,11 +636,13 @@ class MappingRun {
         take: (records: _Record[], now: number) => {
           // Read at the time the rules go by, which the batching window counts from.
           const readMs = this.clock.now()
+          let filteredOut: string | undefined
           for (const record of records) {
             const pending = toPendingRecord(record, source, readMs)
             if (filter !== undefined && !matchesFilterCriteria(filter, pending.lambda)) {
               // Lambda never invokes a record that matches no filter, and checkpoints past it.
               this.stats.recordsFilteredOut++
+              filteredOut = pending.sequenceNumber
               continue
             }
             const lane =
@@ -649,6 +652,12 @@ class MappingRun {
           this.stats.recordsRead += records.length
           this.lastActivityMs = now
           this.wake.notify()
+          if (filteredOut === undefined) return
+          const state = this.shardStates.get(shardId)
+          if (state !== undefined) state.lastFilteredOut = filteredOut
+          // No batch may follow them (a shard's tail filtered out): the file is written now, or
+          // a new run would read them again.
+          return this.keepCheckpoint(shardId)
         },
         behind: (millisBehindLatest) => {
           const state = this.shardStates.get(shardId)
@@ -786,11 +795,14 @@ function windowProperties(batch: Batch, source: RecordSource) {
   }
 }
 
-function lagOf(
-  shardId: string,
-  state: { lanes: Lane[]; millisBehindLatest: number | undefined },
-  clock: MappingClock,
-): ShardLag {
+interface ShardState {
+  lanes: Lane[]
+  millisBehindLatest: number | undefined
+  /** The last record read that matched no filter: done, as Lambda checkpoints past it. */
+  lastFilteredOut: string | undefined
+}
+
+function lagOf(shardId: string, state: ShardState, clock: MappingClock): ShardLag {
   // Lanes split a shard by partition key: its oldest record not done is the lowest of theirs,
   // and its checkpoint the last record done before that one, in whichever lane.
   let oldest: PendingRecord | undefined
@@ -813,6 +825,16 @@ function lagOf(
     ) {
       checkpoint = done
     }
+  }
+  // A record filtered out is done too, when no record read before it still waits. (One that a
+  // waiting record comes before is passed once that record is done and a later one is.)
+  const filtered = state.lastFilteredOut
+  if (
+    filtered !== undefined &&
+    (oldest === undefined || compareSequenceNumbers(filtered, oldest.sequenceNumber) < 0) &&
+    (checkpoint === undefined || compareSequenceNumbers(filtered, checkpoint) > 0)
+  ) {
+    checkpoint = filtered
   }
   return {
     shardId,

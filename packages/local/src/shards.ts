@@ -117,8 +117,11 @@ export interface ShardSink {
   waitForRoom(): Promise<void>
   /** Waits `ms` before the next read; a stop ends the wait. */
   pause(ms: number): Promise<void>
-  /** The records of one GetRecords, in shard order, read at `readMs`. */
-  take(records: _Record[], readMs: number): void
+  /**
+   * The records of one GetRecords, in shard order, read at `readMs`; reading goes on once what
+   * it returns settles (the checkpoint written for records filtered out).
+   */
+  take(records: _Record[], readMs: number): void | Promise<void>
   /** What each GetRecords says of the shard: `MillisBehindLatest`, its distance to the tip. */
   behind(millisBehindLatest: number | undefined): void
 }
@@ -332,7 +335,7 @@ export class StreamReader {
       if (from < records.length) {
         const taken = from === 0 ? records : records.slice(from)
         lastSequence = (taken[taken.length - 1] as _Record).SequenceNumber
-        sink.take(taken, now)
+        await sink.take(taken, now)
       }
       iterator = out.NextShardIterator
       if (iterator === undefined) return { children: (out.ChildShards ?? []).map(asShard) }
