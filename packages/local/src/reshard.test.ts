@@ -73,12 +73,15 @@ async function runThroughReshard(
   shards: number,
   batchSize: number,
   reshard: (name: string) => Promise<unknown>,
+  listed?: { shards: number; listShardsIntervalMs: number },
 ) {
   const name = `${prefix}${++streams}`
   await kinesis.createStream(name, shards)
   await put(name, 0, 5)
   const { seen, handle } = recorder()
   let resharded: Promise<void> | undefined
+  let shardsSeen = 0
+  let foundWhileRead: boolean | undefined
   const stats = await runMapping({
     stream: name,
     client: kinesis.client,
@@ -86,31 +89,64 @@ async function runThroughReshard(
     exitWhenIdleSeconds: 1,
     timeoutSeconds: 30,
     mapping: { batchSize },
+    ...(listed === undefined
+      ? {}
+      : {
+          listShardsIntervalMs: listed.listShardsIntervalMs,
+          progressIntervalMs: 20,
+          onProgress: (progress) => {
+            shardsSeen = progress.shards
+          },
+        }),
     handler: async (event) => {
       handle(event)
       resharded ??= (async () => {
         await reshard(name)
         await active(name)
         await put(name, 5, 5)
+        // The first batch holds its lane, so its parent's reading cannot end, nor find the new
+        // shards at its end: only the periodic ListShards can find them before this returns.
+        if (listed !== undefined) foundWhileRead = await until(() => shardsSeen === listed.shards)
       })()
       await resharded
     },
   })
   await resharded
-  return { stats, seen }
+  return { stats, seen, foundWhileRead }
 }
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Whether `done` came true within 5 s. */
+async function until(done: () => boolean): Promise<boolean> {
+  const endMs = Date.now() + 5000
+  while (!done()) {
+    if (Date.now() > endMs) return false
+    await sleep(20)
+  }
+  return true
+}
+
+const split = (name: string) =>
+  kinesis.client.send(
+    new SplitShardCommand({
+      StreamName: name,
+      ShardToSplit: 'shardId-000000000000',
+      NewStartingHashKey: HALF,
+    }),
+  )
+const merge = (name: string) =>
+  kinesis.client.send(
+    new MergeShardsCommand({
+      StreamName: name,
+      ShardToMerge: 'shardId-000000000000',
+      AdjacentShardToMerge: 'shardId-000000000001',
+    }),
+  )
 
 describe('shards that change during a run', { timeout: 60_000 }, () => {
   it('reads the children of a split made during the run, after their parent, losing and repeating nothing', async () => {
-    const { stats, seen } = await runThroughReshard('split', 1, 8, (name) =>
-      kinesis.client.send(
-        new SplitShardCommand({
-          StreamName: name,
-          ShardToSplit: 'shardId-000000000000',
-          NewStartingHashKey: HALF,
-        }),
-      ),
-    )
+    const { stats, seen } = await runThroughReshard('split', 1, 8, split)
     expect(stats.shards).toBe(3)
     expect(stats.recordsRead).toBe(80)
     expect(seen).toHaveLength(80)
@@ -123,15 +159,7 @@ describe('shards that change during a run', { timeout: 60_000 }, () => {
   })
 
   it('reads the child of a merge made during the run after both parents, losing and repeating nothing', async () => {
-    const { stats, seen } = await runThroughReshard('merge', 2, 4, (name) =>
-      kinesis.client.send(
-        new MergeShardsCommand({
-          StreamName: name,
-          ShardToMerge: 'shardId-000000000000',
-          AdjacentShardToMerge: 'shardId-000000000001',
-        }),
-      ),
-    )
+    const { stats, seen } = await runThroughReshard('merge', 2, 4, merge)
     expect(stats.shards).toBe(3)
     expect(stats.recordsRead).toBe(80)
     expect(seen).toHaveLength(80)
@@ -140,6 +168,40 @@ describe('shards that change during a run', { timeout: 60_000 }, () => {
     expect(seen.findIndex((s) => s.shard === 'shardId-000000000002')).toBe(40)
     expect(seen.slice(40).every((s) => s.shard === 'shardId-000000000002')).toBe(true)
   })
+
+  type Seen = Awaited<ReturnType<typeof runThroughReshard>>['seen']
+  it.each([
+    [
+      'the children of a split',
+      1,
+      8,
+      split,
+      (seen: Seen) => seen.slice(0, 40).every((s) => s.shard === 'shardId-000000000000'),
+    ],
+    [
+      'the child of a merge',
+      2,
+      4,
+      merge,
+      (seen: Seen) => seen.findIndex((s) => s.shard === 'shardId-000000000002') === 40,
+    ],
+  ] as const)(
+    'finds %s by the periodic ListShards while the parents are still read, and reads them after the parents',
+    async (_, shards, batchSize, reshard, parentsFirst) => {
+      const { stats, seen, foundWhileRead } = await runThroughReshard(
+        'listed',
+        shards,
+        batchSize,
+        reshard,
+        { shards: 3, listShardsIntervalMs: 100 },
+      )
+      expect(foundWhileRead).toBe(true)
+      expect(stats.shards).toBe(3)
+      expect(seen).toHaveLength(80)
+      expectEachKeyOnceInOrder(seen, 10)
+      expect(parentsFirst(seen)).toBe(true)
+    },
+  )
 
   it("closes a tumbling window at its shard's end with a final invocation, as Lambda does", async () => {
     const name = `window${++streams}`
