@@ -315,7 +315,9 @@ class MappingRun {
   private readonly shardStates = new Map<string, ShardState>()
   /** Each shard's reading, from its start (after its parents) to its last settled batch. */
   private readonly shardRuns = new Map<string, Promise<void>>()
+  /** The ListShards in flight, and the one to start once it answers. */
   private discovering: Promise<void> | undefined
+  private discoverAgain: Promise<void> | undefined
   private checkpoints: CheckpointFile | undefined
   private discoveryError: { error: unknown } | undefined
   private readonly rules: LaneRules
@@ -477,14 +479,26 @@ class MappingRun {
     for (const shard of shards) add(shard)
   }
 
-  /** Lists the shards again (or takes the children GetRecords named) and reads the new ones. */
+  /**
+   * Lists the shards again (or takes the children GetRecords named) and reads the new ones. A
+   * listing in flight may have been answered before the reshard the caller looks for (a shard
+   * read to its end, whose run must not end before its children are known): the caller then
+   * waits for one more listing, started once that one answered, which callers share.
+   */
   private discover(children: Shard[]): Promise<void> {
     if (this.stopping) return Promise.resolve()
     if (children.length > 0) {
       this.addShards(children)
       return Promise.resolve()
     }
-    this.discovering ??= this.reader
+    if (this.discovering !== undefined) {
+      this.discoverAgain ??= this.discovering.then(() => {
+        this.discoverAgain = undefined
+        return this.discover([])
+      })
+      return this.discoverAgain
+    }
+    this.discovering = this.reader
       .listShards()
       .then(
         (shards) => {

@@ -1,9 +1,10 @@
 import {
+  ListShardsCommand,
   MergeShardsCommand,
   SplitShardCommand,
   waitUntilStreamExists,
 } from '@aws-sdk/client-kinesis'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { MappingEvent } from './event.js'
 import { type LocalKinesis, startLocalKinesis } from './kinesalite.js'
 import { runMapping } from './mapping.js'
@@ -202,6 +203,64 @@ describe('shards that change during a run', { timeout: 60_000 }, () => {
       expect(parentsFirst(seen)).toBe(true)
     },
   )
+
+  it('reads the children of a split though a ListShards begun before the split answers after the parent ended', async () => {
+    const name = `staleList${++streams}`
+    await kinesis.createStream(name, 1)
+    await put(name, 0, 5)
+    const { seen, handle } = recorder()
+    // One periodic ListShards, answered before the split, is held until after the parent was
+    // read to its end and its batches settled: the listing asked for at its end must be newer.
+    let hold: 'off' | 'armed' | 'held' = 'off'
+    let answered = () => {}
+    const heldAnswered = new Promise<void>((resolve) => {
+      answered = resolve
+    })
+    let release = () => {}
+    const released = new Promise<void>((resolve) => {
+      release = resolve
+    })
+    const send = kinesis.client.send.bind(kinesis.client) as (command: unknown) => Promise<unknown>
+    const spy = vi.spyOn(kinesis.client, 'send').mockImplementation((async (command: unknown) => {
+      const out = await send(command)
+      if (command instanceof ListShardsCommand && hold === 'armed') {
+        hold = 'held'
+        answered()
+        await released
+      }
+      return out
+    }) as never)
+    let resharded: Promise<void> | undefined
+    try {
+      await runMapping({
+        stream: name,
+        client: kinesis.client,
+        pollIntervalMs: 50,
+        exitWhenIdleSeconds: 1,
+        timeoutSeconds: 30,
+        listShardsIntervalMs: 100,
+        mapping: { batchSize: 8 },
+        handler: async (event) => {
+          handle(event)
+          resharded ??= (async () => {
+            hold = 'armed'
+            await heldAnswered
+            await split(name)
+            await active(name)
+            await put(name, 5, 5)
+          })()
+          await resharded
+          if (seen.length === 40) setTimeout(release, 1000)
+        },
+      })
+    } finally {
+      release()
+      spy.mockRestore()
+    }
+    expect(hold).toBe('held')
+    expect(seen).toHaveLength(80)
+    expectEachKeyOnceInOrder(seen, 10)
+  })
 
   it("closes a tumbling window at its shard's end with a final invocation, as Lambda does", async () => {
     const name = `window${++streams}`
