@@ -128,6 +128,42 @@ describe('record observers', () => {
     expect(seen).toEqual(['1', '1', undefined, '2', '2', undefined])
   })
 
+  it("gives a record's coordinates back after a batch run inside its handler, and none after the loop", async () => {
+    const seen: Array<string | undefined> = []
+    const outer = batchOf('1', '2')
+    const inner = batchOf('9')
+    const innerRun = observedRun(
+      (_r: KinesisRecord<unknown>, _c: unknown, _o: unknown) => {
+        seen.push(sequenceOfCurrent())
+      },
+      inner,
+      [{}],
+      false,
+    )
+    const outerRun = observedRun(
+      async (r: KinesisRecord<unknown>, _c: unknown, _o: unknown) => {
+        seen.push(sequenceOfCurrent())
+        if (r.sequenceNumber !== '1') return
+        // A chain of its own, run to its end by the record's handler.
+        await runAt(innerRun, inner, 0, {}, {})
+        innerRun.turns?.finish()
+      },
+      outer,
+      [{}],
+      false,
+    )
+    await runAt(outerRun, outer, 0, {}, {})
+    await runAt(outerRun, outer, 1, {}, {})
+    expect(seen).toEqual(['1', '9', '2'])
+    // A record the timeout gave up on still runs after the loop, with no coordinates.
+    outerRun.turns?.start(1)
+    outerRun.turns?.finish()
+    expect(currentCoordinates()).toBeUndefined()
+    outerRun.turns?.start(0)
+    expect(sequenceOfCurrent()).toBe('1')
+    outerRun.turns?.finish()
+  })
+
   it('reads the coordinates from the batch as decoded, not from the record the handler got', async () => {
     const batch = batchOf('1')
     const run = observedRun(

@@ -199,7 +199,7 @@ export async function runBatch<T>(
     run.limit = 0
     run.stopped = true
     batch.turnSteps?.stop()
-    turns?.end()
+    turns?.finish()
   }
 }
 
