@@ -5,7 +5,7 @@
  * `measure.js` answer, and `cold-start.js` imports and invokes one prebuilt bundle per format in a
  * fresh process. Prints one line per check; exits 1 at the first that fails, saying what failed.
  */
-import { execFileSync, fork } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url'
 import type { ColdStart } from './cold-start.js'
 import { handlerFiles, loadHandler, REFERENCE } from './handlers.js'
 import type { SpeedReady, SpeedSamples, SpeedTask } from './measure.js'
+import { forkMeasure } from './measure-child.js'
 import type { MemoryResult, MemoryTask } from './memory.js'
 import { checkpointOf, collector, digestOf, lambdaContext } from './output.js'
 import { readPrebuilt } from './prebuilt.js'
@@ -21,7 +22,6 @@ import { workloads } from './workloads.js'
 const args = process.argv.slice(2)
 const at = args.indexOf('--bundles')
 const bundlesDir = at === -1 ? undefined : args[at + 1]
-const measureJs = fileURLToPath(new URL('measure.js', import.meta.url))
 const coldStartJs = fileURLToPath(new URL('cold-start.js', import.meta.url))
 const tmp = mkdtempSync(join(tmpdir(), 'shardwise-smoke-'))
 const started = performance.now()
@@ -32,9 +32,7 @@ function ok(line: string) {
 
 /** Answers of a `measure.js` child, in order: it sends one message per request. */
 function measureChild(task: SpeedTask | MemoryTask) {
-  const child = fork(measureJs, [JSON.stringify(task)], {
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  })
+  const child = forkMeasure(task)
   const messages: unknown[] = []
   let waiting: ((message: unknown) => void) | undefined
   let exit: string | undefined

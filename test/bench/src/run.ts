@@ -14,7 +14,7 @@
  * and the raw samples after every step, `--bundles` takes the bundles from `prebuilt.ts`'s
  * folder, and `--machine` says in the report where it ran. The report keeps its order.
  */
-import { execFileSync, fork } from 'node:child_process'
+import { execFileSync } from 'node:child_process'
 import {
   appendFileSync,
   mkdirSync,
@@ -40,6 +40,7 @@ import {
 } from './events.js'
 import { type HandlerFile, handlerFiles, loadHandler, REFERENCE } from './handlers.js'
 import type { SpeedReady, SpeedRequest, SpeedSamples, SpeedTask } from './measure.js'
+import { forkMeasure } from './measure-child.js'
 import { type MemoryResult, type MemoryTask, memoryTask } from './memory.js'
 import { type Spread, spreadOf } from './output.js'
 import { readPrebuilt } from './prebuilt.js'
@@ -76,7 +77,6 @@ const prebuilt = optionOf('bundles')
 const machine = optionOf('machine')
 
 const dist = new URL('./', import.meta.url)
-const measureJs = fileURLToPath(new URL('measure.js', dist))
 const coldStartJs = fileURLToPath(new URL('cold-start.js', dist))
 const repoRoot = fileURLToPath(new URL('../../../', dist))
 const tmp = mkdtempSync(join(tmpdir(), 'shardwise-bench-'))
@@ -119,9 +119,7 @@ function writeEvent(name: string, event: KinesisStreamEvent): string {
 
 function child<T>(task: MemoryTask): Promise<T> {
   return new Promise((resolve, reject) => {
-    const process_ = fork(measureJs, [JSON.stringify(task)], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    })
+    const process_ = forkMeasure(task)
     let result: T | undefined
     process_.on('message', (message) => {
       result = message as T
@@ -142,9 +140,7 @@ class SpeedChild {
   private failure: Error | undefined
 
   constructor(task: SpeedTask) {
-    this.process_ = fork(measureJs, [JSON.stringify(task)], {
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-    })
+    this.process_ = forkMeasure(task)
     this.process_.on('message', (message) => {
       const waiting = this.waiting
       this.waiting = undefined
