@@ -57,6 +57,10 @@ export async function localServer(
       response.writeHead(500).end(String(error))
     }
   })
+  // Idle connections stay open until stop(): with Node's 5 s keep-alive timeout, a client that
+  // reused one as the server closed it met ECONNRESET, which a client with maxAttempts: 1 does
+  // not retry (a Glue test failed so on a busy machine, after a slow 64 MiB deflate).
+  server.keepAliveTimeout = 0
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   return {

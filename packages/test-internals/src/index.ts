@@ -163,11 +163,18 @@ export async function startFakeSqs() {
       response.end(JSON.stringify({ MessageId: randomUUID(), MD5OfMessageBody: md5 }))
     })
   })
+  // Idle connections stay open until it stops: with Node's 5 s keep-alive timeout, an SQS client
+  // with maxAttempts: 1 that reused one as the server closed it would fail with ECONNRESET.
+  server.keepAliveTimeout = 0
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     received,
     state,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve())
+        server.closeAllConnections()
+      }),
   }
 }
