@@ -669,6 +669,7 @@ export {
   checkOptions,
   MAX_TIMER_MS,
   misconfigured,
+  noSequenceNumber,
   type OptionRule,
   type OptionRules,
 } from './options.js'

@@ -16,6 +16,15 @@ export function misconfigured(pkg: string, problem: string, options?: ErrorOptio
 }
 
 /**
+ * The error of an event whose `Records[at]` has no sequence number (none, not a string, or
+ * empty): Lambda can be told of a record only by its sequence number, so failing the invocation,
+ * for Lambda to retry the whole batch, is all that is left. One message for every package.
+ */
+export function noSequenceNumber(pkg: string, at: number) {
+  return misconfigured(pkg, `Records[${at}] has no kinesis.sequenceNumber`)
+}
+
+/**
  * The longest delay a Node timer keeps: one set for longer, or for `Infinity` or `NaN`, fires
  * after 1 ms, so an option or a value that feeds a timer stays at or under it.
  */

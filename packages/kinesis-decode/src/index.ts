@@ -23,6 +23,7 @@ import {
   type KinesisStreamRecord,
   kindOf,
   misconfigured,
+  noSequenceNumber,
   type OptionRules,
   overBatchBudget,
   placesOf,
@@ -212,10 +213,7 @@ function decodeRecords(
       // Without a sequence number the record cannot be reported (an empty one names no record:
       // Lambda reads it as a failed invocation), so nothing safe is left but failing the whole
       // batch for Lambda to retry.
-      throw misconfigured(
-        pkg,
-        `Records[${i}] has no kinesis.sequenceNumber; expected an aws:kinesis event`,
-      )
+      throw noSequenceNumber(pkg, i)
     }
     const carrier = toRecord(lambdaRecord, shardId)
     shardId = carrier.shardId

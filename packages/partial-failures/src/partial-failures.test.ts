@@ -4,7 +4,7 @@ import type { KinesisStreamEvent } from '@shardwise/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { kinesisEvent, lambdaContext, recordingLogger, sequenceNumber } from '@shardwise/testing'
 import { describe, expect, it, vi } from 'vitest'
-import { eachRecord, partialFailures } from './index.js'
+import { ConfigurationError, eachRecord, partialFailures } from './index.js'
 
 const threeRecords = () => kinesisEvent([{ data: 'a' }, { data: 'b' }, { data: 'c' }])
 const failed = (position: number) => ({
@@ -98,6 +98,103 @@ describe('partialFailures', () => {
       expect(await lambda(threeRecords(), lambdaContext())).toEqual(failed(0))
     }
     expect(logger.lines.filter((line) => /not in the batch/.test(line.message))).toHaveLength(3)
+  })
+
+  describe('a record whose sequence number cannot be read (an event Lambda never sends)', () => {
+    const unreadable: ReadonlyArray<readonly [string, (records: unknown[]) => void]> = [
+      ['null', (r) => (r[1] = null)],
+      [
+        'whose kinesis getter throws',
+        (r) =>
+          Object.defineProperty(r[1], 'kinesis', {
+            get() {
+              throw new Error('no kinesis')
+            },
+          }),
+      ],
+      [
+        'without one',
+        (r) => delete (r[1] as { kinesis: { sequenceNumber?: string } }).kinesis.sequenceNumber,
+      ],
+      [
+        'with a number',
+        (r) => ((r[1] as { kinesis: { sequenceNumber: unknown } }).kinesis.sequenceNumber = 5),
+      ],
+      [
+        'with an empty one',
+        (r) => ((r[1] as { kinesis: { sequenceNumber: string } }).kinesis.sequenceNumber = ''),
+      ],
+    ]
+    const withUnreadable = (spoil: (records: unknown[]) => void) => {
+      const event = threeRecords()
+      spoil(event.Records as unknown[])
+      return event
+    }
+
+    for (const [name, spoil] of unreadable) {
+      it(`never answers '' for it, but retries the whole batch from a record that has one: ${name}`, async () => {
+        const logger = recordingLogger()
+        const lambda = middy(async () => ({ batchItemFailures: [{ itemIdentifier: '' }] })).use(
+          partialFailures({ logger }),
+        )
+        expect(await lambda(withUnreadable(spoil), lambdaContext())).toEqual(failed(0))
+        expect(logger.lines.filter((line) => /not in the batch/.test(line.message))).toHaveLength(1)
+      })
+
+      it(`fails the invocation, naming the record, when the answer would have to name it: ${name}`, async () => {
+        const logger = recordingLogger()
+        const lambda = middy(async (event: KinesisStreamEvent) =>
+          Promise.allSettled(
+            event.Records.map(async (_, i) => {
+              if (i === 1) throw new Error('db down')
+            }),
+          ),
+        ).use(partialFailures({ logger }))
+        const answered = lambda(withUnreadable(spoil), lambdaContext())
+        await expect(answered).rejects.toThrow(ConfigurationError)
+        await expect(answered).rejects.toThrow(
+          '@shardwise/partial-failures: Records[1] has no kinesis.sequenceNumber',
+        )
+        expect(logger.lines.map(({ level, message }) => [level, message])).toContainEqual([
+          'error',
+          'the invocation failed; Lambda will retry the whole batch',
+        ])
+      })
+    }
+
+    it('fails the invocation when the whole batch is to be retried and its first record cannot be named', async () => {
+      for (const itemIdentifier of ['', 'not-a-record']) {
+        const event = threeRecords()
+        ;(event.Records as unknown[])[0] = null
+        const lambda = middy(async () => ({ batchItemFailures: [{ itemIdentifier }] })).use(
+          partialFailures({ logger: false }),
+        )
+        await expect(lambda(event, lambdaContext())).rejects.toThrow(
+          'Records[0] has no kinesis.sequenceNumber',
+        )
+      }
+    })
+
+    it('answers as usual when the answer names no such record', async () => {
+      const lambda = middy(async () => failed(2)).use(partialFailures({ logger: false }))
+      expect(
+        await lambda(
+          withUnreadable((r) => (r[1] = null)),
+          lambdaContext(),
+        ),
+      ).toEqual(failed(2))
+      const succeeded = middy(async () => ({ batchItemFailures: [] })).use(
+        partialFailures({ logger: false }),
+      )
+      expect(
+        await succeeded(
+          withUnreadable((r) => (r[0] = null)),
+          lambdaContext(),
+        ),
+      ).toEqual({
+        batchItemFailures: [],
+      })
+    })
   })
 
   it('logs each failure with its coordinates and one summary line', async () => {

@@ -24,6 +24,7 @@ import {
   type KinesisStreamEvent,
   type KinesisStreamRecord,
   messageOf,
+  noSequenceNumber,
   type OptionRules,
   PENDING,
   POISON_SINK,
@@ -146,9 +147,21 @@ function sequenceNumbersOf(event: KinesisStreamEvent | undefined): string[] {
     } catch {
       // A record that is null, or whose getter throws: it cannot be named.
     }
+    // '' (an empty one too) names no record: see nameOf.
     numbers[i] = typeof sequenceNumber === 'string' ? sequenceNumber : ''
   }
   return numbers
+}
+
+/**
+ * The sequence number that names `Records[at]` in the answer; `undefined` past the batch. Lambda
+ * can be told of a record only by its sequence number: for a record without one (an event Lambda
+ * never sends), failing the invocation, so that the whole batch is retried, is all that is left.
+ */
+function nameOf(numbers: string[], at: number): string | undefined {
+  const sequenceNumber = numbers[at]
+  if (sequenceNumber !== '') return sequenceNumber
+  throw noSequenceNumber(pkg, at)
 }
 
 function failureMessage(event: unknown, error: unknown): string {
@@ -248,7 +261,7 @@ function answer(
     state = stateOf(event, loopAnswer)
   } else {
     state = windowStateOf(event)
-    if (state !== undefined) checkpoint = lambdaSequences[0]
+    if (state !== undefined) checkpoint = nameOf(lambdaSequences, 0)
   }
 
   if (log !== undefined) {
@@ -380,7 +393,7 @@ function collectSettledFailures(
     if (propertyOf(results[i], 'status') !== 'rejected') continue
     // A result without a record cannot be placed; retrying from the start loses nothing.
     const at = i < lambdaSequences.length ? i : 0
-    const sequenceNumber = lambdaSequences[at]
+    const sequenceNumber = nameOf(lambdaSequences, at)
     if (sequenceNumber === undefined) continue
     const lambdaRecord = lambdaRecords[at]
     failures.add({
@@ -405,18 +418,20 @@ function collectReportedFailures(
   log: GuardedLogger | undefined,
 ) {
   const reported = reportedItems(response)
-  if (reported === undefined) return
-  const first = lambdaSequences[0]
+  // An empty batch has no record to name.
+  if (reported === undefined || lambdaSequences.length === 0) return
   if (typeof reported === 'string') {
     // Lambda cannot read it as a list of failures: the whole batch is retried, as for an
     // identifier that is not in it, rather than taken as "all succeeded".
-    if (first === undefined) return
     log?.line(
       'error',
       `the batch handler answered ${reported}, not { batchItemFailures }; retrying the whole batch`,
     )
     failures.add(
-      reportedFailure(first, 'batch answered in a form Lambda cannot read: retried whole'),
+      reportedFailure(
+        nameOf(lambdaSequences, 0) as string,
+        'batch answered in a form Lambda cannot read: retried whole',
+      ),
     )
     return
   }
@@ -425,8 +440,10 @@ function collectReportedFailures(
   const positions = batch === undefined ? undefined : firstPositions(batch)
   const unknown: unknown[] = []
   for (const item of reported) {
-    const id = propertyOf(item, 'itemIdentifier')
-    if (typeof id === 'string' && known.has(id)) {
+    // Only a string can be in `known`; '' stands for the records without a sequence number,
+    // and names none of them.
+    const id = propertyOf(item, 'itemIdentifier') as string
+    if (id !== '' && known.has(id)) {
       if (!failures.named.has(id)) failures.add(unfinished(id, batch, positions))
       continue
     }
@@ -434,13 +451,17 @@ function collectReportedFailures(
   }
   // Lambda fails the whole batch on an empty or unknown identifier; say so explicitly, with a
   // record that exists, rather than send something whose effect is undocumented.
-  if (unknown.length === 0 || first === undefined) return
+  if (unknown.length === 0) return
   log?.line(
     'error',
     `the handler reported ${unknown.length} identifier(s) not in the batch; retrying all`,
     { itemIdentifier: unknown[0], itemIdentifiers: unknown.slice(0, SHOWN_IDENTIFIERS) },
   )
-  failures.add(reportedFailure(first, undefined, { itemIdentifier: unknown[0] }))
+  failures.add(
+    reportedFailure(nameOf(lambdaSequences, 0) as string, undefined, {
+      itemIdentifier: unknown[0],
+    }),
+  )
 }
 
 /** A record that the handler's answer named, or that Lambda is to retry from for its answer. */
