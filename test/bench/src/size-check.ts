@@ -19,10 +19,13 @@ export const CORE_CHAIN_TARGET_KB = 30
  * took it to 39.9 KB, under a limit of 40. Issue 17's cuts (shared helpers in core, option rules
  * a bundler can leave out, record statuses written as numbers, shorter messages) took it to
  * 36,906 bytes; with the memory work that decodes large records at their turn, 37,833 bytes,
- * and the limit to the next whole KB above. Once the chain is within the target, the limit is
- * the target.
+ * and the limit to the next whole KB above. Raised once, by 0.2 KB, in its third session, to
+ * 38,183 bytes: an answer may no longer name a record without a sequence number (`''`), and a
+ * schema validates large records at their turn (400 records of 10 KiB with zod: 123 MB of peak
+ * memory over the event, 35 after), which no cut of that size could pay for without dropping
+ * what a message says. Once the chain is within the target, the limit is the target.
  */
-export const CORE_CHAIN_LIMIT_KB = 38
+export const CORE_CHAIN_LIMIT_KB = 38.2
 
 export interface SizeCheck {
   ok: boolean
