@@ -4,6 +4,7 @@ import middy from '@middy/core'
 import {
   ConfigurationError,
   type Context,
+  compareSequenceNumbers,
   DecodeError,
   getBatch,
   type KinesisRecord,
@@ -233,15 +234,19 @@ describe('jsonParse on large records, parsed at their turn', () => {
     expect(batch.records[0]).toBe(kept[0])
   })
 
-  it('holds no value of a record that succeeded while the next one is decoded and parsed, as a hand-written loop', async () => {
-    // The loop lived across its awaits with the record it last handed on: the value of each
-    // record of 1 MiB stayed alive through the next one's decoding and parse, 3 MB more at the
-    // peak of 4 such records (the bench's json-6mb).
-    const gc = collector()
-    const values: Array<WeakRef<object>> = []
-    const heldAtNextParse: boolean[] = []
-    const parse = jsonParse({
-      reviver: (key, value) => {
+  it.each([
+    ['without a schema', undefined],
+    ['with a schema', z.object({ id: z.string(), pad: z.string() })],
+  ] as const)(
+    'holds no value of a record that succeeded while the next one is decoded and parsed, as a hand-written loop (%s)',
+    async (_, schema) => {
+      // The loop lived across its awaits with the record it last handed on: the value of each
+      // record of 1 MiB stayed alive through the next one's decoding and parse, 3 MB more at the
+      // peak of 4 such records (the bench's json-6mb).
+      const gc = collector()
+      const values: Array<WeakRef<object>> = []
+      const heldAtNextParse: boolean[] = []
+      const reviver: Reviver = (key, value) => {
         const before = values.at(-1)
         // The root comes last: the whole record is parsed.
         if (key === '' && before !== undefined) {
@@ -249,22 +254,23 @@ describe('jsonParse on large records, parsed at their turn', () => {
           heldAtNextParse.push(before.deref() !== undefined)
         }
         return value
-      },
-    })
-    const handler = middy(
-      eachRecord(async (record) => {
-        values.push(new WeakRef(record.data as object))
-        // A new task: what a WeakRef keeps alive for the task that made it is let go.
-        await new Promise((resolve) => setImmediate(resolve))
-      }),
-    )
-      .use(kinesisDecode())
-      .use(parse)
-      .use(partialFailures({ logger: false }))
-    const response = await handler(eventOf([large('a'), large('b'), large('c')]), context)
-    expect(response).toEqual({ batchItemFailures: [] })
-    expect(heldAtNextParse).toEqual([false, false])
-  })
+      }
+      const parse = schema === undefined ? jsonParse({ reviver }) : jsonParse({ schema, reviver })
+      const handler = middy(
+        eachRecord(async (record) => {
+          values.push(new WeakRef(record.data as object))
+          // A new task: what a WeakRef keeps alive for the task that made it is let go.
+          await new Promise((resolve) => setImmediate(resolve))
+        }),
+      )
+        .use(kinesisDecode())
+        .use(parse)
+        .use(partialFailures({ logger: false }))
+      const response = await handler(eventOf([large('a'), large('b'), large('c')]), context)
+      expect(response).toEqual({ batchItemFailures: [] })
+      expect(heldAtNextParse).toEqual([false, false])
+    },
+  )
 
   it('fails one that is not JSON at its turn, alone, naming it, and starts nothing after it', async () => {
     let parsed = 0
@@ -323,11 +329,11 @@ describe('jsonParse on large records, parsed at their turn', () => {
     expect(batch.records.every((record) => record.data instanceof Uint8Array)).toBe(true)
   })
 
-  it('parses them before the loop, as any record, with a schema', async () => {
+  it('validates each at its turn with a schema, the handler gets its output, and the batch lets it go once it succeeded', async () => {
     const Big = z.object({ id: z.string(), pad: z.string() }).transform(({ id }) => ({ id }))
     let beforeTheLoop: unknown[] = []
     const { response, kept, batch } = await runLarge(
-      [large('a'), large('b')],
+      ['{"id":"small","pad":""}', large('a'), large('b')],
       {
         between: (event) => {
           beforeTheLoop = (getBatch(event)?.records ?? []).map((record) => record.data)
@@ -336,10 +342,71 @@ describe('jsonParse on large records, parsed at their turn', () => {
       jsonParse({ schema: Big }) as JsonParser<unknown>,
     )
     expect(response).toEqual({ batchItemFailures: [] })
-    expect(beforeTheLoop).toEqual([{ id: 'a' }, { id: 'b' }])
-    expect(kept.map((record) => record.data)).toEqual([{ id: 'a' }, { id: 'b' }])
-    expect(batch.turnSteps).toBeUndefined()
+    expect(beforeTheLoop[0]).toEqual({ id: 'small' })
+    expect(beforeTheLoop.slice(1).map((data) => data instanceof Uint8Array)).toEqual([true, true])
+    expect(kept.map((record) => record.data)).toEqual([{ id: 'small' }, { id: 'a' }, { id: 'b' }])
+    for (const i of [1, 2]) {
+      expect(batch.records[i]).not.toBe(kept[i])
+      expect(Object.getOwnPropertyDescriptor(batch.records[i], 'data')?.get).toBeTypeOf('function')
+    }
   })
+
+  it('fails one the schema refuses at its turn, alone, with its issues, and starts nothing after it', async () => {
+    const Big = z.object({ id: z.string().startsWith('ok'), pad: z.string() })
+    const { response, kept, batch } = await runLarge(
+      [large('ok-a'), large('no-b'), large('ok-c')],
+      {},
+      jsonParse({ schema: Big }) as JsonParser<unknown>,
+    )
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }] })
+    expect(kept.map((record) => (record.data as { id: string }).id)).toEqual(['ok-a'])
+    const error = batch.errors.get(1)
+    expect(error).toBeInstanceOf(ValidationError)
+    expect((error as ValidationError).issues[0]?.path).toEqual(['id'])
+    // The failed record keeps its copy, with the value the schema refused, for the logs.
+    expect(batch.records[1]?.data).toMatchObject({ id: 'no-b' })
+    expect([...batch.status]).toEqual([
+      RecordStatus.Succeeded,
+      RecordStatus.Failed,
+      RecordStatus.Pending,
+    ])
+  })
+
+  it.each(['shard', 'partitionKey'] as const)(
+    'waits at its turn for an asynchronous schema, beside small records validated ahead (%s)',
+    async (ordering) => {
+      const checked: string[] = []
+      const Big = z
+        .object({ id: z.string(), pad: z.string().optional() })
+        .refine(async ({ id }) => {
+          await new Promise((resolve) => setTimeout(resolve, 1))
+          checked.push(id)
+          return id !== 'bad'
+        })
+        .transform(({ id }) => ({ id }))
+      const { response, kept, batch } = await runLarge(
+        ['{"id":"s1"}', large('a'), '{"id":"s2"}', large('b'), '{"id":"bad"}'],
+        { ordering },
+        jsonParse({ schema: Big }) as JsonParser<unknown>,
+      )
+      expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: sequenceNumber(4) }] })
+      // With 'partitionKey', records of other keys run at once: in batch order for the check.
+      kept.sort((a, b) => compareSequenceNumbers(a.sequenceNumber, b.sequenceNumber))
+      expect(kept.map((record) => record.data)).toEqual([
+        { id: 's1' },
+        { id: 'a' },
+        { id: 's2' },
+        { id: 'b' },
+      ])
+      expect(batch.errors.get(4)).toBeInstanceOf(ValidationError)
+      expect(new Set(checked)).toEqual(new Set(['s1', 'a', 's2', 'b', 'bad']))
+      for (const i of [1, 3]) {
+        expect(Object.getOwnPropertyDescriptor(batch.records[i], 'data')?.get).toBeTypeOf(
+          'function',
+        )
+      }
+    },
+  )
 
   it('gives a middleware between kinesisDecode and jsonParse the bytes of a large record', async () => {
     const event = eventOf([large('a')])

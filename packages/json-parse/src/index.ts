@@ -195,7 +195,8 @@ function zodAsync(schema: object, vendor: string): Validate | undefined {
 /**
  * Parses and validates every pending record. A synchronous schema never touches a promise; once
  * a schema answers with one, the rest of the batch is validated at each record's turn
- * (`validateAtTurn`).
+ * (`validateAtTurn`). The records decoded at their turn (`batch.deferred`) are parsed and
+ * validated at their turn too (`parseAtTurn`).
  */
 function parseBatch(
   batch: RecordBatch,
@@ -203,10 +204,8 @@ function parseBatch(
   validator: Validator | undefined,
   concurrency: number,
 ): void {
+  const { records, status, deferred } = batch
   const validate = validator?.validate
-  const { records, status } = batch
-  // Without a schema, the records decoded at their turn are parsed there (`parseAtTurn`).
-  const deferred = validate === undefined ? batch.deferred : undefined
   for (let i = 0; i < records.length; i++) {
     if (status[i] !== PENDING || deferred?.has(i)) continue
     const record = records[i] as KinesisRecord<unknown>
@@ -219,24 +218,29 @@ function parseBatch(
     const validation = validateRecord(batch, i, validate, value)
     if (validation !== undefined) {
       const validate = goneAsync(validator as Validator)
-      batch.turnSteps = validateAtTurn(batch, reviver, validate, concurrency, i, validation)
+      const ahead = validateAtTurn(batch, reviver, validate, concurrency, i, validation)
+      batch.turnSteps = deferred ? parseAtTurn(batch, reviver, validator, deferred, ahead) : ahead
       return
     }
   }
-  if (deferred) batch.turnSteps = parseAtTurn(batch, reviver, deferred)
+  if (deferred) batch.turnSteps = parseAtTurn(batch, reviver, validator, deferred)
 }
 
 /**
- * Parses the records decoded at their turn (`batch.deferred`) at their turn too, and keeps each
- * value only while its record runs, as a hand-written loop does: the handler gets a copy of the
- * record that holds the value, in the record's place in the batch, and the record, which holds
- * no payload, takes its place back once it has succeeded (at the next turn, or when the loop
- * stops). A record that failed keeps its copy, for the poison sink and the logs.
+ * Parses (and validates) the records decoded at their turn (`batch.deferred`) at their turn too,
+ * and keeps each value only while its record runs, as a hand-written loop does: the handler gets
+ * a copy of the record that holds the value, in the record's place in the batch, and the record,
+ * which holds no payload, takes its place back once it has succeeded (at the next turn, or when
+ * the loop stops). A record that failed keeps its copy, for the poison sink and the logs. A
+ * schema that answers with a promise is waited for by the loop, as in `validateAtTurn`. The
+ * other records' turns go to `ahead`, when their validation went asynchronous.
  */
 function parseAtTurn(
   batch: RecordBatch,
   reviver: Reviver | undefined,
+  validator: Validator | undefined,
   deferred: ReadonlySet<number>,
+  ahead?: TurnSteps,
 ): TurnSteps {
   const { records, status } = batch
   const lent = new Map<number, KinesisRecord<unknown>>()
@@ -248,23 +252,28 @@ function parseAtTurn(
   return {
     at(index) {
       takeBack()
+      if (!deferred.has(index)) return ahead?.at(index)
       const record = records[index] as KinesisRecord<unknown>
       const value =
-        status[index] !== PENDING || !deferred.has(index)
-          ? NOT_PARSED
-          : parseRecord(batch, index, record, reviver)
-      if (value !== NOT_PARSED) {
-        const copy: typeof record = Object.defineProperties(
-          {} as typeof record,
-          Object.getOwnPropertyDescriptors(record),
-        )
-        copy.data = value
-        records[index] = copy
-        lent.set(index, record)
-      }
-      return undefined
+        status[index] === PENDING ? parseRecord(batch, index, record, reviver) : NOT_PARSED
+      if (value === NOT_PARSED) return undefined
+      const copy: typeof record = Object.defineProperties(
+        {} as typeof record,
+        Object.getOwnPropertyDescriptors(record),
+      )
+      copy.data = value
+      records[index] = copy
+      lent.set(index, record)
+      if (validator === undefined) return undefined
+      // The schema's answer goes to the copy, now in the record's place.
+      const validation = validateRecord(batch, index, validator.validate, value)
+      if (validation !== undefined) goneAsync(validator)
+      return validation
     },
-    stop: takeBack,
+    stop() {
+      takeBack()
+      ahead?.stop()
+    },
   }
 }
 
@@ -328,7 +337,8 @@ function validateAtTurn(
   const waiting: number[] = []
   const values = new Map<number, unknown>()
   for (let i = firstIndex + 1; i < records.length; i++) {
-    if (status[i] !== PENDING) continue
+    // The records decoded at their turn are parsed at their turn (`parseAtTurn`).
+    if (status[i] !== PENDING || batch.deferred?.has(i)) continue
     const value = parseRecord(batch, i, records[i] as KinesisRecord<unknown>, reviver)
     if (value === NOT_PARSED) continue
     waiting.push(i)
