@@ -6,11 +6,7 @@ import type { MemoryTask } from './memory.js'
 
 const measureJs = fileURLToPath(new URL('measure.js', import.meta.url))
 
-/**
- * The child's standard output is /dev/null, standing for the pipe Lambda reads a function's logs
- * from: a path that prints (an EMF line) pays for the write as in Lambda, without mixing into
- * the tables. Its errors go to the bench's standard error; its results come back by IPC.
- */
+/** Its errors go to the bench's standard error; its results come back by IPC. */
 export function forkMeasure(task: SpeedTask | MemoryTask): ChildProcess {
-  return fork(measureJs, [JSON.stringify(task)], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  return fork(measureJs, [JSON.stringify(task)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
 }
