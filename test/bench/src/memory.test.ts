@@ -58,6 +58,8 @@ it.runIf(existsSync('/proc/self/status'))(
     const fromBundle = importKB(pathToFileURL(built.outfile).href)
     const fromPackage = importKB('@middy/core')
     expect(fromPackage - fromBundle).toBeGreaterThan(3 * 1024)
-    expect(fromBundle).toBeLessThan(2 * 1024)
+    // Relative: what any first import costs differs by Node version (Node 24 took 2.6 MB for
+    // the bundle of 3.4 KB, Node 22 0.4 MB).
+    expect(fromBundle).toBeLessThan(fromPackage / 3)
   },
 )
