@@ -13,34 +13,16 @@ import middy from '@middy/core'
 import { kinesisDecode } from '@shardwise/kinesis-decode'
 import { batchMetrics, recordLogContext } from '@shardwise/observe'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
+import { workloads } from './dist/workloads.js'
 
-const FIRST = 49590338271490256608559692538361571095921575989136588898n
-const records = Array.from({ length: 100 }, (_, i) => {
-  const order = { id: `ord-${i}`, customer: 'cus-abcd', amount: 123.45 + i, items: 1 + (i % 20) }
-  const sequenceNumber = (FIRST + BigInt(i) * 1000000000n).toString()
-  return {
-    kinesis: {
-      kinesisSchemaVersion: '1.0',
-      partitionKey: `pk-${i % 7}`,
-      sequenceNumber,
-      data: Buffer.from(JSON.stringify(order)).toString('base64'),
-      approximateArrivalTimestamp: 1764090000 + i / 1000,
-    },
-    eventSource: 'aws:kinesis',
-    eventVersion: '1.0',
-    eventID: `shardId-000000000006:${sequenceNumber}`,
-    eventName: 'aws:kinesis:record',
-    invokeIdentityArn: 'arn:aws:iam::123456789012:role/lambda-role',
-    awsRegion: 'us-east-2',
-    eventSourceARN: 'arn:aws:kinesis:us-east-2:123456789012:stream/bench-stream',
-  }
-})
-const events = Array.from({ length: 64 }, () => structuredClone({ Records: records }))
+// The bench's own json-100 event: 100 records of ~150-byte JSON orders.
+const json100 = workloads.find((workload) => workload.id === 'json-100')
+const events = Array.from({ length: 64 }, () => json100.event())
 const context = { functionName: 'bench', getRemainingTimeInMillis: () => 60000, awsRequestId: 'x' }
 
-let items = 0
+let handled = 0
 const handler = async (record) => {
-  items += JSON.parse(Buffer.from(record.data).toString('utf8')).items
+  if (JSON.parse(Buffer.from(record.data).toString('utf8')).id) handled++
 }
 function chain({ metrics = false, logContext = false }) {
   const withMetrics = new Metrics({ namespace: 'Shardwise', serviceName: 'bench' })
@@ -81,4 +63,4 @@ const median = (values) => [...values].sort((a, b) => a - b)[values.length >> 1]
 for (const name of names.slice(1)) {
   process.stderr.write(`${name}: ${((median(ratios[name]) - 1) * 100).toFixed(1)} % over off\n`)
 }
-if (items === 0) throw new Error('the handler saw no records')
+if (handled === 0) throw new Error('the handler saw no records')
