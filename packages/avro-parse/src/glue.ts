@@ -215,15 +215,16 @@ function inflate(body: Buffer, budget: InflationBudget): Buffer | string | Frame
     }
   }
   budget.left = 0
-  const { message, retryable } = overBatchBudget({
-    subject: 'its zlib-compressed Glue datum',
-    option: 'maxBatchInflatedBytes',
-    limit: budget.limit,
-    verb: 'inflate',
-    verbs: 'inflates',
-    leftAtKinesisRecord: budget.leftAtKinesisRecord,
-    failedAtKinesisRecord: budget.failedAtKinesisRecord,
-  })
+  const { message, retryable } = overBatchBudget(
+    {
+      subject: 'its zlib-compressed Glue datum',
+      option: 'maxBatchInflatedBytes',
+      limit: budget.limit,
+      verb: 'inflate',
+      verbs: 'inflates',
+    },
+    budget,
+  )
   return { refused: message, retryable }
 }
 

@@ -430,7 +430,11 @@ export interface BatchBudgetRefusal {
   /** `decompress` or `inflate`, and as `it` does it: `decompresses`, `inflates`. */
   readonly verb: string
   readonly verbs: string
-  /** What was left of the budget when the record's Kinesis record (its carrier) began. */
+}
+
+/** Where a batch's decompression budget stood at the record's Kinesis record (its carrier). */
+export interface BudgetAtKinesisRecord {
+  /** What was left of the budget when the Kinesis record began. */
   readonly leftAtKinesisRecord: number
   /** What the Kinesis record's payloads that failed to decompress were charged. */
   readonly failedAtKinesisRecord: number
@@ -442,12 +446,13 @@ export interface BatchBudgetRefusal {
  * budget: that helps only when records before it spent part of this one (a smaller batch, as
  * bisect gives, holds it); otherwise its Kinesis record alone is too much, for good.
  */
-export function overBatchBudget(refusal: BatchBudgetRefusal): {
-  message: string
-  retryable: boolean
-} {
-  const { subject, option, limit, verb, verbs, failedAtKinesisRecord: failed } = refusal
-  const retryable = refusal.leftAtKinesisRecord < limit
+export function overBatchBudget(
+  refusal: BatchBudgetRefusal,
+  budget: BudgetAtKinesisRecord,
+): { message: string; retryable: boolean } {
+  const { subject, option, limit, verb, verbs } = refusal
+  const failed = budget.failedAtKinesisRecord
+  const retryable = budget.leftAtKinesisRecord < limit
   const counting =
     failed === 0
       ? ''

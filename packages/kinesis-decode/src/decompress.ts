@@ -22,13 +22,13 @@ export function zlib(): typeof import('node:zlib') {
 /** What decompression may still produce in this invocation (`maxBatchDecompressedBytes`). */
 export interface Budget {
   left: number
-  /** `left` when the current Lambda record began: all of it when no earlier one spent any. */
-  leftAtLambdaRecord: number
+  /** `left` when the current Kinesis record began: all of it when no earlier one spent any. */
+  leftAtKinesisRecord: number
   /**
-   * What the current Lambda record's decompressions that failed were charged: the most they
+   * What the current Kinesis record's decompressions that failed were charged: the most they
    * could have produced, as zlib does not say what they did.
    */
-  failedAtLambdaRecord: number
+  failedAtKinesisRecord: number
 }
 
 /**

@@ -9,6 +9,7 @@ import {
   DecodeError,
   type KinesisRecord,
   type KinesisStreamEvent,
+  type RecordBatch,
   RecordStatus,
 } from '@shardwise/core'
 import fc from 'fast-check'
@@ -220,6 +221,35 @@ describe('large plain records, decoded at their turn', () => {
     expect(zlibBatch.deferred).toBeUndefined()
     expect(zlibBatch.errors.get(2)).toBeInstanceOf(DecodeError)
   })
+  it('decodes the base64 of a large aggregate or compressed record once, to check it and to read it', () => {
+    const payload = randomBytes(DEFER_FROM)
+    const [aggregate] = peerAggregates([{ partitionKey: 'a', data: large(72) }])
+    const event = kinesisEvent(
+      lambdaRecord(zlib.gzipSync(payload)),
+      lambdaRecord(aggregate as Buffer),
+    )
+    // Both ways of decoding base64 text: into a new buffer, or into the scratch buffer.
+    const from = vi.spyOn(Buffer, 'from')
+    const write = vi.spyOn(Buffer.prototype, 'write')
+    let batch: RecordBatch<Uint8Array>
+    try {
+      batch = decodeEvent(event)
+      const base64 = [...from.mock.calls, ...write.mock.calls].filter((call) =>
+        call.includes('base64' as never),
+      )
+      expect(base64).toHaveLength(2)
+    } finally {
+      from.mockRestore()
+      write.mockRestore()
+    }
+    expect(batch.deferred).toBeUndefined()
+    expect([...batch.status]).toEqual([0, 0])
+    expect(payload.equals(batch.records[0]?.data as Uint8Array)).toBe(true)
+    expect(large(72).equals(batch.records[1]?.data as Uint8Array)).toBe(true)
+    // The bytes are the record's own, not a view of the scratch buffer the next record reuses.
+    expect(zlib.gunzipSync(batch.records[0]?.rawData as Uint8Array).equals(payload)).toBe(true)
+  })
+
   it('checks a batch of growing large records in a few scratch buffers, not one per record', () => {
     // 400 records of about 10 KiB, each a few bytes longer than the one before, as a batch of
     // like records often is, then 4 of about 1 MiB: each buffer stays allocated outside the V8
@@ -1074,7 +1104,7 @@ describe('the batch budget (maxBatchDecompressedBytes)', () => {
           // left, whichever is less (at least 1 byte: zlib's smallest limit); what it produced is
           // charged, kept or not; plain payloads cost nothing.
           let left = maxBatchDecompressedBytes
-          let leftAtLambdaRecord = left
+          let leftAtKinesisRecord = left
           let carrier: unknown
           for (let i = 0; i < sizes.length; i++) {
             const record = batch.records[i] as (typeof batch.records)[number]
@@ -1082,7 +1112,7 @@ describe('the batch budget (maxBatchDecompressedBytes)', () => {
             const size = sizes[i] as number
             if (record.lambdaRecord !== carrier) {
               carrier = record.lambdaRecord
-              leftAtLambdaRecord = left
+              leftAtKinesisRecord = left
             }
             if (!compressed[i]) {
               expect(error).toBeUndefined()
@@ -1101,7 +1131,7 @@ describe('the batch budget (maxBatchDecompressedBytes)', () => {
             left = size <= Math.max(limit, 1) ? 0 : left - limit
             if (overBudget) {
               expect(error?.message).toContain('does not fit in what is left of')
-              expect(error?.retryable).toBe(leftAtLambdaRecord < maxBatchDecompressedBytes)
+              expect(error?.retryable).toBe(leftAtKinesisRecord < maxBatchDecompressedBytes)
             } else {
               expect(error?.message).toContain('the maxDecompressedBytes limit')
               expect(error?.retryable).toBe(false)

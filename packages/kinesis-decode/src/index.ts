@@ -187,12 +187,8 @@ function decodeRecords(
   lambdaRecords: KinesisStreamRecord[],
   settings: Settings,
 ): RecordBatch<Uint8Array> {
-  const { deaggregate, decompress } = settings
-  const budget: Budget = {
-    left: settings.maxBatchDecompressedBytes,
-    leftAtLambdaRecord: settings.maxBatchDecompressedBytes,
-    failedAtLambdaRecord: 0,
-  }
+  const { deaggregate, decompress, maxBatchDecompressedBytes: left } = settings
+  const budget: Budget = { left, leftAtKinesisRecord: left, failedAtKinesisRecord: 0 }
   const records: KinesisRecord<Uint8Array>[] = []
   let deferred: Set<number> | undefined
   // Where the bytes of a record decoded at its turn are looked at now: one per batch, reused.
@@ -218,24 +214,32 @@ function decodeRecords(
     const carrier = toRecord(lambdaRecord, shardId)
     shardId = carrier.shardId
     const text = lambdaRecord.kinesis.data
+    let bytes: Buffer | undefined
     if (typeof text === 'string' && text.length >= DEFER_FROM) {
       scratch = scratchFor(text, scratch)
-      // Decoded here only to be checked: valid base64, neither an aggregate nor compressed.
-      if (
-        scratch.write(text, 'base64') === decodedLength(text) &&
-        !(deaggregate && hasKplMagic(scratch)) &&
-        (decompress === 'auto' ? compressionOf(scratch) : decompress) === false
-      ) {
-        deferred ??= new Set()
-        deferred.add(records.length)
-        const { data: _, rawData: __, ...coordinates } = carrier
-        const record = Object.defineProperties({} as typeof carrier, DEFERRED)
-        ;(record as unknown as Record<symbol, string>)[CHECKED_TEXT] = text
-        records.push(Object.assign(record, coordinates))
-        continue
+      // Decoded here to be checked: valid base64, neither an aggregate nor compressed.
+      const written = scratch.write(text, 'base64')
+      if (written === decodedLength(text)) {
+        if (
+          !(deaggregate && hasKplMagic(scratch)) &&
+          (decompress === 'auto' ? compressionOf(scratch) : decompress) === false
+        ) {
+          deferred ??= new Set()
+          deferred.add(records.length)
+          const { data: _, rawData: __, ...coordinates } = carrier
+          // The accessors first, on every such record (see DEFERRED), then the coordinates.
+          const record = Object.assign(
+            Object.defineProperties({ [CHECKED_TEXT]: text }, DEFERRED),
+            coordinates,
+          )
+          records.push(record as unknown as typeof carrier)
+          continue
+        }
+        // An aggregate or compressed: copied out of the scratch buffer, not decoded again.
+        bytes = Buffer.from(scratch.subarray(0, written))
       }
     }
-    const bytes = base64Bytes(text)
+    bytes ??= base64Bytes(text)
     if (bytes === undefined) {
       notDecodedBefore(text, i)
       // The text itself is all there is of the record: a poison sink keeps it, rather than
@@ -246,8 +250,8 @@ function decodeRecords(
     }
 
     carrier.rawData = bytes
-    budget.leftAtLambdaRecord = budget.left
-    budget.failedAtLambdaRecord = 0
+    budget.leftAtKinesisRecord = budget.left
+    budget.failedAtKinesisRecord = 0
 
     // The KPL compresses user records one by one, before aggregating them; some producers
     // compress the aggregate instead, so an aggregate is looked for again after decompressing.
@@ -501,7 +505,7 @@ function decodedPayload(
     // corrupt 13-byte record charged the whole limit once spent the budget with 16 of them).
     const charged = Math.min(limit, mostOutputOf(bytes, format))
     budget.left = Math.max(budget.left - charged, 0)
-    budget.failedAtLambdaRecord += charged
+    budget.failedAtKinesisRecord += charged
     return new DecodeError(record, output.message, { cause: output.cause })
   }
   // It produced the whole limit before zlib stopped it.
@@ -524,14 +528,15 @@ function overBudget(
   settings: Settings,
   cause?: unknown,
 ): DecodeError {
-  const { message, retryable } = overBatchBudget({
-    subject: `its data (${format})`,
-    option: 'maxBatchDecompressedBytes',
-    limit: settings.maxBatchDecompressedBytes,
-    verb: 'decompress',
-    verbs: 'decompresses',
-    leftAtKinesisRecord: budget.leftAtLambdaRecord,
-    failedAtKinesisRecord: budget.failedAtLambdaRecord,
-  })
+  const { message, retryable } = overBatchBudget(
+    {
+      subject: `its data (${format})`,
+      option: 'maxBatchDecompressedBytes',
+      limit: settings.maxBatchDecompressedBytes,
+      verb: 'decompress',
+      verbs: 'decompresses',
+    },
+    budget,
+  )
   return new DecodeError(record, message, { cause, retryable })
 }
