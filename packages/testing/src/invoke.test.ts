@@ -228,5 +228,11 @@ describe('invoke: the answer and what Lambda does with each record', () => {
     await expect(invoke(answering(null), { Records: [{}] } as never)).rejects.toThrow(
       /Records\[0\] has no kinesis.sequenceNumber/,
     )
+    // Empty, it names no record: the verdict could not tell a checkpoint at it from none.
+    const unnamed = kinesisRecord('a', 0)
+    unnamed.kinesis.sequenceNumber = ''
+    await expect(invoke(answering(null), { Records: [unnamed] })).rejects.toThrow(
+      /Records\[0\] has no kinesis.sequenceNumber/,
+    )
   })
 })

@@ -173,7 +173,13 @@ function batchOf(event: KinesisStreamEvent): { shardId: string; sequenceNumbers:
   for (const [i, record] of records.entries()) {
     const sequenceNumber = record?.kinesis?.sequenceNumber
     const eventID = record?.eventID
-    if (typeof sequenceNumber !== 'string' || typeof eventID !== 'string') {
+    // An empty sequence number names no record: Lambda never sends one, and its verdict could
+    // not tell a checkpoint at it from none.
+    if (
+      typeof sequenceNumber !== 'string' ||
+      sequenceNumber === '' ||
+      typeof eventID !== 'string'
+    ) {
       throw new TypeError(
         `@shardwise/testing: Records[${i}] has no kinesis.sequenceNumber or eventID; invoke judges Kinesis events as Lambda sends them (build them with kinesisEvent)`,
       )
