@@ -227,7 +227,7 @@ function decodeRecords(
           deferred ??= new Set()
           deferred.add(records.length)
           const { data: _, rawData: __, ...coordinates } = carrier
-          // The accessors first, on every such record (see DEFERRED), then the coordinates.
+          // The text and the accessors first, on every such record (see DEFERRED), then the rest.
           const record = Object.assign(
             Object.defineProperties({ [CHECKED_TEXT]: text }, DEFERRED),
             coordinates,
@@ -355,10 +355,10 @@ const CHECKED_TEXT = Symbol('text')
 /**
  * `data` or `rawData` of a record decoded at its turn: its bytes, decoded at each read from the
  * base64 text that was checked, until something sets it. The accessors are the same functions on
- * every such record, defined on a fresh object before its other properties, and a value set is
- * kept under a symbol, so that these records share their shapes (hidden classes) and stay fast to read,
- * where turning a property of a record into an accessor gave each record a dictionary of its
- * own, slowing every record loop that saw one.
+ * every such record, defined on a fresh object that holds only the text, before the record's
+ * other properties, and a value set is kept under a symbol, so that these records share their
+ * shapes (hidden classes) and stay fast to read, where turning a property of a record into an
+ * accessor gave each record a dictionary of its own, slowing every record loop that saw one.
  */
 const decodedAtRead = (key: symbol): PropertyDescriptor => ({
   get(this: KinesisRecord<Uint8Array> & Record<symbol, unknown>) {
