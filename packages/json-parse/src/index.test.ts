@@ -319,6 +319,35 @@ describe('jsonParse on large records, parsed at their turn', () => {
     expect(batch.records[2]).toBe(kept[1])
   })
 
+  it.each([
+    ['shard', 'synchronous'],
+    ['partitionKey', 'asynchronous'],
+  ] as const)(
+    'hands the poison sink a record the schema refused at its turn with its bytes, and goes on (%s, %s schema)',
+    async (ordering, answers) => {
+      const Big = z.object({ id: z.string().startsWith('ok'), pad: z.string() })
+      const schema = answers === 'synchronous' ? Big : Big.refine(async () => true)
+      const sunk: Array<{ raw: string; data: unknown }> = []
+      const onPoison = async (record: KinesisRecord<unknown>) => {
+        sunk.push({ raw: Buffer.from(record.rawData).toString(), data: record.data })
+      }
+      const payloads = [large('ok-a'), large('no-b'), large('ok-c')]
+      const { response, kept } = await runLarge(
+        payloads,
+        { ordering, onPoison },
+        jsonParse({ schema }) as JsonParser<unknown>,
+      )
+      expect(response).toEqual({ batchItemFailures: [] })
+      expect(kept.map((record) => (record.data as { id: string }).id).sort()).toEqual([
+        'ok-a',
+        'ok-c',
+      ])
+      // rawData, what a sink keeps (sqsPoisonSink's base64), is the record's bytes; data, the
+      // value the schema refused.
+      expect(sunk).toEqual([{ raw: payloads[1], data: JSON.parse(payloads[1] as string) }])
+    },
+  )
+
   it('parses them at their turn in the concurrent orders as well', async () => {
     const payloads = Array.from({ length: 9 }, (_, i) => large(`r${i}`))
     const { response, kept, batch } = await runLarge(payloads, { ordering: 'partitionKey' })
@@ -404,6 +433,55 @@ describe('jsonParse on large records, parsed at their turn', () => {
         expect(Object.getOwnPropertyDescriptor(batch.records[i], 'data')?.get).toBeTypeOf(
           'function',
         )
+      }
+    },
+  )
+
+  it.each(['shard', 'partitionKey', 'none'] as const)(
+    'validates at most `validationConcurrency` records at once, large ones included (%s)',
+    async (ordering) => {
+      // The large records were validated apart from the others, each at its turn: in the
+      // concurrent orders, every record in flight was one validation more.
+      let inFlight = 0
+      let most = 0
+      const tick = () => new Promise<void>((resolve) => setImmediate(resolve))
+      const schema: StandardSchemaV1 = {
+        '~standard': {
+          version: 1,
+          vendor: 'counting',
+          validate: async (value) => {
+            most = Math.max(most, ++inFlight)
+            for (let t = 0; t < 3; t++) await tick()
+            inFlight--
+            return { value }
+          },
+        },
+      }
+      const mixed = Array.from({ length: 12 }, (_, i) =>
+        i % 3 === 0 ? JSON.stringify({ id: `s${i}` }) : large(`l${i}`),
+      )
+      const largeOnly = Array.from({ length: 12 }, (_, i) => large(`l${i}`))
+      for (const payloads of [mixed, largeOnly]) {
+        inFlight = 0
+        most = 0
+        // Each record of a key of its own: in the concurrent orders, all may run at once.
+        const event = kinesisEvent(payloads.map((data, i) => ({ data, partitionKey: `key-${i}` })))
+        const handled: string[] = []
+        const handler = middy(
+          eachRecord<{ id: string }>(
+            (record) => {
+              handled.push(record.data.id)
+            },
+            { ordering, concurrency: 12 },
+          ),
+        )
+          .use(kinesisDecode())
+          .use(jsonParse({ schema, validationConcurrency: 2 }))
+          .use(partialFailures({ logger: false }))
+        expect(await handler(event, context)).toEqual({ batchItemFailures: [] })
+        expect(handled.sort()).toEqual(payloads.map((data) => JSON.parse(data).id).sort())
+        // One record at a time, none of them small, leaves no validation to run ahead.
+        expect(most).toBe(ordering === 'shard' && payloads === largeOnly ? 1 : 2)
       }
     },
   )

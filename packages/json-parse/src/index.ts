@@ -205,25 +205,36 @@ function parseBatch(
   concurrency: number,
 ): void {
   const { records, status, deferred } = batch
-  const validate = validator?.validate
+  let atTurn: AtTurn | undefined
   for (let i = 0; i < records.length; i++) {
     if (status[i] !== PENDING || deferred?.has(i)) continue
     const record = records[i] as KinesisRecord<unknown>
     const value = parseRecord(batch, i, record, reviver)
     if (value === NOT_PARSED) continue
-    if (validate === undefined) {
-      record.data = value
-      continue
-    }
-    const validation = validateRecord(batch, i, validate, value)
-    if (validation !== undefined) {
-      const validate = goneAsync(validator as Validator)
-      const ahead = validateAtTurn(batch, reviver, validate, concurrency, i, validation)
-      batch.turnSteps = deferred ? parseAtTurn(batch, reviver, validator, deferred, ahead) : ahead
-      return
-    }
+    if (validator === undefined) record.data = value
+    // Once the schema has answered with a promise, the rest waits for its turn.
+    else if (atTurn !== undefined) atTurn.wait(i, value)
+    else atTurn = validateNow(batch, validator, concurrency, i, value)
   }
-  if (deferred) batch.turnSteps = parseAtTurn(batch, reviver, validator, deferred)
+  if (deferred)
+    batch.turnSteps = parseAtTurn(batch, reviver, validator, concurrency, deferred, atTurn)
+  else if (atTurn) batch.turnSteps = atTurn
+}
+
+/**
+ * Validates `records[index]` now. When the schema answers with a promise, the validations of
+ * the batch from then on wait for their record's turn, this one the first of them, all under
+ * one `validationConcurrency`: what `validateAtTurn` answers; `undefined` otherwise.
+ */
+function validateNow(
+  batch: RecordBatch,
+  validator: Validator,
+  concurrency: number,
+  index: number,
+  value: unknown,
+): AtTurn | undefined {
+  const validation = validateRecord(batch, index, validator.validate, value)
+  return validation && validateAtTurn(batch, goneAsync(validator), concurrency, index, validation)
 }
 
 /**
@@ -231,16 +242,19 @@ function parseBatch(
  * and keeps each value only while its record runs, as a hand-written loop does: the handler gets
  * a copy of the record that holds the value, in the record's place in the batch, and the record,
  * which holds no payload, takes its place back once it has succeeded (at the next turn, or when
- * the loop stops). A record that failed keeps its copy, for the poison sink and the logs. A
- * schema that answers with a promise is waited for by the loop, as in `validateAtTurn`. The
- * other records' turns go to `ahead`, when their validation went asynchronous.
+ * the loop stops). A record that failed keeps its copy, for the poison sink and the logs. Once
+ * the schema answers with a promise, their validations join the others' (`atTurn`), within the
+ * same `validationConcurrency`: validated apart, each was one validation more than it allows
+ * (10 at once with a validationConcurrency of 2 and 12 records in flight, 3 in shard order
+ * beside the small records validated ahead).
  */
 function parseAtTurn(
   batch: RecordBatch,
   reviver: Reviver | undefined,
   validator: Validator | undefined,
+  concurrency: number,
   deferred: ReadonlySet<number>,
-  ahead?: TurnSteps,
+  atTurn: AtTurn | undefined,
 ): TurnSteps {
   const { records, status } = batch
   const lent = new Map<number, KinesisRecord<unknown>>()
@@ -252,7 +266,7 @@ function parseAtTurn(
   return {
     at(index) {
       takeBack()
-      if (!deferred.has(index)) return ahead?.at(index)
+      if (!deferred.has(index)) return atTurn?.at(index)
       const record = records[index] as KinesisRecord<unknown>
       const value =
         status[index] === PENDING ? parseRecord(batch, index, record, reviver) : NOT_PARSED
@@ -266,13 +280,13 @@ function parseAtTurn(
       lent.set(index, record)
       if (validator === undefined) return undefined
       // The schema's answer goes to the copy, now in the record's place.
-      const validation = validateRecord(batch, index, validator.validate, value)
-      if (validation !== undefined) goneAsync(validator)
-      return validation
+      if (atTurn !== undefined) atTurn.wait(index, value)
+      else atTurn = validateNow(batch, validator, concurrency, index, value)
+      return atTurn?.at(index)
     },
     stop() {
       takeBack()
-      ahead?.stop()
+      atTurn?.stop()
     },
   }
 }
@@ -315,35 +329,32 @@ function validateRecord(
   )
 }
 
+/** The validations that wait for their record's turn; `wait` adds a record to them. */
+interface AtTurn extends TurnSteps {
+  /** `records[index]`, parsed as `value`, is validated at its turn, or ahead of it. */
+  wait(index: number, value: unknown): void
+}
+
 /**
- * The rest of the batch after `firstIndex`, the first record whose validation answered with a
- * promise: parsed now, and validated under the record loop's timeout guard, so that a slow
- * schema (a refinement that calls a service) cannot keep the loop from starting before its
- * deadline, and the answer carries the records handled by then. The loop asks for each record
- * at its turn; validations run ahead of it in batch order, at most `concurrency`
- * (`validationConcurrency`) at once, and start only while the loop asks, so none starts after
- * the loop has answered.
+ * The validations of a batch from `firstIndex` on, the first record whose validation answered
+ * with a promise (`first`): each waits for its record's turn in the loop, under the loop's
+ * timeout guard, so that a slow schema (a refinement that calls a service) cannot keep the loop
+ * from starting before its deadline, and the answer carries the records handled by then. The
+ * loop asks for each record at its turn; validations run ahead of it in batch order, at most
+ * `concurrency` (`validationConcurrency`) at once, and start only while the loop asks, so none
+ * starts after the loop has answered.
  */
 function validateAtTurn(
   batch: RecordBatch,
-  reviver: Reviver | undefined,
   validate: Validate,
   concurrency: number,
   firstIndex: number,
   first: Promise<void>,
-): TurnSteps {
-  const { records, status } = batch
-  // The records waiting for validation, in batch order, and their parsed values.
+): AtTurn {
+  // The records waiting for validation, in batch order (but for the large records, which join
+  // at their turn, and start then), and their parsed values.
   const waiting: number[] = []
   const values = new Map<number, unknown>()
-  for (let i = firstIndex + 1; i < records.length; i++) {
-    // The records decoded at their turn are parsed at their turn (`parseAtTurn`).
-    if (status[i] !== PENDING || batch.deferred?.has(i)) continue
-    const value = parseRecord(batch, i, records[i] as KinesisRecord<unknown>, reviver)
-    if (value === NOT_PARSED) continue
-    waiting.push(i)
-    values.set(i, value)
-  }
   const started = new Map<number, Promise<void>>()
   // Validations in flight: at most `concurrency`.
   let running = 1
@@ -385,6 +396,10 @@ function validateAtTurn(
   started.set(firstIndex, first)
 
   return {
+    wait(index, value) {
+      waiting.push(index)
+      values.set(index, value)
+    },
     at(index) {
       let validation = started.get(index)
       if (validation === undefined) {
