@@ -8,7 +8,7 @@ import eventNormalizer from '@middy/event-normalizer'
 import { avroParse } from '@shardwise/avro-parse'
 import { ConfigurationError, type KinesisStreamBatchResponse } from '@shardwise/core'
 import { jsonParse } from '@shardwise/json-parse'
-import { kinesisDecode } from '@shardwise/kinesis-decode'
+import { DEFER_FROM, kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
 import { invoke, kinesisEvent, lambdaContext, sequenceNumber } from '@shardwise/testing'
 import type { KinesisStreamEvent } from 'aws-lambda'
@@ -262,7 +262,7 @@ describe('a middleware twice', () => {
     expect(handled).toEqual([0, 1, 0, 1])
   })
 
-  it('two jsonParse()s: the invocation fails, saying to use one right after kinesisDecode', async () => {
+  it('two jsonParse()s: the invocation fails, saying to keep one', async () => {
     const handled: unknown[] = []
     const lambda = middy(ordersHandler(handled))
       .use(kinesisDecode())
@@ -270,10 +270,40 @@ describe('a middleware twice', () => {
       .use(jsonParse() as MiddlewareObj)
       .use(partialFailures({ logger: false }))
     await expect(lambda(ordersEvent(), lambdaContext())).rejects.toThrow(
-      '@shardwise/json-parse: record.data is an object, not bytes; use jsonParse() right after kinesisDecode(), once',
+      'jsonParse() of @shardwise/json-parse: jsonParse() of @shardwise/json-parse parsed the batch before it; keep one',
     )
     expect(handled).toEqual([])
   })
+
+  it.each([
+    ['jsonParse()', () => jsonParse() as MiddlewareObj],
+    ['avroParse()', () => avroParse({ schema: 'string' }) as MiddlewareObj],
+  ])(
+    'a parser after jsonParse({ schema }) on a batch of large records: the invocation fails as well (%s)',
+    async (_, second) => {
+      // Large records are parsed at their turn: the second parser found their bytes, where it
+      // found the small records' values and threw. jsonParse() alone then parsed them at their
+      // turn (the first one's schema never asked), avroParse() failed them all as bad Avro.
+      const large = (id: string) => JSON.stringify({ id, pad: 'x'.repeat(DEFER_FROM) })
+      const strict = jsonParse({ schema: z.object({ id: z.string().startsWith('ok-') }) })
+      const handled: unknown[] = []
+      const sunk: unknown[] = []
+      const lambda = middy(eachRecord(strict, (record) => void handled.push(record.data)))
+        .use(kinesisDecode())
+        .use(strict)
+        .use(second())
+        .use(
+          partialFailures({
+            logger: false,
+            onPoison: async (record) => void sunk.push(record.sequenceNumber),
+          }) as MiddlewareObj,
+        )
+      const event = kinesisEvent([large('ok-0'), large('refused')].map((data) => ({ data })))
+      await expect(lambda(event, lambdaContext())).rejects.toThrow(ConfigurationError)
+      expect(handled).toEqual([])
+      expect(sunk).toEqual([])
+    },
+  )
 })
 
 describe('@middy/event-normalizer, already in the stack', () => {

@@ -87,7 +87,7 @@ export interface RecordBatch<T = unknown> {
    * so that it runs under the loop's timeout guard: a schema's asynchronous validation.
    */
   turnSteps?: TurnSteps
-  /** The parser middlewares that ran on this batch (`markParsed`), for `eachRecord(parse, ...)`. */
+  /** The parser middleware that ran on this batch (`markParsed`), for `eachRecord(parse, ...)`. */
   parsedBy?: RecordParser<unknown>[]
 }
 
@@ -196,10 +196,19 @@ export function isRecordParser(value: unknown): value is RecordParser<unknown> {
   }
 }
 
-/** Records on the batch that `parser` ran on it. */
+/**
+ * Records on the batch that `parser` ran on it; throws when another parser ran on it first. A
+ * second parser found the small records' values, not bytes, and threw; but the records that
+ * `kinesisDecode` decodes at their turn still read as bytes before their turn, so a second
+ * jsonParse() took them over, the first one's schema never asked (a batch of large records
+ * went through without it), and an avroParse() failed them all as bad Avro, for the sink.
+ */
 export function markParsed(batch: RecordBatch, parser: RecordParser<unknown>): void {
-  if (batch.parsedBy === undefined) batch.parsedBy = [parser]
-  else batch.parsedBy.push(parser)
+  const first = batch.parsedBy?.[0]
+  if (first) {
+    throw misconfigured(parser[PARSER], `${first[PARSER]} parsed the batch before it; keep one`)
+  }
+  batch.parsedBy = [parser]
 }
 
 export function wasParsedBy(batch: RecordBatch, parser: RecordParser<unknown>): boolean {

@@ -988,12 +988,21 @@ describe('wiring mistakes', () => {
     expect(error.message).toMatch(/does not match the schema: quantity: .*integer/)
   })
 
-  it('throws when data is not bytes, as after a second parser', () => {
+  it('throws when data is not bytes, as after a middleware that parsed it', () => {
     const event = eventOf(['{}'])
     kinesisDecode().before?.({ event } as never)
-    jsonParse().before?.({ event } as never)
+    for (const record of getBatch(event)?.records ?? []) record.data = {} as never
     expect(() => jsonParse().before?.({ event } as never)).toThrow(
       /record\.data is an object, not bytes; use jsonParse\(\) right after kinesisDecode\(\), once/,
+    )
+  })
+
+  it('throws after another parser, naming both', () => {
+    const event = eventOf(['{}'])
+    kinesisDecode().before?.({ event } as never)
+    jsonParse({ schema: Order }).before?.({ event } as never)
+    expect(() => jsonParse().before?.({ event } as never)).toThrow(
+      'jsonParse() of @shardwise/json-parse: jsonParse({ schema }) of @shardwise/json-parse parsed the batch before it; keep one',
     )
   })
 })
