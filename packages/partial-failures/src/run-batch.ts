@@ -38,7 +38,9 @@ import {
 /**
  * - `'shard'`: one record at a time, in batch order (Kinesis' own ordering guarantee).
  * - `'partitionKey'`: records of different keys run concurrently; each key's in batch order.
- * - `'none'`: any records run concurrently, started in batch order.
+ * - `'none'`: any records run concurrently, taken in batch order; a record that waits for a
+ *   step (an asynchronous validation) starts once that is done, which may be before a record
+ *   ahead of it whose step is slower.
  */
 export type Ordering = 'shard' | 'partitionKey' | 'none'
 
