@@ -5,9 +5,10 @@ import {
   DecodeError,
   getBatch,
   ParseError,
+  type PoisonSink,
   RecordStatus,
 } from '@shardwise/core'
-import { kinesisDecode } from '@shardwise/kinesis-decode'
+import { DEFER_FROM, kinesisDecode } from '@shardwise/kinesis-decode'
 import { eachRecord, partialFailures } from '@shardwise/partial-failures'
 import { hostileThrownValues } from '@shardwise/test-internals'
 import { lambdaContext } from '@shardwise/testing'
@@ -22,6 +23,7 @@ import {
   shardEvent,
 } from './events.testkit.js'
 import {
+  type AvroParser,
   avroParse,
   type Frame,
   glueSchemaRegistry,
@@ -445,6 +447,91 @@ describe('a registry of your own', () => {
         /registry\.readFrame\(\) must return \{ id, bytes, start \}.*got \["id","(datum|bytes)"/,
       )
     }
+  })
+
+  describe('records decoded at their turn', () => {
+    // A datum whose payload's base64 is over DEFER_FROM characters: kinesisDecode keeps its text
+    // and decodes its bytes again at each read of record.data or record.rawData.
+    const order = { id: 'x'.repeat(DEFER_FROM), quantity: 1, status: 'PAID' }
+    const datum = OrderV1.toBuffer(order)
+    // Byte 1 = 0: the datum is read in place; 1: the registry makes it (see readFrame above).
+    const inPlace = Buffer.concat([Buffer.of(1, 0), datum])
+    const made = Buffer.concat([Buffer.of(1, 1), Buffer.from(datum).reverse()])
+
+    /** Runs the chain once; counts the base64 decodes into new buffers while it runs. */
+    async function invoke(parse: AvroParser<unknown>, payloads: Buffer[], onPoison?: PoisonSink) {
+      const event = shardEvent(payloads)
+      const handled: unknown[] = []
+      const lambda = middy(eachRecord(parse, (record) => void handled.push(record.data)))
+        .use(kinesisDecode())
+        .use(parse)
+        .use(partialFailures({ logger: false, onPoison }))
+      const from = vi.spyOn(Buffer, 'from')
+      try {
+        const response = await lambda(event, lambdaContext())
+        const decodes = from.mock.calls.filter((call) => call.includes('base64' as never)).length
+        return { response, handled, decodes, batch: getBatch(event) }
+      } finally {
+        from.mockRestore()
+      }
+    }
+
+    it('reads the bytes of each once, whether it waits for its schema or not', async () => {
+      const parse = avroParse({ registry })
+      // The first batch waits for the look-up (the made datum is dropped meanwhile, and read
+      // again from the payload), the second decodes at once.
+      for (const batch of [1, 2]) {
+        const { response, handled, decodes, batch: decoded } = await invoke(parse, [inPlace, made])
+        expect(decoded?.deferred, `batch ${batch}`).toEqual(new Set([0, 1]))
+        expect(response, `batch ${batch}`).toEqual({ batchItemFailures: [] })
+        expect(handled, `batch ${batch}`).toEqual([order, order])
+        expect(decodes, `batch ${batch}`).toBe(2)
+      }
+    })
+
+    it('fails them alone, and hands the poison sink their bytes, waiting for their schema or not', async () => {
+      const parse = avroParse({ registry })
+      const payloads = [
+        inPlace,
+        Buffer.concat([inPlace, Buffer.of(0)]),
+        made,
+        Buffer.concat([Buffer.of(1, 1), Buffer.from(datum.subarray(0, -1)).reverse()]),
+        Buffer.concat([Buffer.of(2, 0), datum]),
+        inPlace,
+      ]
+      const at = (n: number) =>
+        `record ${100 + n} of shardId-000000000001 (partition key "order-${n}")`
+      for (const batch of [1, 2]) {
+        const sunk: unknown[] = []
+        const { response, handled } = await invoke(parse, payloads, async (record, error) => {
+          sunk.push({
+            sequenceNumber: record.sequenceNumber,
+            data: Buffer.from(record.data as Uint8Array),
+            rawData: Buffer.from(record.rawData),
+            message: error.message,
+          })
+        })
+        // Schema 2 cannot be looked up: retryable, the shard stops there.
+        expect(response, `batch ${batch}`).toEqual({
+          batchItemFailures: [{ itemIdentifier: '104' }],
+        })
+        expect(handled, `batch ${batch}`).toEqual([order, order])
+        expect(sunk, `batch ${batch}`).toEqual([
+          {
+            sequenceNumber: '101',
+            data: payloads[1],
+            rawData: payloads[1],
+            message: `${at(1)}: has 1 trailing byte after the Avro datum of my schema 1`,
+          },
+          {
+            sequenceNumber: '103',
+            data: payloads[3],
+            rawData: payloads[3],
+            message: `${at(3)}: is not a valid Avro datum of my schema 1: it ends early, after ${datum.length - 1} bytes`,
+          },
+        ])
+      }
+    })
   })
 })
 

@@ -276,8 +276,13 @@ function decodeBatch(batch: RecordBatch, decoder: Decoder): void {
  * schema id (`LOOKUPS_AT_ONCE` at a time, see `lookUpAll`), at their turn in the record loop
  * (`lookUpAtTurn`). A batch of known ids never touches a promise.
  */
-/** A frame kept while its record waits for a look-up: whole, or only its id (read again). */
-type WaitingFrame = Frame | { readonly id: SchemaId; readonly bytes?: undefined }
+/**
+ * A frame kept while its record waits for a look-up: whole, or its id and the record's payload,
+ * from which the frame is read again.
+ */
+type WaitingFrame =
+  | Frame
+  | { readonly id: SchemaId; readonly bytes?: undefined; readonly payload: Buffer }
 
 function decodeFramedBatch(
   batch: RecordBatch,
@@ -294,6 +299,8 @@ function decodeFramedBatch(
     if (status[i] !== RecordStatus.Pending) continue
     const record = records[i] as KinesisRecord<unknown>
     frameBatch.sequenceNumber = places.sequenceNumbers[i] as string
+    // Read once: the data of a record decoded at its turn (`batch.deferred`) is decoded again
+    // from its base64 text at each read.
     const payload = bytesOf(record)
     const frame = registry.readFrame(payload, frameBatch)
     if (typeof frame === 'string') {
@@ -319,7 +326,9 @@ function decodeFramedBatch(
     // A datum the registry made (an inflated Glue datum) is dropped and read again after the
     // look-up: records waiting for their schema hold only their own bytes, where a batch of zlib
     // bombs would otherwise hold up to the whole inflation budget while the registry answers.
-    waitingFrames.push(isViewOf(frame.bytes, payload) ? frame : { id: frame.id })
+    // The payload is kept, not read again from the record, which decodes a record decoded at its
+    // turn once more.
+    waitingFrames.push(isViewOf(frame.bytes, payload) ? frame : { id: frame.id, payload })
   }
   if (waiting === undefined || waitingFrames === undefined) return
   batch.turnSteps = lookUpAtTurn(
@@ -367,7 +376,10 @@ function lookUpAtTurn(
           failWaiting(batch, registry, index, frame.id, failure)
           continue
         }
-        const read = frame.bytes === undefined ? readAgain(batch, registry, index, again) : frame
+        const read =
+          frame.bytes === undefined
+            ? readAgain(batch, registry, index, frame.payload, again)
+            : frame
         if (read !== undefined) decodeWaiting(batch, decoders, index, read)
       }
     },
@@ -421,11 +433,12 @@ function readAgain(
   batch: RecordBatch,
   registry: SchemaRegistry,
   index: number,
+  payload: Buffer,
   again: FrameBatch,
 ): Frame | undefined {
   const record = batch.records[index] as KinesisRecord<unknown>
   again.sequenceNumber = batch.places.sequenceNumbers[index] as string
-  const frame = registry.readFrame(bytesOf(record), again)
+  const frame = registry.readFrame(payload, again)
   if (typeof frame === 'string') {
     failRecord(batch, index, new ParseError(record, frame))
     return undefined
