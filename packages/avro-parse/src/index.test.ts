@@ -25,6 +25,7 @@ import {
 import {
   type AvroParser,
   avroParse,
+  FinalAnswerError,
   type Frame,
   glueSchemaRegistry,
   type SchemaRegistry,
@@ -447,6 +448,112 @@ describe('a registry of your own', () => {
         /registry\.readFrame\(\) must return \{ id, bytes, start \}.*got \["id","(datum|bytes)"/,
       )
     }
+    // Not an object at all: said so, where asking it for `refused` threw a TypeError.
+    for (const [frame, got] of [
+      [undefined, 'undefined'],
+      [null, 'null'],
+      [42, 'a number'],
+    ] as const) {
+      const parse = avroParse({ registry: { ...registry, readFrame: () => frame as never } })
+      const invocation = parseThrough(parse, [datum])
+      await expect(invocation).rejects.toThrow(ConfigurationError)
+      await expect(invocation).rejects.toThrow(
+        new RegExp(
+          `registry\\.readFrame\\(\\) must return \\{ id, bytes, start \\}.*, got ${got}$`,
+        ),
+      )
+    }
+  })
+
+  it.each(hostileThrownValues)(
+    'fails alone, naming it, a record on which readFrame() throws %s',
+    async (_name, make) => {
+      const order = { id: 'a', quantity: 1, status: 'PAID' }
+      const datum = Buffer.concat([Buffer.of(1, 0), OrderV1.toBuffer(order)])
+      const parse = avroParse({
+        registry: {
+          ...registry,
+          readFrame(payload, batch) {
+            if (payload.length === 1) throw make()
+            return registry.readFrame(payload, batch)
+          },
+        },
+      })
+      const { outcomes, errors, response, handled } = await parseThrough(parse, [
+        datum,
+        Buffer.of(1),
+        datum,
+      ])
+      expect(errors.get(1)).toBeInstanceOf(SchemaRegistryError)
+      expect(errors.get(1)?.retryable).toBe(true)
+      expect(errors.get(1)?.message).toMatch(
+        /^record 101 of shardId-000000000001 \(partition key "order-1"\): cannot read its frame: registry\.readFrame\(\) threw: ./,
+      )
+      expect(outcomes[0]).toEqual(order)
+      expect(handled).toEqual([order])
+      expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: '101' }] })
+    },
+  )
+
+  it('sends to the poison sink a record whose readFrame() threw an error that says retryable: false', async () => {
+    const order = { id: 'a', quantity: 1, status: 'PAID' }
+    const datum = Buffer.concat([Buffer.of(0, 0, 0, 0, 1), OrderV1.toBuffer(order)])
+    // A registry of your own that reads a header a short payload does not have: Node throws.
+    const careless: SchemaRegistry = {
+      ...registry,
+      readFrame(payload) {
+        if (payload.length === 3) throw new FinalAnswerError('a frame cut short')
+        return { id: payload.readUInt32BE(1), bytes: payload, start: 5 }
+      },
+    }
+    const at = 'record 101 of shardId-000000000001 (partition key "order-1"): cannot read its frame'
+    const short = await parseThrough(avroParse({ registry: careless }), [datum, Buffer.of(0, 0)])
+    expect(short.outcomes[0]).toEqual(order)
+    expect(short.errors.get(1)?.message).toMatch(`${at}: registry.readFrame() threw: `)
+    expect(short.errors.get(1)?.cause).toBeInstanceOf(RangeError)
+    expect(short.errors.get(1)?.retryable).toBe(true)
+
+    const sunk: string[] = []
+    const handled: unknown[] = []
+    const parse = avroParse({ registry: careless })
+    const lambda = middy(eachRecord(parse, (record) => void handled.push(record.data)))
+      .use(kinesisDecode())
+      .use(parse)
+      .use(
+        partialFailures({
+          logger: false,
+          onPoison: async (record, error) => {
+            sunk.push(`${record.sequenceNumber}: ${error.message}`)
+          },
+        }),
+      )
+    const event = shardEvent([datum, Buffer.of(0, 0, 0), datum])
+    expect(await lambda(event, lambdaContext())).toEqual({ batchItemFailures: [] })
+    expect(sunk).toEqual([`101: ${at}: registry.readFrame() threw: a frame cut short`])
+    expect(handled).toEqual([order, order])
+  })
+
+  it('fails alone the records of a schema that cannot be looked up when describe() throws', async () => {
+    const order = { id: 'a', quantity: 1, status: 'PAID' }
+    const datum = OrderV1.toBuffer(order)
+    const parse = avroParse({
+      registry: {
+        ...registry,
+        describe() {
+          throw new Error('no names here')
+        },
+      },
+    })
+    const payloads = [
+      Buffer.concat([Buffer.of(1, 0), datum]),
+      Buffer.concat([Buffer.of(2, 0), datum]),
+    ]
+    const { outcomes, response } = await parseThrough(parse, payloads)
+    expect(outcomes).toEqual([
+      order,
+      'record 101 of shardId-000000000001 (partition key "order-1"): cannot get schema 2: no schema 2',
+    ])
+    expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: '101' }] })
   })
 
   describe('records decoded at their turn', () => {

@@ -14,6 +14,7 @@ import {
   decodedBatch,
   failRecord,
   isNonRetryable,
+  isObjectLike,
   type KinesisRecord,
   kindOf,
   markParsed,
@@ -28,11 +29,19 @@ import {
   RecordError,
   type RecordParser,
   RecordStatus,
+  shownValue,
   type TurnSteps,
 } from '@shardwise/core'
 import avro from 'avsc'
 import { boundedOptions, startDatum } from './bounded.js'
-import type { Frame, FrameBatch, SchemaId, SchemaRegistry, WriterSchema } from './registry.js'
+import type {
+  Frame,
+  FrameBatch,
+  FrameRefusal,
+  SchemaId,
+  SchemaRegistry,
+  WriterSchema,
+} from './registry.js'
 
 // The errors this package produces, so that a user tells them apart without importing core.
 export {
@@ -302,17 +311,8 @@ function decodeFramedBatch(
     // Read once: the data of a record decoded at its turn (`batch.deferred`) is decoded again
     // from its base64 text at each read.
     const payload = bytesOf(record)
-    const frame = registry.readFrame(payload, frameBatch)
-    if (typeof frame === 'string') {
-      failRecord(batch, i, new ParseError(record, frame))
-      continue
-    }
-    if ('refused' in frame) {
-      const { refused, retryable } = frame
-      failRecord(batch, i, new DecodeError(record, refused, { retryable }))
-      continue
-    }
-    checkFrame(frame)
+    const frame = frameOf(batch, registry, i, payload, frameBatch)
+    if (frame === undefined) continue
     const decoder = decoders.get(frame.id)
     if (decoder !== undefined) {
       decodeRecord(batch, i, record, decoder, frame.bytes, frame.start)
@@ -410,7 +410,7 @@ async function lookUpAndCompile(
       failures.set(id, { cause: answer.reason, retryable: !isNonRetryable(answer.reason) })
       continue
     }
-    const name = registry.describe(id)
+    const name = nameOf(registry, id)
     let writer: avro.Type
     try {
       const options = compileOptions(typeOptions)
@@ -436,17 +436,43 @@ function readAgain(
   payload: Buffer,
   again: FrameBatch,
 ): Frame | undefined {
-  const record = batch.records[index] as KinesisRecord<unknown>
   again.sequenceNumber = batch.places.sequenceNumbers[index] as string
-  const frame = registry.readFrame(payload, again)
+  return frameOf(batch, registry, index, payload, again)
+}
+
+/**
+ * The frame the registry reads in `records[index]`'s payload, or `undefined` when the record
+ * failed on it. A registry of your own that throws (reading a header that a short payload does
+ * not have) fails that record, naming it, not the whole batch: retryable, unless what it threw
+ * says `retryable: false`, as the fault may be the registry's code. A frame of another shape is a
+ * `ConfigurationError`.
+ */
+function frameOf(
+  batch: RecordBatch,
+  registry: SchemaRegistry,
+  index: number,
+  payload: Buffer,
+  frameBatch: FrameBatch,
+): Frame | undefined {
+  const record = batch.records[index] as KinesisRecord<unknown>
+  let frame: Frame | string | FrameRefusal
+  try {
+    frame = registry.readFrame(payload, frameBatch)
+  } catch (thrown) {
+    const message = `cannot read its frame: registry.readFrame() threw: ${messageOf(thrown)}`
+    const retryable = !isNonRetryable(thrown)
+    failRecord(batch, index, new SchemaRegistryError(record, message, { cause: thrown, retryable }))
+    return undefined
+  }
   if (typeof frame === 'string') {
     failRecord(batch, index, new ParseError(record, frame))
     return undefined
   }
-  if ('refused' in frame) {
+  if (isObjectLike(frame) && 'refused' in frame) {
     failRecord(batch, index, new DecodeError(record, frame.refused, { retryable: frame.retryable }))
     return undefined
   }
+  checkFrame(frame)
   return frame
 }
 
@@ -459,7 +485,7 @@ function failWaiting(
   failure: { cause: unknown; retryable: boolean },
 ): void {
   const record = batch.records[index] as KinesisRecord<unknown>
-  const message = `cannot get ${registry.describe(id)}: ${messageOf(failure.cause)}`
+  const message = `cannot get ${nameOf(registry, id)}: ${messageOf(failure.cause)}`
   failRecord(batch, index, new SchemaRegistryError(record, message, failure))
 }
 
@@ -521,7 +547,7 @@ async function lookUpAll(
       } catch (reason) {
         answers[k] = { status: 'rejected', reason }
         if (!isNonRetryable(reason) && stop === undefined) {
-          const message = `not asked, after the look-up of ${registry.describe(id)} failed in this batch: ${messageOf(reason)}`
+          const message = `not asked, after the look-up of ${nameOf(registry, id)} failed in this batch: ${messageOf(reason)}`
           stop = new Error(message, { cause: reason })
         }
       }
@@ -568,13 +594,30 @@ function decodeRecord(
   }
 }
 
+/**
+ * How messages name schema `id`: `registry.describe(id)`, or `schema <id>` when a registry of
+ * your own answers something else or throws, which would otherwise fail the whole batch where
+ * only the records of that id fail.
+ */
+function nameOf(registry: SchemaRegistry, id: SchemaId): string {
+  try {
+    const name = registry.describe(id)
+    if (typeof name === 'string') return name
+  } catch {
+    // Named by its id below.
+  }
+  return `schema ${shownValue(id)}`
+}
+
 /** A registry of the user's own that returns another shape would fail far from its cause. */
-function checkFrame(frame: Frame): void {
-  const { bytes, start } = frame as Partial<Frame>
+function checkFrame(frame: unknown): asserts frame is Frame {
+  const object = isObjectLike(frame)
+  const { bytes, start } = (object ? frame : {}) as Partial<Frame>
   const inside = typeof start === 'number' && start >= 0 && start <= (bytes?.length ?? -1)
   if (!Buffer.isBuffer(bytes) || !Number.isInteger(start) || !inside) {
+    const got = object ? JSON.stringify(Object.keys(frame)) : kindOf(frame)
     throw new ConfigurationError(
-      `${pkg}: registry.readFrame() must return { id, bytes, start } (a Buffer, and where in it the datum starts) or a string, got ${JSON.stringify(Object.keys(frame))}`,
+      `${pkg}: registry.readFrame() must return { id, bytes, start } (a Buffer, and where in it the datum starts) or a string, got ${got}`,
     )
   }
 }

@@ -50,7 +50,8 @@ export interface WriterSchema {
 export interface SchemaRegistry {
   /**
    * Reads one payload's frame; a string says why it can never be read, a `FrameRefusal` why it
-   * cannot be read in this batch. Called once per record, in batch order. Must not throw.
+   * cannot be read in this batch. Called once per record, in batch order. Should not throw: a
+   * throw fails its record alone, retryable unless what was thrown says `retryable: false`.
    */
   readFrame(payload: Buffer, batch: FrameBatch): Frame | string | FrameRefusal
   /**
