@@ -9,7 +9,7 @@ import {
   RecordStatus,
 } from '@shardwise/core'
 import { DEFER_FROM, kinesisDecode } from '@shardwise/kinesis-decode'
-import { eachRecord, partialFailures } from '@shardwise/partial-failures'
+import { type BatchHandler, eachRecord, partialFailures } from '@shardwise/partial-failures'
 import { hostileThrownValues } from '@shardwise/test-internals'
 import { lambdaContext } from '@shardwise/testing'
 import avro from 'avsc'
@@ -28,6 +28,7 @@ import {
   FinalAnswerError,
   type Frame,
   glueSchemaRegistry,
+  type SchemaId,
   type SchemaRegistry,
   SchemaRegistryError,
 } from './index.js'
@@ -554,6 +555,51 @@ describe('a registry of your own', () => {
       'record 101 of shardId-000000000001 (partition key "order-1"): cannot get schema 2: no schema 2',
     ])
     expect(response).toEqual({ batchItemFailures: [{ itemIdentifier: '101' }] })
+  })
+
+  it("stops the look-ups and frees the record loop when middy's timeoutEarlyInMillis answers first", async () => {
+    // middy's early timeout runs on the real clock (it imports node:timers). 17 schemas, none
+    // known: 16 look-ups start at once, the 17th when one of them settles; none settles before
+    // middy answers, 50 ms in, and the guard is off (timeoutMarginMs 0).
+    const asked: SchemaId[] = []
+    const answers: Array<() => void> = []
+    const held: SchemaRegistry = {
+      ...registry,
+      lookUp(id) {
+        asked.push(id)
+        return new Promise((resolve) => {
+          answers.push(() => resolve({ definition: withStatus, references: [] }))
+        })
+      },
+    }
+    const parse = avroParse({ registry: held })
+    const each = eachRecord(parse, () => {}, { timeoutMarginMs: 0 })
+    let loopSettled = false
+    const watched: BatchHandler = (event, context, options) =>
+      each(event, context, options).finally(() => {
+        loopSettled = true
+      })
+    const lambda = middy(watched, { timeoutEarlyInMillis: 1000 })
+      .use(kinesisDecode())
+      .use(parse)
+      .use(partialFailures({ logger: false }))
+    const datum = OrderV1.toBuffer({ id: 'a', quantity: 1, status: 'PAID' })
+    const payloads = Array.from({ length: 17 }, (_, n) =>
+      Buffer.concat([Buffer.of(n + 1, 0), datum]),
+    )
+    const turns = async () => {
+      for (let n = 0; n < 5; n++) await new Promise((resolve) => setImmediate(resolve))
+    }
+    // middy's own timeout answers: Lambda retries the whole batch.
+    await expect(lambda(shardEvent(payloads), lambdaContext(1050))).rejects.toThrow(/aborted/)
+    await turns()
+    expect(asked).toHaveLength(16)
+    // The loop is not left waiting for look-ups that may never settle, holding the batch.
+    expect(loopSettled).toBe(true)
+    // The look-ups in flight settle later: no other starts for a batch already answered.
+    for (const answer of answers) answer()
+    await turns()
+    expect(asked).toHaveLength(16)
   })
 
   describe('records decoded at their turn', () => {

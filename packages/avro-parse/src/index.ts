@@ -347,8 +347,8 @@ function decodeFramedBatch(
  * loop waits for that at the turn of the first waiting record it reaches, under its timeout
  * guard: a registry that answers slowly (each request may take its `timeout`, and a registry of
  * your own may have none) cannot keep the loop from answering before the deadline, and the
- * answer carries the records handled by then. Once the loop has answered, no look-up starts and
- * no record decodes.
+ * answer carries the records handled by then. Once the loop has stopped (its answer, or middy's
+ * early timeout), no look-up starts, no record decodes, and no record waits any more.
  */
 function lookUpAtTurn(
   batch: RecordBatch,
@@ -363,31 +363,43 @@ function lookUpAtTurn(
   const waits = new Set(waiting)
   const failures = new Map<SchemaId, { cause: unknown; retryable: boolean }>()
   const ids = [...new Set(frames.map((frame) => frame.id))]
-  const ready = lookUpAndCompile(registry, decoders, reader, typeOptions, ids, failures, halt).then(
-    () => {
-      if (halt.halted) return
-      // Frames read again are charged to a budget of their own: they were charged once already.
-      const again: FrameBatch = { sequenceNumber: '', state: undefined }
-      for (let k = 0; k < waiting.length; k++) {
-        const index = waiting[k] as number
-        const frame = frames[k] as WaitingFrame
-        const failure = failures.get(frame.id)
-        if (failure !== undefined) {
-          failWaiting(batch, registry, index, frame.id, failure)
-          continue
-        }
-        const read =
-          frame.bytes === undefined
-            ? readAgain(batch, registry, index, frame.payload, again)
-            : frame
-        if (read !== undefined) decodeWaiting(batch, decoders, index, read)
+  // Resolved by stop(): a record waiting for a look-up that never settles (a registry of your
+  // own, no timeout) would otherwise hold the loop, and with it the batch, after the answer.
+  let release = () => {}
+  const stopped = new Promise<void>((resolve) => {
+    release = resolve
+  })
+  const decoded = lookUpAndCompile(
+    registry,
+    decoders,
+    reader,
+    typeOptions,
+    ids,
+    failures,
+    halt,
+  ).then(() => {
+    if (halt.halted) return
+    // Frames read again are charged to a budget of their own: they were charged once already.
+    const again: FrameBatch = { sequenceNumber: '', state: undefined }
+    for (let k = 0; k < waiting.length; k++) {
+      const index = waiting[k] as number
+      const frame = frames[k] as WaitingFrame
+      const failure = failures.get(frame.id)
+      if (failure !== undefined) {
+        failWaiting(batch, registry, index, frame.id, failure)
+        continue
       }
-    },
-  )
+      const read =
+        frame.bytes === undefined ? readAgain(batch, registry, index, frame.payload, again) : frame
+      if (read !== undefined) decodeWaiting(batch, decoders, index, read)
+    }
+  })
+  const ready = Promise.race([decoded, stopped])
   return {
     at: (index) => (waits.has(index) ? ready : undefined),
     stop() {
       halt.halted = true
+      release()
     },
   }
 }

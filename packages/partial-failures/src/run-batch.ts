@@ -240,14 +240,16 @@ function remainingTime(batch: RecordBatch<unknown>, context: Context): number | 
 
 /**
  * Time is up, by the timeout margin or by middy's early timeout (then `reason` is middy's): no
- * record starts any more, and the handler's signal aborts.
+ * record starts any more, nor what a parser left for their turns (a look-up, a validation: middy
+ * answers without waiting for the loop), and the handler's signal aborts.
  */
 function stopRun(
-  run: { limit: number; stopped: boolean; readonly guard: Guard },
+  run: { limit: number; stopped: boolean; readonly guard: Guard; readonly batch: RecordBatch },
   reason?: unknown,
 ): void {
   run.limit = 0
   run.stopped = true
+  run.batch.turnSteps?.stop()
   const { stop, marginMs } = run.guard
   stop.abort(reason ?? new TimeoutError(`the invocation stops ${marginMs} ms before its timeout`))
 }
