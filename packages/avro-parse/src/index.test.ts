@@ -11,7 +11,7 @@ import {
 import { DEFER_FROM, kinesisDecode } from '@shardwise/kinesis-decode'
 import { type BatchHandler, eachRecord, partialFailures } from '@shardwise/partial-failures'
 import { hostileThrownValues } from '@shardwise/test-internals'
-import { lambdaContext } from '@shardwise/testing'
+import { kinesisEvent, lambdaContext } from '@shardwise/testing'
 import avro from 'avsc'
 import { describe, expect, it, vi } from 'vitest'
 import {
@@ -600,6 +600,43 @@ describe('a registry of your own', () => {
     for (const answer of answers) answer()
     await turns()
     expect(asked).toHaveLength(16)
+  })
+
+  it("starts no record after one that failed when its look-up answered, in 'partitionKey' order", async () => {
+    const order = { id: 'a', quantity: 1, status: 'PAID' }
+    const datum = OrderV1.toBuffer(order)
+    const good = Buffer.concat([Buffer.of(1, 0), datum])
+    const cut = Buffer.concat([Buffer.of(1, 0), datum.subarray(0, -1)])
+    // Records 100 and 101 share a key, so 101 has its turn once 100 is done; 102 has its own.
+    const event = () =>
+      kinesisEvent(
+        [
+          { data: good, partitionKey: 'a', sequenceNumber: '100' },
+          { data: cut, partitionKey: 'a', sequenceNumber: '101' },
+          { data: good, partitionKey: 'b', sequenceNumber: '102' },
+        ],
+        'shardId-000000000001',
+      )
+    const parse = avroParse({ registry })
+    const started: string[] = []
+    const handler = async (record: { sequenceNumber: string }) => {
+      started.push(record.sequenceNumber)
+      await new Promise((resolve) => setImmediate(resolve))
+    }
+    const lambda = middy(eachRecord(parse, handler, { ordering: 'partitionKey', concurrency: 2 }))
+      .use(kinesisDecode())
+      .use(parse)
+      .use(partialFailures({ logger: false }))
+    // In the first batch every record waits for the look-up, and 101 fails when it answers, before
+    // its turn; in the second the schema is known and 101 fails before the loop. Either way
+    // Lambda delivers 102 again: started, it would run twice.
+    for (const batch of [1, 2]) {
+      started.length = 0
+      expect(await lambda(event(), lambdaContext()), `batch ${batch}`).toEqual({
+        batchItemFailures: [{ itemIdentifier: '101' }],
+      })
+      expect(started, `batch ${batch}`).toEqual(['100'])
+    }
   })
 
   describe('records decoded at their turn', () => {

@@ -1167,6 +1167,44 @@ describe('jsonParse with a slow asynchronous schema, under the timeout guard', (
   })
 })
 
+describe('jsonParse with an asynchronous schema, in the concurrent orders', () => {
+  it("starts no record after one whose validation, done ahead of its turn, failed ('partitionKey')", async () => {
+    const schema: StandardSchemaV1 = {
+      '~standard': {
+        version: 1,
+        vendor: 'test',
+        validate: async (value: unknown) =>
+          (value as { bad?: boolean }).bad ? { issues: [{ message: 'bad' }] } : { value },
+      },
+    }
+    // Records 0 and 1 share a key, so 1 has its turn once 0 is done; 2 has its own. The
+    // validations run ahead of the loop: 1's fails while 0 runs.
+    const event = kinesisEvent([
+      { data: '{"id":0}', partitionKey: 'a' },
+      { data: '{"id":1,"bad":true}', partitionKey: 'a' },
+      { data: '{"id":2}', partitionKey: 'b' },
+    ])
+    const started: number[] = []
+    const lambda = middy(
+      eachRecord(
+        async (record) => {
+          started.push((record.data as unknown as { id: number }).id)
+          await new Promise((resolve) => setImmediate(resolve))
+        },
+        { ordering: 'partitionKey', concurrency: 2 },
+      ),
+    )
+      .use(kinesisDecode())
+      .use(jsonParse({ schema }))
+      .use(partialFailures({ logger: false }))
+    expect(await lambda(event, context)).toEqual({
+      batchItemFailures: [{ itemIdentifier: sequenceNumber(1) }],
+    })
+    // Lambda delivers record 2 again: started, it would run twice.
+    expect(started).toEqual([0])
+  })
+})
+
 /** V8's garbage collector, to see what is still held rather than what is not yet freed. */
 function collector(): () => void {
   setFlagsFromString('--expose-gc')

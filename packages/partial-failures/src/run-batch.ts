@@ -21,7 +21,6 @@ import {
   DIVERTED,
   FAILED,
   failRecord,
-  firstFailed,
   isThenable,
   type KinesisRecord,
   MAX_TIMER_MS,
@@ -153,7 +152,7 @@ export async function runBatch<T>(
     options: { signal: stop.signal },
     sink,
     turns,
-    limit: sink === undefined ? startLimit(batch) : startLimitWithSink(batch),
+    limit: failureLimit(batch, sink, batch.records.length),
     stopped: false,
     frontier: 0,
     movingFrontier: false,
@@ -274,21 +273,17 @@ function pastDeadline(run: Run<unknown>): boolean {
   return false
 }
 
-function startLimit(batch: RecordBatch): number {
-  const failedAt = firstFailed(batch)
-  return failedAt === -1 ? batch.records.length : failedAt
-}
-
 /**
- * With a sink, a record that failed before the loop stops it only if retrying could help. The
- * errors are in the order the steps found them, not in batch order, so the lowest is sought.
+ * `limit`, or the first record before it that failed and stops the loop: any, or with a sink
+ * only one that retrying could help (the sink may take the others). Asked before the loop, and
+ * after a record waited for a step, which may have failed records before it that have not had
+ * their turn (a look-up or a validation done ahead): nothing after them may start, as when they
+ * failed before the loop. The errors are in the order the steps found them, not in batch order.
  */
-function startLimitWithSink(batch: RecordBatch): number {
-  let limit = batch.records.length
+function failureLimit(batch: RecordBatch, sink: PoisonSink | undefined, limit: number): number {
   for (const [index, error] of batch.errors) {
-    if (index < limit && error.retryable && batch.status[index] === FAILED) {
+    if (index < limit && batch.status[index] === FAILED && (sink === undefined || error.retryable))
       limit = index
-    }
   }
   return limit
 }
@@ -306,6 +301,7 @@ async function handle(run: Run<unknown>, index: number): Promise<boolean> {
   if (step !== undefined) {
     await step
     // A record before it may have failed, or time run out, while it waited.
+    run.limit = failureLimit(batch, run.sink, run.limit)
     if (index >= run.limit) return false
   }
   const status = batch.status[index]
