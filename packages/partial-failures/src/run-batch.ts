@@ -160,8 +160,8 @@ export async function runBatch<T>(
     guard: {
       stop,
       marginMs: options.timeoutMarginMs,
-      deadline: guarded ? now + delay : Number.POSITIVE_INFINITY,
-      untilRead: guarded ? 1 : Number.POSITIVE_INFINITY,
+      deadline: guarded ? now + delay : Infinity,
+      untilRead: guarded ? 1 : Infinity,
       stride: 1,
       lastRead: now,
     },
@@ -242,10 +242,7 @@ function remainingTime(batch: RecordBatch<unknown>, context: Context): number | 
  * record starts any more, nor what a parser left for their turns (a look-up, a validation: middy
  * answers without waiting for the loop), and the handler's signal aborts.
  */
-function stopRun(
-  run: { limit: number; stopped: boolean; readonly guard: Guard; readonly batch: RecordBatch },
-  reason?: unknown,
-): void {
+function stopRun<T>(run: Run<T>, reason?: unknown): void {
   run.limit = 0
   run.stopped = true
   run.batch.turnSteps?.stop()
