@@ -238,8 +238,10 @@ function decodeRecords(
         // An aggregate or compressed: copied out of the scratch buffer, not decoded again.
         bytes = Buffer.from(scratch.subarray(0, written))
       }
+      // Otherwise not valid base64, as the scratch buffer showed: not decoded again either.
+    } else {
+      bytes = base64Bytes(text)
     }
-    bytes ??= base64Bytes(text)
     if (bytes === undefined) {
       notDecodedBefore(text, i)
       // The text itself is all there is of the record: a poison sink keeps it, rather than
