@@ -280,11 +280,6 @@ export function firstUnfinished(batch: RecordBatch): number {
   return -1
 }
 
-/** Position of the first failed record, or -1. Records after it must not be started. */
-export function firstFailed(batch: RecordBatch): number {
-  return batch.status.indexOf(FAILED)
-}
-
 /** How many records of a batch stand at each status: for logs and metrics. */
 export interface StatusCounts {
   pending: number
