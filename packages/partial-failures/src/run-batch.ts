@@ -197,9 +197,7 @@ export async function runBatch<T>(
     if (onAbort !== undefined) middySignal?.removeEventListener('abort', onAbort)
     // However the loop ended, the answer comes next: nothing may start after it, in a frozen
     // environment or beside the redelivered copies of these records.
-    run.limit = 0
-    run.stopped = true
-    batch.turnSteps?.stop()
+    endRun(run)
     turns?.finish()
   }
 }
@@ -237,15 +235,20 @@ function remainingTime(batch: RecordBatch<unknown>, context: Context): number | 
   return undefined
 }
 
+/** No record starts any more, nor what a parser left for their turns (`batch.turnSteps`). */
+function endRun<T>(run: Run<T>): void {
+  run.limit = 0
+  run.stopped = true
+  run.batch.turnSteps?.stop()
+}
+
 /**
  * Time is up, by the timeout margin or by middy's early timeout (then `reason` is middy's): no
  * record starts any more, nor what a parser left for their turns (a look-up, a validation: middy
  * answers without waiting for the loop), and the handler's signal aborts.
  */
 function stopRun<T>(run: Run<T>, reason?: unknown): void {
-  run.limit = 0
-  run.stopped = true
-  run.batch.turnSteps?.stop()
+  endRun(run)
   const { stop, marginMs } = run.guard
   stop.abort(reason ?? new TimeoutError(`the invocation stops ${marginMs} ms before its timeout`))
 }
