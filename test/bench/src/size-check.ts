@@ -23,7 +23,7 @@ export const CORE_CHAIN_TARGET_KB = 30
  * 38,183 bytes: an answer may no longer name a record without a sequence number (`''`), and a
  * schema validates large records at their turn (400 records of 10 KiB with zod: 123 MB of peak
  * memory over the event, 35 after), which no cut of that size could pay for without dropping
- * what a message says. Its fourth session took it to 37,969 bytes (one name for the budget's
+ * what a message says. Its fourth session took it to 37,956 bytes (one name for the budget's
  * position, fixes that took code out, `Infinity` for `Number.POSITIVE_INFINITY`) and the limit
  * down to 38. Once the chain is within the target, the limit is the target.
  */
